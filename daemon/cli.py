@@ -1,0 +1,168 @@
+"""The `uplift-capture` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from daemon import __version__
+from daemon import config as config_mod
+from daemon.config import ConfigError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="uplift-capture",
+                                description="Upload finished .mov captures to Uplift.")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the daemon in the foreground")
+    run.add_argument("--config")
+    run.add_argument("--sandbox", action="store_true",
+                     help="start the built-in sandbox API in-process (no credentials needed)")
+
+    status = sub.add_parser("status", help="what the daemon is doing")
+    status.add_argument("--config")
+    status.add_argument("--json", action="store_true")
+    status.add_argument("--all", action="store_true", help="list every done job too")
+
+    retry = sub.add_parser("retry", help="put failed jobs back in the queue")
+    retry.add_argument("--config")
+    retry.add_argument("job_ids", nargs="*", type=int)
+    retry.add_argument("--failed", action="store_true", help="every failed job")
+
+    check = sub.add_parser("check", help="validate config, folders, database and credentials")
+    check.add_argument("--config")
+
+    db = sub.add_parser("db", help="database maintenance")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    up = db_sub.add_parser("upgrade", help="apply migrations")
+    up.add_argument("--config")
+
+    sb = sub.add_parser("sandbox", help="run a local stand-in for the Uplift API")
+    sb.add_argument("--host", default="127.0.0.1")
+    sb.add_argument("--port", type=int, default=8765)
+    sb.add_argument("--data", default="sandbox-data")
+    sb.add_argument("--token", default=None, help="Bearer token to accept (default: random)")
+    sb.add_argument("--upload-window", type=float, default=1800.0,
+                    help="seconds an upload reservation stays valid (default 1800)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except ConfigError as exc:
+        print(f"uplift-capture: config error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "sandbox":
+        return _sandbox(args)
+    cfg = config_mod.load(args.config)
+    if args.command == "run":
+        from daemon import logs
+        from daemon.service import Service
+
+        logs.setup(cfg.log_level)
+        return Service(cfg, sandbox=args.sandbox).run()
+    if args.command == "check":
+        return _check(cfg)
+    from daemon.jobs.store import Store
+
+    if args.command == "db":
+        Store.open(cfg.database_url).close()
+        print("database is up to date")
+        return 0
+    store = Store.open(cfg.database_url)
+    try:
+        if args.command == "status":
+            from daemon import status
+
+            data = status.collect(store, include_all=args.all)
+            print(json.dumps(data, indent=2) if args.json else status.render(data))
+            return 0
+        if args.command == "retry":
+            if not args.failed and not args.job_ids:
+                print("uplift-capture: name job ids, or use --failed", file=sys.stderr)
+                return 2
+            done = store.retry(None if args.failed else args.job_ids, time.time())
+            print(f"requeued {len(done)} job(s): {' '.join(map(str, done))}" if done
+                  else "nothing to retry")
+            return 0
+    finally:
+        store.close()
+    return 2
+
+
+def _check(cfg: config_mod.Config) -> int:
+    """One line per finding; exit 0 only when all hold."""
+    ok = True
+
+    def say(good: bool, text: str) -> None:
+        nonlocal ok
+        ok = ok and good
+        print(f"{'ok  ' if good else 'FAIL'} {text}")
+
+    say(True, f"config {cfg.source} is valid")
+    for watch in cfg.watches:
+        readable = os.access(watch.path, os.R_OK | os.X_OK)
+        say(readable, f"watch folder {watch.path} is "
+            f"{'readable' if readable else 'not readable by this user'}")
+    from daemon.jobs.store import Store
+
+    try:
+        Store.open(cfg.database_url).close()
+        say(True, "database opens and is up to date")
+    except Exception as exc:
+        say(False, f"database cannot be opened: {exc}")
+    try:
+        token = config_mod.read_token(cfg)
+    except ConfigError as exc:
+        say(False, str(exc))
+    else:
+        say(*_probe_token(cfg, token))
+    return 0 if ok else 1
+
+
+def _probe_token(cfg: config_mod.Config, token: str) -> tuple[bool, str]:
+    """A deliberately incomplete reservation: 400 means the token works, and no capture is
+    created; 401/403 means it does not."""
+    import httpx
+
+    try:
+        r = httpx.post(f"{cfg.api.base_url}/captures", json={}, timeout=cfg.api.connect_timeout,
+                       headers={"Authorization": f"Bearer {token}"}, trust_env=False)
+    except httpx.HTTPError as exc:
+        return False, f"cannot reach the API at {cfg.api.base_url}: {type(exc).__name__}"
+    if r.status_code in (401, 403):
+        return False, f"the API rejected the token (HTTP {r.status_code})"
+    if r.status_code in (400, 422):
+        return True, "the API accepts the token"
+    return False, f"unexpected answer from the API: HTTP {r.status_code}"
+
+
+def _sandbox(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from daemon.sandbox import server
+
+    srv = server.start(Path(args.data), args.host, args.port, args.token, args.upload_window)
+    print(f"sandbox listening on {srv.base_url} (data in {Path(args.data).resolve()})",
+          flush=True)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    while not stop.is_set():
+        stop.wait(1.0)
+    srv.shutdown()
+    return 0

@@ -1,0 +1,304 @@
+"""Load and validate the TOML config into typed, frozen objects.
+
+Every error names the file and the key, so an admin can fix it without reading code.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+DEFAULT_CONFIG_PATH = Path("/etc/uplift-capture/config.toml")
+TOKEN_CREDENTIAL = "uplift-api-token"
+ORIENTATIONS = ("auto", "portrait", "landscape")
+
+
+class ConfigError(Exception):
+    """A config problem an admin can fix; the message names the file and key."""
+
+
+@dataclass(frozen=True)
+class CaptureSettings:
+    camera_setup_selection: str = "single.front_on"
+    camera_orientation: str = "auto"
+    movement: Mapping[str, Any] = field(default_factory=dict)
+    camera: Mapping[str, Any] = field(default_factory=dict)  # extra camera_configuration keys
+
+
+@dataclass(frozen=True)
+class WatchRoot:
+    path: Path
+    capture: CaptureSettings
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    base_url: str = "https://api.uplift.ai/v1"
+    token_file: Path | None = None
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
+
+
+@dataclass(frozen=True)
+class UploadSettings:
+    concurrency: int = 2
+    settle_seconds: float = 2.0
+    stall_seconds: float = 120.0  # no bytes accepted for this long -> abort and retry
+    reserve_margin_seconds: float = 120.0  # re-reserve a cached window shorter than this
+    poll_seconds: float = 30.0  # safety-net wake-up of the worker
+    shutdown_timeout: float = 20.0  # in-flight uploads get this long on SIGTERM
+
+
+@dataclass(frozen=True)
+class SandboxSettings:
+    data_dir: Path
+    upload_window: float = 1800.0
+
+
+@dataclass(frozen=True)
+class Config:
+    source: Path
+    api: ApiSettings
+    database_url: str
+    upload: UploadSettings
+    capture: CaptureSettings
+    watches: tuple[WatchRoot, ...]
+    athletes: Mapping[str, str]  # folder alias -> athlete UUID (lower case)
+    sandbox: SandboxSettings
+    log_level: str = "info"
+
+
+class _Table:
+    """One TOML table being read: tracks which keys were used so leftovers are typos."""
+
+    def __init__(self, data: Mapping[str, Any], name: str, source: Path):
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"{source}: [{name}] must be a table")
+        self.data, self.name, self.source = data, name, source
+        self.used: set[str] = set()
+
+    def where(self, key: str) -> str:
+        return f"{self.source}: [{self.name}] {key}" if self.name else f"{self.source}: {key}"
+
+    def get(self, key: str, kind: type | tuple[type, ...], default: Any = None,
+            required: bool = False) -> Any:
+        self.used.add(key)
+        if key not in self.data:
+            if required:
+                raise ConfigError(f"{self.where(key)}: missing (required)")
+            return default
+        value = self.data[key]
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        # TOML ints are fine where a float is wanted; bools are not numbers here.
+        if float in kinds and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+            want = " or ".join(_type_word(k) for k in kinds)
+            raise ConfigError(f"{self.where(key)}: must be {want}, got {value!r}")
+        return value
+
+    def number(self, key: str, default: float, minimum: float, integer: bool = False) -> Any:
+        value = self.get(key, int if integer else float, default)
+        if value < minimum:
+            raise ConfigError(f"{self.where(key)}: must be at least {minimum}, got {value!r}")
+        return value
+
+    def table(self, key: str) -> _Table:
+        sub = self.get(key, dict, {})
+        return _Table(sub, f"{self.name}.{key}" if self.name else key, self.source)
+
+    def finish(self) -> None:
+        extra = sorted(set(self.data) - self.used)
+        if extra:
+            known = ", ".join(sorted(self.used)) or "none"
+            raise ConfigError(f"{self.where(extra[0])}: unknown key (known keys here: {known})")
+
+
+def _type_word(kind: type) -> str:
+    return {str: "a string", int: "a whole number", float: "a number", bool: "true or false",
+            dict: "a table", list: "a list"}.get(kind, kind.__name__)
+
+
+def parse_uuid(text: str, where: str) -> str:
+    try:
+        return str(uuid.UUID(text))
+    except (ValueError, AttributeError, TypeError):
+        raise ConfigError(f"{where}: {text!r} is not a UUID") from None
+
+
+def _capture(t: _Table, base: CaptureSettings) -> CaptureSettings:
+    selection = t.get("camera_setup_selection", str, base.camera_setup_selection)
+    if not selection.strip():
+        raise ConfigError(f"{t.where('camera_setup_selection')}: must not be blank")
+    orientation = t.get("camera_orientation", str, base.camera_orientation)
+    if orientation not in ORIENTATIONS:
+        raise ConfigError(
+            f"{t.where('camera_orientation')}: must be one of {', '.join(ORIENTATIONS)}, "
+            f"got {orientation!r}")
+    movement = {**base.movement, **t.get("movement", dict, {})}
+    camera = {**base.camera, **t.get("camera", dict, {})}
+    return CaptureSettings(selection, orientation, movement, camera)
+
+
+def _resolve(path: str, source: Path) -> Path:
+    """Relative paths are relative to the config file, so a config works from any cwd."""
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else (source.parent / p).resolve()
+
+
+def _database_url(url: str, source: Path) -> str:
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith("sqlite:////") and url != "sqlite://":
+        rest = url[len(prefix):]
+        if rest and rest != ":memory:":
+            return prefix + str(_resolve(rest, source))
+    return url
+
+
+def check_base_url(url: str, where: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{where}: {url!r} is not an http(s) URL")
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise ConfigError(f"{where}: must use https (plain http is only allowed for a "
+                          f"loopback address such as 127.0.0.1), got {url!r}")
+    return url.rstrip("/")
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def parse(data: Mapping[str, Any], source: Path) -> Config:
+    top = _Table(data, "", source)
+
+    api_t = top.table("api")
+    token_file = api_t.get("token_file", str)
+    api = ApiSettings(
+        base_url=check_base_url(api_t.get("base_url", str, ApiSettings.base_url),
+                                api_t.where("base_url")),
+        token_file=_resolve(token_file, source) if token_file else None,
+        connect_timeout=api_t.number("connect_timeout", ApiSettings.connect_timeout, 0.1),
+        read_timeout=api_t.number("read_timeout", ApiSettings.read_timeout, 0.1),
+    )
+    api_t.finish()
+
+    db_t = top.table("database")
+    database_url = _database_url(
+        db_t.get("url", str, "sqlite:////var/lib/uplift-capture/jobs.db"), source)
+    db_t.finish()
+
+    up_t = top.table("upload")
+    d = UploadSettings()
+    upload = UploadSettings(
+        concurrency=up_t.number("concurrency", d.concurrency, 1, integer=True),
+        settle_seconds=up_t.number("settle_seconds", d.settle_seconds, 0.1),
+        stall_seconds=up_t.number("stall_seconds", d.stall_seconds, 1.0),
+        reserve_margin_seconds=up_t.number("reserve_margin_seconds", d.reserve_margin_seconds, 0),
+        poll_seconds=up_t.number("poll_seconds", d.poll_seconds, 0.5),
+        shutdown_timeout=up_t.number("shutdown_timeout", d.shutdown_timeout, 0),
+    )
+    up_t.finish()
+
+    cap_t = top.table("capture")
+    capture = _capture(cap_t, CaptureSettings())
+    cap_t.finish()
+
+    raw_watches = top.get("watch", list, [])
+    if not raw_watches:
+        raise ConfigError(f"{source}: [[watch]]: at least one watch folder is required")
+    watches = []
+    for i, raw in enumerate(raw_watches):
+        w = _Table(raw, f"watch #{i + 1}", source)
+        path = _resolve(w.get("path", str, required=True), source)
+        if not path.is_dir():
+            raise ConfigError(f"{w.where('path')}: folder {str(path)!r} does not exist")
+        watches.append(WatchRoot(path, _capture(w, capture)))
+        w.finish()
+
+    ath_t = top.table("athletes")
+    athletes = {}
+    for alias in list(ath_t.data):
+        value = ath_t.get(alias, str)
+        athletes[alias] = parse_uuid(value, ath_t.where(f'"{alias}"'))
+    ath_t.finish()
+
+    sb_t = top.table("sandbox")
+    sandbox = SandboxSettings(
+        data_dir=_resolve(sb_t.get("data_dir", str, "sandbox-data"), source),
+        upload_window=sb_t.number("upload_window", 1800.0, 1.0),
+    )
+    sb_t.finish()
+
+    log_t = top.table("logging")
+    level = log_t.get("level", str, "info").lower()
+    if level not in ("debug", "info", "warning", "error"):
+        raise ConfigError(f"{log_t.where('level')}: must be debug, info, warning or error")
+    log_t.finish()
+
+    top.finish()
+    return Config(source, api, database_url, upload, capture, tuple(watches), athletes,
+                  sandbox, level)
+
+
+def config_path(explicit: str | None) -> Path:
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get("UPLIFT_CAPTURE_CONFIG")
+    return Path(env) if env else DEFAULT_CONFIG_PATH
+
+
+def load(explicit: str | None = None) -> Config:
+    path = config_path(explicit)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found (pass --config or set "
+                          f"UPLIFT_CAPTURE_CONFIG)") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return parse(data, path.resolve())
+
+
+def read_token(cfg: Config) -> str:
+    """$UPLIFT_API_TOKEN, else api.token_file, else the systemd credential."""
+    token = os.environ.get("UPLIFT_API_TOKEN", "").strip()
+    if token:
+        return token
+    candidates = []
+    if cfg.api.token_file:
+        candidates.append((cfg.api.token_file, f"{cfg.source}: [api] token_file"))
+    creds = os.environ.get("CREDENTIALS_DIRECTORY")
+    if creds:
+        candidates.append((Path(creds) / TOKEN_CREDENTIAL,
+                           f"systemd credential {TOKEN_CREDENTIAL}"))
+    for path, where in candidates:
+        try:
+            token = path.read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"{where}: cannot read {path}: {exc.strerror}") from None
+        if not token:
+            raise ConfigError(f"{where}: {path} is empty")
+        return token
+    raise ConfigError(f"{cfg.source}: no API token: set UPLIFT_API_TOKEN, [api] token_file, "
+                      f"or the systemd credential {TOKEN_CREDENTIAL}")
+
+
+def with_base_url(cfg: Config, base_url: str) -> Config:
+    return replace(cfg, api=replace(cfg.api, base_url=base_url))

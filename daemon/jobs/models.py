@@ -1,0 +1,79 @@
+"""SQLAlchemy models of the job table. Times are float epoch seconds (dialect-neutral)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from sqlalchemy import BigInteger, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class JobState(StrEnum):
+    """The public vocabulary of `status --json`; DESIGN.md fixes these words."""
+
+    PENDING = "pending"  # seen; waiting to stop changing, or held with a reason (last_error)
+    QUEUED = "queued"  # ready; waits for a worker and for next_attempt_at
+    RESERVED = "reserved"  # a worker holds it; session_id set once the API answered
+    UPLOADING = "uploading"  # bytes are moving to the storage endpoint
+    DONE = "done"  # the storage endpoint accepted the file and the file did not change
+    FAILED = "failed"  # needs a person; the reason is in last_error
+    SKIPPED = "skipped"  # deliberately not uploaded; the reason is in last_error
+
+
+TERMINAL = (JobState.DONE, JobState.FAILED, JobState.SKIPPED)
+ACTIVE = (JobState.PENDING, JobState.QUEUED, JobState.RESERVED, JobState.UPLOADING)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+    __table_args__ = (
+        # One file version (path, size, mtime) is one job: a rescan finds the row, not a twin.
+        UniqueConstraint("path", "size", "mtime_ns", name="uq_jobs_file_version"),
+        # Claiming scans only queued rows by due time, however many done rows pile up.
+        Index("ix_jobs_state_due", "state", "next_attempt_at"),
+        Index("ix_jobs_path", "path"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    path: Mapped[str] = mapped_column(Text, nullable=False)
+    root: Mapped[str] = mapped_column(Text, nullable=False)
+    size: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    mtime_ns: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    state: Mapped[str] = mapped_column(String(16), nullable=False)
+    athlete_id: Mapped[str | None] = mapped_column(String(36))
+    session_group_id: Mapped[str | None] = mapped_column(String(36))
+    file_name: Mapped[str | None] = mapped_column(Text)  # the name sent to the API
+    capture_time: Mapped[str | None] = mapped_column(String(40))  # ISO 8601 UTC, as sent
+    camera_orientation: Mapped[str | None] = mapped_column(String(16))
+    session_id: Mapped[str | None] = mapped_column(String(64))  # current reservation
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    next_attempt_at: Mapped[float] = mapped_column(Float, nullable=False, default=0.0)
+    bytes_sent: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    etag: Mapped[str | None] = mapped_column(String(80))
+    created_at: Mapped[float] = mapped_column(Float, nullable=False)
+    updated_at: Mapped[float] = mapped_column(Float, nullable=False)
+    finished_at: Mapped[float | None] = mapped_column(Float)
+
+
+class Reservation(Base):
+    """Every reservation a job held, kept for audit. upload_fields are never stored: they
+    carry the signed policy, which is a secret."""
+
+    __tablename__ = "reservations"
+    __table_args__ = (Index("ix_reservations_job", "job_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    job_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False)
+    session_id: Mapped[str] = mapped_column(String(64), nullable=False)
+    session_group_id: Mapped[str] = mapped_column(String(36), nullable=False)
+    upload_url: Mapped[str] = mapped_column(Text, nullable=False)
+    expires_at: Mapped[float] = mapped_column(Float, nullable=False)
+    created_at: Mapped[float] = mapped_column(Float, nullable=False)
+    # active | used (upload accepted) | lapsed (window ran out) | abandoned (not used)
+    outcome: Mapped[str] = mapped_column(String(16), nullable=False, default="active")

@@ -1,0 +1,359 @@
+"""The one module that talks to the database.
+
+Every state change is a guarded UPDATE (`WHERE id = ? AND state = ?`); one that matches no row
+raises TransitionError instead of passing silently. SQLite specifics (pragmas, BEGIN IMMEDIATE,
+the file's mode) live here and nowhere else, so the schema stays portable to PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, func, insert, select, update
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
+
+from daemon.jobs.models import ACTIVE, TERMINAL, Job, JobState, Reservation
+
+BUSY_TIMEOUT_MS = 10_000
+
+
+class TransitionError(RuntimeError):
+    """A guarded update matched no row: the job was not in the state the caller assumed."""
+
+
+def sqlite_path(url: str) -> Path | None:
+    u = make_url(url)
+    if u.get_backend_name() != "sqlite" or not u.database or u.database == ":memory:":
+        return None
+    return Path(u.database)
+
+
+def _prepare_sqlite_file(path: Path) -> None:
+    # The job table names athletes and files: keep it private to the service user.
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if not path.exists():
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+
+
+def make_engine(url: str) -> Engine:
+    path = sqlite_path(url)
+    if make_url(url).get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True)
+    if path is not None:
+        _prepare_sqlite_file(path)
+    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event issue BEGIN IMMEDIATE itself (pysqlite would defer it).
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")  # readers (status) never block the worker
+        cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA synchronous=FULL")  # a committed 'done' survives power loss
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # Take the write lock up front: no deadlock-prone read->write upgrades between threads.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def migrations_dir() -> Path:
+    try:
+        found = Path(str(resources.files("daemon.migrations")))
+        if (found / "env.py").exists():
+            return found
+    except ModuleNotFoundError:
+        pass
+    return Path(__file__).resolve().parents[2] / "migrations"
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    from alembic import command
+    from alembic.config import Config as AlembicConfig
+
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(migrations_dir()))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+
+
+@dataclass(frozen=True)
+class Seen:
+    """What the store made of a file the watcher saw."""
+
+    job_id: int
+    state: JobState
+    new: bool  # a job was created or reset to pending: the watcher should settle it
+
+
+@dataclass(frozen=True)
+class Ready:
+    """Facts fixed when a pending job becomes queued."""
+
+    size: int
+    mtime_ns: int
+    athlete_id: str
+    session_group_id: str
+    file_name: str
+    capture_time: str
+    camera_orientation: str
+
+
+class Store:
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    @classmethod
+    def open(cls, url: str, migrate: bool = True) -> Store:
+        engine = make_engine(url)
+        if migrate:
+            upgrade(engine)
+        return cls(engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def _tx(self) -> Iterator[Connection]:
+        with self.engine.begin() as conn:
+            yield conn
+
+    def _move(self, conn: Connection, job_id: int, from_states: Iterable[str], to: JobState,
+              now: float, **values: Any) -> None:
+        froms = [str(s) for s in from_states]
+        res = conn.execute(
+            update(Job).where(Job.id == job_id, Job.state.in_(froms))
+            .values(state=str(to), updated_at=now, **values))
+        if res.rowcount != 1:
+            current = conn.execute(select(Job.state).where(Job.id == job_id)).scalar()
+            raise TransitionError(
+                f"job {job_id}: expected state {'/'.join(froms)} for -> {to}, found {current}")
+
+    # ---- watcher side ----------------------------------------------------------------------
+
+    def observe(self, path: str, root: str, size: int, mtime_ns: int, now: float) -> Seen:
+        """Record that `path` exists with this size and mtime."""
+        with self._tx() as conn:
+            known = conn.execute(select(Job.id, Job.state).where(
+                Job.path == path, Job.size == size, Job.mtime_ns == mtime_ns)).first()
+            if known is not None:
+                state = JobState(known.state)
+                return Seen(known.id, state, state == JobState.PENDING)
+            active = conn.execute(select(Job.id, Job.state).where(
+                Job.path == path, Job.state.in_([JobState.PENDING, JobState.QUEUED]))
+                .order_by(Job.id.desc()).limit(1)).first()
+            if active is not None:
+                # Still being written, or changed after it was queued: settle it again.
+                self._move(conn, active.id, [active.state], JobState.PENDING, now,
+                           size=size, mtime_ns=mtime_ns, last_error=None)
+                return Seen(active.id, JobState.PENDING, True)
+            busy = conn.execute(select(Job.id, Job.state).where(
+                Job.path == path, Job.state.in_([JobState.RESERVED, JobState.UPLOADING]))
+                .limit(1)).first()
+            if busy is not None:
+                # The worker re-checks size and mtime after the upload and re-settles it.
+                return Seen(busy.id, JobState(busy.state), False)
+            job_id = conn.execute(insert(Job).values(
+                path=path, root=root, size=size, mtime_ns=mtime_ns, state=str(JobState.PENDING),
+                attempts=0, next_attempt_at=0.0, bytes_sent=0, created_at=now, updated_at=now,
+            )).inserted_primary_key[0]
+            return Seen(job_id, JobState.PENDING, True)
+
+    def hold(self, job_id: int, reason: str, now: float) -> None:
+        """Keep a pending job pending, with the reason it waits."""
+        with self._tx() as conn:
+            self._move(conn, job_id, [JobState.PENDING], JobState.PENDING, now, last_error=reason)
+
+    def mark_ready(self, job_id: int, ready: Ready, now: float) -> JobState:
+        """pending -> queued with the facts the reservation needs."""
+        try:
+            with self._tx() as conn:
+                self._move(conn, job_id, [JobState.PENDING], JobState.QUEUED, now,
+                           size=ready.size, mtime_ns=ready.mtime_ns, athlete_id=ready.athlete_id,
+                           session_group_id=ready.session_group_id, file_name=ready.file_name,
+                           capture_time=ready.capture_time,
+                           camera_orientation=ready.camera_orientation,
+                           last_error=None, next_attempt_at=now)
+            return JobState.QUEUED
+        except IntegrityError:
+            # The file went back to a version another job already holds.
+            with self._tx() as conn:
+                twin = conn.execute(select(Job.id).where(
+                    Job.path == _path_of(conn, job_id), Job.size == ready.size,
+                    Job.mtime_ns == ready.mtime_ns)).scalar()
+                self._move(conn, job_id, [JobState.PENDING], JobState.SKIPPED, now,
+                           finished_at=now, last_error=f"same file as job {twin}")
+            return JobState.SKIPPED
+
+    def pending_paths(self) -> list[str]:
+        with self._tx() as conn:
+            return list(conn.execute(
+                select(Job.path).where(Job.state == JobState.PENDING)).scalars())
+
+    # ---- worker side -----------------------------------------------------------------------
+
+    def claim(self, now: float) -> Job | None:
+        """Atomically take the next due queued job (queued -> reserved)."""
+        with self._tx() as conn:
+            job_id = conn.execute(
+                select(Job.id).where(Job.state == JobState.QUEUED, Job.next_attempt_at <= now)
+                .order_by(Job.next_attempt_at, Job.id).limit(1)
+                .with_for_update(skip_locked=True)).scalar()
+            if job_id is None:
+                return None
+            self._move(conn, job_id, [JobState.QUEUED], JobState.RESERVED, now,
+                       session_id=None, bytes_sent=0, attempts=Job.attempts + 1)
+            return _load(conn, job_id)
+
+    def next_due(self, now: float) -> float | None:
+        with self._tx() as conn:
+            return conn.execute(select(func.min(Job.next_attempt_at)).where(
+                Job.state == JobState.QUEUED, Job.next_attempt_at > now)).scalar()
+
+    def record_reservation(self, job_id: int, session_id: str, session_group_id: str,
+                           upload_url: str, expires_at: float, now: float) -> None:
+        with self._tx() as conn:
+            conn.execute(update(Reservation).where(
+                Reservation.job_id == job_id, Reservation.outcome == "active")
+                .values(outcome="abandoned"))
+            conn.execute(insert(Reservation).values(
+                job_id=job_id, session_id=session_id, session_group_id=session_group_id,
+                upload_url=upload_url, expires_at=expires_at, created_at=now, outcome="active"))
+            self._move(conn, job_id, [JobState.RESERVED], JobState.RESERVED, now,
+                       session_id=session_id)
+
+    def reservation_lapsed(self, session_id: str) -> None:
+        with self._tx() as conn:
+            conn.execute(update(Reservation).where(Reservation.session_id == session_id)
+                         .values(outcome="lapsed"))
+
+    def reserve_again(self, job_id: int, now: float) -> None:
+        """The window lapsed during the upload: uploading -> reserved, for a new reservation."""
+        with self._tx() as conn:
+            self._move(conn, job_id, [JobState.UPLOADING], JobState.RESERVED, now,
+                       session_id=None, bytes_sent=0)
+
+    def start_upload(self, job_id: int, now: float) -> None:
+        with self._tx() as conn:
+            self._move(conn, job_id, [JobState.RESERVED], JobState.UPLOADING, now, bytes_sent=0)
+
+    def progress(self, job_id: int, sent: int, now: float) -> None:
+        with self._tx() as conn:
+            self._move(conn, job_id, [JobState.UPLOADING], JobState.UPLOADING, now,
+                       bytes_sent=sent)
+
+    def finish(self, job_id: int, etag: str | None, now: float) -> None:
+        with self._tx() as conn:
+            session_id = conn.execute(select(Job.session_id).where(Job.id == job_id)).scalar()
+            self._move(conn, job_id, [JobState.UPLOADING], JobState.DONE, now, etag=etag,
+                       last_error=None, finished_at=now, bytes_sent=Job.size)
+            conn.execute(update(Reservation).where(Reservation.session_id == session_id)
+                         .values(outcome="used"))
+
+    def requeue(self, job_id: int, from_states: Iterable[str], now: float, *, due: float,
+                reason: str | None, count_attempt: bool = True) -> None:
+        """Back to queued, due at `due`. A retry that was not the job's fault gives the
+        attempt back (claim counted it)."""
+        extra: dict[str, Any] = {} if count_attempt else {"attempts": Job.attempts - 1}
+        with self._tx() as conn:
+            self._move(conn, job_id, from_states, JobState.QUEUED, now, next_attempt_at=due,
+                       last_error=reason, **extra)
+
+    def back_to_pending(self, job_id: int, from_states: Iterable[str], now: float,
+                        reason: str) -> None:
+        with self._tx() as conn:
+            self._move(conn, job_id, from_states, JobState.PENDING, now, last_error=reason,
+                       session_id=None, attempts=Job.attempts - 1)
+
+    def fail(self, job_id: int, from_states: Iterable[str], now: float, reason: str) -> None:
+        with self._tx() as conn:
+            self._move(conn, job_id, from_states, JobState.FAILED, now, last_error=reason,
+                       finished_at=now)
+
+    def skip(self, job_id: int, from_states: Iterable[str], now: float, reason: str) -> None:
+        with self._tx() as conn:
+            self._move(conn, job_id, from_states, JobState.SKIPPED, now, last_error=reason,
+                       finished_at=now)
+
+    def recover(self, now: float) -> int:
+        """At start: jobs a dead process left reserved/uploading go back to the queue. Their
+        upload fields were never stored, so each is reserved afresh."""
+        with self._tx() as conn:
+            stuck = list(conn.execute(select(Job.id, Job.state).where(
+                Job.state.in_([JobState.RESERVED, JobState.UPLOADING]))))
+            for row in stuck:
+                self._move(conn, row.id, [row.state], JobState.QUEUED, now, next_attempt_at=now,
+                           attempts=Job.attempts - 1,
+                           last_error="the daemon stopped during this upload; trying again")
+            conn.execute(update(Reservation).where(Reservation.outcome == "active")
+                         .values(outcome="abandoned"))
+            return len(stuck)
+
+    def retry(self, job_ids: Iterable[int] | None, now: float) -> list[int]:
+        """Operator's retry: failed (or the named failed/skipped) jobs back to the queue."""
+        with self._tx() as conn:
+            q = select(Job.id, Job.state)
+            if job_ids is None:
+                q = q.where(Job.state == JobState.FAILED)
+            else:
+                q = q.where(Job.id.in_(list(job_ids)),
+                            Job.state.in_([JobState.FAILED, JobState.SKIPPED]))
+            rows = list(conn.execute(q))
+            for row in rows:
+                self._move(conn, row.id, [row.state], JobState.QUEUED, now, next_attempt_at=now,
+                           attempts=0, last_error=None, finished_at=None)
+            return [r.id for r in rows]
+
+    # ---- reading ---------------------------------------------------------------------------
+
+    def get(self, job_id: int) -> Job | None:
+        with self._tx() as conn:
+            return _load(conn, job_id)
+
+    def counts(self) -> dict[str, int]:
+        with self._tx() as conn:
+            rows = conn.execute(select(Job.state, func.count()).group_by(Job.state))
+            found = {state: n for state, n in rows}
+        return {s.value: found.get(s.value, 0) for s in JobState}
+
+    def jobs(self, states: Iterable[str] | None = None, newest: int | None = None) -> list[Job]:
+        """Jobs in id order; with `newest`, only that many of the most recent."""
+        with self._tx() as conn:
+            q = select(*Job.__table__.columns)
+            if states is not None:
+                q = q.where(Job.state.in_([str(s) for s in states]))
+            if newest is not None:
+                q = q.order_by(Job.id.desc()).limit(newest)
+            rows = [Job(**row._mapping) for row in conn.execute(q)]
+        return sorted(rows, key=lambda j: j.id)
+
+    def reservations(self, job_id: int) -> list[Reservation]:
+        with self._tx() as conn:
+            q = select(*Reservation.__table__.columns).where(Reservation.job_id == job_id)
+            return [Reservation(**row._mapping) for row in conn.execute(
+                q.order_by(Reservation.id))]
+
+
+def _load(conn: Connection, job_id: int) -> Job | None:
+    row = conn.execute(select(*Job.__table__.columns).where(Job.id == job_id)).first()
+    return Job(**row._mapping) if row is not None else None
+
+
+def _path_of(conn: Connection, job_id: int) -> str:
+    return conn.execute(select(Job.path).where(Job.id == job_id)).scalar_one()
+
+
+__all__ = ["ACTIVE", "TERMINAL", "JobState", "Ready", "Seen", "Store", "TransitionError"]

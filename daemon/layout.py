@@ -1,0 +1,87 @@
+"""The folder convention: which files count, and what a file's place says about it.
+
+    <watch root>/<athlete>/<file>.mov
+    <watch root>/<athlete>/<session folder>/<file>.mov
+
+Pure functions; nothing here touches the disk.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date
+from pathlib import PurePath
+
+# Fixed forever: session group UUIDs derived from it must be the same on every machine.
+NAMESPACE = uuid.UUID("5f1d0a52-3c3e-4f63-9d2e-6b1f7f0c2a11")
+TEMP_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload", ".download", "~", ".swp")
+MAX_FILE_NAME = 255
+
+
+def is_candidate(rel: PurePath) -> bool:
+    """A .mov (any case) that is not hidden and not a temp name, anywhere in the path."""
+    if not rel.parts or any(p.startswith(".") for p in rel.parts):
+        return False
+    name = rel.name
+    if name.startswith("~$") or name.lower().endswith(TEMP_SUFFIXES):
+        return False
+    return name.lower().endswith(".mov")
+
+
+def is_ignored_dir(rel: PurePath) -> bool:
+    return any(p.startswith(".") for p in rel.parts)
+
+
+def as_uuid(text: str) -> str | None:
+    try:
+        value = uuid.UUID(text)
+    except ValueError:
+        return None
+    # Only the canonical 8-4-4-4-12 spelling counts as a UUID folder name.
+    return str(value) if str(value) == text.lower() else None
+
+
+@dataclass(frozen=True)
+class Placement:
+    athlete_id: str | None
+    session_group_id: str | None
+    problem: str | None  # why the file must wait; None when it can go
+
+
+def place(rel: PurePath, athletes: Mapping[str, str], local_day: date,
+          config_source: str = "the config") -> Placement:
+    """Resolve athlete and session group from a path relative to its watch root."""
+    parts = rel.parts
+    if len(parts) < 2:
+        return Placement(None, None,
+                         f"'{rel.name}' is directly in the watch folder; move it into a folder "
+                         f"named for the athlete (their UUID or an alias from [athletes])")
+    folder = parts[0]
+    athlete = as_uuid(folder) or athletes.get(folder)
+    if athlete is None:
+        return Placement(None, None,
+                         f"folder '{folder}' is not an athlete UUID or an alias in [athletes] of "
+                         f"{config_source}; rename the folder to the athlete's UUID or add "
+                         f"\"{folder}\" = \"<athlete UUID>\" under [athletes]")
+    if len(parts) == 2:
+        group = str(uuid.uuid5(NAMESPACE, f"{athlete}/day/{local_day.isoformat()}"))
+    else:
+        # Deeper folders belong to the session folder right under the athlete.
+        session = parts[1]
+        group = as_uuid(session) or str(uuid.uuid5(NAMESPACE, f"{athlete}/session/{session}"))
+    return Placement(athlete, group, None)
+
+
+def safe_file_name(name: str) -> str:
+    """A name the API accepts (no / or \\, valid UTF-8, .mov, at most 255 chars, not blank),
+    changing as little as possible of the original."""
+    stem, ext = name[:-4], name[-4:]
+    stem = stem.replace("\\", "_").replace("/", "_")
+    # Undecodable bytes arrive as surrogate escapes (os.fsdecode); replace each one.
+    stem = stem.encode("utf-8", "surrogateescape").decode("utf-8", "replace").replace("\ufffd", "_")
+    stem = stem.strip() or "capture"
+    if ext.lower() != ".mov":
+        ext = ".mov"
+    return stem[: MAX_FILE_NAME - len(ext)] + ext

@@ -1,0 +1,171 @@
+"""A short reader of the few QuickTime atoms the daemon needs.
+
+It checks that top-level atoms tile the file and a `moov` is present (a finished recording),
+and reads the creation time (mvhd, or Apple's com.apple.quicktime.creationdate) and the
+displayed orientation of the first video track (tkhd size and display matrix). It never reads
+media data. A dependency (e.g. pymediainfo, which needs libmediainfo) is heavier than these
+~150 lines.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+QT_EPOCH = datetime(1904, 1, 1, tzinfo=UTC)
+MAX_MOOV = 256 * 1024 * 1024  # a moov this large is not a camera's movie
+CONTAINERS = {b"moov", b"trak", b"mdia", b"udta"}
+
+
+class NotAMovie(Exception):
+    """The file is not a complete QuickTime movie; the message is for a coach."""
+
+
+@dataclass(frozen=True)
+class MovieInfo:
+    creation_time: datetime | None
+    orientation: str | None  # portrait | landscape as displayed, None without a video track
+
+
+def _atoms(buf: bytes, start: int = 0, end: int | None = None):
+    end = len(buf) if end is None else end
+    pos = start
+    while pos + 8 <= end:
+        size, kind = struct.unpack_from(">I4s", buf, pos)
+        header = 8
+        if size == 1:
+            if pos + 16 > end:
+                return
+            size = struct.unpack_from(">Q", buf, pos + 8)[0]
+            header = 16
+        elif size == 0:
+            size = end - pos
+        if size < header or pos + size > end:
+            return
+        yield kind, pos + header, pos + size
+        pos += size
+
+
+def _top_level(f, file_size: int) -> dict[bytes, tuple[int, int]]:
+    """Walk top-level atoms; they must tile the file exactly."""
+    found: dict[bytes, tuple[int, int]] = {}
+    pos = 0
+    first = True
+    while pos < file_size:
+        f.seek(pos)
+        head = f.read(16)
+        if len(head) < 8:
+            raise NotAMovie("recording is incomplete: the file ends inside an atom header")
+        size, kind = struct.unpack_from(">I4s", head)
+        header = 8
+        if size == 1:
+            if len(head) < 16:
+                raise NotAMovie("recording is incomplete: the file ends inside an atom header")
+            size, header = struct.unpack_from(">Q", head, 8)[0], 16
+        elif size == 0:
+            size = file_size - pos
+        if (first and not (kind.isalnum() or kind in (b"free", b"skip", b"wide"))) or size < header:
+            raise NotAMovie("not a QuickTime movie")
+        first = False
+        if pos + size > file_size:
+            if b"moov" not in found and kind != b"moov":
+                raise NotAMovie("recording is incomplete: no index (moov)")
+            raise NotAMovie("recording is incomplete: the file is shorter than its atoms say")
+        found.setdefault(kind, (pos + header, pos + size))
+        pos += size
+    if b"moov" not in found:
+        raise NotAMovie("recording is incomplete: no index (moov)")
+    return found
+
+
+def _mvhd_time(body: bytes) -> datetime | None:
+    version = body[0]
+    secs = struct.unpack_from(">Q" if version == 1 else ">I", body, 4)[0]
+    return QT_EPOCH + timedelta(seconds=secs) if secs else None
+
+
+def _tkhd_orientation(body: bytes) -> str | None:
+    version = body[0]
+    off = 4 + (32 if version == 1 else 20) + 8 + 8  # times/ids/duration, reserved, layer..
+    if len(body) < off + 44:
+        return None
+    a, b, _u, c, d = struct.unpack_from(">iiiii", body, off)
+    width, height = struct.unpack_from(">II", body, off + 36)
+    if not width or not height:
+        return None  # sound or metadata track
+    rotated = a == 0 and d == 0 and b != 0 and c != 0  # 90 or 270 degrees
+    if rotated:
+        width, height = height, width
+    return "portrait" if height > width else "landscape"
+
+
+def _meta_creationdate(buf: bytes, start: int, end: int) -> datetime | None:
+    """com.apple.quicktime.creationdate from a `meta` atom's body (keys + ilst)."""
+    # QuickTime's meta has no version/flags; ISO's has 4 bytes of them. Try both.
+    for skip in (0, 4):
+        keys: list[bytes] = []
+        for kind, s, e in _atoms(buf, start + skip, end):
+            if kind == b"keys" and e - s >= 8:
+                count = struct.unpack_from(">I", buf, s + 4)[0]
+                pos = s + 8
+                for _ in range(count):
+                    if pos + 8 > e:
+                        break
+                    size = struct.unpack_from(">I", buf, pos)[0]
+                    keys.append(buf[pos + 8:pos + size])
+                    pos += max(size, 8)
+            elif kind == b"ilst":
+                for item, s2, e2 in _atoms(buf, s, e):
+                    index = struct.unpack(">I", item)[0]
+                    if not 0 < index <= len(keys) or \
+                            keys[index - 1] != b"com.apple.quicktime.creationdate":
+                        continue
+                    for k3, s3, e3 in _atoms(buf, s2, e2):
+                        if k3 == b"data" and e3 - s3 > 8:
+                            return _parse_date(buf[s3 + 8:e3].decode("utf-8", "replace"))
+    return None
+
+
+def _parse_date(text: str) -> datetime | None:
+    text = text.strip()
+    for attempt in (text, text[:-5] + text[-5:-2] + ":" + text[-2:] if len(text) > 5 else text):
+        try:
+            value = datetime.fromisoformat(attempt.replace("Z", "+00:00"))
+        except ValueError:
+            continue
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return None
+
+
+def inspect(path: str | os.PathLike[str]) -> MovieInfo:
+    """Raise NotAMovie for anything that is not a complete QuickTime movie."""
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size == 0:
+            raise NotAMovie("the file is empty")
+        top = _top_level(f, size)
+        start, end = top[b"moov"]
+        if end - start > MAX_MOOV:
+            raise NotAMovie("not a QuickTime movie: its index is implausibly large")
+        f.seek(start)
+        moov = f.read(end - start)
+    creation: datetime | None = None
+    orientation: str | None = None
+    apple: datetime | None = None
+    for kind, s, e in _atoms(moov):
+        if kind == b"mvhd":
+            creation = creation or _mvhd_time(moov[s:e])
+        elif kind == b"trak" and orientation is None:
+            for k2, s2, e2 in _atoms(moov, s, e):
+                if k2 == b"tkhd":
+                    orientation = _tkhd_orientation(moov[s2:e2])
+        elif kind == b"meta":
+            apple = apple or _meta_creationdate(moov, s, e)
+        elif kind == b"udta":
+            for k2, s2, e2 in _atoms(moov, s, e):
+                if k2 == b"meta":
+                    apple = apple or _meta_creationdate(moov, s2, e2)
+    # Apple's tag carries the local time zone the camera recorded in; prefer it.
+    return MovieInfo(apple or creation, orientation)

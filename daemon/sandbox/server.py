@@ -1,0 +1,362 @@
+"""A local stand-in for the Uplift capture API and its S3 upload endpoint.
+
+Faithful to uplift-api/create-capture.txt: POST /v1/captures checks the Bearer token and the
+body, and answers with a session, an upload URL and signed upload fields; POST /s3/<bucket>
+behaves like S3's browser POST. What arrives is stored under the data folder:
+
+    <data>/endpoint.json               base_url and token of the running sandbox
+    <data>/reservations.jsonl          every reservation (request body, session, expiry)
+    <data>/uploads.jsonl               every accepted upload (key, size, md5, sha256, path)
+    <data>/received/<session_id>/<file_name>
+
+Admin endpoints for tests: GET /_sandbox/state, POST /_sandbox/faults (see Faults).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import socket
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from daemon.sandbox.s3post import S3Error, check_policy, iso, make_fields, read_form
+
+BUCKET = "uplift-sandbox"
+API_PREFIX = "/v1"
+
+
+@dataclass
+class Faults:
+    """Failures to inject, each used up as it fires. Set through POST /_sandbox/faults."""
+
+    reserve: list[dict[str, Any]] = field(default_factory=list)  # {"status", "retry_after", "html"}
+    upload: list[dict[str, Any]] = field(default_factory=list)  # same, or {"cut": true}
+    upload_delay: list[float] = field(default_factory=list)  # seconds before reading a body
+    upload_rate: float | None = None  # bytes per second for every upload
+    upload_window: float | None = None  # overrides the window of new reservations
+
+
+class SandboxState:
+    def __init__(self, data_dir: Path, token: str, upload_window: float):
+        self.data = data_dir
+        self.token = token
+        self.window = upload_window
+        self.secret = secrets.token_bytes(32)
+        self.faults = Faults()
+        self.lock = threading.Lock()
+        self.groups: dict[str, str] = {}  # session_group_id -> athlete_id
+        self.sessions: dict[str, dict[str, Any]] = {}
+        (data_dir / "received").mkdir(parents=True, exist_ok=True)
+        self._log_reservations = data_dir / "reservations.jsonl"
+        self._log_uploads = data_dir / "uploads.jsonl"
+        if self._log_reservations.exists():
+            for line in self._log_reservations.read_text().splitlines():
+                rec = json.loads(line)
+                self.groups[rec["session_group_id"]] = rec["athlete_id"]
+
+    def take_fault(self, name: str) -> Any:
+        with self.lock:
+            queue = getattr(self.faults, name)
+            return queue.pop(0) if queue else None
+
+    def append(self, path: Path, record: dict[str, Any]) -> None:
+        with self.lock, path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def records(self, path: Path) -> list[dict[str, Any]]:
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line]
+
+
+class ApiRefusal(Exception):
+    def __init__(self, status: int, detail: str):
+        super().__init__(detail)
+        self.status, self.detail = status, detail
+
+
+def _uuid(body: dict[str, Any], key: str) -> str:
+    value = body.get(key)
+    if not isinstance(value, str):
+        raise ApiRefusal(400, f"{key}: required, must be a UUID string")
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise ApiRefusal(400, f"{key}: {value!r} is not a valid UUID") from None
+
+
+def validate_capture(body: Any, groups: dict[str, str], now: float) -> dict[str, Any]:
+    """The API reference's rules for POST /captures; ApiRefusal on the first one broken."""
+    if not isinstance(body, dict):
+        raise ApiRefusal(400, "request body must be a JSON object")
+    athlete = _uuid(body, "athlete_id")
+    group = _uuid(body, "session_group_id")
+    for key in ("camera_configuration", "movement_attributes"):
+        if not isinstance(body.get(key), dict):
+            raise ApiRefusal(400, f"{key}: required, must be an object")
+    camera = body["camera_configuration"]
+    if not isinstance(camera.get("camera_setup_selection"), str) or \
+            not camera["camera_setup_selection"].strip():
+        raise ApiRefusal(400, "camera_configuration.camera_setup_selection: required")
+    if camera.get("camera_orientation", "portrait") not in ("portrait", "landscape"):
+        raise ApiRefusal(400, "camera_configuration.camera_orientation: must be portrait or "
+                              "landscape")
+    movement = body["movement_attributes"]
+    for key in ("activity", "movement"):
+        if not isinstance(movement.get(key), str) or not movement[key].strip():
+            raise ApiRefusal(400, f"movement_attributes.{key}: required, must be a string")
+    name = body.get("file_name")
+    if not isinstance(name, str) or not name.strip():
+        raise ApiRefusal(400, "file_name: required and must not be blank")
+    if "/" in name or "\\" in name:
+        raise ApiRefusal(400, "file_name: must not contain / or \\")
+    if not name.lower().endswith(".mov"):
+        raise ApiRefusal(400, "file_name: must use a .mov extension")
+    if len(name) > 255:
+        raise ApiRefusal(400, "file_name: at most 255 characters")
+    capture_time = body.get("capture_time")
+    if capture_time is not None:
+        if not isinstance(capture_time, str):
+            raise ApiRefusal(400, "capture_time: must be an ISO 8601 date-time string")
+        try:
+            when = datetime.fromisoformat(capture_time.replace("Z", "+00:00"))
+        except ValueError:
+            raise ApiRefusal(400, f"capture_time: {capture_time!r} is not ISO 8601") from None
+        if when.tzinfo is None:
+            raise ApiRefusal(400, "capture_time: must carry a time zone (e.g. Z)")
+        if when.timestamp() > now:
+            raise ApiRefusal(400, "capture_time: must not be in the future")
+    owner = groups.get(group)
+    if owner is not None and owner != athlete:
+        raise ApiRefusal(409, "session_group_id belongs to a different athlete")
+    return {"athlete_id": athlete, "session_group_id": group, "file_name": name}
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: SandboxServer
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet: the daemon logs enough
+        pass
+
+    @property
+    def state(self) -> SandboxState:
+        return self.server.state
+
+    def _send(self, status: int, body: bytes = b"", ctype: str = "application/json",
+              headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        if body or status != 204:
+            self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        if body:
+            self.wfile.write(body)
+
+    def _json(self, status: int, data: Any, headers: dict[str, str] | None = None) -> None:
+        self._send(status, json.dumps(data).encode(), headers=headers)
+
+    def _fault(self, fault: dict[str, Any]) -> None:
+        status = int(fault.get("status", 503))
+        headers = {}
+        if "retry_after" in fault:
+            headers["Retry-After"] = str(fault["retry_after"])
+        if fault.get("html"):
+            self._send(status, b"<html><body><h1>502 Bad Gateway</h1></body></html>",
+                       "text/html", headers)
+        elif self.path.startswith("/s3/"):
+            code = "SlowDown" if status == 503 else "InternalError"
+            self._send(status, S3Error(status, code, "Please reduce your request rate.").xml(),
+                       "application/xml", headers)
+        else:
+            self._json(status, {"detail": f"injected failure {status}"}, headers)
+
+    def _body(self) -> bytes:
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+    def do_GET(self) -> None:
+        if self.path == "/_sandbox/state":
+            st = self.state
+            self._json(200, {"reservations": st.records(st._log_reservations),
+                             "uploads": st.records(st._log_uploads)})
+        else:
+            self._json(404, {"detail": "not found"})
+
+    def do_POST(self) -> None:
+        try:
+            if self.path == f"{API_PREFIX}/captures":
+                self._create_capture()
+            elif self.path.startswith(f"/s3/{BUCKET}"):
+                self._upload()
+            elif self.path == "/_sandbox/faults":
+                data = json.loads(self._body() or b"{}")
+                with self.state.lock:
+                    for k, v in data.items():
+                        setattr(self.state.faults, k, v)
+                self._json(200, {"ok": True})
+            else:
+                self._body()
+                self._json(404, {"detail": "not found"})
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+
+    def _create_capture(self) -> None:
+        raw = self._body()
+        st = self.state
+        if self.headers.get("Authorization") != f"Bearer {st.token}":
+            self._json(401, {"detail": "Invalid or missing API key"})
+            return
+        fault = st.take_fault("reserve")
+        if fault:
+            self._fault(fault)
+            return
+        now = time.time()
+        try:
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                raise ApiRefusal(400, "request body is not valid JSON") from None
+            with st.lock:
+                ok = validate_capture(body, st.groups, now)
+                st.groups[ok["session_group_id"]] = ok["athlete_id"]
+        except ApiRefusal as refusal:
+            self._json(refusal.status, {"detail": refusal.detail})
+            return
+        session_id = str(uuid.uuid4())
+        window = st.faults.upload_window or st.window
+        expires = now + window
+        key = f"captures/{ok['athlete_id']}/{session_id}/{ok['file_name']}"
+        fields = make_fields(st.secret, BUCKET, key, expires, now)
+        st.sessions[session_id] = {"key": key}
+        host, port = self.server.server_address[:2]
+        st.append(st._log_reservations, {
+            "session_id": session_id, "athlete_id": ok["athlete_id"],
+            "session_group_id": ok["session_group_id"], "file_name": ok["file_name"],
+            "request": body, "issued_at": iso(now), "upload_expires_at": iso(expires)})
+        self._json(200, {
+            "session_id": session_id, "session_group_id": ok["session_group_id"],
+            "upload_url": f"http://{host}:{port}/s3/{BUCKET}", "upload_fields": fields,
+            "upload_expires_at": iso(expires), "status": "NEW"})
+
+    def _upload(self) -> None:
+        st = self.state
+        length = self.headers.get("Content-Length")
+        if length is None:
+            self.close_connection = True
+            self._send(411, S3Error(411, "MissingContentLength", "You must provide the "
+                       "Content-Length HTTP header.").xml(), "application/xml")
+            return
+        match = re.search(r"boundary=\"?([^\";]+)\"?", self.headers.get("Content-Type", ""))
+        if not match or "multipart/form-data" not in self.headers.get("Content-Type", ""):
+            self._body()
+            self._send(412, S3Error(412, "PreconditionFailed", "Bucket POST must be of the "
+                       "enclosure-type multipart/form-data").xml(), "application/xml")
+            return
+        delay = st.take_fault("upload_delay")
+        if delay:
+            time.sleep(float(delay))
+        fault = st.take_fault("upload")
+        if fault and fault.get("cut"):
+            # Read part of the body, then drop the connection without an answer.
+            self.rfile.read(min(int(length), int(fault.get("after", 65536))))
+            self.connection.shutdown(socket.SHUT_RDWR)
+            self.close_connection = True
+            return
+        rate = st.faults.upload_rate
+        throttle = _throttle(rate) if rate else (lambda n: None)
+        tmp = tempfile.NamedTemporaryFile(  # noqa: SIM115 - renamed into place, or unlinked
+            dir=st.data / "received", prefix=".incoming-", delete=False)
+        checked: dict[str, Any] = {}
+
+        def on_fields(fields: dict[str, str]) -> None:
+            checked["policy"] = check_policy(st.secret, BUCKET, fields, time.time())
+
+        try:
+            with tmp:
+                form = read_form(self.rfile, int(length), match.group(1).encode(), on_fields,
+                                 tmp, throttle)
+            if fault:
+                self._fault(fault)
+                return
+            if "policy" not in checked:
+                raise S3Error(400, "InvalidArgument", "no file in the form")
+            assert form.file is not None
+            key = form.fields["key"]
+            session_id = key.split("/")[2]
+            dest = st.data / "received" / session_id / key.rsplit("/", 1)[1]
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp.name, dest)
+        except S3Error as err:
+            self._send(err.status, err.xml(), "application/xml")
+            return
+        finally:
+            if os.path.exists(tmp.name):
+                os.unlink(tmp.name)
+        st.append(st._log_uploads, {
+            "key": key, "session_id": session_id, "size": form.file.size,
+            "md5": form.file.md5, "sha256": form.file.sha256, "path": str(dest),
+            "received_at": iso(time.time())})
+        self._send(204, headers={"ETag": f'"{form.file.md5}"',
+                                 "Location": f"/{BUCKET}/{key}"})
+
+
+def _throttle(rate: float):
+    started = time.monotonic()
+    total = 0
+
+    def wait(n: int) -> None:
+        nonlocal total
+        total += n
+        ahead = total / rate - (time.monotonic() - started)
+        if ahead > 0:
+            time.sleep(ahead)
+
+    return wait
+
+
+class SandboxServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, host: str, port: int, state: SandboxState):
+        super().__init__((host, port), Handler)
+        self.state = state
+
+    @property
+    def base_url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host}:{port}{API_PREFIX}"
+
+
+def start(data_dir: Path, host: str = "127.0.0.1", port: int = 0, token: str | None = None,
+          upload_window: float = 1800.0) -> SandboxServer:
+    """Start serving in a background thread; writes <data>/endpoint.json once listening."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    state = SandboxState(data_dir, token or secrets.token_urlsafe(24), upload_window)
+    server = SandboxServer(host, port, state)
+    threading.Thread(target=server.serve_forever, name="sandbox", daemon=True).start()
+    endpoint = data_dir / "endpoint.json"
+    tmp = endpoint.with_suffix(".tmp")
+    # The token is the sandbox's own, for local trials only; still keep the file private.
+    fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump({"base_url": server.base_url, "token": state.token, "pid": os.getpid()}, f)
+    os.replace(tmp, endpoint)
+    return server
+
+
+def reset(data_dir: Path) -> None:
+    shutil.rmtree(data_dir, ignore_errors=True)

@@ -1,0 +1,125 @@
+"""Service lifecycle: start the parts in order, wait for a signal, stop them in order.
+
+Signal handlers only set flags. The main thread sleeps in select() on a wake-up socket that
+Python's C-level handler writes to, so it reacts at once and uses no CPU while idle.
+"""
+
+from __future__ import annotations
+
+import select
+import signal
+import socket
+import time
+from dataclasses import dataclass, field
+from types import FrameType
+
+import httpx
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from daemon import config as config_mod
+from daemon import logs
+from daemon.apiclient import ApiClient
+from daemon.config import Config
+from daemon.jobs.store import Store
+from daemon.sandbox import server as sandbox_server
+from daemon.uploader import Uploader
+from daemon.watcher import Watcher
+from daemon.worker import Worker
+
+log = logs.get("service")
+
+
+@dataclass
+class Flags:
+    stop: int = 0  # SIGTERM/SIGINT count: 1 = stop cleanly, 2 = stop at once
+    reload: bool = False  # SIGHUP
+    signals: list[int] = field(default_factory=list)
+
+
+class Service:
+    def __init__(self, cfg: Config, sandbox: bool = False):
+        self.cfg = cfg
+        self.use_sandbox = sandbox
+        self.flags = Flags()
+        self._rsock, self._wsock = socket.socketpair()
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        if signum == signal.SIGHUP:
+            self.flags.reload = True
+        else:
+            self.flags.stop += 1
+
+    def _install_signals(self) -> None:
+        self._rsock.setblocking(False)
+        self._wsock.setblocking(False)
+        signal.set_wakeup_fd(self._wsock.fileno(), warn_on_full_buffer=False)
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, self._on_signal)
+
+    def _wait(self, timeout: float | None) -> None:
+        ready, _, _ = select.select([self._rsock], [], [], timeout)
+        if ready:
+            try:
+                while self._rsock.recv(64):
+                    pass
+            except BlockingIOError:
+                pass
+
+    def run(self) -> int:
+        self._install_signals()
+        cfg = self.cfg
+        sandbox = None
+        if self.use_sandbox:
+            sandbox = sandbox_server.start(cfg.sandbox.data_dir,
+                                           upload_window=cfg.sandbox.upload_window)
+            cfg = config_mod.with_base_url(cfg, sandbox.base_url)
+            token = sandbox.state.token
+            log.info("sandbox.started", base_url=sandbox.base_url,
+                     data_dir=str(cfg.sandbox.data_dir))
+        else:
+            token = config_mod.read_token(cfg)
+        logs.add_secret(token)
+
+        store = Store.open(cfg.database_url)
+        recovered = store.recover(time.time())
+        if recovered:
+            log.info("jobs.recovered", count=recovered)
+        timeout = httpx.Timeout(connect=cfg.api.connect_timeout, read=cfg.api.read_timeout,
+                                write=cfg.api.read_timeout, pool=cfg.api.read_timeout)
+        api = ApiClient(cfg.api.base_url, token, timeout)
+        uploader = Uploader(cfg.upload.stall_seconds, cfg.api.connect_timeout)
+        scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(cfg.upload.concurrency + 4)},
+            job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
+            timezone="UTC")
+        worker = Worker(cfg, store, api, uploader, scheduler)
+        watcher = Watcher(cfg, store, on_queued=worker.wake)
+        worker.on_resettle = watcher.resettle
+
+        scheduler.start()
+        worker.start()
+        watcher.start()
+        log.info("daemon.ready", concurrency=cfg.upload.concurrency,
+                 database=store.engine.url.render_as_string(hide_password=True))
+
+        while not self.flags.stop:
+            self._wait(None)
+            if self.flags.reload and not self.flags.stop:
+                self.flags.reload = False
+                log.info("daemon.reload_ignored", reason="config reload is not supported yet; "
+                         "restart the service to apply changes")
+
+        # Ordered shutdown: no new files, then no new uploads, then finish or park in-flight.
+        log.info("daemon.stopping")
+        watcher.stop()
+        worker.stop(cfg.upload.shutdown_timeout, force=lambda: self.flags.stop > 1)
+        scheduler.shutdown(wait=False)
+        api.close()
+        uploader.close()
+        store.close()
+        if sandbox is not None:
+            sandbox.shutdown()
+            sandbox.server_close()
+        log.info("daemon.stopped")
+        return 0

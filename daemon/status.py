@@ -1,0 +1,87 @@
+"""What `status` shows: counts per state, what is moving, what waits and why, what failed."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from daemon.jobs.models import Job, JobState
+from daemon.jobs.store import Store
+from daemon.timeutil import local_clock
+
+RECENT_DONE = 200
+
+
+def job_record(job: Job, now: float) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "id": job.id,
+        "path": job.path,
+        "athlete_id": job.athlete_id,
+        "session_group_id": job.session_group_id,
+        "state": job.state,
+        "session_id": job.session_id,
+        "attempts": job.attempts,
+        "last_error": job.last_error,
+        "size": job.size,
+        "bytes_sent": job.bytes_sent,
+    }
+    if job.state == JobState.QUEUED and job.next_attempt_at > now:
+        record["next_attempt_at"] = job.next_attempt_at
+    if job.state == JobState.UPLOADING and job.size:
+        record["percent"] = round(100.0 * job.bytes_sent / job.size, 1)
+    return record
+
+
+def collect(store: Store, include_all: bool = False, now: float | None = None) -> dict[str, Any]:
+    now = time.time() if now is None else now
+    counts = store.counts()
+    if include_all:
+        jobs = store.jobs()
+    else:
+        jobs = store.jobs([s for s in JobState if s is not JobState.DONE])
+        done = store.jobs([JobState.DONE], newest=RECENT_DONE)
+        jobs = sorted(jobs + done, key=lambda j: j.id)
+    return {"counts": counts, "jobs": [job_record(j, now) for j in jobs]}
+
+
+def waiting_reason(job: dict[str, Any], now: float) -> str:
+    if job["state"] == JobState.PENDING:
+        return job["last_error"] or "settling: waiting for the file to stop changing"
+    if "next_attempt_at" in job:
+        return job["last_error"] or f"backing off until {local_clock(job['next_attempt_at'])}"
+    return job["last_error"] or "waiting for a free upload slot"
+
+
+def render(data: dict[str, Any], now: float | None = None) -> str:
+    now = time.time() if now is None else now
+    counts = data["counts"]
+    lines = ["Jobs: " + ", ".join(f"{n} {state}" for state, n in counts.items())]
+    jobs = data["jobs"]
+    moving = [j for j in jobs if j["state"] in (JobState.RESERVED, JobState.UPLOADING)]
+    waiting = [j for j in jobs if j["state"] in (JobState.PENDING, JobState.QUEUED)]
+    failed = [j for j in jobs if j["state"] == JobState.FAILED]
+    skipped = [j for j in jobs if j["state"] == JobState.SKIPPED]
+    if moving:
+        lines += ["", "Uploading:"]
+        for j in moving:
+            pct = f"{j.get('percent', 0.0):5.1f}%" if j["state"] == JobState.UPLOADING \
+                else "reserving"
+            lines.append(f"  #{j['id']} {pct}  {j['path']}")
+    if waiting:
+        lines += ["", "Waiting:"]
+        for j in waiting:
+            lines.append(f"  #{j['id']} {j['path']}\n      {waiting_reason(j, now)}")
+    if failed:
+        lines += ["", "Failed (needs a person):"]
+        for j in failed:
+            lines.append(f"  #{j['id']} {j['path']}\n      {j['last_error']}")
+        ids = " ".join(str(j["id"]) for j in failed[:5])
+        lines.append(f"  Fix the cause, then: uplift-capture retry {ids}  "
+                     f"(or: uplift-capture retry --failed)")
+    if skipped:
+        lines += ["", "Skipped:"]
+        for j in skipped:
+            lines.append(f"  #{j['id']} {j['path']}\n      {j['last_error']}")
+    if not jobs:
+        lines += ["", "No files seen yet."]
+    return "\n".join(lines)

@@ -1,0 +1,121 @@
+"""Stream a file to a pre-signed S3 POST as multipart/form-data.
+
+The body is built here rather than by httpx's `files=` so that we control it exactly: every
+upload field as returned, in order, the file part last, a known Content-Length, the file read in
+chunks (never whole), exactly `size` bytes of it, with progress and abort checks per chunk.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+
+import httpx
+
+from daemon.apiclient import http_error, transport_error
+from daemon.errors import Kind, TransferError, Where
+
+CHUNK = 1024 * 1024
+CRLF = b"\r\n"
+
+
+class Aborted(Exception):
+    """The daemon is shutting down; the job goes back to the queue."""
+
+
+@dataclass(frozen=True)
+class Sent:
+    etag: str | None
+    seconds: float
+    size: int
+
+
+def _quote(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', "%22").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _part_header(boundary: bytes, name: str, file_name: str | None = None,
+                 content_type: str | None = None) -> bytes:
+    disposition = f'form-data; name="{_quote(name)}"'
+    if file_name is not None:
+        disposition += f'; filename="{_quote(file_name)}"'
+    lines = [b"--" + boundary, f"Content-Disposition: {disposition}".encode()]
+    if content_type:
+        lines.append(f"Content-Type: {content_type}".encode())
+    return CRLF.join(lines) + CRLF + CRLF
+
+
+def multipart_parts(fields: Mapping[str, str], file_name: str,
+                    boundary: bytes) -> tuple[bytes, bytes]:
+    """The bytes before and after the file's content."""
+    head = bytearray()
+    for name, value in fields.items():
+        head += _part_header(boundary, name) + value.encode("utf-8") + CRLF
+    content_type = fields.get("Content-Type") or "video/quicktime"
+    head += _part_header(boundary, "file", file_name, content_type)
+    return bytes(head), CRLF + b"--" + boundary + b"--" + CRLF
+
+
+class Uploader:
+    def __init__(self, stall_seconds: float, connect_timeout: float = 10.0,
+                 client: httpx.Client | None = None, chunk_size: int = CHUNK):
+        # write/read timeouts are the stall detector: no byte moved for this long -> abort.
+        timeout = httpx.Timeout(connect=connect_timeout, read=stall_seconds,
+                                write=stall_seconds, pool=stall_seconds)
+        self._client = client or httpx.Client(timeout=timeout, trust_env=False)
+        self.chunk_size = chunk_size
+
+    def close(self) -> None:
+        self._client.close()
+
+    def upload(self, path: str, size: int, url: str, fields: Mapping[str, str], file_name: str,
+               on_progress: Callable[[int], None], abort: threading.Event) -> Sent:
+        boundary = secrets.token_hex(16).encode()
+        head, tail = multipart_parts(fields, file_name, boundary)
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except FileNotFoundError:
+            raise TransferError(Where.FILE, Kind.VANISHED,
+                                "the file was deleted or moved away before it was uploaded"
+                                ) from None
+        except OSError as exc:
+            raise TransferError(Where.FILE, Kind.UNREADABLE,
+                                f"the file cannot be read: {exc.strerror}") from None
+
+        def body() -> Iterator[bytes]:
+            yield head
+            sent = 0
+            buf = bytearray(self.chunk_size)
+            view = memoryview(buf)
+            while sent < size:
+                if abort.is_set():
+                    raise Aborted()
+                n = os.readv(fd, [view[: min(self.chunk_size, size - sent)]])
+                if n == 0:
+                    raise TransferError(Where.FILE, Kind.CHANGED,
+                                        "the file got shorter while it was being uploaded")
+                sent += n
+                yield bytes(view[:n])
+                on_progress(sent)
+            yield tail
+
+        started = time.monotonic()
+        headers = {"Content-Type": f"multipart/form-data; boundary={boundary.decode()}",
+                   "Content-Length": str(len(head) + size + len(tail))}
+        try:
+            response = self._client.post(url, content=body(), headers=headers)
+        except httpx.HTTPError as exc:
+            raise transport_error(exc, Where.STORAGE) from None
+        except OSError as exc:
+            raise TransferError(Where.FILE, Kind.UNREADABLE,
+                                f"the file could not be read: {exc.strerror}") from None
+        finally:
+            os.close(fd)
+        if not response.is_success:
+            raise http_error(response, Where.STORAGE)
+        etag = response.headers.get("ETag")
+        return Sent(etag.strip('"') if etag else None, time.monotonic() - started, size)

@@ -1,0 +1,272 @@
+"""The watcher: finds .mov files in the watch roots and records facts about them.
+
+Events (close-after-write, moved-in, created) and scans only make *candidates*. One settle thread
+stats each candidate until its size and mtime have held for `settle_seconds`; then the file is
+placed (athlete, session group), inspected (a finished QuickTime movie?) and queued. The watcher
+never talks to the network.
+"""
+
+from __future__ import annotations
+
+import heapq
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path, PurePath
+
+from watchdog.events import (
+    DirCreatedEvent,
+    DirMovedEvent,
+    FileClosedEvent,
+    FileCreatedEvent,
+    FileMovedEvent,
+    FileSystemEvent,
+    FileSystemEventHandler,
+)
+from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
+
+from daemon import layout, logs, movie
+from daemon.config import Config, WatchRoot
+from daemon.jobs.models import JobState
+from daemon.jobs.store import Ready, Store
+from daemon.timeutil import iso_utc
+
+# Without an explicit filter watchdog also delivers open/close-nowrite events, which flood the
+# inotify queue on large trees (and the daemon's own reads would feed it).
+EVENT_FILTER = [FileCreatedEvent, FileClosedEvent, FileMovedEvent, DirCreatedEvent, DirMovedEvent]
+log = logs.get("watcher")
+
+
+@dataclass
+class _Candidate:
+    root: WatchRoot
+    job_id: int | None = None
+    size: int = -1
+    mtime_ns: int = -1
+    changed_at: float = 0.0
+
+
+class _Handler(FileSystemEventHandler):
+    def __init__(self, watcher: Watcher, root: WatchRoot):
+        self.watcher, self.root = watcher, root
+
+    def on_any_event(self, event: FileSystemEvent) -> None:
+        path = event.dest_path if isinstance(event, FileMovedEvent | DirMovedEvent) else \
+            event.src_path
+        path = os.fsdecode(path)
+        if not path:
+            return
+        if event.is_directory:
+            self.watcher.folder_arrived(self.root, path)
+        else:
+            self.watcher.candidate(self.root, path)
+
+
+class Watcher:
+    def __init__(self, cfg: Config, store: Store, on_queued: Callable[[], None],
+                 clock: Callable[[], float] = time.time):
+        self.cfg, self.store, self.on_queued, self.clock = cfg, store, on_queued, clock
+        self._cond = threading.Condition()
+        self._cands: dict[str, _Candidate] = {}
+        self._folders: dict[str, WatchRoot] = {}
+        self._due: list[tuple[float, str]] = []  # heap of (when, path)
+        self._stop = False
+        self._observers: list[BaseObserver] = []
+        self._thread = threading.Thread(target=self._settle_loop, name="settle", daemon=True)
+
+    @property
+    def settle(self) -> float:
+        return self.cfg.upload.settle_seconds
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Observe first, then scan, so nothing that lands in between is missed."""
+        self._thread.start()
+        for root in self.cfg.watches:
+            observer = Observer()
+            observer.schedule(_Handler(self, root), str(root.path), recursive=True,
+                              event_filter=EVENT_FILTER)
+            observer.start()
+            self._observers.append(observer)
+        for path in self.store.pending_paths():
+            root = self.root_of(path)
+            if root is not None:
+                self.candidate(root, path)
+        for root in self.cfg.watches:
+            self.scan(root, str(root.path))
+        log.info("watch.started", roots=[str(r.path) for r in self.cfg.watches])
+
+    def stop(self) -> None:
+        for observer in self._observers:
+            observer.stop()
+        for observer in self._observers:
+            observer.join(timeout=5)
+        with self._cond:
+            self._stop = True
+            self._cond.notify_all()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+
+    def root_of(self, path: str) -> WatchRoot | None:
+        for root in self.cfg.watches:
+            if PurePath(path).is_relative_to(root.path):
+                return root
+        return None
+
+    # ---- intake (any thread) ---------------------------------------------------------------
+
+    def candidate(self, root: WatchRoot, path: str) -> None:
+        rel = PurePath(path).relative_to(root.path)
+        if not layout.is_candidate(rel):
+            return
+        with self._cond:
+            if path not in self._cands:
+                self._cands[path] = _Candidate(root)
+            self._schedule(path, self.clock())
+
+    def resettle(self, path: str) -> None:
+        root = self.root_of(path)
+        if root is not None:
+            self.candidate(root, path)
+
+    def folder_arrived(self, root: WatchRoot, path: str) -> None:
+        """A folder created or moved in: its files may have no events of their own. Walk it now,
+        and again once it has had time to fill (cp -r writes files before we watch them)."""
+        rel = PurePath(path).relative_to(root.path)
+        if layout.is_ignored_dir(rel):
+            return
+        self.scan(root, path)
+        with self._cond:
+            self._folders[path] = root
+            self._schedule("dir:" + path, self.clock() + self.settle)
+
+    def scan(self, root: WatchRoot, top: str) -> int:
+        found = 0
+        for dirpath, dirnames, filenames in os.walk(top, followlinks=False):
+            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+            for name in filenames:
+                if name.lower().endswith(".mov"):
+                    self.candidate(root, os.path.join(dirpath, name))
+                    found += 1
+        return found
+
+    def _schedule(self, key: str, when: float) -> None:
+        heapq.heappush(self._due, (when, key))
+        self._cond.notify()
+
+    # ---- the settle thread -----------------------------------------------------------------
+
+    def _settle_loop(self) -> None:
+        while True:
+            with self._cond:
+                while not self._stop and (not self._due or self._due[0][0] > self.clock()):
+                    # Sleep until the next deadline; with nothing to settle, until an event.
+                    timeout = self._due[0][0] - self.clock() if self._due else None
+                    self._cond.wait(timeout)
+                if self._stop:
+                    return
+                _, key = heapq.heappop(self._due)
+                folder_root = self._folders.pop(key[4:], None) if key.startswith("dir:") else None
+                cand = None if key.startswith("dir:") else self._cands.get(key)
+            try:
+                if folder_root is not None:
+                    self.scan(folder_root, key[4:])
+                elif cand is not None:
+                    self._check(key, cand)
+            except Exception:
+                log.exception("watch.settle_error", path=key)
+
+    def _forget(self, path: str) -> None:
+        with self._cond:
+            self._cands.pop(path, None)
+
+    def _check(self, path: str, cand: _Candidate) -> None:
+        now = self.clock()
+        try:
+            st = os.stat(path, follow_symlinks=False)
+        except FileNotFoundError:
+            if cand.job_id is not None:
+                self.store.skip(cand.job_id, [JobState.PENDING], now,
+                                "the file was removed before it finished arriving")
+                log.info("job.vanished", job_id=cand.job_id, path=path)
+            self._forget(path)
+            return
+        if os.path.islink(path) and not self._inside(cand.root, path):
+            seen = self.store.observe(path, str(cand.root.path), st.st_size, st.st_mtime_ns, now)
+            if seen.state is JobState.PENDING:
+                self.store.skip(seen.job_id, [JobState.PENDING], now,
+                                "it is a link to a file outside the watch folder; copy the "
+                                "file itself into the folder instead")
+            self._forget(path)
+            return
+        st = os.stat(path)
+        if (st.st_size, st.st_mtime_ns) != (cand.size, cand.mtime_ns):
+            seen = self.store.observe(path, str(cand.root.path), st.st_size, st.st_mtime_ns, now)
+            if not seen.new:
+                self._forget(path)  # already queued, uploading or finished: nothing to do
+                return
+            if cand.job_id is None:
+                log.info("job.seen", job_id=seen.job_id, path=path, size=st.st_size)
+            cand.job_id, cand.size, cand.mtime_ns, cand.changed_at = \
+                seen.job_id, st.st_size, st.st_mtime_ns, now
+            with self._cond:
+                self._schedule(path, now + self.settle)
+            return
+        if now - cand.changed_at < self.settle:
+            with self._cond:
+                self._schedule(path, cand.changed_at + self.settle)
+            return
+        self._forget(path)
+        assert cand.job_id is not None
+        self._promote(path, cand, st)
+
+    def _inside(self, root: WatchRoot, path: str) -> bool:
+        return Path(os.path.realpath(path)).is_relative_to(os.path.realpath(root.path))
+
+    def _promote(self, path: str, cand: _Candidate, st: os.stat_result) -> None:
+        now = self.clock()
+        job_id = cand.job_id
+        assert job_id is not None
+        rel = PurePath(path).relative_to(cand.root.path)
+        settings = cand.root.capture
+        try:
+            info = movie.inspect(path)
+        except movie.NotAMovie as exc:
+            self.store.fail(job_id, [JobState.PENDING], now, str(exc))
+            log.warning("job.not_a_movie", job_id=job_id, path=path, reason=str(exc))
+            return
+        except OSError as exc:
+            self.store.fail(job_id, [JobState.PENDING], now,
+                            f"the file cannot be read: {exc.strerror}")
+            return
+        taken = info.creation_time.timestamp() if info.creation_time else st.st_mtime
+        taken = min(taken, now)
+        local_day = datetime.fromtimestamp(taken).date()
+        where = layout.place(rel, self.cfg.athletes, local_day, str(self.cfg.source))
+        if where.problem:
+            self.store.hold(job_id, where.problem, now)
+            log.warning("job.held", job_id=job_id, path=path, reason=where.problem)
+            return
+        orientation = settings.camera_orientation
+        if orientation == "auto":
+            if info.orientation is None:
+                self.store.fail(job_id, [JobState.PENDING], now,
+                                "the movie has no video track")
+                return
+            orientation = info.orientation
+        assert where.athlete_id and where.session_group_id
+        ready = Ready(size=st.st_size, mtime_ns=st.st_mtime_ns, athlete_id=where.athlete_id,
+                      session_group_id=where.session_group_id,
+                      file_name=layout.safe_file_name(os.path.basename(path)),
+                      capture_time=iso_utc(taken),
+                      camera_orientation=orientation)
+        state = self.store.mark_ready(job_id, ready, now)
+        log.info("job.queued" if state is JobState.QUEUED else "job.skipped",
+                 job_id=job_id, path=path, athlete_id=where.athlete_id)
+        if state is JobState.QUEUED:
+            self.on_queued()
