@@ -16,7 +16,9 @@ from datetime import UTC, datetime, timedelta
 
 QT_EPOCH = datetime(1904, 1, 1, tzinfo=UTC)
 MAX_MOOV = 256 * 1024 * 1024  # a moov this large is not a camera's movie
-CONTAINERS = {b"moov", b"trak", b"mdia", b"udta"}
+# Atoms a QuickTime or ISO movie may start with; anything else is not a movie.
+FIRST_ATOMS = {b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot", b"uuid", b"junk",
+               b"pdin", b"styp", b"meta", b"PICT"}
 
 
 class NotAMovie(Exception):
@@ -66,7 +68,7 @@ def _top_level(f, file_size: int) -> dict[bytes, tuple[int, int]]:
             size, header = struct.unpack_from(">Q", head, 8)[0], 16
         elif size == 0:
             size = file_size - pos
-        if (first and not (kind.isalnum() or kind in (b"free", b"skip", b"wide"))) or size < header:
+        if (first and kind not in FIRST_ATOMS) or size < header:
             raise NotAMovie("not a QuickTime movie")
         first = False
         if pos + size > file_size:

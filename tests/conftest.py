@@ -1,0 +1,24 @@
+"""Fixtures shared by every tier. tests/ is on sys.path (pytest's rootdir conftest), so test
+modules import helpers with `from support import ...`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from support import Sandbox
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
+    box = Sandbox(tmp_path / "sandbox").start()
+    try:
+        yield box
+    finally:
+        box.stop()
+
+
+@pytest.fixture
+def movie_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("movies")

@@ -1,0 +1,30 @@
+"""Config errors through the real command: a plain one-line reason, non-zero, no traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from support import cli, write_config
+
+
+@pytest.mark.parametrize(("upload", "athletes", "words"), [
+    ("concurency = 2", {}, "[upload] concurency: unknown key"),
+    ("", {"bob": "nope"}, '[athletes] "bob": \'nope\' is not a UUID'),
+])
+def test_run_with_a_bad_config_exits_non_zero_without_traceback(
+        tmp_path: Path, upload: str, athletes: dict[str, str], words: str) -> None:
+    (tmp_path / "w").mkdir()
+    config = write_config(tmp_path / "c.toml", watch=tmp_path / "w", db=tmp_path / "j.db",
+                          athletes=athletes, upload=upload)
+    out = cli("run", "--config", str(config))
+    assert out.returncode == 2
+    assert "Traceback" not in out.stderr + out.stdout
+    assert str(config) in out.stderr and words in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_missing_config_file_is_named(tmp_path: Path) -> None:
+    out = cli("status", "--config", str(tmp_path / "missing.toml"))
+    assert out.returncode == 2 and "missing.toml" in out.stderr and "not found" in out.stderr
+    assert "Traceback" not in out.stderr

@@ -1,0 +1,127 @@
+"""The job store on a real SQLite file: guarded transitions, atomic claims, recovery."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from daemon.jobs.models import JobState
+from daemon.jobs.store import Ready, Store, TransitionError
+
+NOW = 1_800_000_000.0
+
+
+def ready(size: int = 10, mtime: int = 1) -> Ready:
+    return Ready(size=size, mtime_ns=mtime, athlete_id="a" * 8, session_group_id="g" * 8,
+                 file_name="x.mov", capture_time="2026-01-01T00:00:00.000Z",
+                 camera_orientation="landscape")
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    s = Store.open(f"sqlite:///{tmp_path / 'state' / 'jobs.db'}")
+    yield s
+    s.close()
+
+
+def queued(store: Store, name: str, now: float = NOW) -> int:
+    seen = store.observe(f"/w/jane/{name}", "/w", 10, 1, now)
+    store.mark_ready(seen.job_id, ready(), now)
+    return seen.job_id
+
+
+def test_sqlite_settings_and_private_file(store: Store, tmp_path: Path) -> None:
+    with store.engine.connect() as conn:
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+        assert conn.execute(text("PRAGMA busy_timeout")).scalar() == 10_000
+    db = tmp_path / "state" / "jobs.db"
+    assert db.stat().st_mode & 0o777 == 0o600
+    assert db.parent.stat().st_mode & 0o777 == 0o700
+
+
+def test_one_file_version_is_one_job(store: Store) -> None:
+    a = store.observe("/w/jane/a.mov", "/w", 5, 1, NOW)
+    b = store.observe("/w/jane/a.mov", "/w", 5, 1, NOW)
+    assert a.new and a.job_id == b.job_id
+    grown = store.observe("/w/jane/a.mov", "/w", 9, 2, NOW)  # still being written
+    assert grown.job_id == a.job_id and grown.new
+    store.mark_ready(a.job_id, ready(9, 2), NOW)
+    job = store.claim(NOW)
+    store.record_reservation(job.id, "s1", "g", "http://u", NOW + 60, NOW)
+    store.start_upload(job.id, NOW)
+    store.finish(job.id, "etag", NOW)
+    again = store.observe("/w/jane/a.mov", "/w", 9, 2, NOW)
+    assert again.job_id == a.job_id and not again.new and again.state is JobState.DONE
+    replaced = store.observe("/w/jane/a.mov", "/w", 11, 3, NOW)
+    assert replaced.job_id != a.job_id and replaced.new
+
+
+def test_transition_that_matches_no_row_is_an_error(store: Store) -> None:
+    job_id = queued(store, "a.mov")
+    with pytest.raises(TransitionError, match="expected state uploading"):
+        store.finish(job_id, None, NOW)
+    with pytest.raises(TransitionError):
+        store.start_upload(job_id, NOW)  # queued, not reserved
+    assert store.get(job_id).state == JobState.QUEUED
+
+
+def test_claim_respects_due_time_and_order(store: Store) -> None:
+    first, second = queued(store, "a.mov"), queued(store, "b.mov")
+    job = store.claim(NOW)
+    assert job.id == first and job.state == JobState.RESERVED and job.attempts == 1
+    store.requeue(first, [JobState.RESERVED], NOW, due=NOW + 30, reason="later")
+    assert store.claim(NOW).id == second
+    assert store.claim(NOW) is None
+    assert store.next_due(NOW) == NOW + 30
+    assert store.claim(NOW + 31).id == first
+
+
+def test_concurrent_claims_take_each_job_once(store: Store) -> None:
+    ids = {queued(store, f"f{i}.mov") for i in range(60)}
+    taken: list[int] = []
+    lock = threading.Lock()
+
+    def claimer() -> None:
+        while (job := store.claim(NOW)) is not None:
+            with lock:
+                taken.append(job.id)
+
+    threads = [threading.Thread(target=claimer) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(taken) == sorted(ids)
+
+
+def test_recover_requeues_in_flight_jobs_and_abandons_their_windows(store: Store) -> None:
+    a, b = queued(store, "a.mov"), queued(store, "b.mov")
+    store.claim(NOW)
+    store.record_reservation(a, "s-a", "g", "http://u", NOW + 60, NOW)
+    store.start_upload(a, NOW)
+    store.claim(NOW)
+    assert store.recover(NOW + 1) == 2
+    assert {store.get(a).state, store.get(b).state} == {JobState.QUEUED}
+    assert store.get(a).attempts == 0  # a crash is not the job's failure
+    assert [r.outcome for r in store.reservations(a)] == ["abandoned"]
+
+
+def test_retry_puts_failed_jobs_back(store: Store) -> None:
+    job_id = queued(store, "a.mov")
+    store.claim(NOW)
+    store.fail(job_id, [JobState.RESERVED], NOW, "the server refused it")
+    assert store.retry(None, NOW) == [job_id]
+    job = store.get(job_id)
+    assert job.state == JobState.QUEUED and job.last_error is None and job.attempts == 0
+
+
+def test_claim_uses_the_state_index(store: Store) -> None:
+    with store.engine.connect() as conn:
+        plan = " ".join(str(r) for r in conn.execute(text(
+            "EXPLAIN QUERY PLAN SELECT id FROM jobs WHERE state = 'queued' "
+            "AND next_attempt_at <= 1 ORDER BY next_attempt_at, id LIMIT 1")))
+    assert "ix_jobs_state_due" in plan

@@ -1,0 +1,191 @@
+"""Shared test helpers: real QuickTime files, real processes, waiting on conditions."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+
+T = TypeVar("T")
+ATHLETE = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
+OTHER_ATHLETE = "11111111-2222-3333-4444-555555555555"
+TOKEN = "sandbox-test-token-5b9e2c"
+
+
+def wait_for(check: Callable[[], T], timeout: float = 30.0, interval: float = 0.1,
+             what: str = "condition") -> T:
+    """Poll `check` until it returns something truthy; fail with `what` at the deadline."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+def make_movie(path: Path, frames: int = 10, width: int = 320, height: int = 240,
+               rotate: int | None = None, metadata: dict[str, str] | None = None,
+               apple_tags: bool = False) -> Path:
+    """A real QuickTime movie from FFmpeg's mov muxer (via PyAV). Noise frames, so the size
+    grows with `frames` (about 48 KB per frame at 320x240)."""
+    import av
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    options = {"movflags": "use_metadata_tags"} if apple_tags else {}
+    with av.open(str(path), "w", format="mov", options=options) as container:
+        if metadata:
+            container.metadata.update(metadata)
+        stream = container.add_stream("mpeg4", rate=25)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.bit_rate = 20_000_000
+        if rotate is not None:
+            stream.set_display_rotation(rotate)
+        for i in range(frames):
+            frame = av.VideoFrame(width, height, "yuv420p")
+            for plane in frame.planes:
+                plane.update(os.urandom(plane.buffer_size))
+            frame.pts = i
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def write_config(path: Path, *, watch: Path, db: Path, base_url: str = "http://127.0.0.1:9/v1",
+                 settle: float = 0.5, athletes: dict[str, str] | None = None,
+                 extra: str = "", upload: str = "") -> Path:
+    athletes = athletes if athletes is not None else {"jane": ATHLETE}
+    lines = [
+        "[api]", f'base_url = "{base_url}"', "connect_timeout = 2.0", "read_timeout = 10.0",
+        "[database]", f'url = "sqlite:///{db}"',
+        "[upload]", f"settle_seconds = {settle}", "poll_seconds = 2.0", "shutdown_timeout = 5.0",
+        upload,
+        "[capture]", 'camera_setup_selection = "single.front_on"',
+        "[capture.movement]", 'activity = "golf"', 'movement = "full_swing"',
+        "[[watch]]", f'path = "{watch}"',
+        "[athletes]", *[f'"{k}" = "{v}"' for k, v in athletes.items()],
+        extra,
+    ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def cli(*args: str, env: dict[str, str] | None = None,
+        timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "daemon", *args], capture_output=True,
+                          text=True, timeout=timeout, env={**os.environ, **(env or {})})
+
+
+def status(config: Path) -> dict[str, Any]:
+    out = cli("status", "--json", "--config", str(config))
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def jobs_by_name(config: Path) -> dict[str, dict[str, Any]]:
+    return {Path(j["path"]).name: j for j in status(config)["jobs"]}
+
+
+@dataclass
+class Proc:
+    """A daemon or sandbox running as a real subprocess, its output in a file."""
+
+    args: list[str]
+    log_path: Path
+    env: dict[str, str] = field(default_factory=dict)
+    popen: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Proc:
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
+        self.popen = subprocess.Popen([sys.executable, "-m", "daemon", *self.args],
+                                      stdout=log, stderr=subprocess.STDOUT,
+                                      env={**os.environ, **self.env})
+        log.close()
+        return self
+
+    def events(self) -> list[dict[str, Any]]:
+        out = []
+        for line in self.log_path.read_text(errors="replace").splitlines():
+            if line.startswith("{"):
+                with contextlib.suppress(ValueError):
+                    out.append(json.loads(line))
+        return out
+
+    def has_event(self, name: str, **match: Any) -> bool:
+        return any(e.get("event") == name and all(e.get(k) == v for k, v in match.items())
+                   for e in self.events())
+
+    def signal(self, sig: int = signal.SIGTERM) -> None:
+        assert self.popen is not None
+        self.popen.send_signal(sig)
+
+    def stop(self, timeout: float = 30) -> int:
+        assert self.popen is not None
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+        try:
+            return self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.popen.kill()
+            self.popen.wait()
+            raise AssertionError(f"process did not stop within {timeout}s") from None
+
+    def kill(self) -> None:
+        if self.popen is not None and self.popen.poll() is None:
+            self.popen.kill()
+            self.popen.wait()
+
+
+class Sandbox:
+    """`uplift-capture sandbox` as a subprocess on a free loopback port."""
+
+    def __init__(self, data: Path, upload_window: float = 1800.0, token: str = TOKEN):
+        self.data, self.token = data, token
+        self.proc = Proc(["sandbox", "--port", "0", "--data", str(data), "--token", token,
+                          "--upload-window", str(upload_window)], data.parent / "sandbox.log")
+
+    def start(self) -> Sandbox:
+        self.proc.start()
+        endpoint = self.data / "endpoint.json"
+        wait_for(endpoint.exists, 20, what="the sandbox to listen")
+        self.base_url = json.loads(endpoint.read_text())["base_url"]
+        self.root = self.base_url.rsplit("/v1", 1)[0]
+        return self
+
+    def state(self) -> dict[str, Any]:
+        return httpx.get(f"{self.root}/_sandbox/state", timeout=10).json()
+
+    def faults(self, **faults: Any) -> None:
+        httpx.post(f"{self.root}/_sandbox/faults", json=faults, timeout=10).raise_for_status()
+
+    def reservations_for(self, file_name: str) -> list[dict[str, Any]]:
+        return [r for r in self.state()["reservations"] if r["file_name"] == file_name]
+
+    def uploads_for(self, file_name: str) -> list[dict[str, Any]]:
+        return [u for u in self.state()["uploads"] if u["key"].endswith("/" + file_name)]
+
+    def stop(self) -> None:
+        self.proc.stop()

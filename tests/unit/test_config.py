@@ -1,0 +1,126 @@
+"""Config validation: every error names the key and the file; the example loads."""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from daemon import config
+from daemon.config import ConfigError
+
+REPO = Path(__file__).resolve().parents[2]
+GOOD = """
+[capture.movement]
+activity = "golf"
+movement = "full_swing"
+[[watch]]
+path = "{watch}"
+[athletes]
+"jane" = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    (tmp_path / "w").mkdir(exist_ok=True)
+    path = tmp_path / "config.toml"
+    path.write_text(text.replace("{watch}", str(tmp_path / "w")))
+    return path
+
+
+def test_example_config_loads_and_documents_every_key(tmp_path: Path) -> None:
+    text = (REPO / "config.example.toml").read_text()
+    watch = tmp_path / "captures"
+    watch.mkdir()
+    path = tmp_path / "config.toml"
+    path.write_text(text.replace("/srv/captures", str(watch)))
+    cfg = config.load(str(path))
+    assert cfg.watches[0].path == watch
+    assert cfg.upload.concurrency == 2 and cfg.upload.settle_seconds == 2.0
+    assert cfg.athletes == {"jane-doe": "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"}
+    assert cfg.api.base_url == "https://api.uplift.ai/v1"
+    # Every setting of every section appears in the example (commented or not).
+    for section in (config.ApiSettings, config.UploadSettings):
+        for f in dataclasses.fields(section):
+            assert f"{f.name} =" in text, f"{f.name} is not documented"
+    for key in ("camera_setup_selection", "camera_orientation", "data_dir", "upload_window",
+                "level", "token_file", "[capture.camera]", "path ="):
+        assert key in text
+    tomllib.loads(text)
+
+
+def test_relative_paths_are_relative_to_the_config_file(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD.replace('path = "{watch}"', 'path = "w"') +
+                 '[database]\nurl = "sqlite:///state/jobs.db"\n')
+    cfg = config.load(str(path))
+    assert cfg.watches[0].path == tmp_path / "w"
+    assert cfg.database_url == f"sqlite:///{tmp_path}/state/jobs.db"
+
+
+@pytest.mark.parametrize(("patch", "words"), [
+    ("[upload]\nconcurency = 3\n", ["[upload] concurency", "unknown key", "concurrency"]),
+    ("[upload]\nconcurrency = \"two\"\n", ["[upload] concurrency", "whole number"]),
+    ("[upload]\nconcurrency = 0\n", ["[upload] concurrency", "at least 1"]),
+    ("[upload]\nsettle_seconds = true\n", ["[upload] settle_seconds", "number"]),
+    ("[api]\nbase_url = \"http://api.example.com/v1\"\n", ["[api] base_url", "https"]),
+    ("[capture]\ncamera_orientation = \"sideways\"\n", ["camera_orientation", "auto"]),
+    ("colour = 1\n", ["colour", "unknown key"]),
+])
+def test_bad_values_name_the_key_and_the_file(tmp_path: Path, patch: str,
+                                              words: list[str]) -> None:
+    path = write(tmp_path, patch + GOOD)
+    with pytest.raises(ConfigError) as exc:
+        config.load(str(path))
+    message = str(exc.value)
+    assert str(path) in message
+    for word in words:
+        assert word in message
+
+
+def test_missing_watch_folder_is_named(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD.replace("{watch}", str(tmp_path / "nope")))
+    with pytest.raises(ConfigError, match=r"\[watch #1\] path: folder .*nope.* does not exist"):
+        config.load(str(path))
+
+
+def test_bad_athlete_uuid_is_named(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD + '"bob" = "not-a-uuid"\n')
+    with pytest.raises(ConfigError, match=r'\[athletes\] "bob": \'not-a-uuid\' is not a UUID'):
+        config.load(str(path))
+
+
+def test_watch_entries_override_capture_defaults(tmp_path: Path) -> None:
+    text = GOOD + '[[watch]]\npath = "{watch}"\ncamera_setup_selection = "single.down_the_line"\n' \
+        '[watch.movement]\nmovement = "putt"\n'
+    cfg = config.load(str(write(tmp_path, text)))
+    first, second = cfg.watches
+    assert first.capture.camera_setup_selection == "single.front_on"
+    assert second.capture.camera_setup_selection == "single.down_the_line"
+    assert dict(second.capture.movement) == {"activity": "golf", "movement": "putt"}
+
+
+def test_loopback_http_is_allowed(tmp_path: Path) -> None:
+    path = write(tmp_path, '[api]\nbase_url = "http://127.0.0.1:8765/v1/"\n' + GOOD)
+    assert config.load(str(path)).api.base_url == "http://127.0.0.1:8765/v1"
+
+
+def test_token_sources_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text("from-file\n")
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "uplift-api-token").write_text("from-credential")
+    cfg = config.load(str(write(tmp_path, GOOD)))
+    monkeypatch.delenv("UPLIFT_API_TOKEN", raising=False)
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(creds))
+    assert config.read_token(cfg) == "from-credential"
+    with_file = dataclasses.replace(cfg, api=dataclasses.replace(cfg.api, token_file=token_file))
+    assert config.read_token(with_file) == "from-file"
+    monkeypatch.setenv("UPLIFT_API_TOKEN", "from-env")
+    assert config.read_token(with_file) == "from-env"
+    monkeypatch.delenv("UPLIFT_API_TOKEN")
+    monkeypatch.delenv("CREDENTIALS_DIRECTORY")
+    with pytest.raises(ConfigError, match="no API token"):
+        config.read_token(cfg)
