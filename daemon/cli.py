@@ -50,6 +50,12 @@ def _parser() -> argparse.ArgumentParser:
     sb.add_argument("--token", default=None, help="Bearer token to accept (default: random)")
     sb.add_argument("--upload-window", type=float, default=1800.0,
                     help="seconds an upload reservation stays valid (default 1800)")
+    sb.add_argument("--fail-reservations", type=int, default=0, metavar="N",
+                    help="answer the next N reservations with 503")
+    sb.add_argument("--fail-uploads", type=int, default=0, metavar="N",
+                    help="answer the next N uploads with 503 SlowDown")
+    sb.add_argument("--upload-rate", type=float, default=None, metavar="BYTES_PER_S",
+                    help="accept upload bytes no faster than this")
     return p
 
 
@@ -157,6 +163,10 @@ def _sandbox(args: argparse.Namespace) -> int:
     from daemon.sandbox import server
 
     srv = server.start(Path(args.data), args.host, args.port, args.token, args.upload_window)
+    faults = srv.state.faults
+    faults.reserve = [{"status": 503, "retry_after": 1}] * args.fail_reservations
+    faults.upload = [{"status": 503}] * args.fail_uploads
+    faults.upload_rate = args.upload_rate
     print(f"sandbox listening on {srv.base_url} (data in {Path(args.data).resolve()})",
           flush=True)
     stop = threading.Event()

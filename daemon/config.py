@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 DEFAULT_CONFIG_PATH = Path("/etc/uplift-capture/config.toml")
 TOKEN_CREDENTIAL = "uplift-api-token"
 ORIENTATIONS = ("auto", "portrait", "landscape")
+AFTER_UPLOAD = ("keep", "move", "delete")
 
 
 class ConfigError(Exception):
@@ -36,6 +37,7 @@ class CaptureSettings:
 class WatchRoot:
     path: Path
     capture: CaptureSettings
+    poll: bool = False  # polling observer, for SMB/NFS shares that give no inotify events
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,15 @@ class UploadSettings:
     reserve_margin_seconds: float = 120.0  # re-reserve a cached window shorter than this
     poll_seconds: float = 30.0  # safety-net wake-up of the worker
     shutdown_timeout: float = 20.0  # in-flight uploads get this long on SIGTERM
+    after_upload: str = "keep"  # keep | move | delete, only ever for done jobs
+    archive_dir: Path | None = None  # where "move" puts files (athlete/session kept)
+    allow_duplicates: bool = False  # upload the same video again for the same athlete
+
+
+@dataclass(frozen=True)
+class WatchingSettings:
+    rescan_seconds: float = 300.0  # full rescan catches what events missed
+    poll_interval: float = 5.0  # seconds between polls for [[watch]] poll = true
 
 
 @dataclass(frozen=True)
@@ -72,6 +83,7 @@ class Config:
     watches: tuple[WatchRoot, ...]
     athletes: Mapping[str, str]  # folder alias -> athlete UUID (lower case)
     sandbox: SandboxSettings
+    watching: WatchingSettings = WatchingSettings()
     log_level: str = "info"
 
 
@@ -209,8 +221,24 @@ def parse(data: Mapping[str, Any], source: Path) -> Config:
         reserve_margin_seconds=up_t.number("reserve_margin_seconds", d.reserve_margin_seconds, 0),
         poll_seconds=up_t.number("poll_seconds", d.poll_seconds, 0.5),
         shutdown_timeout=up_t.number("shutdown_timeout", d.shutdown_timeout, 0),
+        after_upload=up_t.get("after_upload", str, d.after_upload),
+        archive_dir=_resolve(up_t.get("archive_dir", str), source)
+        if up_t.get("archive_dir", str) else None,
+        allow_duplicates=up_t.get("allow_duplicates", bool, d.allow_duplicates),
     )
+    if upload.after_upload not in AFTER_UPLOAD:
+        raise ConfigError(f"{up_t.where('after_upload')}: must be one of "
+                          f"{', '.join(AFTER_UPLOAD)}, got {upload.after_upload!r}")
+    if upload.after_upload == "move" and upload.archive_dir is None:
+        raise ConfigError(f"{up_t.where('archive_dir')}: required when after_upload = \"move\"")
     up_t.finish()
+
+    wt = top.table("watching")
+    watching = WatchingSettings(
+        rescan_seconds=wt.number("rescan_seconds", WatchingSettings.rescan_seconds, 1.0),
+        poll_interval=wt.number("poll_interval", WatchingSettings.poll_interval, 0.1),
+    )
+    wt.finish()
 
     cap_t = top.table("capture")
     capture = _capture(cap_t, CaptureSettings())
@@ -225,8 +253,11 @@ def parse(data: Mapping[str, Any], source: Path) -> Config:
         path = _resolve(w.get("path", str, required=True), source)
         if not path.is_dir():
             raise ConfigError(f"{w.where('path')}: folder {str(path)!r} does not exist")
-        watches.append(WatchRoot(path, _capture(w, capture)))
+        watches.append(WatchRoot(path, _capture(w, capture), w.get("poll", bool, False)))
         w.finish()
+        if upload.archive_dir is not None and upload.archive_dir.is_relative_to(path):
+            raise ConfigError(f"{up_t.where('archive_dir')}: must be outside the watch folder "
+                              f"{str(path)!r}, or moved files would be found again")
 
     ath_t = top.table("athletes")
     athletes = {}
@@ -250,7 +281,7 @@ def parse(data: Mapping[str, Any], source: Path) -> Config:
 
     top.finish()
     return Config(source, api, database_url, upload, capture, tuple(watches), athletes,
-                  sandbox, level)
+                  sandbox, watching, level)
 
 
 def config_path(explicit: str | None) -> Path:

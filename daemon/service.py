@@ -6,6 +6,7 @@ Python's C-level handler writes to, so it reacts at once and uses no CPU while i
 
 from __future__ import annotations
 
+import contextlib
 import select
 import signal
 import socket
@@ -34,6 +35,7 @@ log = logs.get("service")
 class Flags:
     stop: int = 0  # SIGTERM/SIGINT count: 1 = stop cleanly, 2 = stop at once
     reload: bool = False  # SIGHUP
+    fatal: str | None = None  # a part cannot recover: exit non-zero so systemd restarts us
     signals: list[int] = field(default_factory=list)
 
 
@@ -94,16 +96,18 @@ class Service:
             job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
             timezone="UTC")
         worker = Worker(cfg, store, api, uploader, scheduler)
-        watcher = Watcher(cfg, store, on_queued=worker.wake)
+        watcher = Watcher(cfg, store, on_queued=worker.wake, on_fatal=self._fatal)
         worker.on_resettle = watcher.resettle
 
         scheduler.start()
         worker.start()
         watcher.start()
+        scheduler.add_job(watcher.rescan, "interval", seconds=cfg.watching.rescan_seconds,
+                          id="rescan")
         log.info("daemon.ready", concurrency=cfg.upload.concurrency,
                  database=store.engine.url.render_as_string(hide_password=True))
 
-        while not self.flags.stop:
+        while not self.flags.stop and not self.flags.fatal:
             self._wait(None)
             if self.flags.reload and not self.flags.stop:
                 self.flags.reload = False
@@ -121,5 +125,14 @@ class Service:
         if sandbox is not None:
             sandbox.shutdown()
             sandbox.server_close()
+        if self.flags.fatal:
+            log.error("daemon.failed", reason=self.flags.fatal)
+            return 1
         log.info("daemon.stopped")
         return 0
+
+    def _fatal(self, reason: str) -> None:
+        """Called from another thread: wake the main loop to stop and exit non-zero."""
+        self.flags.fatal = reason
+        with contextlib.suppress(OSError):
+            self._wsock.send(b"\0")

@@ -41,7 +41,8 @@ def collect(store: Store, include_all: bool = False, now: float | None = None) -
         jobs = store.jobs([s for s in JobState if s is not JobState.DONE])
         done = store.jobs([JobState.DONE], newest=RECENT_DONE)
         jobs = sorted(jobs + done, key=lambda j: j.id)
-    return {"counts": counts, "jobs": [job_record(j, now) for j in jobs]}
+    return {"counts": counts, "notices": store.notices(),
+            "jobs": [job_record(j, now) for j in jobs]}
 
 
 def waiting_reason(job: dict[str, Any], now: float) -> str:
@@ -55,7 +56,8 @@ def waiting_reason(job: dict[str, Any], now: float) -> str:
 def render(data: dict[str, Any], now: float | None = None) -> str:
     now = time.time() if now is None else now
     counts = data["counts"]
-    lines = ["Jobs: " + ", ".join(f"{n} {state}" for state, n in counts.items())]
+    lines = [f"ATTENTION: {n['message']}" for n in data.get("notices", {}).values()]
+    lines.append("Jobs: " + ", ".join(f"{n} {state}" for state, n in counts.items()))
     jobs = data["jobs"]
     moving = [j for j in jobs if j["state"] in (JobState.RESERVED, JobState.UPLOADING)]
     waiting = [j for j in jobs if j["state"] in (JobState.PENDING, JobState.QUEUED)]

@@ -28,6 +28,7 @@ from watchdog.events import (
 )
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
+from watchdog.observers.polling import PollingObserver
 
 from daemon import layout, logs, movie
 from daemon.config import Config, WatchRoot
@@ -68,14 +69,17 @@ class _Handler(FileSystemEventHandler):
 
 class Watcher:
     def __init__(self, cfg: Config, store: Store, on_queued: Callable[[], None],
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] = time.time,
+                 on_fatal: Callable[[str], None] = lambda why: None):
         self.cfg, self.store, self.on_queued, self.clock = cfg, store, on_queued, clock
+        self.on_fatal = on_fatal
+        self._known: dict[str, tuple[int, int]] = {}  # path -> version needing nothing more
         self._cond = threading.Condition()
         self._cands: dict[str, _Candidate] = {}
         self._folders: dict[str, WatchRoot] = {}
         self._due: list[tuple[float, str]] = []  # heap of (when, path)
         self._stop = False
-        self._observers: list[BaseObserver] = []
+        self._observers: list[tuple[WatchRoot, BaseObserver]] = []
         self._thread = threading.Thread(target=self._settle_loop, name="settle", daemon=True)
 
     @property
@@ -86,13 +90,10 @@ class Watcher:
 
     def start(self) -> None:
         """Observe first, then scan, so nothing that lands in between is missed."""
+        self._known = self.store.known_versions()
         self._thread.start()
         for root in self.cfg.watches:
-            observer = Observer()
-            observer.schedule(_Handler(self, root), str(root.path), recursive=True,
-                              event_filter=EVENT_FILTER)
-            observer.start()
-            self._observers.append(observer)
+            self._observers.append((root, self._observe(root)))
         for path in self.store.pending_paths():
             root = self.root_of(path)
             if root is not None:
@@ -101,10 +102,46 @@ class Watcher:
             self.scan(root, str(root.path))
         log.info("watch.started", roots=[str(r.path) for r in self.cfg.watches])
 
+    def _observe(self, root: WatchRoot) -> BaseObserver:
+        """An observer for one root; polling where asked, or where inotify cannot watch it
+        (e.g. the inotify watch limit is reached)."""
+        kinds = [True] if root.poll else [False, True]
+        for poll in kinds:
+            observer = PollingObserver(timeout=self.cfg.watching.poll_interval) if poll \
+                else Observer()
+            try:
+                observer.schedule(_Handler(self, root), str(root.path), recursive=True,
+                                  event_filter=EVENT_FILTER)
+                observer.start()
+                return observer
+            except OSError as exc:
+                log.error("watch.cannot_watch", root=str(root.path), polling=poll,
+                          reason=exc.strerror or str(exc))
+                if poll:
+                    raise
+        raise AssertionError("unreachable")
+
+    def rescan(self) -> None:
+        """Periodic: find what events missed, and make sure every observer still runs."""
+        self.check_observers()
+        for root in self.cfg.watches:
+            self.scan(root, str(root.path))
+
+    def check_observers(self) -> None:
+        for i, (root, observer) in enumerate(self._observers):
+            if observer.is_alive():
+                continue
+            log.error("watch.observer_died", root=str(root.path))
+            try:
+                self._observers[i] = (root, self._observe(root))
+                log.info("watch.observer_restarted", root=str(root.path))
+            except OSError as exc:
+                self.on_fatal(f"cannot watch {root.path}: {exc.strerror or exc}")
+
     def stop(self) -> None:
-        for observer in self._observers:
+        for _, observer in self._observers:
             observer.stop()
-        for observer in self._observers:
+        for _, observer in self._observers:
             observer.join(timeout=5)
         with self._cond:
             self._stop = True
@@ -150,8 +187,15 @@ class Watcher:
         for dirpath, dirnames, filenames in os.walk(top, followlinks=False):
             dirnames[:] = [d for d in dirnames if not d.startswith(".")]
             for name in filenames:
-                if name.lower().endswith(".mov"):
-                    self.candidate(root, os.path.join(dirpath, name))
+                if not name.lower().endswith(".mov"):
+                    continue
+                path = os.path.join(dirpath, name)
+                try:
+                    st = os.stat(path, follow_symlinks=False)
+                except OSError:
+                    continue
+                if self._known.get(path) != (st.st_size, st.st_mtime_ns):
+                    self.candidate(root, path)
                     found += 1
         return found
 
@@ -185,10 +229,18 @@ class Watcher:
         with self._cond:
             self._cands.pop(path, None)
 
+    def _settled(self, path: str, st: os.stat_result) -> None:
+        """Nothing more to do for this version of the file until it changes."""
+        self._forget(path)
+        self._known[path] = (st.st_size, st.st_mtime_ns)
+
     def _check(self, path: str, cand: _Candidate) -> None:
         now = self.clock()
         try:
             st = os.stat(path, follow_symlinks=False)
+            if self._known.get(path) == (st.st_size, st.st_mtime_ns):
+                self._forget(path)
+                return
         except FileNotFoundError:
             if cand.job_id is not None:
                 self.store.skip(cand.job_id, [JobState.PENDING], now,
@@ -208,7 +260,8 @@ class Watcher:
         if (st.st_size, st.st_mtime_ns) != (cand.size, cand.mtime_ns):
             seen = self.store.observe(path, str(cand.root.path), st.st_size, st.st_mtime_ns, now)
             if not seen.new:
-                self._forget(path)  # already queued, uploading or finished: nothing to do
+                # already queued, uploading or finished: nothing to do
+                self._settled(path, st)
                 return
             if cand.job_id is None:
                 log.info("job.seen", job_id=seen.job_id, path=path, size=st.st_size)
@@ -223,12 +276,14 @@ class Watcher:
             return
         self._forget(path)
         assert cand.job_id is not None
-        self._promote(path, cand, st)
+        if self._promote(path, cand, st) is not JobState.PENDING:
+            self._known[path] = (st.st_size, st.st_mtime_ns)
 
     def _inside(self, root: WatchRoot, path: str) -> bool:
         return Path(os.path.realpath(path)).is_relative_to(os.path.realpath(root.path))
 
-    def _promote(self, path: str, cand: _Candidate, st: os.stat_result) -> None:
+    def _promote(self, path: str, cand: _Candidate, st: os.stat_result) -> JobState:
+        """Settled: queue it, hold it with a reason, or end it with a reason."""
         now = self.clock()
         job_id = cand.job_id
         assert job_id is not None
@@ -236,14 +291,15 @@ class Watcher:
         settings = cand.root.capture
         try:
             info = movie.inspect(path)
+            fp = movie.fingerprint(path, st.st_size)
         except movie.NotAMovie as exc:
             self.store.fail(job_id, [JobState.PENDING], now, str(exc))
             log.warning("job.not_a_movie", job_id=job_id, path=path, reason=str(exc))
-            return
+            return JobState.FAILED
         except OSError as exc:
             self.store.fail(job_id, [JobState.PENDING], now,
                             f"the file cannot be read: {exc.strerror}")
-            return
+            return JobState.FAILED
         taken = info.creation_time.timestamp() if info.creation_time else st.st_mtime
         taken = min(taken, now)
         local_day = datetime.fromtimestamp(taken).date()
@@ -251,22 +307,23 @@ class Watcher:
         if where.problem:
             self.store.hold(job_id, where.problem, now)
             log.warning("job.held", job_id=job_id, path=path, reason=where.problem)
-            return
+            return JobState.PENDING
         orientation = settings.camera_orientation
         if orientation == "auto":
             if info.orientation is None:
                 self.store.fail(job_id, [JobState.PENDING], now,
                                 "the movie has no video track")
-                return
+                return JobState.FAILED
             orientation = info.orientation
         assert where.athlete_id and where.session_group_id
         ready = Ready(size=st.st_size, mtime_ns=st.st_mtime_ns, athlete_id=where.athlete_id,
                       session_group_id=where.session_group_id,
                       file_name=layout.safe_file_name(os.path.basename(path)),
                       capture_time=iso_utc(taken),
-                      camera_orientation=orientation)
-        state = self.store.mark_ready(job_id, ready, now)
+                      camera_orientation=orientation, fingerprint=fp)
+        state = self.store.mark_ready(job_id, ready, now, self.cfg.upload.allow_duplicates)
         log.info("job.queued" if state is JobState.QUEUED else "job.skipped",
                  job_id=job_id, path=path, athlete_id=where.athlete_id)
         if state is JobState.QUEUED:
             self.on_queued()
+        return state

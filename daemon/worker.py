@@ -18,7 +18,7 @@ from typing import Any
 
 from apscheduler.schedulers.base import BaseScheduler
 
-from daemon import logs
+from daemon import archive, logs
 from daemon.apiclient import ApiClient, Reserved
 from daemon.config import CaptureSettings, Config
 from daemon.errors import Decision, Kind, Outcome, TransferError, Where, decide
@@ -51,6 +51,7 @@ class Worker:
         self._skew = 0.0  # server clock minus ours, from the API's Date header
         self._rate: float | None = None  # bytes/s seen so far, to judge a window's length
         self.paused_until = 0.0  # credentials rejected: no reservations before this
+        self._paused_notice = bool(store.notices().get("credentials"))
 
     # ---- scheduling ------------------------------------------------------------------------
 
@@ -143,12 +144,26 @@ class Worker:
             self._check_file(job)  # changed while it was read: the bytes may be a mix
             self.store.finish(job.id, sent.etag, self.clock())
             self._reservations.pop(job.id, None)
+            self._after_upload(job, bound)
             if sent.seconds > 0.5:
                 rate = sent.size / sent.seconds
                 self._rate = rate if self._rate is None else 0.7 * self._rate + 0.3 * rate
             bound.info("upload.done", session_id=res.session_id, etag=sent.etag,
                        seconds=round(sent.seconds, 3))
             return
+
+    def _after_upload(self, job: Job, bound: Any) -> None:
+        up = self.cfg.upload
+        try:
+            moved = archive.after_upload(up.after_upload, job.path, job.root, up.archive_dir)
+        except archive.ArchiveError as exc:
+            self.store.set_archived(job.id, None, str(exc), self.clock())
+            bound.warning("job.after_upload_failed", reason=str(exc))
+            return
+        if moved is not None:
+            self.store.set_archived(job.id, moved, None, self.clock())
+        if up.after_upload != "keep":
+            bound.info("job.after_upload", action=up.after_upload, archived_path=moved)
 
     def _lapsed(self, job: Job, res: Reserved, bound: Any, why: str) -> None:
         self._reservations.pop(job.id, None)
@@ -171,6 +186,10 @@ class Worker:
             self.store.reservation_lapsed(cached.session_id)
             bound.info("job.window_short", session_id=cached.session_id)
         res = self.api.create_capture(self._body(job))
+        if self._paused_notice:
+            self._paused_notice = False
+            self.store.clear_notice("credentials")
+            bound.info("api.credentials_accepted")
         if res.server_time is not None:
             self._skew = res.server_time - self.clock()
         self._reservations[job.id] = res
@@ -245,10 +264,13 @@ class Worker:
         elif d.outcome is Outcome.PAUSE:
             self.paused_until = now + d.delay
             self._reservations.pop(job.id, None)
-            probe = local_clock(self.paused_until)
+            message = (f"the API rejected our credentials ({d.reason}); all uploads paused, "
+                       f"checking again at {local_clock(self.paused_until)}. Check the API "
+                       f"token (see `uplift-capture check`).")
             self.store.requeue(job.id, IN_FLIGHT, now, due=now, count_attempt=False,
-                               reason=f"the API rejected our credentials ({d.reason}); all "
-                                      f"uploads paused, checking again at {probe}")
+                               reason=message)
+            self.store.set_notice("credentials", message, self.paused_until, now)
+            self._paused_notice = True
             bound.error("api.credentials_rejected", reason=d.reason)
             self._wake_at(self.paused_until)
         elif d.outcome is Outcome.RESETTLE:

@@ -36,6 +36,7 @@ class Job(Base):
         # Claiming scans only queued rows by due time, however many done rows pile up.
         Index("ix_jobs_state_due", "state", "next_attempt_at"),
         Index("ix_jobs_path", "path"),
+        Index("ix_jobs_athlete_fingerprint", "athlete_id", "fingerprint"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -55,6 +56,9 @@ class Job(Base):
     next_attempt_at: Mapped[float] = mapped_column(Float, nullable=False, default=0.0)
     bytes_sent: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
     etag: Mapped[str | None] = mapped_column(String(80))
+    # size + sha256 of the first and last MiB: finds a re-copied video without a full read
+    fingerprint: Mapped[str | None] = mapped_column(String(64))
+    archived_path: Mapped[str | None] = mapped_column(Text)  # where after_upload=move put it
     created_at: Mapped[float] = mapped_column(Float, nullable=False)
     updated_at: Mapped[float] = mapped_column(Float, nullable=False)
     finished_at: Mapped[float | None] = mapped_column(Float)
@@ -77,3 +81,14 @@ class Reservation(Base):
     created_at: Mapped[float] = mapped_column(Float, nullable=False)
     # active | used (upload accepted) | lapsed (window ran out) | abandoned (not used)
     outcome: Mapped[str] = mapped_column(String(16), nullable=False, default="active")
+
+
+class Notice(Base):
+    """Service-wide conditions `status` must show, e.g. credentials rejected (uploads paused)."""
+
+    __tablename__ = "notices"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    message: Mapped[str] = mapped_column(Text, nullable=False)
+    until: Mapped[float | None] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float, nullable=False)

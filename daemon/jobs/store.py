@@ -1,93 +1,33 @@
-"""The one module that talks to the database.
+"""The one module that queries the job table.
 
 Every state change is a guarded UPDATE (`WHERE id = ? AND state = ?`); one that matches no row
-raises TransitionError instead of passing silently. SQLite specifics (pragmas, BEGIN IMMEDIATE,
-the file's mode) live here and nowhere else, so the schema stays portable to PostgreSQL.
+raises TransitionError instead of passing silently. Transactions are short: one call, one
+transaction. Connection settings live in jobs/engine.py.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, func, insert, select, update
-from sqlalchemy.engine import make_url
+from sqlalchemy import (
+    Connection,
+    Engine,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
-from daemon.jobs.models import ACTIVE, TERMINAL, Job, JobState, Reservation
-
-BUSY_TIMEOUT_MS = 10_000
+from daemon.jobs.models import ACTIVE, TERMINAL, Job, JobState, Notice, Reservation
 
 
 class TransitionError(RuntimeError):
     """A guarded update matched no row: the job was not in the state the caller assumed."""
-
-
-def sqlite_path(url: str) -> Path | None:
-    u = make_url(url)
-    if u.get_backend_name() != "sqlite" or not u.database or u.database == ":memory:":
-        return None
-    return Path(u.database)
-
-
-def _prepare_sqlite_file(path: Path) -> None:
-    # The job table names athletes and files: keep it private to the service user.
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if not path.exists():
-        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-
-
-def make_engine(url: str) -> Engine:
-    path = sqlite_path(url)
-    if make_url(url).get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True)
-    if path is not None:
-        _prepare_sqlite_file(path)
-    engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-        # Let SQLAlchemy's "begin" event issue BEGIN IMMEDIATE itself (pysqlite would defer it).
-        dbapi_conn.isolation_level = None
-        cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")  # readers (status) never block the worker
-        cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        cur.execute("PRAGMA foreign_keys=ON")
-        cur.execute("PRAGMA synchronous=FULL")  # a committed 'done' survives power loss
-        cur.close()
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn: Connection) -> None:
-        # Take the write lock up front: no deadlock-prone read->write upgrades between threads.
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-    return engine
-
-
-def migrations_dir() -> Path:
-    try:
-        found = Path(str(resources.files("daemon.migrations")))
-        if (found / "env.py").exists():
-            return found
-    except ModuleNotFoundError:
-        pass
-    return Path(__file__).resolve().parents[2] / "migrations"
-
-
-def upgrade(engine: Engine, revision: str = "head") -> None:
-    from alembic import command
-    from alembic.config import Config as AlembicConfig
-
-    cfg = AlembicConfig()
-    cfg.set_main_option("script_location", str(migrations_dir()))
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, revision)
 
 
 @dataclass(frozen=True)
@@ -110,6 +50,7 @@ class Ready:
     file_name: str
     capture_time: str
     camera_orientation: str
+    fingerprint: str | None = None
 
 
 class Store:
@@ -118,6 +59,8 @@ class Store:
 
     @classmethod
     def open(cls, url: str, migrate: bool = True) -> Store:
+        from daemon.jobs.engine import make_engine, upgrade
+
         engine = make_engine(url)
         if migrate:
             upgrade(engine)
@@ -177,11 +120,30 @@ class Store:
         with self._tx() as conn:
             self._move(conn, job_id, [JobState.PENDING], JobState.PENDING, now, last_error=reason)
 
-    def mark_ready(self, job_id: int, ready: Ready, now: float) -> JobState:
-        """pending -> queued with the facts the reservation needs."""
+    def mark_ready(self, job_id: int, ready: Ready, now: float,
+                   allow_duplicates: bool = False) -> JobState:
+        """pending -> queued with the facts the reservation needs; skipped instead when the same
+        video is already uploaded (or on its way) for the same athlete."""
         try:
             with self._tx() as conn:
+                twin = None if allow_duplicates or ready.fingerprint is None else conn.execute(
+                    select(Job.id, Job.path, Job.state).where(
+                        Job.athlete_id == ready.athlete_id, Job.fingerprint == ready.fingerprint,
+                        Job.id != job_id, Job.state.in_([JobState.QUEUED, JobState.RESERVED,
+                                                         JobState.UPLOADING, JobState.DONE]))
+                    .order_by(Job.id).limit(1)).first()
+                if twin is not None:
+                    verb = "uploaded" if twin.state == JobState.DONE else "being uploaded"
+                    self._move(conn, job_id, [JobState.PENDING], JobState.SKIPPED, now,
+                               size=ready.size, mtime_ns=ready.mtime_ns,
+                               athlete_id=ready.athlete_id, fingerprint=ready.fingerprint,
+                               finished_at=now,
+                               last_error=f"same video as job {twin.id} ({twin.path}), already "
+                                          f"{verb} for this athlete; set [upload] "
+                                          f"allow_duplicates = true to upload copies")
+                    return JobState.SKIPPED
                 self._move(conn, job_id, [JobState.PENDING], JobState.QUEUED, now,
+                           fingerprint=ready.fingerprint,
                            size=ready.size, mtime_ns=ready.mtime_ns, athlete_id=ready.athlete_id,
                            session_group_id=ready.session_group_id, file_name=ready.file_name,
                            capture_time=ready.capture_time,
@@ -202,6 +164,14 @@ class Store:
         with self._tx() as conn:
             return list(conn.execute(
                 select(Job.path).where(Job.state == JobState.PENDING)).scalars())
+
+    def known_versions(self) -> dict[str, tuple[int, int]]:
+        """path -> (size, mtime_ns) of files that need nothing more from the watcher, so a
+        rescan of a large tree costs a stat per file and no query."""
+        with self._tx() as conn:
+            rows = conn.execute(select(Job.path, Job.size, Job.mtime_ns).where(
+                Job.state != JobState.PENDING).order_by(Job.id))
+            return {path: (size, mtime) for path, size, mtime in rows}
 
     # ---- worker side -----------------------------------------------------------------------
 
@@ -301,6 +271,27 @@ class Store:
             conn.execute(update(Reservation).where(Reservation.outcome == "active")
                          .values(outcome="abandoned"))
             return len(stuck)
+
+    def set_archived(self, job_id: int, archived_path: str | None, note: str | None,
+                     now: float) -> None:
+        with self._tx() as conn:
+            self._move(conn, job_id, [JobState.DONE], JobState.DONE, now,
+                       archived_path=archived_path, last_error=note)
+
+    def set_notice(self, name: str, message: str, until: float | None, now: float) -> None:
+        with self._tx() as conn:
+            conn.execute(delete(Notice).where(Notice.name == name))
+            conn.execute(insert(Notice).values(name=name, message=message, until=until,
+                                               updated_at=now))
+
+    def clear_notice(self, name: str) -> None:
+        with self._tx() as conn:
+            conn.execute(delete(Notice).where(Notice.name == name))
+
+    def notices(self) -> dict[str, dict[str, Any]]:
+        with self._tx() as conn:
+            return {n.name: {"message": n.message, "until": n.until}
+                    for n in conn.execute(select(Notice.name, Notice.message, Notice.until))}
 
     def retry(self, job_ids: Iterable[int] | None, now: float) -> list[int]:
         """Operator's retry: failed (or the named failed/skipped) jobs back to the queue."""

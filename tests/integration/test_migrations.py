@@ -10,8 +10,8 @@ from pathlib import Path
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
+from daemon.jobs.engine import make_engine, upgrade
 from daemon.jobs.models import Base
-from daemon.jobs.store import make_engine, upgrade
 
 REPO = Path(__file__).resolve().parents[2]
 

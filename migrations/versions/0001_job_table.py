@@ -1,8 +1,8 @@
-"""initial job table
+"""job table
 
 Revision ID: 0001
 Revises: (none)
-Create Date: 2026-11-28 12:09:25.566688
+Create Date: 2026-11-28 12:22:11.823999
 """
 
 import sqlalchemy as sa
@@ -34,6 +34,8 @@ def upgrade() -> None:
     sa.Column('next_attempt_at', sa.Float(), nullable=False),
     sa.Column('bytes_sent', sa.BigInteger(), nullable=False),
     sa.Column('etag', sa.String(length=80), nullable=True),
+    sa.Column('fingerprint', sa.String(length=64), nullable=True),
+    sa.Column('archived_path', sa.Text(), nullable=True),
     sa.Column('created_at', sa.Float(), nullable=False),
     sa.Column('updated_at', sa.Float(), nullable=False),
     sa.Column('finished_at', sa.Float(), nullable=True),
@@ -41,9 +43,18 @@ def upgrade() -> None:
     sa.UniqueConstraint('path', 'size', 'mtime_ns', name='uq_jobs_file_version')
     )
     with op.batch_alter_table('jobs', schema=None) as batch_op:
+        batch_op.create_index('ix_jobs_athlete_fingerprint', ['athlete_id', 'fingerprint'],
+                              unique=False)
         batch_op.create_index('ix_jobs_path', ['path'], unique=False)
         batch_op.create_index('ix_jobs_state_due', ['state', 'next_attempt_at'], unique=False)
 
+    op.create_table('notices',
+    sa.Column('name', sa.String(length=32), nullable=False),
+    sa.Column('message', sa.Text(), nullable=False),
+    sa.Column('until', sa.Float(), nullable=True),
+    sa.Column('updated_at', sa.Float(), nullable=False),
+    sa.PrimaryKeyConstraint('name')
+    )
     op.create_table('reservations',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('job_id', sa.Integer(), nullable=False),
@@ -68,9 +79,11 @@ def downgrade() -> None:
         batch_op.drop_index('ix_reservations_job')
 
     op.drop_table('reservations')
+    op.drop_table('notices')
     with op.batch_alter_table('jobs', schema=None) as batch_op:
         batch_op.drop_index('ix_jobs_state_due')
         batch_op.drop_index('ix_jobs_path')
+        batch_op.drop_index('ix_jobs_athlete_fingerprint')
 
     op.drop_table('jobs')
     # ### end Alembic commands ###
