@@ -260,8 +260,10 @@ class Watcher:
         if (st.st_size, st.st_mtime_ns) != (cand.size, cand.mtime_ns):
             seen = self.store.observe(path, str(cand.root.path), st.st_size, st.st_mtime_ns, now)
             if not seen.new:
-                # already queued, uploading or finished: nothing to do
-                self._settled(path, st)
+                if seen.exact:  # already queued, uploading or finished: nothing to do
+                    self._settled(path, st)
+                else:  # an older version is uploading; the worker re-settles the path after
+                    self._forget(path)
                 return
             if cand.job_id is None:
                 log.info("job.seen", job_id=seen.job_id, path=path, size=st.st_size)

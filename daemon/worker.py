@@ -25,7 +25,7 @@ from daemon.errors import Decision, Kind, Outcome, TransferError, Where, decide
 from daemon.jobs.models import Job, JobState
 from daemon.jobs.store import Store
 from daemon.timeutil import iso_utc, local_clock, parse_iso
-from daemon.uploader import Aborted, Uploader
+from daemon.uploader import CHANGED_WHILE_UPLOADING, Aborted, Sent, Uploader
 
 MAX_LAPSES = 3  # re-reservations in a row before the job backs off instead
 PROGRESS_EVERY = 1.0  # seconds between progress writes to the job table
@@ -134,23 +134,39 @@ class Worker:
             try:
                 sent = self.uploader.upload(
                     job.path, job.size, res.upload_url, res.upload_fields,
-                    job.file_name or "capture.mov", self._progress(job.id), self.abort)
+                    job.file_name or "capture.mov", self._progress(job.id), self.abort,
+                    job.mtime_ns)
             except TransferError as err:
                 if decide(err, 1, self.rand).outcome is Outcome.RERESERVE and lapses < MAX_LAPSES:
                     lapses += 1
                     self._lapsed(job, res, bound, err.message)
                     continue
                 raise
-            self._check_file(job)  # changed while it was read: the bytes may be a mix
-            self.store.finish(job.id, sent.etag, self.clock())
+            note = self._check_after(job, sent)
+            self.store.finish(job.id, sent.etag, self.clock(), note)
             self._reservations.pop(job.id, None)
-            self._after_upload(job, bound)
+            if note is None:
+                self._after_upload(job, bound)
             if sent.seconds > 0.5:
                 rate = sent.size / sent.seconds
                 self._rate = rate if self._rate is None else 0.7 * self._rate + 0.3 * rate
             bound.info("upload.done", session_id=res.session_id, etag=sent.etag,
                        seconds=round(sent.seconds, 3))
             return
+
+    def _check_after(self, job: Job, sent: Sent) -> str | None:
+        """After a 2xx: were the bytes sent exactly the settled version? A file changed while it
+        was read (the bytes may be a mix) or replaced goes back to settle; one removed after we
+        opened it was still sent whole, which the open file's own stat proves."""
+        if sent.source != (job.size, job.mtime_ns):
+            raise TransferError(Where.FILE, Kind.CHANGED, CHANGED_WHILE_UPLOADING)
+        try:
+            self._check_file(job)
+        except TransferError as err:
+            if err.kind is Kind.VANISHED:
+                return "the file was removed during its upload; the upload had completed"
+            raise
+        return None
 
     def _after_upload(self, job: Job, bound: Any) -> None:
         up = self.cfg.upload

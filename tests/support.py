@@ -189,3 +189,19 @@ class Sandbox:
 
     def stop(self) -> None:
         self.proc.stop()
+
+
+def start_daemon(tmp: Path, config: Path, token: str = TOKEN, name: str = "daemon.log",
+                 wait: bool = True) -> Proc:
+    """`uplift-capture run` as a subprocess; waits for daemon.ready."""
+    proc = Proc(["run", "--config", str(config)], tmp / name,
+                env={"UPLIFT_API_TOKEN": token}).start()
+    if wait:
+        wait_for(lambda: proc.has_event("daemon.ready") or proc.popen.poll() is not None, 30,
+                 what="daemon.ready")
+        assert proc.popen is not None and proc.popen.poll() is None, proc.log_path.read_text()
+    return proc
+
+
+def job_state(config: Path, name: str) -> str | None:
+    return jobs_by_name(config).get(name, {}).get("state")

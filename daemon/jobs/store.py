@@ -37,6 +37,7 @@ class Seen:
     job_id: int
     state: JobState
     new: bool  # a job was created or reset to pending: the watcher should settle it
+    exact: bool = True  # the job holds this very version (not an older one being uploaded)
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,7 @@ class Store:
                 .limit(1)).first()
             if busy is not None:
                 # The worker re-checks size and mtime after the upload and re-settles it.
-                return Seen(busy.id, JobState(busy.state), False)
+                return Seen(busy.id, JobState(busy.state), False, exact=False)
             job_id = conn.execute(insert(Job).values(
                 path=path, root=root, size=size, mtime_ns=mtime_ns, state=str(JobState.PENDING),
                 attempts=0, next_attempt_at=0.0, bytes_sent=0, created_at=now, updated_at=now,
@@ -225,11 +226,11 @@ class Store:
             self._move(conn, job_id, [JobState.UPLOADING], JobState.UPLOADING, now,
                        bytes_sent=sent)
 
-    def finish(self, job_id: int, etag: str | None, now: float) -> None:
+    def finish(self, job_id: int, etag: str | None, now: float, note: str | None = None) -> None:
         with self._tx() as conn:
             session_id = conn.execute(select(Job.session_id).where(Job.id == job_id)).scalar()
             self._move(conn, job_id, [JobState.UPLOADING], JobState.DONE, now, etag=etag,
-                       last_error=None, finished_at=now, bytes_sent=Job.size)
+                       last_error=note, finished_at=now, bytes_sent=Job.size)
             conn.execute(update(Reservation).where(Reservation.session_id == session_id)
                          .values(outcome="used"))
 

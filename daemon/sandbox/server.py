@@ -34,6 +34,7 @@ from daemon.sandbox.s3post import S3Error, check_policy, iso, make_fields, read_
 
 BUCKET = "uplift-sandbox"
 API_PREFIX = "/v1"
+RECEIVE_BUFFER = 256 * 1024
 
 
 @dataclass
@@ -277,6 +278,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         rate = st.faults.upload_rate
         throttle = _throttle(rate) if rate else (lambda n: None)
+
         tmp = tempfile.NamedTemporaryFile(  # noqa: SIM115 - renamed into place, or unlinked
             dir=st.data / "received", prefix=".incoming-", delete=False)
         checked: dict[str, Any] = {}
@@ -332,7 +334,16 @@ class SandboxServer(ThreadingHTTPServer):
     allow_reuse_address = True
 
     def __init__(self, host: str, port: int, state: SandboxState):
-        super().__init__((host, port), Handler)
+        super().__init__((host, port), Handler, bind_and_activate=False)
+        # Bounded receive buffers (inherited by accepted sockets) model a WAN link: without
+        # them megabytes sit in loopback buffers, and a client would think it had sent them.
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+        try:
+            self.server_bind()
+            self.server_activate()
+        except OSError:
+            self.server_close()
+            raise
         self.state = state
 
     @property

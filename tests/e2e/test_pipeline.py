@@ -11,23 +11,15 @@ from pathlib import Path
 
 from support import (
     ATHLETE,
-    TOKEN,
-    Proc,
     Sandbox,
     jobs_by_name,
     make_movie,
     sha256,
+    start_daemon,
     status,
     wait_for,
     write_config,
 )
-
-
-def start_daemon(tmp: Path, config: Path) -> Proc:
-    proc = Proc(["run", "--config", str(config)], tmp / "daemon.log",
-                env={"UPLIFT_API_TOKEN": TOKEN}).start()
-    wait_for(lambda: proc.has_event("daemon.ready"), 30, what="daemon.ready")
-    return proc
 
 
 def test_files_arriving_every_way_are_uploaded_once_and_byte_identical(
