@@ -34,6 +34,9 @@ def _parser() -> argparse.ArgumentParser:
     retry.add_argument("--config")
     retry.add_argument("job_ids", nargs="*", type=int)
     retry.add_argument("--failed", action="store_true", help="every failed job")
+    retry.add_argument("--force", action="store_true",
+                       help="upload even what the movie check refused (e.g. a file a camera "
+                            "wrote in an unusual way)")
 
     check = sub.add_parser("check", help="validate config, folders, database and credentials")
     check.add_argument("--config")
@@ -100,7 +103,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             if not args.failed and not args.job_ids:
                 print("uplift-capture: name job ids, or use --failed", file=sys.stderr)
                 return 2
-            done = store.retry(None if args.failed else args.job_ids, time.time())
+            done = store.retry(None if args.failed else args.job_ids, time.time(), args.force)
             print(f"requeued {len(done)} job(s): {' '.join(map(str, done))}" if done
                   else "nothing to retry")
             return 0

@@ -159,6 +159,15 @@ def _capture(t: _Table, base: CaptureSettings) -> CaptureSettings:
     return CaptureSettings(selection, orientation, movement, camera)
 
 
+def capture_overrides(data: Mapping[str, Any], base: CaptureSettings,
+                      source: Path) -> CaptureSettings:
+    """A capture.toml sidecar: the keys of [capture], applied over `base`."""
+    t = _Table(data, "", source)
+    settings = _capture(t, base)
+    t.finish()
+    return settings
+
+
 def _resolve(path: str, source: Path) -> Path:
     """Relative paths are relative to the config file, so a config works from any cwd."""
     p = Path(path).expanduser()

@@ -9,6 +9,7 @@ never talks to the network.
 from __future__ import annotations
 
 import heapq
+import json
 import os
 import threading
 import time
@@ -30,8 +31,8 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
-from daemon import layout, logs, movie
-from daemon.config import Config, WatchRoot
+from daemon import layout, logs, movie, sidecar
+from daemon.config import Config, ConfigError, WatchRoot
 from daemon.jobs.models import JobState
 from daemon.jobs.store import Ready, Store
 from daemon.timeutil import iso_utc
@@ -124,6 +125,10 @@ class Watcher:
     def rescan(self) -> None:
         """Periodic: find what events missed, and make sure every observer still runs."""
         self.check_observers()
+        for path in self.store.pending_paths():  # held, or put back by `retry`
+            root = self.root_of(path)
+            if root is not None:
+                self.candidate(root, path)
         for root in self.cfg.watches:
             self.scan(root, str(root.path))
 
@@ -290,14 +295,23 @@ class Watcher:
         job_id = cand.job_id
         assert job_id is not None
         rel = PurePath(path).relative_to(cand.root.path)
-        settings = cand.root.capture
         try:
-            info = movie.inspect(path)
+            settings = sidecar.settings_for(cand.root, rel)
+        except ConfigError as exc:
+            self.store.hold(job_id, f"folder settings are invalid: {exc}", now)
+            log.warning("job.held", job_id=job_id, path=path, reason=str(exc))
+            return JobState.PENDING
+        forced = self.store.is_forced(job_id)
+        try:
+            try:
+                info = movie.inspect(path)
+            except movie.NotAMovie as exc:
+                if not forced:
+                    self.store.fail(job_id, [JobState.PENDING], now, str(exc))
+                    log.warning("job.not_a_movie", job_id=job_id, path=path, reason=str(exc))
+                    return JobState.FAILED
+                info = movie.MovieInfo(None, None)  # an operator forced it through
             fp = movie.fingerprint(path, st.st_size)
-        except movie.NotAMovie as exc:
-            self.store.fail(job_id, [JobState.PENDING], now, str(exc))
-            log.warning("job.not_a_movie", job_id=job_id, path=path, reason=str(exc))
-            return JobState.FAILED
         except OSError as exc:
             self.store.fail(job_id, [JobState.PENDING], now,
                             f"the file cannot be read: {exc.strerror}")
@@ -312,17 +326,21 @@ class Watcher:
             return JobState.PENDING
         orientation = settings.camera_orientation
         if orientation == "auto":
-            if info.orientation is None:
+            if info.orientation is None and not forced:
                 self.store.fail(job_id, [JobState.PENDING], now,
                                 "the movie has no video track")
                 return JobState.FAILED
-            orientation = info.orientation
+            orientation = info.orientation or "landscape"
+        camera = {**settings.camera, "camera_setup_selection": settings.camera_setup_selection,
+                  "camera_orientation": orientation}
         assert where.athlete_id and where.session_group_id
         ready = Ready(size=st.st_size, mtime_ns=st.st_mtime_ns, athlete_id=where.athlete_id,
                       session_group_id=where.session_group_id,
                       file_name=layout.safe_file_name(os.path.basename(path)),
                       capture_time=iso_utc(taken),
-                      camera_orientation=orientation, fingerprint=fp)
+                      camera_configuration=json.dumps(camera),
+                      movement_attributes=json.dumps(dict(settings.movement)),
+                      fingerprint=fp)
         state = self.store.mark_ready(job_id, ready, now, self.cfg.upload.allow_duplicates)
         log.info("job.queued" if state is JobState.QUEUED else "job.skipped",
                  job_id=job_id, path=path, athlete_id=where.athlete_id)

@@ -8,6 +8,7 @@ APScheduler itself would drop one aimed at a job instance that is still running.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import threading
@@ -20,7 +21,7 @@ from apscheduler.schedulers.base import BaseScheduler
 
 from daemon import archive, logs
 from daemon.apiclient import ApiClient, Reserved
-from daemon.config import CaptureSettings, Config
+from daemon.config import Config
 from daemon.errors import Decision, Kind, Outcome, TransferError, Where, decide
 from daemon.jobs.models import Job, JobState
 from daemon.jobs.store import Store
@@ -215,14 +216,7 @@ class Worker:
                    expires_at=iso_utc(res.expires_at))
         return res
 
-    def settings_for(self, root: str) -> CaptureSettings:
-        for watch in self.cfg.watches:
-            if str(watch.path) == root:
-                return watch.capture
-        return self.cfg.capture
-
     def _body(self, job: Job) -> dict[str, Any]:
-        settings = self.settings_for(job.root)
         # Never in the future by the server's clock (the API refuses that), with a margin for
         # the Date header's one-second resolution.
         latest = self.clock() + min(self._skew, 0.0) - 2.0
@@ -232,12 +226,8 @@ class Worker:
         return {
             "athlete_id": job.athlete_id,
             "session_group_id": job.session_group_id,
-            "camera_configuration": {
-                **settings.camera,
-                "camera_setup_selection": settings.camera_setup_selection,
-                "camera_orientation": job.camera_orientation,
-            },
-            "movement_attributes": dict(settings.movement),
+            "camera_configuration": json.loads(job.camera_configuration or "{}"),
+            "movement_attributes": json.loads(job.movement_attributes or "{}"),
             "file_name": job.file_name,
             "capture_time": capture,
         }

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -49,7 +59,10 @@ class Job(Base):
     session_group_id: Mapped[str | None] = mapped_column(String(36))
     file_name: Mapped[str | None] = mapped_column(Text)  # the name sent to the API
     capture_time: Mapped[str | None] = mapped_column(String(40))  # ISO 8601 UTC, as sent
-    camera_orientation: Mapped[str | None] = mapped_column(String(16))
+    # The reservation's metadata, fixed when the job is queued (JSON objects as sent).
+    camera_configuration: Mapped[str | None] = mapped_column(Text)
+    movement_attributes: Mapped[str | None] = mapped_column(Text)
+    force: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)  # retry --force
     session_id: Mapped[str | None] = mapped_column(String(64))  # current reservation
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)

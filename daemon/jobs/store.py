@@ -50,7 +50,8 @@ class Ready:
     session_group_id: str
     file_name: str
     capture_time: str
-    camera_orientation: str
+    camera_configuration: str  # JSON
+    movement_attributes: str  # JSON
     fingerprint: str | None = None
 
 
@@ -113,6 +114,7 @@ class Store:
             job_id = conn.execute(insert(Job).values(
                 path=path, root=root, size=size, mtime_ns=mtime_ns, state=str(JobState.PENDING),
                 attempts=0, next_attempt_at=0.0, bytes_sent=0, created_at=now, updated_at=now,
+                force=False,
             )).inserted_primary_key[0]
             return Seen(job_id, JobState.PENDING, True)
 
@@ -148,7 +150,8 @@ class Store:
                            size=ready.size, mtime_ns=ready.mtime_ns, athlete_id=ready.athlete_id,
                            session_group_id=ready.session_group_id, file_name=ready.file_name,
                            capture_time=ready.capture_time,
-                           camera_orientation=ready.camera_orientation,
+                           camera_configuration=ready.camera_configuration,
+                           movement_attributes=ready.movement_attributes,
                            last_error=None, next_attempt_at=now)
             return JobState.QUEUED
         except IntegrityError:
@@ -294,8 +297,11 @@ class Store:
             return {n.name: {"message": n.message, "until": n.until}
                     for n in conn.execute(select(Notice.name, Notice.message, Notice.until))}
 
-    def retry(self, job_ids: Iterable[int] | None, now: float) -> list[int]:
-        """Operator's retry: failed (or the named failed/skipped) jobs back to the queue."""
+    def retry(self, job_ids: Iterable[int] | None, now: float, force: bool = False) -> list[int]:
+        """Operator's retry: failed (or the named failed/skipped) jobs back to the queue. A job
+        that never got as far as being queued (e.g. refused as not a movie), or a forced one,
+        goes back to pending, where the watcher settles it again (forced: without the movie
+        check)."""
         with self._tx() as conn:
             q = select(Job.id, Job.state)
             if job_ids is None:
@@ -303,11 +309,16 @@ class Store:
             else:
                 q = q.where(Job.id.in_(list(job_ids)),
                             Job.state.in_([JobState.FAILED, JobState.SKIPPED]))
-            rows = list(conn.execute(q))
+            rows = list(conn.execute(q.add_columns(Job.athlete_id, Job.file_name)))
             for row in rows:
-                self._move(conn, row.id, [row.state], JobState.QUEUED, now, next_attempt_at=now,
+                to = JobState.QUEUED if row.file_name and not force else JobState.PENDING
+                self._move(conn, row.id, [row.state], to, now, next_attempt_at=now, force=force,
                            attempts=0, last_error=None, finished_at=None)
             return [r.id for r in rows]
+
+    def is_forced(self, job_id: int) -> bool:
+        with self._tx() as conn:
+            return bool(conn.execute(select(Job.force).where(Job.id == job_id)).scalar())
 
     # ---- reading ---------------------------------------------------------------------------
 

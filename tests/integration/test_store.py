@@ -17,7 +17,7 @@ NOW = 1_800_000_000.0
 def ready(size: int = 10, mtime: int = 1) -> Ready:
     return Ready(size=size, mtime_ns=mtime, athlete_id="a" * 8, session_group_id="g" * 8,
                  file_name="x.mov", capture_time="2026-01-01T00:00:00.000Z",
-                 camera_orientation="landscape")
+                 camera_configuration="{}", movement_attributes="{}")
 
 
 @pytest.fixture

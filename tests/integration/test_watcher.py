@@ -1,0 +1,109 @@
+"""The watcher in-process with a real job table and real folders: rescans find what events
+missed, a dead observer is restarted, a polling root finds files without inotify."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from pathlib import Path
+
+import pytest
+from support import ATHLETE, make_movie, wait_for, write_config
+
+from daemon import config as config_mod
+from daemon.jobs.models import JobState
+from daemon.jobs.store import Store
+from daemon.watcher import Watcher
+
+
+@pytest.fixture
+def setup(tmp_path: Path):
+    captures = tmp_path / "captures"
+    (captures / ATHLETE).mkdir(parents=True)
+    cfg = config_mod.load(str(write_config(tmp_path / "c.toml", watch=captures,
+                                           db=tmp_path / "jobs.db", settle=0.2)))
+    store = Store.open(cfg.database_url)
+    queued = threading.Event()
+    yield cfg, store, queued, captures / ATHLETE
+    store.close()
+
+
+def states(store: Store) -> dict[str, str]:
+    return {Path(j.path).name: j.state for j in store.jobs()}
+
+
+def test_dead_observer_is_restarted_and_rescan_finds_missed_files(setup, tmp_path: Path) -> None:
+    cfg, store, queued, folder = setup
+    watcher = Watcher(cfg, store, on_queued=queued.set)
+    watcher.start()
+    try:
+        (_, observer), = watcher._observers
+        observer.stop()
+        observer.join()
+        make_movie(folder / "missed.mov", frames=2)  # no observer: no event
+        assert not wait_for_state(store, "missed.mov", JobState.QUEUED, 1.0)
+        watcher.rescan()
+        assert wait_for_state(store, "missed.mov", JobState.QUEUED, 10)
+        (_, replacement), = watcher._observers
+        assert replacement is not observer and replacement.is_alive()
+        make_movie(folder / "after.mov", frames=2)  # events flow again
+        assert wait_for_state(store, "after.mov", JobState.QUEUED, 10)
+    finally:
+        watcher.stop()
+
+
+def test_unrecoverable_root_is_fatal(setup) -> None:
+    cfg, store, queued, _ = setup
+    reasons: list[str] = []
+    watcher = Watcher(cfg, store, on_queued=queued.set, on_fatal=reasons.append)
+    watcher.start()
+    try:
+        (_, observer), = watcher._observers
+        observer.stop()
+        observer.join()
+        root = cfg.watches[0].path
+        root.rename(root.with_name("gone"))  # the share went away
+        watcher.check_observers()
+        assert reasons and "cannot watch" in reasons[0]
+    finally:
+        watcher.stop()
+
+
+def test_polling_root_finds_files(setup) -> None:
+    cfg, store, queued, folder = setup
+    polled = dataclasses.replace(cfg, watches=tuple(
+        dataclasses.replace(w, poll=True) for w in cfg.watches),
+        watching=dataclasses.replace(cfg.watching, poll_interval=0.2))
+    watcher = Watcher(polled, store, on_queued=queued.set)
+    watcher.start()
+    try:
+        (_, observer), = watcher._observers
+        assert type(observer).__name__ == "PollingObserver"
+        make_movie(folder / "share.mov", frames=2)
+        (folder / "sub").mkdir()
+        make_movie(folder / "sub" / "deeper.mov", frames=2)
+        assert wait_for_state(store, "share.mov", JobState.QUEUED, 10)
+        assert wait_for_state(store, "deeper.mov", JobState.QUEUED, 10)
+        assert queued.is_set()
+    finally:
+        watcher.stop()
+
+
+def test_rescan_of_known_files_costs_no_queries(setup) -> None:
+    cfg, store, queued, folder = setup
+    make_movie(folder / "a.mov", frames=2)
+    watcher = Watcher(cfg, store, on_queued=queued.set)
+    watcher.start()
+    try:
+        assert wait_for_state(store, "a.mov", JobState.QUEUED, 10)
+        assert watcher.scan(cfg.watches[0], str(cfg.watches[0].path)) == 0
+    finally:
+        watcher.stop()
+
+
+def wait_for_state(store: Store, name: str, state: JobState, timeout: float) -> bool:
+    try:
+        wait_for(lambda: states(store).get(name) == state, timeout, 0.05, what=name)
+        return True
+    except AssertionError:
+        return False
