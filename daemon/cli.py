@@ -40,6 +40,8 @@ def _parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="validate config, folders, database and credentials")
     check.add_argument("--config")
+    check.add_argument("--offline", action="store_true",
+                       help="skip the API (for container health checks)")
 
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True)
@@ -84,7 +86,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         logs.setup(cfg.log_level)
         return Service(cfg, sandbox=args.sandbox).run()
     if args.command == "check":
-        return _check(cfg)
+        return _check(cfg, offline=args.offline)
     from daemon.jobs.store import Store
 
     if args.command == "db":
@@ -112,7 +114,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     return 2
 
 
-def _check(cfg: config_mod.Config) -> int:
+def _check(cfg: config_mod.Config, offline: bool = False) -> int:
     """One line per finding; exit 0 only when all hold."""
     ok = True
 
@@ -122,10 +124,21 @@ def _check(cfg: config_mod.Config) -> int:
         print(f"{'ok  ' if good else 'FAIL'} {text}")
 
     say(True, f"config {cfg.source} is valid")
+    writes = cfg.upload.after_upload != "keep"
     for watch in cfg.watches:
         readable = os.access(watch.path, os.R_OK | os.X_OK)
         say(readable, f"watch folder {watch.path} is "
             f"{'readable' if readable else 'not readable by this user'}")
+        if writes:
+            writable = os.access(watch.path, os.W_OK)
+            say(writable, f"watch folder {watch.path} is "
+                f"{'writable' if writable else 'not writable by this user'} (after_upload = "
+                f"{cfg.upload.after_upload!r} needs to remove files)")
+    if cfg.upload.archive_dir is not None and cfg.upload.after_upload == "move":
+        archive = cfg.upload.archive_dir
+        existing = next(p for p in (archive, *archive.parents) if p.exists())
+        ok = os.access(existing, os.W_OK | os.X_OK)
+        say(ok, f"archive folder {archive} is {'writable' if ok else 'not writable'}")
     from daemon.jobs.store import Store
 
     try:
@@ -133,6 +146,8 @@ def _check(cfg: config_mod.Config) -> int:
         say(True, "database opens and is up to date")
     except Exception as exc:
         say(False, f"database cannot be opened: {exc}")
+    if offline:
+        return 0 if ok else 1
     try:
         token = config_mod.read_token(cfg)
     except ConfigError as exc:

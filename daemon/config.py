@@ -59,6 +59,7 @@ class UploadSettings:
     after_upload: str = "keep"  # keep | move | delete, only ever for done jobs
     archive_dir: Path | None = None  # where "move" puts files (athlete/session kept)
     allow_duplicates: bool = False  # upload the same video again for the same athlete
+    bandwidth_limit: float = 0.0  # bytes/s for all uploads together; 0 = unlimited
 
 
 @dataclass(frozen=True)
@@ -159,6 +160,16 @@ def _capture(t: _Table, base: CaptureSettings) -> CaptureSettings:
     return CaptureSettings(selection, orientation, movement, camera)
 
 
+def _rate(t: _Table, key: str) -> float:
+    from daemon.bandwidth import parse_rate
+
+    value = t.get(key, (str, int), 0)
+    try:
+        return parse_rate(str(value))
+    except ValueError as exc:
+        raise ConfigError(f"{t.where(key)}: {exc}") from None
+
+
 def capture_overrides(data: Mapping[str, Any], base: CaptureSettings,
                       source: Path) -> CaptureSettings:
     """A capture.toml sidecar: the keys of [capture], applied over `base`."""
@@ -234,6 +245,7 @@ def parse(data: Mapping[str, Any], source: Path) -> Config:
         archive_dir=_resolve(up_t.get("archive_dir", str), source)
         if up_t.get("archive_dir", str) else None,
         allow_duplicates=up_t.get("allow_duplicates", bool, d.allow_duplicates),
+        bandwidth_limit=_rate(up_t, "bandwidth_limit"),
     )
     if upload.after_upload not in AFTER_UPLOAD:
         raise ConfigError(f"{up_t.where('after_upload')}: must be one of "

@@ -19,12 +19,13 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from daemon import config as config_mod
-from daemon import logs
+from daemon import logs, notify
 from daemon.apiclient import ApiClient
-from daemon.config import Config
+from daemon.bandwidth import Limiter
+from daemon.config import Config, ConfigError
 from daemon.jobs.store import Store
 from daemon.sandbox import server as sandbox_server
-from daemon.uploader import Uploader
+from daemon.uploader import CHUNK, Uploader
 from daemon.watcher import Watcher
 from daemon.worker import Worker
 
@@ -90,7 +91,11 @@ class Service:
         timeout = httpx.Timeout(connect=cfg.api.connect_timeout, read=cfg.api.read_timeout,
                                 write=cfg.api.read_timeout, pool=cfg.api.read_timeout)
         api = ApiClient(cfg.api.base_url, token, timeout)
-        uploader = Uploader(cfg.upload.stall_seconds, cfg.api.connect_timeout)
+        limit = cfg.upload.bandwidth_limit
+        uploader = Uploader(cfg.upload.stall_seconds, cfg.api.connect_timeout,
+                            limiter=Limiter(limit) if limit else None,
+                            chunk_size=min(CHUNK, max(64 * 1024, int(limit / 8))) if limit
+                            else CHUNK)
         scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(cfg.upload.concurrency + 4)},
             job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
@@ -104,6 +109,11 @@ class Service:
         watcher.start()
         scheduler.add_job(watcher.rescan, "interval", seconds=cfg.watching.rescan_seconds,
                           id="rescan")
+        ping = notify.watchdog_interval()
+        if ping:
+            scheduler.add_job(self._heartbeat, "interval", seconds=ping, args=[store],
+                              id="watchdog")
+        notify.notify("READY=1\nSTATUS=watching " + ", ".join(str(w.path) for w in cfg.watches))
         log.info("daemon.ready", concurrency=cfg.upload.concurrency,
                  database=store.engine.url.render_as_string(hide_password=True))
 
@@ -111,10 +121,10 @@ class Service:
             self._wait(None)
             if self.flags.reload and not self.flags.stop:
                 self.flags.reload = False
-                log.info("daemon.reload_ignored", reason="config reload is not supported yet; "
-                         "restart the service to apply changes")
+                cfg = self._reload(cfg, worker, watcher)
 
         # Ordered shutdown: no new files, then no new uploads, then finish or park in-flight.
+        notify.notify("STOPPING=1")
         log.info("daemon.stopping")
         watcher.stop()
         worker.stop(cfg.upload.shutdown_timeout, force=lambda: self.flags.stop > 1)
@@ -130,6 +140,35 @@ class Service:
             return 1
         log.info("daemon.stopped")
         return 0
+
+    def _heartbeat(self, store: Store) -> None:
+        """WATCHDOG=1 only while the scheduler runs jobs and the database answers."""
+        store.counts()
+        notify.notify("WATCHDOG=1")
+
+    def _reload(self, cfg: Config, worker: Worker, watcher: Watcher) -> Config:
+        notify.notify("RELOADING=1")
+        try:
+            new = config_mod.load(str(cfg.source))
+        except ConfigError as exc:
+            log.error("config.reload_failed", reason=str(exc))
+            notify.notify("READY=1")
+            return cfg
+        if self.use_sandbox:
+            new = config_mod.with_base_url(new, cfg.api.base_url)
+        needs_restart = [name for name, a, b in (
+            ("[api]", cfg.api, new.api), ("[database] url", cfg.database_url, new.database_url),
+            ("[upload] concurrency", cfg.upload.concurrency, new.upload.concurrency),
+            ("[upload] bandwidth_limit", cfg.upload.bandwidth_limit, new.upload.bandwidth_limit),
+        ) if a != b]
+        if needs_restart:
+            log.warning("config.restart_needed", keys=needs_restart)
+        worker.cfg = new
+        watcher.reconfigure(new)
+        log.info("config.reloaded", roots=[str(w.path) for w in new.watches],
+                 athletes=len(new.athletes))
+        notify.notify("READY=1")
+        return new
 
     def _fatal(self, reason: str) -> None:
         """Called from another thread: wake the main loop to stop and exit non-zero."""

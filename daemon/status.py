@@ -29,6 +29,11 @@ def job_record(job: Job, now: float) -> dict[str, Any]:
         record["next_attempt_at"] = job.next_attempt_at
     if job.state == JobState.UPLOADING and job.size:
         record["percent"] = round(100.0 * job.bytes_sent / job.size, 1)
+        elapsed = job.updated_at - (job.upload_started_at or job.updated_at)
+        if job.bytes_sent and elapsed > 0:
+            rate = job.bytes_sent / elapsed
+            record["rate_bytes_per_s"] = round(rate)
+            record["eta_seconds"] = round((job.size - job.bytes_sent) / rate, 1)
     return record
 
 
@@ -53,6 +58,14 @@ def waiting_reason(job: dict[str, Any], now: float) -> str:
     return job["last_error"] or "waiting for a free upload slot"
 
 
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
 def render(data: dict[str, Any], now: float | None = None) -> str:
     now = time.time() if now is None else now
     counts = data["counts"]
@@ -68,7 +81,11 @@ def render(data: dict[str, Any], now: float | None = None) -> str:
         for j in moving:
             pct = f"{j.get('percent', 0.0):5.1f}%" if j["state"] == JobState.UPLOADING \
                 else "reserving"
-            lines.append(f"  #{j['id']} {pct}  {j['path']}")
+            speed = ""
+            if "rate_bytes_per_s" in j:
+                speed = (f"  {j['rate_bytes_per_s'] / 1e6:.1f} MB/s, "
+                         f"about {_duration(j['eta_seconds'])} left")
+            lines.append(f"  #{j['id']} {pct}{speed}  {j['path']}")
     if waiting:
         lines += ["", "Waiting:"]
         for j in waiting:

@@ -18,9 +18,12 @@ from dataclasses import dataclass
 import httpx
 
 from daemon.apiclient import http_error, transport_error
+from daemon.bandwidth import Limiter
 from daemon.errors import Kind, TransferError, Where
 
-CHUNK = 1024 * 1024
+# Each chunk is one read and one send; the abort flag is checked between chunks, so a send
+# blocked on a slow link delays a shutdown by at most CHUNK / rate.
+CHUNK = 256 * 1024
 SEND_BUFFER = 512 * 1024  # the kernel doubles it; enough for ~80 Mbit/s at 50 ms RTT
 CRLF = b"\r\n"
 
@@ -69,7 +72,9 @@ def multipart_parts(fields: Mapping[str, str], file_name: str,
 
 class Uploader:
     def __init__(self, stall_seconds: float, connect_timeout: float = 10.0,
-                 client: httpx.Client | None = None, chunk_size: int = CHUNK):
+                 client: httpx.Client | None = None, chunk_size: int = CHUNK,
+                 limiter: Limiter | None = None):
+        self.limiter = limiter
         # write/read timeouts are the stall detector: no byte moved for this long -> abort.
         timeout = httpx.Timeout(connect=connect_timeout, read=stall_seconds,
                                 write=stall_seconds, pool=stall_seconds)
@@ -110,7 +115,10 @@ class Uploader:
             while sent < size:
                 if abort.is_set():
                     raise Aborted()
-                n = os.readv(fd, [view[: min(self.chunk_size, size - sent)]])
+                want = min(self.chunk_size, size - sent)
+                if self.limiter is not None:
+                    self.limiter.take(want)
+                n = os.readv(fd, [view[:want]])
                 if n == 0:
                     raise TransferError(Where.FILE, Kind.CHANGED,
                                         "the file got shorter while it was being uploaded")

@@ -132,6 +132,26 @@ class Watcher:
         for root in self.cfg.watches:
             self.scan(root, str(root.path))
 
+    def reconfigure(self, cfg: Config) -> None:
+        """SIGHUP: new roots, athletes and defaults. Observers of unchanged roots keep running;
+        held files are looked at again (an alias may have been added)."""
+        old = {r.path: (r, o) for r, o in self._observers}
+        kept: list[tuple[WatchRoot, BaseObserver]] = []
+        for root in cfg.watches:
+            if root.path in old and old[root.path][0].poll == root.poll:
+                kept.append((root, old.pop(root.path)[1]))
+            else:
+                kept.append((root, self._observe(root)))
+        for _, observer in old.values():
+            observer.stop()
+        self.cfg = cfg
+        self._observers = kept
+        roots = {r.path: r for r in cfg.watches}
+        with self._cond:  # candidates keep their root objects: point them at the new ones
+            for cand in self._cands.values():
+                cand.root = roots.get(cand.root.path, cand.root)
+        self.rescan()
+
     def check_observers(self) -> None:
         for i, (root, observer) in enumerate(self._observers):
             if observer.is_alive():

@@ -101,7 +101,7 @@ class Worker:
             while self._active and time.monotonic() < deadline and not force():
                 self._idle.wait(0.2)
             if self._active:
-                self.abort.set()
+                self.abort.set()  # seen between chunks: within chunk/rate seconds
                 end = time.monotonic() + 10
                 while self._active and time.monotonic() < end:
                     self._idle.wait(0.2)
@@ -114,17 +114,23 @@ class Worker:
             self._check_file(job)
             self._reserve_and_upload(job, bound)
         except Aborted:
-            self.store.requeue(job.id, IN_FLIGHT, self.clock(), due=self.clock(),
-                               reason="interrupted by shutdown; will resume", count_attempt=False)
-            bound.info("upload.interrupted")
+            self._interrupted(job, bound)
         except TransferError as err:
-            self._apply(job, decide(err, job.attempts, self.rand), err, bound)
+            if self.abort.is_set():  # the shutdown closed the connection under the upload
+                self._interrupted(job, bound)
+            else:
+                self._apply(job, decide(err, job.attempts, self.rand), err, bound)
         except Exception as exc:  # a bug must not kill the worker or lose the job
             bound.exception("job.error")
             due = self.clock() + 60
             self.store.requeue(job.id, IN_FLIGHT, self.clock(), due=due,
                                reason=f"internal error ({type(exc).__name__}); retrying")
             self._wake_at(due)
+
+    def _interrupted(self, job: Job, bound: Any) -> None:
+        self.store.requeue(job.id, IN_FLIGHT, self.clock(), due=self.clock(),
+                           reason="interrupted by shutdown; will resume", count_attempt=False)
+        bound.info("upload.interrupted")
 
     def _reserve_and_upload(self, job: Job, bound: Any) -> None:
         lapses = 0

@@ -77,10 +77,13 @@ def write_config(path: Path, *, watch: Path, db: Path, base_url: str = "http://1
                  settle: float = 0.5, athletes: dict[str, str] | None = None,
                  extra: str = "", upload: str = "") -> Path:
     athletes = athletes if athletes is not None else {"jane": ATHLETE}
+    defaults = {"settle_seconds": settle, "poll_seconds": 2.0, "shutdown_timeout": 5.0}
+    for line in upload.splitlines():  # the caller's values win
+        defaults.pop(line.split("=")[0].strip(), None)
     lines = [
         "[api]", f'base_url = "{base_url}"', "connect_timeout = 2.0", "read_timeout = 10.0",
         "[database]", f'url = "sqlite:///{db}"',
-        "[upload]", f"settle_seconds = {settle}", "poll_seconds = 2.0", "shutdown_timeout = 5.0",
+        "[upload]", *[f"{k} = {v}" for k, v in defaults.items()],
         upload,
         "[capture]", 'camera_setup_selection = "single.front_on"',
         "[capture.movement]", 'activity = "golf"', 'movement = "full_swing"',

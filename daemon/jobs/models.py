@@ -68,6 +68,7 @@ class Job(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     next_attempt_at: Mapped[float] = mapped_column(Float, nullable=False, default=0.0)
     bytes_sent: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+    upload_started_at: Mapped[float | None] = mapped_column(Float)  # for rate and ETA
     etag: Mapped[str | None] = mapped_column(String(80))
     # size + sha256 of the first and last MiB: finds a re-copied video without a full read
     fingerprint: Mapped[str | None] = mapped_column(String(64))

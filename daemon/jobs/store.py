@@ -222,7 +222,8 @@ class Store:
 
     def start_upload(self, job_id: int, now: float) -> None:
         with self._tx() as conn:
-            self._move(conn, job_id, [JobState.RESERVED], JobState.UPLOADING, now, bytes_sent=0)
+            self._move(conn, job_id, [JobState.RESERVED], JobState.UPLOADING, now, bytes_sent=0,
+                       upload_started_at=now)
 
     def progress(self, job_id: int, sent: int, now: float) -> None:
         with self._tx() as conn:

@@ -104,13 +104,15 @@ class Form:
 class _Reader:
     """Buffered reads of exactly Content-Length bytes from the socket."""
 
-    def __init__(self, rfile: BinaryIO, length: int, throttle: Callable[[int], None]):
+    def __init__(self, rfile: BinaryIO, length: int, throttle: Callable[[int], None],
+                 read_size: int):
         self.rfile, self.left, self.buf, self.throttle = rfile, length, b"", throttle
+        self.read_size = read_size
 
     def fill(self) -> bool:
         if self.left <= 0:
             return False
-        chunk = self.rfile.read(min(READ, self.left))
+        chunk = self.rfile.read(min(self.read_size, self.left))
         if not chunk:
             raise S3Error(400, "IncompleteBody",
                           "You did not provide the number of bytes specified by the "
@@ -128,10 +130,10 @@ class _Reader:
 
 def read_form(rfile: BinaryIO, length: int, boundary: bytes,
               on_fields: Callable[[dict[str, str]], None], sink: BinaryIO,
-              throttle: Callable[[int], None] = lambda n: None) -> Form:
+              throttle: Callable[[int], None] = lambda n: None, read_size: int = READ) -> Form:
     """Parse a multipart/form-data body as it streams in. `on_fields` sees every field before
     the file's bytes (where S3 checks the policy); the file goes to `sink` with its hashes."""
-    r = _Reader(rfile, length, throttle)
+    r = _Reader(rfile, length, throttle, read_size)
     form = Form()
     delim = b"\r\n--" + boundary
     r.buf = b"\r\n"  # so the first boundary matches the same delimiter as the rest

@@ -288,8 +288,10 @@ class Handler(BaseHTTPRequestHandler):
 
         try:
             with tmp:
+                # Throttled: small reads, so the link trickles rather than stalls.
                 form = read_form(self.rfile, int(length), match.group(1).encode(), on_fields,
-                                 tmp, throttle)
+                                 tmp, throttle, int(min(1 << 20, max(16384, rate / 10)))
+                                 if rate else 1 << 20)
             if fault:
                 self._fault(fault)
                 return

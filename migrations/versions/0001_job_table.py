@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: (none)
-Create Date: 2026-11-28 12:36:52.075686
+Create Date: 2026-11-28 12:41:59.463626
 """
 
 import sqlalchemy as sa
@@ -35,6 +35,7 @@ def upgrade() -> None:
     sa.Column('last_error', sa.Text(), nullable=True),
     sa.Column('next_attempt_at', sa.Float(), nullable=False),
     sa.Column('bytes_sent', sa.BigInteger(), nullable=False),
+    sa.Column('upload_started_at', sa.Float(), nullable=True),
     sa.Column('etag', sa.String(length=80), nullable=True),
     sa.Column('fingerprint', sa.String(length=64), nullable=True),
     sa.Column('archived_path', sa.Text(), nullable=True),
