@@ -61,6 +61,8 @@ def _parser() -> argparse.ArgumentParser:
                     help="answer the next N uploads with 503 SlowDown")
     sb.add_argument("--upload-rate", type=float, default=None, metavar="BYTES_PER_S",
                     help="accept upload bytes no faster than this")
+    sb.add_argument("--upload-url", default=None,
+                    help="hand out this upload URL instead of the sandbox's own (benchmarks)")
     return p
 
 
@@ -185,6 +187,7 @@ def _sandbox(args: argparse.Namespace) -> int:
     faults.reserve = [{"status": 503, "retry_after": 1}] * args.fail_reservations
     faults.upload = [{"status": 503}] * args.fail_uploads
     faults.upload_rate = args.upload_rate
+    faults.upload_url = args.upload_url
     print(f"sandbox listening on {srv.base_url} (data in {Path(args.data).resolve()})",
           flush=True)
     stop = threading.Event()

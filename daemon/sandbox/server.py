@@ -46,6 +46,7 @@ class Faults:
     upload_delay: list[float] = field(default_factory=list)  # seconds before reading a body
     upload_rate: float | None = None  # bytes per second for every upload
     upload_window: float | None = None  # overrides the window of new reservations
+    upload_url: str | None = None  # send uploads to another receiver (benchmarks)
 
 
 class SandboxState:
@@ -249,7 +250,8 @@ class Handler(BaseHTTPRequestHandler):
             "request": body, "issued_at": iso(now), "upload_expires_at": iso(expires)})
         self._json(200, {
             "session_id": session_id, "session_group_id": ok["session_group_id"],
-            "upload_url": f"http://{host}:{port}/s3/{BUCKET}", "upload_fields": fields,
+            "upload_url": st.faults.upload_url or f"http://{host}:{port}/s3/{BUCKET}",
+            "upload_fields": fields,
             "upload_expires_at": iso(expires), "status": "NEW"})
 
     def _upload(self) -> None:
