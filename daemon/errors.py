@@ -35,6 +35,15 @@ class TransferError(Exception):
         self.status, self.code, self.retry_after = status, code, retry_after
 
 
+def file_error(exc: OSError) -> TransferError:
+    """A local file problem in a coach's words."""
+    if isinstance(exc, FileNotFoundError):
+        return TransferError(Where.FILE, Kind.VANISHED,
+                             "the file was deleted or moved away before it was uploaded")
+    return TransferError(Where.FILE, Kind.UNREADABLE,
+                         f"the file cannot be read: {exc.strerror or exc}")
+
+
 class Outcome(StrEnum):
     RETRY = "retry"  # transient: back to queued after `delay`
     RERESERVE = "rereserve"  # the upload window lapsed: reserve again now

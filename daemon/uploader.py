@@ -19,7 +19,7 @@ import httpx
 
 from daemon.apiclient import http_error, transport_error
 from daemon.bandwidth import Limiter
-from daemon.errors import Kind, TransferError, Where
+from daemon.errors import Kind, TransferError, Where, file_error
 
 # Each chunk is one read and one send; the abort flag is checked between chunks, so a send
 # blocked on a slow link delays a shutdown by at most CHUNK / rate.
@@ -99,13 +99,8 @@ class Uploader:
         head, tail = multipart_parts(fields, file_name, boundary)
         try:
             fd = os.open(path, os.O_RDONLY)
-        except FileNotFoundError:
-            raise TransferError(Where.FILE, Kind.VANISHED,
-                                "the file was deleted or moved away before it was uploaded"
-                                ) from None
         except OSError as exc:
-            raise TransferError(Where.FILE, Kind.UNREADABLE,
-                                f"the file cannot be read: {exc.strerror}") from None
+            raise file_error(exc) from None
 
         def body() -> Iterator[bytes]:
             yield head
@@ -139,8 +134,7 @@ class Uploader:
         except httpx.HTTPError as exc:
             raise transport_error(exc, Where.STORAGE) from None
         except OSError as exc:
-            raise TransferError(Where.FILE, Kind.UNREADABLE,
-                                f"the file could not be read: {exc.strerror}") from None
+            raise file_error(exc) from None
         finally:
             # The file we read, even if its name was removed meanwhile.
             st = os.fstat(fd)

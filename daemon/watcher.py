@@ -33,6 +33,7 @@ from watchdog.observers.polling import PollingObserver
 
 from daemon import layout, logs, movie, sidecar
 from daemon.config import Config, ConfigError, WatchRoot
+from daemon.errors import file_error
 from daemon.jobs.models import JobState
 from daemon.jobs.store import Ready, Store
 from daemon.timeutil import iso_utc
@@ -333,8 +334,7 @@ class Watcher:
                 info = movie.MovieInfo(None, None)  # an operator forced it through
             fp = movie.fingerprint(path, st.st_size)
         except OSError as exc:
-            self.store.fail(job_id, [JobState.PENDING], now,
-                            f"the file cannot be read: {exc.strerror}")
+            self.store.fail(job_id, [JobState.PENDING], now, file_error(exc).message)
             return JobState.FAILED
         taken = info.creation_time.timestamp() if info.creation_time else st.st_mtime
         taken = min(taken, now)

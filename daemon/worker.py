@@ -22,7 +22,7 @@ from apscheduler.schedulers.base import BaseScheduler
 from daemon import archive, logs
 from daemon.apiclient import ApiClient, Reserved
 from daemon.config import Config
-from daemon.errors import Decision, Kind, Outcome, TransferError, Where, decide
+from daemon.errors import Decision, Kind, Outcome, TransferError, Where, decide, file_error
 from daemon.jobs.models import Job, JobState
 from daemon.jobs.store import Store
 from daemon.timeutil import iso_utc, local_clock, parse_iso
@@ -252,13 +252,8 @@ class Worker:
     def _check_file(self, job: Job) -> None:
         try:
             st = os.stat(job.path)
-        except FileNotFoundError:
-            raise TransferError(Where.FILE, Kind.VANISHED,
-                                "the file was deleted or moved away before it was uploaded"
-                                ) from None
         except OSError as exc:
-            raise TransferError(Where.FILE, Kind.UNREADABLE,
-                                f"the file cannot be read: {exc.strerror}") from None
+            raise file_error(exc) from None
         if st.st_size != job.size or st.st_mtime_ns != job.mtime_ns:
             raise TransferError(Where.FILE, Kind.CHANGED,
                                 "the file changed after it was queued; it will be uploaded "

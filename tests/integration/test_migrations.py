@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -34,11 +36,41 @@ def test_upgrade_is_idempotent(tmp_path: Path) -> None:
 
 
 def test_wheel_contains_the_migrations(tmp_path: Path) -> None:
+    # Build from a clean copy: setuptools reuses an in-tree build/ folder, stale files and all.
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, src / name)
+    for name in ("daemon", "migrations"):
+        shutil.copytree(REPO / name, src / name,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps",
-                    "-q", "-w", str(tmp_path), str(REPO)], check=True, capture_output=True)
+                    "-q", "-w", str(tmp_path), str(src)], check=True, capture_output=True)
     (wheel,) = tmp_path.glob("uplift_capture_daemon-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "daemon/migrations/env.py" in names
     assert "daemon/migrations/script.py.mako" in names
-    assert any(n.startswith("daemon/migrations/versions/0001") for n in names)
+    shipped = sorted(n for n in names if n.startswith("daemon/migrations/versions/0"))
+    assert shipped == sorted(f"daemon/migrations/versions/{p.name}"
+                             for p in (REPO / "migrations" / "versions").glob("0*.py"))
     assert not any(n.startswith(("tests/", "migrations/")) for n in names)
+
+    # Installed from the wheel (not this checkout), the daemon finds its migrations.
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target",
+                    str(target), str(wheel)], check=True, capture_output=True)
+    (tmp_path / "w").mkdir()
+    config = tmp_path / "c.toml"
+    config.write_text(f'[database]\nurl = "sqlite:///{tmp_path}/fresh.db"\n'
+                      f'[[watch]]\npath = "{tmp_path}/w"\n')
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    where = subprocess.run([sys.executable, "-c", "import daemon; print(daemon.__file__)"],
+                           cwd=tmp_path, env=env, capture_output=True, text=True, check=True)
+    assert where.stdout.startswith(str(target))
+    out = subprocess.run([sys.executable, "-m", "daemon", "db", "upgrade", "--config",
+                          str(config)], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    engine = make_engine(f"sqlite:///{tmp_path}/fresh.db")
+    with engine.connect() as conn:
+        assert MigrationContext.configure(conn).get_current_revision() == "0001"
+    engine.dispose()
