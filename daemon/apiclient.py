@@ -94,7 +94,7 @@ def http_error(response: httpx.Response, where: Where) -> TransferError:
         code = found.group(1).strip()
     return TransferError(where, Kind.HTTP, f"HTTP {response.status_code}: {message}",
                          status=response.status_code, code=code,
-                         retry_after=retry_after(response))
+                         retry_after=retry_after(response), server_time=_date(response, None))
 
 
 class ApiClient:

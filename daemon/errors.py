@@ -29,10 +29,12 @@ class TransferError(Exception):
     """A failure, normalised so `decide` needs no knowledge of httpx or the OS."""
 
     def __init__(self, where: Where, kind: Kind, message: str, *, status: int | None = None,
-                 code: str | None = None, retry_after: float | None = None):
+                 code: str | None = None, retry_after: float | None = None,
+                 server_time: float | None = None):
         super().__init__(message)
         self.where, self.kind, self.message = where, kind, message
         self.status, self.code, self.retry_after = status, code, retry_after
+        self.server_time = server_time  # the answer's Date header, for clock-skew checks
 
 
 def file_error(exc: OSError) -> TransferError:

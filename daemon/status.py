@@ -97,6 +97,11 @@ def render(data: dict[str, Any], now: float | None = None) -> str:
         ids = " ".join(str(j["id"]) for j in failed[:5])
         lines.append(f"  Fix the cause, then: uplift-capture retry {ids}  "
                      f"(or: uplift-capture retry --failed)")
+    done = [j for j in jobs if j["state"] == JobState.DONE][-5:]
+    if done:
+        lines += ["", "Recently uploaded:"]
+        for j in reversed(done):
+            lines.append(f"  #{j['id']} {j['path']}  (session {j['session_id']})")
     if skipped:
         lines += ["", "Skipped:"]
         for j in skipped:

@@ -109,7 +109,7 @@ class Worker:
     # ---- one job ---------------------------------------------------------------------------
 
     def process(self, job: Job) -> None:
-        bound = log.bind(job_id=job.id, path=job.path)
+        bound = log.bind(job_id=job.id, path=job.path, athlete_id=job.athlete_id)
         try:
             self._check_file(job)
             self._reserve_and_upload(job, bound)
@@ -194,6 +194,14 @@ class Worker:
         self.store.reserve_again(job.id, self.clock())
         bound.info("job.window_lapsed", session_id=res.session_id, reason=why)
 
+    def _learn_skew(self, server_time: float) -> bool:
+        """True when the server's clock turned out to differ from what we assumed by more than
+        the Date header's one-second resolution."""
+        skew = server_time - self.clock()
+        changed = abs(skew - self._skew) > 1.5
+        self._skew = skew
+        return changed
+
     def _needed_window(self, size: int) -> float:
         margin = self.cfg.upload.reserve_margin_seconds
         return margin + (1.5 * size / self._rate if self._rate else 0.0)
@@ -208,13 +216,22 @@ class Worker:
         if cached:
             self.store.reservation_lapsed(cached.session_id)
             bound.info("job.window_short", session_id=cached.session_id)
-        res = self.api.create_capture(self._body(job))
+        try:
+            res = self.api.create_capture(self._body(job))
+        except TransferError as err:
+            # Our clock may run ahead of the server's, making capture_time "in the future":
+            # learn the skew from this answer's Date header and ask once more.
+            if err.status != 400 or err.server_time is None or not self._learn_skew(
+                    err.server_time):
+                raise
+            bound.info("api.clock_skew", skew=round(self._skew, 1))
+            res = self.api.create_capture(self._body(job))
         if self._paused_notice:
             self._paused_notice = False
             self.store.clear_notice("credentials")
             bound.info("api.credentials_accepted")
         if res.server_time is not None:
-            self._skew = res.server_time - self.clock()
+            self._learn_skew(res.server_time)
         self._reservations[job.id] = res
         self.store.record_reservation(job.id, res.session_id, res.session_group_id,
                                       res.upload_url, res.expires_at, self.clock())

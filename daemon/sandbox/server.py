@@ -47,6 +47,7 @@ class Faults:
     upload_rate: float | None = None  # bytes per second for every upload
     upload_window: float | None = None  # overrides the window of new reservations
     upload_url: str | None = None  # send uploads to another receiver (benchmarks)
+    clock_offset: float = 0.0  # the API's clock runs this many seconds from ours
 
 
 class SandboxState:
@@ -152,6 +153,10 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # quiet: the daemon logs enough
         pass
 
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        now = time.time() + self.state.faults.clock_offset if timestamp is None else timestamp
+        return super().date_time_string(now)
+
     @property
     def state(self) -> SandboxState:
         return self.server.state
@@ -225,7 +230,7 @@ class Handler(BaseHTTPRequestHandler):
         if fault:
             self._fault(fault)
             return
-        now = time.time()
+        now = time.time() + st.faults.clock_offset
         try:
             try:
                 body = json.loads(raw)

@@ -143,3 +143,27 @@ def test_metadata_from_movie_and_folders(tmp_path: Path, sandbox: Sandbox) -> No
                  what="the forced file to be uploaded")
     finally:
         daemon.stop()
+
+
+def test_workstation_clock_ahead_of_the_api_never_costs_a_capture(tmp_path: Path,
+                                                                   sandbox: Sandbox) -> None:
+    captures = tmp_path / "captures"
+    (captures / ATHLETE).mkdir(parents=True)
+    config = write_config(tmp_path / "config.toml", watch=captures, db=tmp_path / "jobs.db",
+                          base_url=sandbox.base_url)
+    sandbox.faults(clock_offset=-300.0)  # the API's clock is 5 minutes behind ours
+    daemon = start_daemon(tmp_path, config)
+    try:
+        shutil.copy(make_movie(tmp_path / "now.mov", 2), captures / ATHLETE / "now.mov")
+        wait_for(lambda: jobs_by_name(config).get("now.mov", {}).get("state") == "done", 30,
+                 what="done")
+        sent = iso(request_for(sandbox, "now.mov")["capture_time"])
+        assert sent <= time.time() - 300  # not in the future by the API's clock
+        assert daemon.has_event("api.clock_skew")
+        # Learnt once: the next file is reserved at the first try.
+        shutil.copy(make_movie(tmp_path / "next.mov", 2), captures / ATHLETE / "next.mov")
+        wait_for(lambda: jobs_by_name(config).get("next.mov", {}).get("state") == "done", 30,
+                 what="done")
+        assert sum(e.get("event") == "api.clock_skew" for e in daemon.events()) == 1
+    finally:
+        daemon.stop()

@@ -4,6 +4,7 @@ faithfulness to the API reference and to S3's POST rules."""
 from __future__ import annotations
 
 import hashlib
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -198,6 +199,36 @@ def test_injected_faults_are_classified_as_transient(api: ApiClient, box: server
     with pytest.raises(TransferError) as slow:
         upload(api, movie)
     assert "SlowDown" in slow.value.message and decide(slow.value, 1).outcome is Outcome.RETRY
+
+
+def test_a_stalled_upload_is_aborted_and_retried(api: ApiClient, box: server.SandboxServer,
+                                               tmp_path: Path) -> None:
+    movie = make_movie(tmp_path / "m.mov", frames=3)
+    res = api.create_capture(body())
+    box.state.faults.upload_delay = [3.0]  # the endpoint reads nothing for 3 s
+    up = Uploader(stall_seconds=1.0)
+    started = time.monotonic()
+    with pytest.raises(TransferError) as exc:
+        up.upload(str(movie), movie.stat().st_size, res.upload_url, res.upload_fields,
+                  "m.mov", lambda n: None, threading.Event())
+    up.close()
+    assert time.monotonic() - started < 2.9
+    assert exc.value.kind is Kind.TIMEOUT and decide(exc.value, 1).outcome is Outcome.RETRY
+
+
+def test_bandwidth_limit_holds_the_rate(api: ApiClient, tmp_path: Path) -> None:
+    from daemon.bandwidth import Limiter
+
+    data = tmp_path / "d.mov"
+    data.write_bytes(os.urandom(3_000_000))
+    res = api.create_capture(body())
+    up = Uploader(stall_seconds=10, limiter=Limiter(2_000_000), chunk_size=250_000)
+    started = time.monotonic()
+    up.upload(str(data), 3_000_000, res.upload_url, res.upload_fields, "d.mov",
+              lambda n: None, threading.Event())
+    up.close()
+    took = time.monotonic() - started
+    assert 1.2 < took < 3.0  # 3 MB at 2 MB/s, less the quarter-second burst
 
 
 def test_multipart_puts_fields_in_order_and_the_file_last() -> None:
