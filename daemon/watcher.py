@@ -63,10 +63,13 @@ class _Handler(FileSystemEventHandler):
         path = os.fsdecode(path)
         if not path:
             return
-        if event.is_directory:
-            self.watcher.folder_arrived(self.root, path)
-        else:
-            self.watcher.candidate(self.root, path)
+        try:
+            if event.is_directory:
+                self.watcher.folder_arrived(self.root, path)
+            else:
+                self.watcher.candidate(self.root, path)
+        except Exception:  # an exception here would end the observer thread
+            log.exception("watch.event_error", path=path)
 
 
 class Watcher:
@@ -268,10 +271,9 @@ class Watcher:
                 self._forget(path)
                 return
         except FileNotFoundError:
-            if cand.job_id is not None:
-                self.store.skip(cand.job_id, [JobState.PENDING], now,
-                                "the file was removed before it finished arriving")
-                log.info("job.vanished", job_id=cand.job_id, path=path)
+            for job_id in self.store.skip_pending(path, now, "the file was removed before it "
+                                                  "was uploaded"):
+                log.info("job.vanished", job_id=job_id, path=path)
             self._forget(path)
             return
         if os.path.islink(path) and not self._inside(cand.root, path):

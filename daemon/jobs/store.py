@@ -118,6 +118,16 @@ class Store:
             )).inserted_primary_key[0]
             return Seen(job_id, JobState.PENDING, True)
 
+    def skip_pending(self, path: str, now: float, reason: str) -> list[int]:
+        """The file is gone while pending (settling or held): end its job with the reason."""
+        with self._tx() as conn:
+            ids = list(conn.execute(select(Job.id).where(
+                Job.path == path, Job.state == JobState.PENDING)).scalars())
+            for job_id in ids:
+                self._move(conn, job_id, [JobState.PENDING], JobState.SKIPPED, now,
+                           last_error=reason, finished_at=now)
+            return ids
+
     def hold(self, job_id: int, reason: str, now: float) -> None:
         """Keep a pending job pending, with the reason it waits."""
         with self._tx() as conn:
@@ -237,6 +247,13 @@ class Store:
                        last_error=note, finished_at=now, bytes_sent=Job.size)
             conn.execute(update(Reservation).where(Reservation.session_id == session_id)
                          .values(outcome="used"))
+            # An earlier copy of this path that failed (e.g. an unfinished recording) is moot.
+            path = _path_of(conn, job_id)
+            conn.execute(update(Job).where(
+                Job.path == path, Job.state == JobState.FAILED, Job.id != job_id).values(
+                state=str(JobState.SKIPPED), updated_at=now, finished_at=now,
+                last_error=f"replaced by a newer copy of the file (job {job_id}), which was "
+                           f"uploaded"))
 
     def requeue(self, job_id: int, from_states: Iterable[str], now: float, *, due: float,
                 reason: str | None, count_attempt: bool = True) -> None:

@@ -125,3 +125,24 @@ def test_claim_uses_the_state_index(store: Store) -> None:
             "EXPLAIN QUERY PLAN SELECT id FROM jobs WHERE state = 'queued' "
             "AND next_attempt_at <= 1 ORDER BY next_attempt_at, id LIMIT 1")))
     assert "ix_jobs_state_due" in plan
+
+
+def test_a_newer_copy_uploaded_supersedes_a_failed_one(store: Store) -> None:
+    first = store.observe("/w/jane/a.mov", "/w", 5, 1, NOW).job_id
+    store.fail(first, [JobState.PENDING], NOW, "recording is incomplete: no index (moov)")
+    second = store.observe("/w/jane/a.mov", "/w", 9, 2, NOW).job_id
+    store.mark_ready(second, ready(9, 2), NOW)
+    store.claim(NOW)
+    store.record_reservation(second, "s", "g", "http://u", NOW + 60, NOW)
+    store.start_upload(second, NOW)
+    store.finish(second, None, NOW)
+    old = store.get(first)
+    assert old.state == JobState.SKIPPED and f"job {second}" in old.last_error
+
+
+def test_a_pending_file_that_vanishes_ends_skipped(store: Store) -> None:
+    job_id = store.observe("/w/bob/a.mov", "/w", 5, 1, NOW).job_id
+    store.hold(job_id, "folder 'bob' is not ...", NOW)
+    assert store.skip_pending("/w/bob/a.mov", NOW, "removed") == [job_id]
+    assert store.get(job_id).state == JobState.SKIPPED
+    assert store.skip_pending("/w/bob/a.mov", NOW, "removed") == []

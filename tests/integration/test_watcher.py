@@ -96,6 +96,8 @@ def test_rescan_of_known_files_costs_no_queries(setup) -> None:
     watcher.start()
     try:
         assert wait_for_state(store, "a.mov", JobState.QUEUED, 10)
+        # Recorded as settled just after the job is queued.
+        wait_for(lambda: str(folder / "a.mov") in watcher._known, 5, what="known")
         assert watcher.scan(cfg.watches[0], str(cfg.watches[0].path)) == 0
     finally:
         watcher.stop()
