@@ -12,6 +12,7 @@ from pathlib import Path
 from daemon import __version__
 from daemon import config as config_mod
 from daemon.config import ConfigError
+from daemon.jobs.store import DatabaseUnavailable
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -73,6 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"uplift-capture: config error: {exc}", file=sys.stderr)
         return 2
+    except DatabaseUnavailable as exc:
+        print(f"uplift-capture: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

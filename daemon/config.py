@@ -234,6 +234,7 @@ def parse(data: Mapping[str, Any], source: Path) -> Config:
 
     up_t = top.table("upload")
     d = UploadSettings()
+    archive_dir = up_t.get("archive_dir", str)
     upload = UploadSettings(
         concurrency=up_t.number("concurrency", d.concurrency, 1, integer=True),
         settle_seconds=up_t.number("settle_seconds", d.settle_seconds, 0.1),
@@ -242,8 +243,7 @@ def parse(data: Mapping[str, Any], source: Path) -> Config:
         poll_seconds=up_t.number("poll_seconds", d.poll_seconds, 0.5),
         shutdown_timeout=up_t.number("shutdown_timeout", d.shutdown_timeout, 0),
         after_upload=up_t.get("after_upload", str, d.after_upload),
-        archive_dir=_resolve(up_t.get("archive_dir", str), source)
-        if up_t.get("archive_dir", str) else None,
+        archive_dir=_resolve(archive_dir, source) if archive_dir else None,
         allow_duplicates=up_t.get("allow_duplicates", bool, d.allow_duplicates),
         bandwidth_limit=_rate(up_t, "bandwidth_limit"),
     )

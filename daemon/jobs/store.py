@@ -26,6 +26,11 @@ from sqlalchemy.exc import IntegrityError
 from daemon.jobs.models import ACTIVE, TERMINAL, Job, JobState, Notice, Reservation
 
 
+class DatabaseUnavailable(Exception):
+    """The job table cannot be opened (a missing folder, permissions, a locked or damaged
+    file); the message says which database and why, for a person."""
+
+
 class TransitionError(RuntimeError):
     """A guarded update matched no row: the job was not in the state the caller assumed."""
 
@@ -61,11 +66,18 @@ class Store:
 
     @classmethod
     def open(cls, url: str, migrate: bool = True) -> Store:
+        from sqlalchemy.exc import SQLAlchemyError
+
         from daemon.jobs.engine import make_engine, upgrade
 
-        engine = make_engine(url)
-        if migrate:
-            upgrade(engine)
+        try:
+            engine = make_engine(url)
+            if migrate:
+                upgrade(engine)
+        except (SQLAlchemyError, OSError) as exc:
+            reason = getattr(exc, "orig", None) or getattr(exc, "strerror", None) or exc
+            raise DatabaseUnavailable(f"cannot open the job database {url}: {reason} (check "
+                                      f"[database] url and the folder's permissions)") from None
         return cls(engine)
 
     def close(self) -> None:

@@ -28,3 +28,12 @@ def test_missing_config_file_is_named(tmp_path: Path) -> None:
     out = cli("status", "--config", str(tmp_path / "missing.toml"))
     assert out.returncode == 2 and "missing.toml" in out.stderr and "not found" in out.stderr
     assert "Traceback" not in out.stderr
+
+
+def test_unopenable_database_is_one_plain_line(tmp_path: Path) -> None:
+    (tmp_path / "w").mkdir()
+    config = write_config(tmp_path / "c.toml", watch=tmp_path / "w", db=Path("/proc/no/jobs.db"))
+    out = cli("run", "--config", str(config), env={"UPLIFT_API_TOKEN": "t" * 10})
+    assert out.returncode == 1
+    assert "cannot open the job database" in out.stderr and "[database] url" in out.stderr
+    assert "Traceback" not in out.stderr + out.stdout
