@@ -284,6 +284,10 @@ class Worker:
             self.store.requeue(job.id, IN_FLIGHT, now, due=due,
                                reason=f"{d.reason}; retrying at {local_clock(due)}")
             bound.warning("job.retry", reason=d.reason, delay=round(delay, 1))
+            if err.where is Where.API:
+                # The API is down or rate-limiting us: asking again for every queued job would
+                # only add load. Hold all reservations for the same delay.
+                self.paused_until = max(self.paused_until, due)
             self._wake_at(due)
         elif d.outcome is Outcome.PAUSE:
             self.paused_until = now + d.delay

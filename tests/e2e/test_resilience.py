@@ -224,3 +224,21 @@ def test_after_upload_delete_only_deletes_done_files(tmp_path: Path, sandbox: Sa
         daemon.signal(signal.SIGTERM)
     finally:
         daemon.stop()
+
+
+def test_api_trouble_holds_all_reservations_not_just_one_job(tmp_path: Path,
+                                                              sandbox: Sandbox) -> None:
+    folder, config = setup(tmp_path, sandbox, "concurrency = 1")
+    sandbox.faults(reserve=[{"status": 503, "retry_after": 3}] * 3)
+    daemon = start_daemon(tmp_path, config)
+    try:
+        for i in range(3):
+            shutil.copy(make_movie(tmp_path / f"s{i}.mov", frames=2), folder / f"q{i}.mov")
+        wait_for(lambda: daemon.has_event("job.retry"), 20, what="the first 503")
+        time.sleep(1.5)
+        # Without a shared hold, the other two jobs would have hit the API (and its 503s) too.
+        assert sum(e.get("event") == "job.retry" for e in daemon.events()) == 1
+        assert all(job_state(config, f"q{i}.mov") == "queued" for i in range(3))
+        wait_for(lambda: status(config)["counts"]["done"] == 3, 60, what="all done")
+    finally:
+        daemon.stop()
