@@ -23,6 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
+from daemon.jobs.engine import set_durable
 from daemon.jobs.models import ACTIVE, TERMINAL, Job, JobState, Notice, Reservation
 
 
@@ -68,7 +69,7 @@ class Store:
     def open(cls, url: str, migrate: bool = True) -> Store:
         from sqlalchemy.exc import SQLAlchemyError
 
-        from daemon.jobs.engine import make_engine, upgrade
+        from daemon.jobs.engine import make_engine, upgrade  # alembic loads only here
 
         try:
             engine = make_engine(url)
@@ -84,9 +85,18 @@ class Store:
         self.engine.dispose()
 
     @contextmanager
-    def _tx(self) -> Iterator[Connection]:
-        with self.engine.begin() as conn:
-            yield conn
+    def _tx(self, durable: bool = False) -> Iterator[Connection]:
+        if not durable:
+            with self.engine.begin() as conn:
+                yield conn
+            return
+        with self.engine.connect() as conn:
+            set_durable(conn, True)
+            try:
+                with conn.begin():
+                    yield conn
+            finally:
+                set_durable(conn, False)
 
     def _move(self, conn: Connection, job_id: int, from_states: Iterable[str], to: JobState,
               now: float, **values: Any) -> None:
@@ -253,7 +263,8 @@ class Store:
                        bytes_sent=sent)
 
     def finish(self, job_id: int, etag: str | None, now: float, note: str | None = None) -> None:
-        with self._tx() as conn:
+        # Durable: after-upload may move or delete the file right after this returns.
+        with self._tx(durable=True) as conn:
             session_id = conn.execute(select(Job.session_id).where(Job.id == job_id)).scalar()
             self._move(conn, job_id, [JobState.UPLOADING], JobState.DONE, now, etag=etag,
                        last_error=note, finished_at=now, bytes_sent=Job.size)

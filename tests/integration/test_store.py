@@ -146,3 +146,27 @@ def test_a_pending_file_that_vanishes_ends_skipped(store: Store) -> None:
     assert store.skip_pending("/w/bob/a.mov", NOW, "removed") == [job_id]
     assert store.get(job_id).state == JobState.SKIPPED
     assert store.skip_pending("/w/bob/a.mov", NOW, "removed") == []
+
+
+def test_done_commits_are_durable_and_the_rest_are_not_slowed(store: Store) -> None:
+    from daemon.jobs.engine import set_durable
+
+    def level(conn) -> int:
+        value = conn.execute(text("PRAGMA synchronous")).scalar()
+        conn.rollback()  # the read began a transaction; the level changes only outside one
+        return value
+
+    with store.engine.connect() as conn:
+        assert level(conn) == 1  # NORMAL
+        set_durable(conn, True)
+        assert level(conn) == 2  # FULL
+        set_durable(conn, False)
+        assert level(conn) == 1
+    # finish() runs durable and leaves the pooled connection as it found it.
+    job_id = queued(store, "a.mov")
+    store.claim(NOW)
+    store.record_reservation(job_id, "s", "g", "http://u", NOW + 60, NOW)
+    store.start_upload(job_id, NOW)
+    store.finish(job_id, None, NOW)
+    with store.engine.connect() as conn:
+        assert level(conn) == 1
