@@ -28,6 +28,22 @@ def test_upgrade_head_matches_the_models(tmp_path: Path) -> None:
     assert diff == []
 
 
+def test_schema_head_constant_is_alembics_head(tmp_path: Path) -> None:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from daemon.jobs.engine import SCHEMA_HEAD, current_revision, migrations_dir
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations_dir()))
+    assert ScriptDirectory.from_config(cfg).get_current_head() == SCHEMA_HEAD
+    engine = make_engine(f"sqlite:///{tmp_path / 'jobs.db'}")
+    assert current_revision(engine) is None
+    upgrade(engine)
+    assert current_revision(engine) == SCHEMA_HEAD
+    engine.dispose()
+
+
 def test_upgrade_is_idempotent(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'jobs.db'}")
     upgrade(engine)
