@@ -89,8 +89,16 @@ class Daemon:
         self.log = self.dir / "daemon.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
+    def upgrade(self) -> None:
+        """Create the schema first, as an install does, so the daemon measured is the one that
+        runs for months (it skips Alembic when the schema is current)."""
+        subprocess.run([sys.executable, "-m", "daemon", "db", "upgrade", "--config",
+                        str(self.config)], check=True, capture_output=True)
+
     def start(self) -> float:
         """Start and wait until it watches; returns seconds from exec to watch.started."""
+        if not (self.dir / "jobs.db").exists():
+            self.upgrade()
         out = open(self.log, "ab")  # noqa: SIM115 - lives as long as the process
         started = time.monotonic()
         self.proc = subprocess.Popen(
@@ -318,8 +326,7 @@ def bench_restart(base_url: str, watch: Path, count: int = 50_000) -> None:
     root = watch / "restart"
     d = Daemon("restart", root, base_url)
     root.mkdir()
-    subprocess.run([sys.executable, "-m", "daemon", "db", "upgrade", "--config", str(d.config)],
-                   check=True, capture_output=True)
+    d.upgrade()
     now = time.time()
     rows = []
     for i in range(count):
