@@ -25,7 +25,7 @@ from daemon.bandwidth import Limiter
 from daemon.config import Config, ConfigError
 from daemon.jobs.store import Store
 from daemon.sandbox import server as sandbox_server
-from daemon.uploader import CHUNK, Uploader
+from daemon.uploader import Uploader
 from daemon.watcher import Watcher
 from daemon.worker import Worker
 
@@ -93,9 +93,7 @@ class Service:
         api = ApiClient(cfg.api.base_url, token, timeout)
         limit = cfg.upload.bandwidth_limit
         uploader = Uploader(cfg.upload.stall_seconds, cfg.api.connect_timeout,
-                            limiter=Limiter(limit) if limit else None,
-                            chunk_size=min(CHUNK, max(64 * 1024, int(limit / 8))) if limit
-                            else CHUNK)
+                            limiter=Limiter(limit) if limit else None)
         scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(cfg.upload.concurrency + 4)},
             job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},

@@ -84,7 +84,9 @@ class Uploader:
             (socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)])
         self._client = client or httpx.Client(timeout=timeout, trust_env=False,
                                               transport=transport)
-        self.chunk_size = chunk_size
+        # Under a bandwidth limit, smaller chunks keep the flow smooth (about 8 a second).
+        self.chunk_size = chunk_size if limiter is None or limiter.rate <= 0 else \
+            min(chunk_size, max(64 * 1024, int(limiter.rate / 8)))
 
     def close(self) -> None:
         self._client.close()

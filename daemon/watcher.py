@@ -11,6 +11,7 @@ from __future__ import annotations
 import heapq
 import json
 import os
+import stat
 import threading
 import time
 from collections.abc import Callable
@@ -267,16 +268,16 @@ class Watcher:
         now = self.clock()
         try:
             st = os.stat(path, follow_symlinks=False)
-            if self._known.get(path) == (st.st_size, st.st_mtime_ns):
-                self._forget(path)
-                return
+            link = stat.S_ISLNK(st.st_mode)
+            if link and self._inside(cand.root, path):
+                st, link = os.stat(path), False  # a link within the root: its target counts
         except FileNotFoundError:
             for job_id in self.store.skip_pending(path, now, "the file was removed before it "
                                                   "was uploaded"):
                 log.info("job.vanished", job_id=job_id, path=path)
             self._forget(path)
             return
-        if os.path.islink(path) and not self._inside(cand.root, path):
+        if link:
             seen = self.store.observe(path, str(cand.root.path), st.st_size, st.st_mtime_ns, now)
             if seen.state is JobState.PENDING:
                 self.store.skip(seen.job_id, [JobState.PENDING], now,
@@ -284,7 +285,9 @@ class Watcher:
                                 "file itself into the folder instead")
             self._forget(path)
             return
-        st = os.stat(path)
+        if self._known.get(path) == (st.st_size, st.st_mtime_ns):
+            self._forget(path)
+            return
         if (st.st_size, st.st_mtime_ns) != (cand.size, cand.mtime_ns):
             seen = self.store.observe(path, str(cand.root.path), st.st_size, st.st_mtime_ns, now)
             if not seen.new:

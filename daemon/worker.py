@@ -116,7 +116,7 @@ class Worker:
         except Aborted:
             self._interrupted(job, bound)
         except TransferError as err:
-            if self.abort.is_set():  # the shutdown closed the connection under the upload
+            if self.abort.is_set():  # shutting down: whatever broke, the job just resumes later
                 self._interrupted(job, bound)
             else:
                 self._apply(job, decide(err, job.attempts, self.rand), err, bound)

@@ -23,7 +23,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
-from daemon.jobs.engine import set_durable
+from daemon.jobs.engine import make_engine, set_durable, upgrade
 from daemon.jobs.models import ACTIVE, TERMINAL, Job, JobState, Notice, Reservation
 
 
@@ -68,8 +68,6 @@ class Store:
     @classmethod
     def open(cls, url: str, migrate: bool = True) -> Store:
         from sqlalchemy.exc import SQLAlchemyError
-
-        from daemon.jobs.engine import make_engine, upgrade  # alembic loads only here
 
         try:
             engine = make_engine(url)

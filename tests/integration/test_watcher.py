@@ -109,3 +109,22 @@ def wait_for_state(store: Store, name: str, state: JobState, timeout: float) -> 
         return True
     except AssertionError:
         return False
+
+
+def test_links_out_of_the_root_are_refused_links_within_it_count(setup, tmp_path: Path) -> None:
+    cfg, store, queued, folder = setup
+    outside = make_movie(tmp_path / "elsewhere" / "secret.mov", frames=2)
+    inside = make_movie(folder / ".originals" / "real.mov", frames=2)  # hidden: not a job itself
+    watcher = Watcher(cfg, store, on_queued=queued.set)
+    watcher.start()
+    try:
+        (folder / "out.mov").symlink_to(outside)
+        (folder / "sub").mkdir()
+        (folder / "sub" / "in.mov").symlink_to(inside)
+        watcher.rescan()
+        assert wait_for_state(store, "out.mov", JobState.SKIPPED, 10)
+        assert wait_for_state(store, "in.mov", JobState.QUEUED, 10)
+        (job,) = [j for j in store.jobs() if j.path.endswith("out.mov")]
+        assert "outside the watch folder" in job.last_error
+    finally:
+        watcher.stop()
