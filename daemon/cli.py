@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -64,6 +65,12 @@ def _parser() -> argparse.ArgumentParser:
                     help="accept upload bytes no faster than this")
     sb.add_argument("--upload-url", default=None,
                     help="hand out this upload URL instead of the sandbox's own (benchmarks)")
+    sb.add_argument("--latency", type=float, default=None, metavar="SECONDS",
+                    help="delay every API answer by this long (a distant API)")
+    sb.add_argument("--tls-cert", default=None, metavar="FILE",
+                    help="serve HTTPS with this PEM certificate chain (needs --tls-key)")
+    sb.add_argument("--tls-key", default=None, metavar="FILE",
+                    help="the PEM private key for --tls-cert")
     return p
 
 
@@ -104,7 +111,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         if args.command == "status":
             from daemon import status
 
-            data = status.collect(store, include_all=args.all)
+            data = status.collect(store, include_all=args.all, runtime=_runtime(cfg))
             print(json.dumps(data, indent=2) if args.json else status.render(data))
             return 0
         if args.command == "retry":
@@ -114,10 +121,30 @@ def _dispatch(args: argparse.Namespace) -> int:
             done = store.retry(None if args.failed else args.job_ids, time.time(), args.force)
             print(f"requeued {len(done)} job(s): {' '.join(map(str, done))}" if done
                   else "nothing to retry")
+            if done:
+                _poke_daemon(cfg)
             return 0
     finally:
         store.close()
     return 2
+
+
+def _runtime(cfg: config_mod.Config) -> dict:
+    from daemon import runtime
+    from daemon.jobs.engine import sqlite_path
+
+    return runtime.read(runtime.state_path(sqlite_path(cfg.database_url)))
+
+
+def _poke_daemon(cfg: config_mod.Config) -> None:
+    """Tell the running daemon (SIGUSR1) that the job table changed, so a retried job goes
+    now rather than at its next poll. Best effort: the poll picks it up anyway."""
+    import signal
+
+    pid = _runtime(cfg).get("pid")
+    if isinstance(pid, int):
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGUSR1)
 
 
 def _check(cfg: config_mod.Config, offline: bool = False) -> int:
@@ -143,15 +170,26 @@ def _check(cfg: config_mod.Config, offline: bool = False) -> int:
     if cfg.upload.archive_dir is not None and cfg.upload.after_upload == "move":
         archive = cfg.upload.archive_dir
         existing = next(p for p in (archive, *archive.parents) if p.exists())
-        ok = os.access(existing, os.W_OK | os.X_OK)
-        say(ok, f"archive folder {archive} is {'writable' if ok else 'not writable'}")
+        can = os.access(existing, os.W_OK | os.X_OK)
+        say(can, f"archive folder {archive} is {'writable' if can else 'not writable'}")
+    from daemon import status as status_mod
+    from daemon.jobs import engine as engine_mod
     from daemon.jobs.store import Store
 
+    notices: dict = {}
     try:
-        Store.open(cfg.database_url).close()
-        say(True, "database opens and is up to date")
+        store = Store.open(cfg.database_url)
+        try:
+            problem = engine_mod.check_writable(cfg.database_url)
+            say(problem is None, problem or "database opens, is writable and is up to date")
+            notices = {**store.notices(), **status_mod.live_attention(_runtime(cfg))}
+        finally:
+            store.close()
     except Exception as exc:
         say(False, f"database cannot be opened: {exc}")
+    for name in ("watch_folder", "database"):
+        if name in notices:
+            say(False, f"the running daemon reports: {notices[name]['message']}")
     if offline:
         return 0 if ok else 1
     try:
@@ -159,7 +197,12 @@ def _check(cfg: config_mod.Config, offline: bool = False) -> int:
     except ConfigError as exc:
         say(False, str(exc))
     else:
-        say(*_probe_token(cfg, token))
+        good, text = _probe_token(cfg, token)
+        say(good, text)
+        if good and "credentials" in notices:
+            say(False, "the running daemon has its uploads paused because the API rejected "
+                       "its token; it re-reads the token within seconds (or run "
+                       "`systemctl reload uplift-capture`)")
     return 0 if ok else 1
 
 
@@ -186,7 +229,11 @@ def _sandbox(args: argparse.Namespace) -> int:
 
     from daemon.sandbox import server
 
-    srv = server.start(Path(args.data), args.host, args.port, args.token, args.upload_window)
+    if (args.tls_cert is None) != (args.tls_key is None):
+        print("sandbox: --tls-cert and --tls-key go together", file=sys.stderr)
+        return 2
+    srv = server.start(Path(args.data), args.host, args.port, args.token, args.upload_window,
+                       tls_cert=args.tls_cert, tls_key=args.tls_key, latency=args.latency)
     faults = srv.state.faults
     faults.reserve = [{"status": 503, "retry_after": 1}] * args.fail_reservations
     faults.upload = [{"status": 503}] * args.fail_uploads

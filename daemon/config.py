@@ -38,6 +38,8 @@ class WatchRoot:
     path: Path
     capture: CaptureSettings
     poll: bool = False  # polling observer, for SMB/NFS shares that give no inotify events
+    shared: bool = False  # fleet mode: other nodes watch this folder too
+    name: str | None = None  # fleet mode: the folder's name, the same on every node
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,8 @@ class ApiSettings:
     token_file: Path | None = None
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
+    proxy: str | None = None  # else HTTPS_PROXY / HTTP_PROXY / ALL_PROXY / NO_PROXY
+    ca_file: Path | None = None  # added to the OS trust store
 
 
 @dataclass(frozen=True)
@@ -59,13 +63,35 @@ class UploadSettings:
     after_upload: str = "keep"  # keep | move | delete, only ever for done jobs
     archive_dir: Path | None = None  # where "move" puts files (athlete/session kept)
     allow_duplicates: bool = False  # upload the same video again for the same athlete
-    bandwidth_limit: float = 0.0  # bytes/s for all uploads together; 0 = unlimited
+    # a rate for all uploads together ("20MB/s"; "0" = unlimited), or rclone's timetable
+    bandwidth_limit: str = "0"
+    hours: str = ""  # upload only inside these hours ("" = any time)
 
 
 @dataclass(frozen=True)
 class WatchingSettings:
     rescan_seconds: float = 300.0  # full rescan catches what events missed
     poll_interval: float = 5.0  # seconds between polls for [[watch]] poll = true
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    listen: str = "127.0.0.1:8780"  # "" = off
+    password_file: Path | None = None  # required when listen is not loopback
+
+
+@dataclass(frozen=True)
+class NotifySettings:
+    urls: tuple[str, ...] = ()  # apprise URLs (secret: they may carry passwords)
+    batch_seconds: float = 60.0
+    stuck_minutes: float = 30.0
+    daily_summary: str = ""  # "HH:MM" or ""
+
+
+@dataclass(frozen=True)
+class NodeSettings:
+    name: str = ""  # default: the host name
+    lease_seconds: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -86,6 +112,9 @@ class Config:
     sandbox: SandboxSettings
     watching: WatchingSettings = WatchingSettings()
     log_level: str = "info"
+    web: WebSettings = WebSettings()
+    notify: NotifySettings = NotifySettings()
+    node: NodeSettings = NodeSettings()
 
 
 class _Table:
@@ -155,19 +184,34 @@ def _capture(t: _Table, base: CaptureSettings) -> CaptureSettings:
         raise ConfigError(
             f"{t.where('camera_orientation')}: must be one of {', '.join(ORIENTATIONS)}, "
             f"got {orientation!r}")
-    movement = {**base.movement, **t.get("movement", dict, {})}
-    camera = {**base.camera, **t.get("camera", dict, {})}
+    movement = {**base.movement, **_plain_values(t, "movement")}
+    camera = {**base.camera, **_plain_values(t, "camera")}
     return CaptureSettings(selection, orientation, movement, camera)
 
 
-def _rate(t: _Table, key: str) -> float:
-    from daemon.bandwidth import parse_rate
+def _plain_values(t: _Table, key: str) -> dict[str, Any]:
+    """Keys passed through to the API as JSON: strings, numbers and booleans only (a TOML date
+    or table cannot be sent, and would otherwise only fail at upload time)."""
+    values = t.get(key, dict, {})
+    for name, value in values.items():
+        if not isinstance(value, str | int | float | bool):
+            kind = "a date or time" if hasattr(value, "isoformat") else _type_word(type(value))
+            raise ConfigError(f"{t.where(f'{key}.{name}')}: must be a string, number or "
+                              f"true/false (it is sent to the API as JSON), got {kind}")
+    return dict(values)
 
-    value = t.get(key, (str, int), 0)
+
+def _rate(t: _Table, key: str) -> str:
+    """A plain rate, or rclone's timetable ("08:00,512KiB/s 18:00,off"), validated here and
+    applied live by the service."""
+    from daemon import bandwidth
+
+    value = str(t.get(key, (str, int), 0)).strip() or "0"
     try:
-        return parse_rate(str(value))
+        getattr(bandwidth, "parse_limit", bandwidth.parse_rate)(value)  # TODO integration
     except ValueError as exc:
         raise ConfigError(f"{t.where(key)}: {exc}") from None
+    return value
 
 
 def capture_overrides(data: Mapping[str, Any], base: CaptureSettings,
@@ -224,6 +268,8 @@ def parse(data: Mapping[str, Any], source: Path) -> Config:
         token_file=_resolve(token_file, source) if token_file else None,
         connect_timeout=api_t.number("connect_timeout", ApiSettings.connect_timeout, 0.1),
         read_timeout=api_t.number("read_timeout", ApiSettings.read_timeout, 0.1),
+        proxy=_proxy(api_t),
+        ca_file=_existing_file(api_t, "ca_file", source),
     )
     api_t.finish()
 
@@ -246,6 +292,7 @@ def parse(data: Mapping[str, Any], source: Path) -> Config:
         archive_dir=_resolve(archive_dir, source) if archive_dir else None,
         allow_duplicates=up_t.get("allow_duplicates", bool, d.allow_duplicates),
         bandwidth_limit=_rate(up_t, "bandwidth_limit"),
+        hours=_hours(up_t, "hours"),
     )
     if upload.after_upload not in AFTER_UPLOAD:
         raise ConfigError(f"{up_t.where('after_upload')}: must be one of "
@@ -274,7 +321,13 @@ def parse(data: Mapping[str, Any], source: Path) -> Config:
         path = _resolve(w.get("path", str, required=True), source)
         if not path.is_dir():
             raise ConfigError(f"{w.where('path')}: folder {str(path)!r} does not exist")
-        watches.append(WatchRoot(path, _capture(w, capture), w.get("poll", bool, False)))
+        shared = w.get("shared", bool, False)
+        name = w.get("name", str)
+        if shared and not (name and name.strip()):
+            raise ConfigError(f"{w.where('name')}: required with shared = true (the same name "
+                              f"on every node that sees this folder)")
+        watches.append(WatchRoot(path, _capture(w, capture), w.get("poll", bool, False),
+                                 shared, name))
         w.finish()
         if upload.archive_dir is not None and upload.archive_dir.is_relative_to(path):
             raise ConfigError(f"{up_t.where('archive_dir')}: must be outside the watch folder "
@@ -294,6 +347,35 @@ def parse(data: Mapping[str, Any], source: Path) -> Config:
     )
     sb_t.finish()
 
+    web_t = top.table("web")
+    web = WebSettings(listen=web_t.get("listen", str, WebSettings.listen).strip(),
+                      password_file=_existing_file(web_t, "password_file", source))
+    reason = _web_listen_problem(web)
+    if reason:
+        raise ConfigError(f"{web_t.where('listen')}: {reason}")
+    web_t.finish()
+
+    n_t = top.table("notify")
+    urls = n_t.get("urls", list, [])
+    for i, url in enumerate(urls):
+        if not isinstance(url, str) or "://" not in url:
+            raise ConfigError(f"{n_t.where('urls')}: entry {i + 1} is not a URL such as "
+                              f"\"mailtos://user:pass@host?to=a@b\" or \"json://host/path\"")
+    summary = n_t.get("daily_summary", str, "").strip()
+    if summary:
+        _hhmm(summary, n_t.where("daily_summary"))
+    notify_s = NotifySettings(
+        urls=tuple(urls),
+        batch_seconds=n_t.number("batch_seconds", NotifySettings.batch_seconds, 0.0),
+        stuck_minutes=n_t.number("stuck_minutes", NotifySettings.stuck_minutes, 0.0),
+        daily_summary=summary)
+    n_t.finish()
+
+    node_t = top.table("node")
+    node = NodeSettings(name=node_t.get("name", str, "").strip() or _hostname(),
+                        lease_seconds=node_t.number("lease_seconds", 30.0, 3.0))
+    node_t.finish()
+
     log_t = top.table("logging")
     level = log_t.get("level", str, "info").lower()
     if level not in ("debug", "info", "warning", "error"):
@@ -302,7 +384,71 @@ def parse(data: Mapping[str, Any], source: Path) -> Config:
 
     top.finish()
     return Config(source, api, database_url, upload, capture, tuple(watches), athletes,
-                  sandbox, watching, level)
+                  sandbox, watching, level, web, notify_s, node)
+
+
+def _hostname() -> str:
+    import socket
+
+    return socket.gethostname() or "node"
+
+
+def _hhmm(text: str, where: str) -> tuple[int, int]:
+    try:
+        hour, minute = (int(x) for x in text.split(":"))
+        if not (0 <= hour < 24 and 0 <= minute < 60):
+            raise ValueError
+    except ValueError:
+        raise ConfigError(f"{where}: must be a time of day as HH:MM, got {text!r}") from None
+    return hour, minute
+
+
+def _existing_file(t: _Table, key: str, source: Path) -> Path | None:
+    value = t.get(key, str)
+    if not value:
+        return None
+    path = _resolve(value, source)
+    if not path.is_file():
+        raise ConfigError(f"{t.where(key)}: file {str(path)!r} does not exist")
+    return path
+
+
+def _proxy(t: _Table) -> str | None:
+    value = (t.get("proxy", str, "") or "").strip()
+    if not value:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https", "socks5", "socks5h") or not parts.hostname:
+        raise ConfigError(f"{t.where('proxy')}: must be a proxy URL such as "
+                          f"\"http://proxy.lab:3128\"")
+    return value
+
+
+def _hours(t: _Table, key: str) -> str:
+    value = (t.get(key, str, "") or "").strip()
+    if value:
+        from daemon import schedule
+
+        try:
+            schedule.parse_hours(value)
+        except ValueError as exc:
+            raise ConfigError(f"{t.where(key)}: {exc}") from None
+    return value
+
+
+def _web_listen_problem(web: WebSettings) -> str | None:
+    if not web.listen:
+        return None
+    host, sep, port = web.listen.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        return f"must be HOST:PORT such as \"127.0.0.1:8780\" (or \"\" for off), got " \
+               f"{web.listen!r}"
+    host = host.strip("[]")
+    if not _is_loopback(host) and web.password_file is None:
+        return (f"{web.listen!r} is reachable from other machines; set [web] password_file "
+                f"to expose the console (it can retry and pause uploads), or listen on "
+                f"127.0.0.1")
+    return None
 
 
 def config_path(explicit: str | None) -> Path:

@@ -23,6 +23,8 @@ class Kind(StrEnum):
     VANISHED = "vanished"  # the file is gone
     CHANGED = "changed"  # the file changed after it was queued
     UNREADABLE = "unreadable"  # permission denied, I/O error
+    CERTIFICATE = "certificate"  # the server's TLS certificate is not trusted (service-wide)
+    TOO_LARGE = "too_large"  # an answer larger than we accept
 
 
 class TransferError(Exception):
@@ -35,6 +37,8 @@ class TransferError(Exception):
         self.where, self.kind, self.message = where, kind, message
         self.status, self.code, self.retry_after = status, code, retry_after
         self.server_time = server_time  # the answer's Date header, for clock-skew checks
+        self.session_id: str | None = None  # the reservation an upload error belongs to
+        self.lapsed = False  # our clock (plus skew) was past that reservation's expiry
 
 
 def file_error(exc: OSError) -> TransferError:
@@ -49,7 +53,8 @@ def file_error(exc: OSError) -> TransferError:
 class Outcome(StrEnum):
     RETRY = "retry"  # transient: back to queued after `delay`
     RERESERVE = "rereserve"  # the upload window lapsed: reserve again now
-    PAUSE = "pause"  # credentials rejected: stop reserving for everyone, probe after `delay`
+    PAUSE = "pause"  # credentials or trust rejected: stop reserving for everyone for `delay`
+    REFUSED = "refused"  # this capture was refused in a way a new one may fix: counted, bounded
     FAIL = "fail"  # this capture was refused, or the file is unusable: a person decides
     RESETTLE = "resettle"  # the file changed: back to pending, upload its final form
     GONE = "gone"  # the file is gone: end with a reason, no retry loop
@@ -65,7 +70,12 @@ class Decision:
 BASE_DELAY = 2.0
 MAX_DELAY = 300.0
 PAUSE_PROBE = 60.0
+MAX_REFUSALS = 4  # captures created in a row for one file before a person must look
 CAPTURE_REJECTED = {400, 404, 409, 422}
+# S3's own words for a slow client: transient, not this file's fault.
+S3_TRANSIENT = {"RequestTimeout", "SlowDown", "InternalError", "ServiceUnavailable"}
+S3_TOO_BIG = {"EntityTooLarge": "the file is larger than the upload endpoint accepts",
+              "EntityTooSmall": "the file is smaller than the upload endpoint accepts"}
 
 
 def backoff(attempt: int, jitter: float) -> float:
@@ -74,9 +84,14 @@ def backoff(attempt: int, jitter: float) -> float:
     return raw / 2 + raw / 2 * jitter
 
 
-def decide(error: TransferError, attempt: int,
-           rand: Callable[[], float] = random.random) -> Decision:
-    """`attempt` counts from 1 for the first failure of this job in a row."""
+def is_policy_expired(error: TransferError) -> bool:
+    return error.code == "AccessDenied" and "policy expired" in error.message.lower()
+
+
+def decide(error: TransferError, attempt: int, rand: Callable[[], float] = random.random,
+           lapsed: bool = False) -> Decision:
+    """`attempt` counts from 1 for the first failure of this job in a row; `lapsed` says our
+    clock (corrected by the skew learnt from the API) is past the reservation's expiry."""
     msg = error.message
     if error.where is Where.FILE:
         if error.kind is Kind.CHANGED:
@@ -84,18 +99,40 @@ def decide(error: TransferError, attempt: int,
         if error.kind is Kind.VANISHED:
             return Decision(Outcome.GONE, reason=msg)
         return Decision(Outcome.FAIL, reason=msg)
+    if error.kind is Kind.CERTIFICATE:
+        return Decision(Outcome.PAUSE, delay=PAUSE_PROBE, reason=msg)
+    if error.where is Where.API and error.kind in (Kind.MALFORMED, Kind.TOO_LARGE):
+        return Decision(Outcome.REFUSED, reason=msg)  # a capture may have been created
     status = error.status
-    if error.kind is Kind.HTTP and status is not None:
-        if error.where is Where.STORAGE and status == 403:
-            # "Policy expired" (or a policy the endpoint no longer accepts): a new one fixes it.
-            return Decision(Outcome.RERESERVE, reason=msg)
-        if error.where is Where.API and status in (401, 403):
-            return Decision(Outcome.PAUSE, delay=PAUSE_PROBE, reason=msg)
-        if status == 429 or status >= 500:
+    if error.kind is not Kind.HTTP or status is None:
+        return _retry(error, attempt, rand)  # connection trouble, timeouts, stalls
+    if error.where is Where.STORAGE:
+        if status == 403:
+            if lapsed or is_policy_expired(error):
+                return Decision(Outcome.RERESERVE, reason=msg)
+            return Decision(Outcome.REFUSED, reason=msg)
+        if status in (408, 429) or status >= 500 or error.code in S3_TRANSIENT:
             return _retry(error, attempt, rand)
-        if status in CAPTURE_REJECTED or 400 <= status < 500:
-            return Decision(Outcome.FAIL, reason=msg)
-    # connection trouble, timeouts, stalls, broken or unreadable answers
+        if error.code in S3_TOO_BIG:
+            return Decision(Outcome.FAIL, reason=f"{S3_TOO_BIG[error.code]} ({msg})")
+        return Decision(Outcome.FAIL, reason=msg)
+    if status in (401, 403):
+        return Decision(Outcome.PAUSE, delay=PAUSE_PROBE, reason=msg)
+    if status in (408, 429) or status >= 500:
+        return _retry(error, attempt, rand)
+    return Decision(Outcome.FAIL, reason=msg)
+
+
+def after_refusal(refusals: int, error: TransferError, attempt: int,
+                  rand: Callable[[], float] = random.random) -> Decision:
+    """The `refusals`-th capture in a row that the endpoint would not take. A storage refusal
+    gets one fresh reservation at once (its policy may have been bad); then growing backoff;
+    after MAX_REFUSALS a person decides, with the server's words."""
+    if refusals >= MAX_REFUSALS:
+        return Decision(Outcome.FAIL, reason=f"{error.message} (refused {refusals} times in a "
+                                              f"row; retry it once the cause is fixed)")
+    if refusals == 1 and error.where is Where.STORAGE:
+        return Decision(Outcome.RERESERVE, reason=error.message)
     return _retry(error, attempt, rand)
 
 

@@ -8,6 +8,7 @@ Pure functions; nothing here touches the disk.
 
 from __future__ import annotations
 
+import unicodedata
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -59,7 +60,8 @@ def place(rel: PurePath, athletes: Mapping[str, str], local_day: date,
                          f"'{rel.name}' is directly in the watch folder; move it into a folder "
                          f"named for the athlete (their UUID or an alias from [athletes])")
     folder = parts[0]
-    athlete = as_uuid(folder) or athletes.get(folder)
+    # macOS writes names decomposed (NFD), people type them composed (NFC): compare in NFC.
+    athlete = as_uuid(folder) or athletes.get(folder) or _nfc_get(athletes, folder)
     if athlete is None:
         return Placement(None, None,
                          f"folder '{folder}' is not an athlete UUID or an alias in [athletes] of "
@@ -72,6 +74,14 @@ def place(rel: PurePath, athletes: Mapping[str, str], local_day: date,
         session = parts[1]
         group = as_uuid(session) or str(uuid.uuid5(NAMESPACE, f"{athlete}/session/{session}"))
     return Placement(athlete, group, None)
+
+
+def _nfc_get(athletes: Mapping[str, str], folder: str) -> str | None:
+    want = unicodedata.normalize("NFC", folder)
+    for alias, athlete in athletes.items():
+        if unicodedata.normalize("NFC", alias) == want:
+            return athlete
+    return None
 
 
 def safe_file_name(name: str) -> str:

@@ -1,41 +1,51 @@
-"""Service lifecycle: start the parts in order, wait for a signal, stop them in order.
+"""Service lifecycle: start the parts in order, supervise them, stop them in the reverse order.
 
 Signal handlers only set flags. The main thread sleeps in select() on a wake-up socket that
-Python's C-level handler writes to, so it reacts at once and uses no CPU while idle.
+Python's C-level handler writes to, so it reacts at once and uses no CPU while idle. Every part
+that owns a thread is checked by the health tick and restarted (or the process exits non-zero
+for systemd) when it died.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import select
 import signal
 import socket
 import time
 from dataclasses import dataclass, field
 from types import FrameType
+from typing import Any
 
 import httpx
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy.exc import OperationalError
 
 from daemon import config as config_mod
 from daemon import logs, notify
 from daemon.apiclient import ApiClient
-from daemon.bandwidth import Limiter
+from daemon.attention import Attention
+from daemon.bandwidth import Limiter, parse_rate
 from daemon.config import Config, ConfigError
+from daemon.jobs import engine as engine_mod
 from daemon.jobs.store import Store
+from daemon.runtime import StateFile, state_path
 from daemon.sandbox import server as sandbox_server
 from daemon.uploader import Uploader
-from daemon.watcher import Watcher
-from daemon.worker import Worker
+from daemon.watch import Watcher
+from daemon.work import Worker
 
 log = logs.get("service")
+HEALTH_EVERY = 2.0  # seconds between supervision ticks (a stat or two; no table scan)
 
 
 @dataclass
 class Flags:
     stop: int = 0  # SIGTERM/SIGINT count: 1 = stop cleanly, 2 = stop at once
     reload: bool = False  # SIGHUP
+    look: bool = False  # SIGUSR1: the job table changed (`retry`, `pause` from the CLI)
     fatal: str | None = None  # a part cannot recover: exit non-zero so systemd restarts us
     signals: list[int] = field(default_factory=list)
 
@@ -46,10 +56,13 @@ class Service:
         self.use_sandbox = sandbox
         self.flags = Flags()
         self._rsock, self._wsock = socket.socketpair()
+        self.token = ""
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         if signum == signal.SIGHUP:
             self.flags.reload = True
+        elif signum == signal.SIGUSR1:
+            self.flags.look = True
         else:
             self.flags.stop += 1
 
@@ -57,95 +70,173 @@ class Service:
         self._rsock.setblocking(False)
         self._wsock.setblocking(False)
         signal.set_wakeup_fd(self._wsock.fileno(), warn_on_full_buffer=False)
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
             signal.signal(sig, self._on_signal)
 
     def _wait(self, timeout: float | None) -> None:
         ready, _, _ = select.select([self._rsock], [], [], timeout)
         if ready:
-            try:
+            with contextlib.suppress(BlockingIOError):
                 while self._rsock.recv(64):
                     pass
-            except BlockingIOError:
-                pass
+
+    def _fatal(self, reason: str) -> None:
+        """Called from any thread: wake the main loop to stop and exit non-zero."""
+        if self.flags.fatal is None:
+            self.flags.fatal = reason
+        with contextlib.suppress(OSError):
+            self._wsock.send(b"\0")
 
     def run(self) -> int:
         self._install_signals()
         cfg = self.cfg
-        sandbox = None
-        if self.use_sandbox:
-            sandbox = sandbox_server.start(cfg.sandbox.data_dir,
-                                           upload_window=cfg.sandbox.upload_window)
-            cfg = config_mod.with_base_url(cfg, sandbox.base_url)
-            token = sandbox.state.token
-            log.info("sandbox.started", base_url=sandbox.base_url,
-                     data_dir=str(cfg.sandbox.data_dir))
-        else:
-            token = config_mod.read_token(cfg)
-        logs.add_secret(token)
-
-        store = Store.open(cfg.database_url)
-        recovered = store.recover(time.time())
-        if recovered:
-            log.info("jobs.recovered", count=recovered)
-        timeout = httpx.Timeout(connect=cfg.api.connect_timeout, read=cfg.api.read_timeout,
-                                write=cfg.api.read_timeout, pool=cfg.api.read_timeout)
-        api = ApiClient(cfg.api.base_url, token, timeout)
-        limit = cfg.upload.bandwidth_limit
-        uploader = Uploader(cfg.upload.stall_seconds, cfg.api.connect_timeout,
-                            limiter=Limiter(limit) if limit else None)
-        scheduler = BackgroundScheduler(
-            executors={"default": ThreadPoolExecutor(cfg.upload.concurrency + 4)},
-            job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
-            timezone="UTC")
-        worker = Worker(cfg, store, api, uploader, scheduler)
-        watcher = Watcher(cfg, store, on_queued=worker.wake, on_fatal=self._fatal)
-        worker.on_resettle = watcher.resettle
-
-        scheduler.start()
-        worker.start()
-        watcher.start()
-        scheduler.add_job(watcher.rescan, "interval", seconds=cfg.watching.rescan_seconds,
-                          id="rescan")
-        ping = notify.watchdog_interval()
-        if ping:
-            scheduler.add_job(self._heartbeat, "interval", seconds=ping, args=[store],
-                              id="watchdog")
-        notify.notify("READY=1\nSTATUS=watching " + ", ".join(str(w.path) for w in cfg.watches))
-        log.info("daemon.ready", concurrency=cfg.upload.concurrency,
-                 database=store.engine.url.render_as_string(hide_password=True))
-
-        while not self.flags.stop and not self.flags.fatal:
-            self._wait(None)
-            if self.flags.reload and not self.flags.stop:
-                self.flags.reload = False
-                cfg = self._reload(cfg, worker, watcher)
-
-        # Ordered shutdown: no new files, then no new uploads, then finish or park in-flight.
-        notify.notify("STOPPING=1")
-        log.info("daemon.stopping")
-        watcher.stop()
-        worker.stop(cfg.upload.shutdown_timeout, force=lambda: self.flags.stop > 1)
-        scheduler.shutdown(wait=False)
-        api.close()
-        uploader.close()
-        store.close()
-        if sandbox is not None:
-            sandbox.shutdown()
-            sandbox.server_close()
+        parts: list[tuple[str, Any]] = []  # stopped in reverse order, whatever happens
+        try:
+            if self.use_sandbox:
+                sandbox = sandbox_server.start(cfg.sandbox.data_dir,
+                                               upload_window=cfg.sandbox.upload_window)
+                parts.append(("sandbox", sandbox))
+                cfg = config_mod.with_base_url(cfg, sandbox.base_url)
+                self.token = sandbox.state.token
+                log.info("sandbox.started", base_url=sandbox.base_url,
+                         data_dir=str(cfg.sandbox.data_dir))
+            else:
+                self.token = config_mod.read_token(cfg)
+            logs.add_secret(self.token)
+            lock = engine_mod.acquire_instance_lock(cfg.database_url)
+            if lock is not None:
+                parts.append(("lock", lock))
+            self.cfg = cfg
+            self._serve(cfg, parts)
+        finally:
+            for name, part in reversed(parts):
+                try:
+                    _stop_part(name, part, self)
+                except Exception:
+                    log.exception("daemon.stop_failed", part=name)
         if self.flags.fatal:
             log.error("daemon.failed", reason=self.flags.fatal)
             return 1
         log.info("daemon.stopped")
         return 0
 
-    def _heartbeat(self, store: Store) -> None:
-        """WATCHDOG=1 only while the scheduler runs jobs and the database answers."""
-        store.counts()
+    def _serve(self, cfg: Config, parts: list[tuple[str, Any]]) -> None:
+        store = Store.open(cfg.database_url)
+        parts.append(("store", store))
+        db_file = engine_mod.sqlite_path(cfg.database_url)
+        self.db_identity = engine_mod.db_identity(cfg.database_url)
+        state = StateFile(state_path(db_file))
+        state.write({"pid": os.getpid(), "attention": {}})
+        parts.append(("state", state))
+        attention = Attention(store, state)
+        recovered = store.recover(time.time())
+        if recovered:
+            log.info("jobs.recovered", count=recovered)
+        timeout = httpx.Timeout(connect=cfg.api.connect_timeout, read=cfg.api.read_timeout,
+                                write=cfg.api.read_timeout, pool=cfg.api.read_timeout)
+        api = ApiClient(cfg.api.base_url, self.token, timeout)
+        parts.append(("api", api))
+        limit = parse_rate(cfg.upload.bandwidth_limit)  # TODO integration: timetable
+        uploader = Uploader(cfg.upload.stall_seconds, cfg.api.connect_timeout,
+                            limiter=Limiter(limit) if limit else None)
+        parts.append(("uploader", uploader))
+        worker = Worker(cfg, store, api, uploader, on_db_error=attention.db_error)
+        scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(4)},
+            job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
+            timezone="UTC")
+        watcher = Watcher(cfg, store, on_queued=worker.wake, on_db_error=attention.db_error,
+                          on_root=attention.root,
+                          on_root_deleted=lambda: scheduler.add_job(self._health, args=[ctx]))
+        worker.pipeline.on_resettle = watcher.resettle
+        ctx = _Ctx(store, api, worker, watcher, attention, scheduler)
+        # Started in this order, stopped in the reverse: no new files, then no timers, then
+        # no new uploads (in-flight ones finish or go back to the queue).
+        worker.start()
+        parts.append(("worker", worker))
+        scheduler.start()
+        parts.append(("scheduler", scheduler))
+        watcher.start()
+        parts.append(("watcher", watcher))
+        scheduler.add_job(watcher.rescan, "interval", seconds=cfg.watching.rescan_seconds,
+                          id="rescan")
+        scheduler.add_job(worker.wake, "interval", seconds=cfg.upload.poll_seconds, id="poll")
+        scheduler.add_job(self._health, "interval", seconds=HEALTH_EVERY, args=[ctx],
+                          id="health")
+        notify.notify("READY=1\nSTATUS=watching " + ", ".join(str(w.path) for w in cfg.watches))
+        log.info("daemon.ready", concurrency=cfg.upload.concurrency,
+                 database=engine_mod.mask_url(cfg.database_url))
+
+        while not self.flags.stop and not self.flags.fatal:
+            self._wait(None)
+            if self.flags.reload and not self.flags.stop:
+                self.flags.reload = False
+                cfg = self._reload(cfg, ctx)
+            if self.flags.look:
+                self.flags.look = False
+                worker.wake()
+                watcher.pending_again()
+
+        notify.notify("STOPPING=1")
+        log.info("daemon.stopping")
+
+    def _health(self, ctx: _Ctx) -> None:
+        """Supervision tick: threads alive, watch roots present, the job table still the one we
+        opened and writable again after a failure. WATCHDOG=1 only when all of that ran."""
+        if self.flags.stop:
+            return
+        try:
+            if engine_mod.db_identity(self.cfg.database_url) != self.db_identity:
+                self._fatal("the job database was deleted or replaced while the daemon ran; "
+                            "restarting to open it afresh")
+                return
+            ctx.watcher.observers.check()
+            if not ctx.watcher.queue.alive():
+                log.error("watch.settle_died")
+                ctx.watcher.queue.start()
+                ctx.watcher.rescan()
+            ctx.worker.dispatcher.check()
+            if "database" in ctx.attention.conditions():
+                try:
+                    ctx.store.clear_notice("database")
+                    ctx.attention.db_error(None)
+                    ctx.watcher.rescan()
+                except OperationalError:
+                    pass
+            ctx.attention.sync()
+            self._token_check(ctx)
+        except Exception as exc:
+            log.exception("service.health_failed")
+            if isinstance(exc, OperationalError):
+                return
         notify.notify("WATCHDOG=1")
 
-    def _reload(self, cfg: Config, worker: Worker, watcher: Watcher) -> Config:
-        notify.notify("RELOADING=1")
+    def _token_check(self, ctx: _Ctx) -> None:
+        """While credentials are rejected, pick up a replaced token file at once."""
+        if ctx.worker.reservations.paused_for() <= 0 or self.use_sandbox:
+            return
+        if "credentials" not in ctx.store.notices():
+            return
+        self._reread_token(ctx)
+
+    def _reread_token(self, ctx: _Ctx) -> None:
+        try:
+            token = config_mod.read_token(self.cfg)
+        except ConfigError as exc:
+            log.error("config.token_unreadable", reason=str(exc))
+            return
+        if token != self.token:
+            self.token = token
+            logs.add_secret(token)
+            ctx.api.set_token(token)
+            notice = ctx.worker.reservations.resumed()
+            if notice == "credentials" or "credentials" in ctx.store.notices():
+                ctx.store.clear_notice("credentials")  # the next reservation tells anew
+            log.info("api.token_replaced")
+            ctx.worker.wake()
+
+    def _reload(self, cfg: Config, ctx: _Ctx) -> Config:
+        notify.notify(f"RELOADING=1\nMONOTONIC_USEC={time.monotonic_ns() // 1000}")
         try:
             new = config_mod.load(str(cfg.source))
         except ConfigError as exc:
@@ -155,21 +246,47 @@ class Service:
         if self.use_sandbox:
             new = config_mod.with_base_url(new, cfg.api.base_url)
         needs_restart = [name for name, a, b in (
-            ("[api]", cfg.api, new.api), ("[database] url", cfg.database_url, new.database_url),
+            ("[api] base_url", cfg.api.base_url, new.api.base_url),
+            ("[database] url", cfg.database_url, new.database_url),
             ("[upload] concurrency", cfg.upload.concurrency, new.upload.concurrency),
-            ("[upload] bandwidth_limit", cfg.upload.bandwidth_limit, new.upload.bandwidth_limit),
         ) if a != b]
         if needs_restart:
             log.warning("config.restart_needed", keys=needs_restart)
-        worker.cfg = new
-        watcher.reconfigure(new)
+        self.cfg = new
+        if not self.use_sandbox:
+            self._reread_token(ctx)
+        ctx.worker.reconfigure(new)
+        ctx.watcher.reconfigure(new)
         log.info("config.reloaded", roots=[str(w.path) for w in new.watches],
                  athletes=len(new.athletes))
         notify.notify("READY=1")
         return new
 
-    def _fatal(self, reason: str) -> None:
-        """Called from another thread: wake the main loop to stop and exit non-zero."""
-        self.flags.fatal = reason
-        with contextlib.suppress(OSError):
-            self._wsock.send(b"\0")
+
+@dataclass
+class _Ctx:
+    store: Store
+    api: ApiClient
+    worker: Worker
+    watcher: Watcher
+    attention: Attention
+    scheduler: BackgroundScheduler
+
+
+def _stop_part(name: str, part: Any, service: Service) -> None:
+    if name == "watcher":
+        part.stop()
+    elif name == "scheduler":
+        part.shutdown(wait=False)
+    elif name == "worker":
+        part.stop(service.cfg.upload.shutdown_timeout, force=lambda: service.flags.stop > 1)
+        if part.pipeline.unwritten:
+            service.flags.fatal = (f"uploads accepted but not recorded: jobs "
+                                   f"{sorted(part.pipeline.unwritten)}")
+    elif name == "sandbox":
+        part.shutdown()
+        part.server_close()
+    elif name == "state":
+        part.close(remove=service.flags.fatal is None)
+    else:  # api, uploader, store, lock
+        part.close()

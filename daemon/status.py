@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
+from daemon.jobs import paths
 from daemon.jobs.models import Job, JobState
 from daemon.jobs.store import Store
 from daemon.timeutil import local_clock
@@ -15,7 +17,7 @@ RECENT_DONE = 200
 def job_record(job: Job, now: float) -> dict[str, Any]:
     record: dict[str, Any] = {
         "id": job.id,
-        "path": job.path,
+        "path": paths.readable(job.path),
         "athlete_id": job.athlete_id,
         "session_group_id": job.session_group_id,
         "state": job.state,
@@ -37,7 +39,24 @@ def job_record(job: Job, now: float) -> dict[str, Any]:
     return record
 
 
-def collect(store: Store, include_all: bool = False, now: float | None = None) -> dict[str, Any]:
+def live_attention(runtime: dict[str, Any]) -> dict[str, Any]:
+    """The running daemon's own conditions (from its runtime state file), which it may not
+    have been able to write to the job table (disk full)."""
+    pid = runtime.get("pid")
+    if not isinstance(pid, int):
+        return {}
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return {}  # a stale file from a daemon that died
+    except PermissionError:
+        pass
+    return {name: {"message": message, "until": None}
+            for name, message in (runtime.get("attention") or {}).items()}
+
+
+def collect(store: Store, include_all: bool = False, now: float | None = None,
+            runtime: dict[str, Any] | None = None) -> dict[str, Any]:
     now = time.time() if now is None else now
     counts = store.counts()
     if include_all:
@@ -46,7 +65,8 @@ def collect(store: Store, include_all: bool = False, now: float | None = None) -
         jobs = store.jobs([s for s in JobState if s is not JobState.DONE])
         done = store.jobs([JobState.DONE], newest=RECENT_DONE)
         jobs = sorted(jobs + done, key=lambda j: j.id)
-    return {"counts": counts, "notices": store.notices(),
+    notices = {**store.notices(), **live_attention(runtime or {})}
+    return {"counts": counts, "notices": notices,
             "jobs": [job_record(j, now) for j in jobs]}
 
 

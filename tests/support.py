@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -163,12 +164,22 @@ class Proc:
 
 
 class Sandbox:
-    """`uplift-capture sandbox` as a subprocess on a free loopback port."""
+    """`uplift-capture sandbox` as a subprocess on a free loopback port. With `tls` (cert, key)
+    it serves HTTPS; `ca` is then the CA file that state()/faults() verify it with."""
 
-    def __init__(self, data: Path, upload_window: float = 1800.0, token: str = TOKEN):
+    def __init__(self, data: Path, upload_window: float = 1800.0, token: str = TOKEN,
+                 latency: float | None = None, tls: tuple[Path, Path] | None = None,
+                 ca: Path | None = None):
         self.data, self.token = data, token
-        self.proc = Proc(["sandbox", "--port", "0", "--data", str(data), "--token", token,
-                          "--upload-window", str(upload_window)], data.parent / "sandbox.log")
+        args = ["sandbox", "--port", "0", "--data", str(data), "--token", token,
+                "--upload-window", str(upload_window)]
+        if latency is not None:
+            args += ["--latency", str(latency)]
+        if tls is not None:
+            args += ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])]
+        self.verify: ssl.SSLContext | bool = \
+            ssl.create_default_context(cafile=str(ca)) if ca is not None else True
+        self.proc = Proc(args, data.parent / "sandbox.log")
 
     def start(self) -> Sandbox:
         self.proc.start()
@@ -179,10 +190,17 @@ class Sandbox:
         return self
 
     def state(self) -> dict[str, Any]:
-        return httpx.get(f"{self.root}/_sandbox/state", timeout=10).json()
+        return httpx.get(f"{self.root}/_sandbox/state", timeout=10, verify=self.verify).json()
 
     def faults(self, **faults: Any) -> None:
-        httpx.post(f"{self.root}/_sandbox/faults", json=faults, timeout=10).raise_for_status()
+        httpx.post(f"{self.root}/_sandbox/faults", json=faults, timeout=10,
+                   verify=self.verify).raise_for_status()
+
+    def set_token(self, token: str) -> None:
+        """The API accepts only `token` from now on (the old one gets 401)."""
+        httpx.post(f"{self.root}/_sandbox/token", json={"token": token}, timeout=10,
+                   verify=self.verify).raise_for_status()
+        self.token = token
 
     def reservations_for(self, file_name: str) -> list[dict[str, Any]]:
         return [r for r in self.state()["reservations"] if r["file_name"] == file_name]
@@ -208,3 +226,39 @@ def start_daemon(tmp: Path, config: Path, token: str = TOKEN, name: str = "daemo
 
 def job_state(config: Path, name: str) -> str | None:
     return jobs_by_name(config).get(name, {}).get("state")
+
+
+# --- issue 9 end-to-end helpers ---------------------------------------------------------------
+
+WAITING_STATES = ("pending", "queued", "reserved", "uploading")
+
+
+def make_huge_movie(path: Path, size: int, frames: int = 2) -> Path:
+    """A valid QuickTime movie of `size` bytes that takes no disk: a small real movie, then one
+    64-bit `free` atom whose body is a hole (so the atoms still tile the file)."""
+    make_movie(path, frames=frames)
+    used = path.stat().st_size
+    pad = size - used
+    assert pad > 16, "size must exceed the small movie plus a 16-byte atom header"
+    with open(path, "ab") as f:
+        f.write((1).to_bytes(4, "big") + b"free" + pad.to_bytes(8, "big"))
+    os.truncate(path, size)  # sparse: the free atom's body reads as zeros
+    return path
+
+
+def wait_settled(config: Path, timeout: float = 30.0,
+                 what: str = "every job to settle") -> list[dict[str, Any]]:
+    """Wait until no job is pending, queued or in flight; return all jobs (done included)."""
+    def quiet() -> list[dict[str, Any]] | None:
+        out = cli("status", "--json", "--all", "--config", str(config))
+        assert out.returncode == 0, out.stderr
+        jobs = json.loads(out.stdout)["jobs"]
+        return jobs if jobs and all(j["state"] not in WAITING_STATES for j in jobs) else None
+    return wait_for(quiet, timeout, interval=0.2, what=what)
+
+
+def logged(proc: Proc, event: str | None, name: str) -> bool:
+    """The daemon logged `event` (e.g. job.seen, job.queued, upload.started; None: any event)
+    for a file whose path ends with `name` (a file name, or "folder/file.mov")."""
+    return any((event is None or e.get("event") == event)
+               and str(e.get("path", "")).endswith("/" + name) for e in proc.events())

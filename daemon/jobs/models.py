@@ -32,6 +32,7 @@ class JobState(StrEnum):
 
 TERMINAL = (JobState.DONE, JobState.FAILED, JobState.SKIPPED)
 ACTIVE = (JobState.PENDING, JobState.QUEUED, JobState.RESERVED, JobState.UPLOADING)
+IN_FLIGHT = (JobState.RESERVED, JobState.UPLOADING)  # a worker holds it
 
 
 class Base(DeclarativeBase):
@@ -65,6 +66,9 @@ class Job(Base):
     force: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)  # retry --force
     session_id: Mapped[str | None] = mapped_column(String(64))  # current reservation
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    # Captures the endpoint refused in a row (non-expiry storage 403, unusable reservations):
+    # bounded, so one file never creates captures without end; an operator's retry resets it.
+    refusals: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
     last_error: Mapped[str | None] = mapped_column(Text)
     next_attempt_at: Mapped[float] = mapped_column(Float, nullable=False, default=0.0)
     bytes_sent: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)

@@ -6,10 +6,12 @@ import base64
 import hashlib
 import hmac
 import json
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import BinaryIO
+from xml.sax.saxutils import escape
 
 MAX_FIELD = 64 * 1024
 READ = 1024 * 1024
@@ -22,9 +24,11 @@ class S3Error(Exception):
         self.status, self.code, self.message = status, code, message
 
     def xml(self) -> bytes:
-        return (f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{self.code}</Code>'
-                f"<Message>{self.message}</Message><RequestId>sandbox</RequestId></Error>"
-                ).encode()
+        """S3's error document: <Error><Code/><Message/><RequestId/><HostId/></Error>."""
+        return (f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{escape(self.code)}</Code>'
+                f"<Message>{escape(self.message)}</Message>"
+                f"<RequestId>{secrets.token_hex(8).upper()}</RequestId>"
+                f"<HostId>sandbox</HostId></Error>").encode()
 
 
 def iso(ts: float) -> str:

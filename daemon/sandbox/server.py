@@ -9,7 +9,30 @@ behaves like S3's browser POST. What arrives is stored under the data folder:
     <data>/uploads.jsonl               every accepted upload (key, size, md5, sha256, path)
     <data>/received/<session_id>/<file_name>
 
-Admin endpoints for tests: GET /_sandbox/state, POST /_sandbox/faults (see Faults).
+Admin endpoints for tests: GET /_sandbox/state, POST /_sandbox/faults (see Faults; an
+unknown key is refused with 400), POST /_sandbox/token {"token": "new"} (the old token then
+gets 401; endpoint.json is rewritten).
+
+Faults, each list entry used once:
+
+    reserve: [{"status": 503, "retry_after": 7}]    an error answer instead of a reservation
+             [{"status": 502, "html": true}]         ... as an HTML proxy page
+             [{"trickle": 4.0}] [{"huge": 300000000}] [{"omit": [..]}] [{"set": {..}}]
+                                                      a real reservation, answered oddly
+                                                      (201; see daemon.sandbox.answers)
+    upload:  [{"status": 403, "code": "AccessDenied", "message": "..."}]
+                                                      S3's XML error (code/message default to
+                                                      SlowDown for 503, else InternalError)
+             [{"status": 303, "location": "https://..."}]
+                                                      any 3xx: stored as usual, then answered
+                                                      with that status and Location (S3's
+                                                      success_action_redirect)
+             [{"cut": true, "after": 65536}]          the connection dropped mid-body
+    latency: 0.05                                     every POST /v1/captures waits this long
+
+TLS: start(..., tls_cert=PEM, tls_key=PEM) (CLI: --tls-cert/--tls-key) serves the API and the
+S3 endpoint over HTTPS on the one port; base_url, upload_url and endpoint.json use https://.
+The handshake runs in the connection's own thread, so a slow client never blocks accepting.
 """
 
 from __future__ import annotations
@@ -20,16 +43,19 @@ import re
 import secrets
 import shutil
 import socket
+import ssl
 import tempfile
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass, field, fields
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
+from daemon.sandbox import answers, rules
+from daemon.sandbox.rules import ApiRefusal, validate_capture
 from daemon.sandbox.s3post import S3Error, check_policy, iso, make_fields, read_form
 
 BUCKET = "uplift-sandbox"
@@ -48,6 +74,11 @@ class Faults:
     upload_window: float | None = None  # overrides the window of new reservations
     upload_url: str | None = None  # send uploads to another receiver (benchmarks)
     clock_offset: float = 0.0  # the API's clock runs this many seconds from ours
+    latency: float | None = None  # seconds every API request waits before its answer
+
+    @classmethod
+    def names(cls) -> set[str]:
+        return {f.name for f in fields(cls)}
 
 
 class SandboxState:
@@ -81,69 +112,6 @@ class SandboxState:
         if not path.exists():
             return []
         return [json.loads(line) for line in path.read_text().splitlines() if line]
-
-
-class ApiRefusal(Exception):
-    def __init__(self, status: int, detail: str):
-        super().__init__(detail)
-        self.status, self.detail = status, detail
-
-
-def _uuid(body: dict[str, Any], key: str) -> str:
-    value = body.get(key)
-    if not isinstance(value, str):
-        raise ApiRefusal(400, f"{key}: required, must be a UUID string")
-    try:
-        return str(uuid.UUID(value))
-    except ValueError:
-        raise ApiRefusal(400, f"{key}: {value!r} is not a valid UUID") from None
-
-
-def validate_capture(body: Any, groups: dict[str, str], now: float) -> dict[str, Any]:
-    """The API reference's rules for POST /captures; ApiRefusal on the first one broken."""
-    if not isinstance(body, dict):
-        raise ApiRefusal(400, "request body must be a JSON object")
-    athlete = _uuid(body, "athlete_id")
-    group = _uuid(body, "session_group_id")
-    for key in ("camera_configuration", "movement_attributes"):
-        if not isinstance(body.get(key), dict):
-            raise ApiRefusal(400, f"{key}: required, must be an object")
-    camera = body["camera_configuration"]
-    if not isinstance(camera.get("camera_setup_selection"), str) or \
-            not camera["camera_setup_selection"].strip():
-        raise ApiRefusal(400, "camera_configuration.camera_setup_selection: required")
-    if camera.get("camera_orientation", "portrait") not in ("portrait", "landscape"):
-        raise ApiRefusal(400, "camera_configuration.camera_orientation: must be portrait or "
-                              "landscape")
-    movement = body["movement_attributes"]
-    for key in ("activity", "movement"):
-        if not isinstance(movement.get(key), str) or not movement[key].strip():
-            raise ApiRefusal(400, f"movement_attributes.{key}: required, must be a string")
-    name = body.get("file_name")
-    if not isinstance(name, str) or not name.strip():
-        raise ApiRefusal(400, "file_name: required and must not be blank")
-    if "/" in name or "\\" in name:
-        raise ApiRefusal(400, "file_name: must not contain / or \\")
-    if not name.lower().endswith(".mov"):
-        raise ApiRefusal(400, "file_name: must use a .mov extension")
-    if len(name) > 255:
-        raise ApiRefusal(400, "file_name: at most 255 characters")
-    capture_time = body.get("capture_time")
-    if capture_time is not None:
-        if not isinstance(capture_time, str):
-            raise ApiRefusal(400, "capture_time: must be an ISO 8601 date-time string")
-        try:
-            when = datetime.fromisoformat(capture_time.replace("Z", "+00:00"))
-        except ValueError:
-            raise ApiRefusal(400, f"capture_time: {capture_time!r} is not ISO 8601") from None
-        if when.tzinfo is None:
-            raise ApiRefusal(400, "capture_time: must carry a time zone (e.g. Z)")
-        if when.timestamp() > now:
-            raise ApiRefusal(400, "capture_time: must not be in the future")
-    owner = groups.get(group)
-    if owner is not None and owner != athlete:
-        raise ApiRefusal(409, "session_group_id belongs to a different athlete")
-    return {"athlete_id": athlete, "session_group_id": group, "file_name": name}
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -185,9 +153,10 @@ class Handler(BaseHTTPRequestHandler):
             self._send(status, b"<html><body><h1>502 Bad Gateway</h1></body></html>",
                        "text/html", headers)
         elif self.path.startswith("/s3/"):
-            code = "SlowDown" if status == 503 else "InternalError"
-            self._send(status, S3Error(status, code, "Please reduce your request rate.").xml(),
-                       "application/xml", headers)
+            code = fault.get("code") or ("SlowDown" if status == 503 else "InternalError")
+            message = fault.get("message") or "Please reduce your request rate."
+            self._send(status, S3Error(status, code, message).xml(), "application/xml",
+                       headers)
         else:
             self._json(status, {"detail": f"injected failure {status}"}, headers)
 
@@ -210,24 +179,39 @@ class Handler(BaseHTTPRequestHandler):
                 self._upload()
             elif self.path == "/_sandbox/faults":
                 data = json.loads(self._body() or b"{}")
+                unknown = sorted(set(data) - Faults.names())
+                if unknown:  # a typo would otherwise inject nothing, silently
+                    self._json(400, {"detail": f"unknown faults: {', '.join(unknown)}"})
+                    return
                 with self.state.lock:
                     for k, v in data.items():
                         setattr(self.state.faults, k, v)
                 self._json(200, {"ok": True})
+            elif self.path == "/_sandbox/token":
+                token = json.loads(self._body() or b"{}").get("token")
+                if not isinstance(token, str) or not token:
+                    self._json(400, {"detail": "token: required, a non-empty string"})
+                    return
+                with self.state.lock:
+                    self.state.token = token
+                self.server.write_endpoint()
+                self._json(200, {"ok": True})
             else:
                 self._body()
                 self._json(404, {"detail": "not found"})
-        except (BrokenPipeError, ConnectionResetError):
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
             self.close_connection = True
 
     def _create_capture(self) -> None:
         raw = self._body()
         st = self.state
+        if st.faults.latency:
+            time.sleep(float(st.faults.latency))
         if self.headers.get("Authorization") != f"Bearer {st.token}":
             self._json(401, {"detail": "Invalid or missing API key"})
             return
         fault = st.take_fault("reserve")
-        if fault:
+        if fault and not answers.shaping(fault):
             self._fault(fault)
             return
         now = time.time() + st.faults.clock_offset
@@ -246,18 +230,21 @@ class Handler(BaseHTTPRequestHandler):
         window = st.faults.upload_window or st.window
         expires = now + window
         key = f"captures/{ok['athlete_id']}/{session_id}/{ok['file_name']}"
-        fields = make_fields(st.secret, BUCKET, key, expires, now)
+        upload = make_fields(st.secret, BUCKET, key, expires, now)
         st.sessions[session_id] = {"key": key}
-        host, port = self.server.server_address[:2]
         st.append(st._log_reservations, {
             "session_id": session_id, "athlete_id": ok["athlete_id"],
             "session_group_id": ok["session_group_id"], "file_name": ok["file_name"],
             "request": body, "issued_at": iso(now), "upload_expires_at": iso(expires)})
-        self._json(200, {
+        answer = {
             "session_id": session_id, "session_group_id": ok["session_group_id"],
-            "upload_url": st.faults.upload_url or f"http://{host}:{port}/s3/{BUCKET}",
-            "upload_fields": fields,
-            "upload_expires_at": iso(expires), "status": "NEW"})
+            "upload_url": st.faults.upload_url or f"{self.server.root_url}/s3/{BUCKET}",
+            "upload_fields": upload,
+            "upload_expires_at": iso(expires), "status": "NEW"}
+        if fault:
+            answers.send(self, answer, fault, self.server.stopping)
+        else:
+            self._json(200, answer)
 
     def _upload(self) -> None:
         st = self.state
@@ -284,7 +271,7 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         rate = st.faults.upload_rate
-        throttle = _throttle(rate) if rate else (lambda n: None)
+        throttle = rules.throttle(rate) if rate else (lambda n: None)
 
         tmp = tempfile.NamedTemporaryFile(  # noqa: SIM115 - renamed into place, or unlinked
             dir=st.data / "received", prefix=".incoming-", delete=False)
@@ -299,7 +286,8 @@ class Handler(BaseHTTPRequestHandler):
                 form = read_form(self.rfile, int(length), match.group(1).encode(), on_fields,
                                  tmp, throttle, int(min(1 << 20, max(16384, rate / 10)))
                                  if rate else 1 << 20)
-            if fault:
+            redirect = fault and 300 <= int(fault.get("status", 0)) < 400
+            if fault and not redirect:
                 self._fault(fault)
                 return
             if "policy" not in checked:
@@ -320,30 +308,26 @@ class Handler(BaseHTTPRequestHandler):
             "key": key, "session_id": session_id, "size": form.file.size,
             "md5": form.file.md5, "sha256": form.file.sha256, "path": str(dest),
             "received_at": iso(time.time())})
-        self._send(204, headers={"ETag": f'"{form.file.md5}"',
-                                 "Location": f"/{BUCKET}/{key}"})
-
-
-def _throttle(rate: float):
-    started = time.monotonic()
-    total = 0
-
-    def wait(n: int) -> None:
-        nonlocal total
-        total += n
-        ahead = total / rate - (time.monotonic() - started)
-        if ahead > 0:
-            time.sleep(ahead)
-
-    return wait
+        etag = f'"{form.file.md5}"'
+        if fault and redirect:
+            # S3's success_action_redirect: stored, then sent on with bucket, key and etag.
+            location = fault.get("location") or "https://example.invalid/done?" + urlencode(
+                {"bucket": BUCKET, "key": key, "etag": etag})
+            self._send(int(fault["status"]), b"", "text/plain",
+                       {"ETag": etag, "Location": location})
+            return
+        self._send(204, headers={"ETag": etag, "Location": f"/{BUCKET}/{key}"})
 
 
 class SandboxServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, host: str, port: int, state: SandboxState):
+    def __init__(self, host: str, port: int, state: SandboxState,
+                 tls: ssl.SSLContext | None = None):
         super().__init__((host, port), Handler, bind_and_activate=False)
+        self.tls = tls
+        self.stopping = threading.Event()  # ends trickled answers when the server stops
         # Bounded receive buffers (inherited by accepted sockets) model a WAN link: without
         # them megabytes sit in loopback buffers, and a client would think it had sent them.
         self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
@@ -355,26 +339,59 @@ class SandboxServer(ThreadingHTTPServer):
             raise
         self.state = state
 
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        if self.tls is not None:
+            try:
+                request.settimeout(10.0)  # a client that never finishes its handshake
+                request = self.tls.wrap_socket(request, server_side=True)
+                request.settimeout(None)
+            except OSError:  # ssl.SSLError included: a client that distrusts us, or not TLS
+                self.shutdown_request(request)
+                return
+        super().process_request_thread(request, client_address)
+
+    def shutdown(self) -> None:
+        self.stopping.set()
+        super().shutdown()
+
+    @property
+    def root_url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"{'https' if self.tls else 'http'}://{host}:{port}"
+
     @property
     def base_url(self) -> str:
-        host, port = self.server_address[:2]
-        return f"http://{host}:{port}{API_PREFIX}"
+        return f"{self.root_url}{API_PREFIX}"
+
+    def write_endpoint(self) -> None:
+        """<data>/endpoint.json: base_url and token, for local trials (kept private)."""
+        endpoint = self.state.data / "endpoint.json"
+        tmp = endpoint.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump({"base_url": self.base_url, "token": self.state.token,
+                       "pid": os.getpid()}, f)
+        os.replace(tmp, endpoint)
 
 
 def start(data_dir: Path, host: str = "127.0.0.1", port: int = 0, token: str | None = None,
-          upload_window: float = 1800.0) -> SandboxServer:
-    """Start serving in a background thread; writes <data>/endpoint.json once listening."""
+          upload_window: float = 1800.0, tls_cert: Path | str | None = None,
+          tls_key: Path | str | None = None, latency: float | None = None) -> SandboxServer:
+    """Start serving in a background thread; writes <data>/endpoint.json once listening.
+    With `tls_cert` (PEM chain) and `tls_key`, everything is served over HTTPS."""
+    if (tls_cert is None) != (tls_key is None):
+        raise ValueError("tls_cert and tls_key go together")
+    tls = None
+    if tls_cert is not None:
+        tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        tls.load_cert_chain(str(tls_cert), str(tls_key))
     data_dir.mkdir(parents=True, exist_ok=True)
     state = SandboxState(data_dir, token or secrets.token_urlsafe(24), upload_window)
-    server = SandboxServer(host, port, state)
+    state.faults.latency = latency
+    server = SandboxServer(host, port, state, tls)
     threading.Thread(target=server.serve_forever, name="sandbox", daemon=True).start()
-    endpoint = data_dir / "endpoint.json"
-    tmp = endpoint.with_suffix(".tmp")
     # The token is the sandbox's own, for local trials only; still keep the file private.
-    fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump({"base_url": server.base_url, "token": state.token, "pid": os.getpid()}, f)
-    os.replace(tmp, endpoint)
+    server.write_endpoint()
     return server
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from daemon.jobs.engine import make_engine, upgrade
+from daemon.jobs.engine import SCHEMA_HEAD, make_engine, upgrade
 from daemon.jobs.models import Base
 
 REPO = Path(__file__).resolve().parents[2]
@@ -88,5 +88,5 @@ def test_wheel_contains_the_migrations(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     engine = make_engine(f"sqlite:///{tmp_path}/fresh.db")
     with engine.connect() as conn:
-        assert MigrationContext.configure(conn).get_current_revision() == "0001"
+        assert MigrationContext.configure(conn).get_current_revision() == SCHEMA_HEAD
     engine.dispose()

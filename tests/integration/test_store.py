@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from pathlib import Path
 
@@ -127,17 +128,61 @@ def test_claim_uses_the_state_index(store: Store) -> None:
     assert "ix_jobs_state_due" in plan
 
 
-def test_a_newer_copy_uploaded_supersedes_a_failed_one(store: Store) -> None:
+def test_reads_find_jobs_at_a_path_and_twins_of_a_video(store: Store) -> None:
     first = store.observe("/w/jane/a.mov", "/w", 5, 1, NOW).job_id
     store.fail(first, [JobState.PENDING], NOW, "recording is incomplete: no index (moov)")
     second = store.observe("/w/jane/a.mov", "/w", 9, 2, NOW).job_id
-    store.mark_ready(second, ready(9, 2), NOW)
+    store.mark_ready(second, dataclasses.replace(ready(9, 2), fingerprint="f"), NOW)
+    assert [j.id for j in store.jobs_at("/w/jane/a.mov", [JobState.FAILED])] == [first]
+    assert [j.id for j in store.twins("a" * 8, "f", 0, [JobState.QUEUED])] == [second]
+    assert store.twins("a" * 8, "f", second, [JobState.QUEUED]) == []
+
+
+def test_refusals_are_counted_and_reset_by_a_person(store: Store) -> None:
+    job_id = queued(store, "a.mov")
     store.claim(NOW)
-    store.record_reservation(second, "s", "g", "http://u", NOW + 60, NOW)
-    store.start_upload(second, NOW)
-    store.finish(second, None, NOW)
-    old = store.get(first)
-    assert old.state == JobState.SKIPPED and f"job {second}" in old.last_error
+    assert [store.count_refusal(job_id, NOW) for _ in range(3)] == [1, 2, 3]
+    store.fail(job_id, [JobState.RESERVED], NOW, "refused 3 times")
+    store.retry([job_id], NOW)
+    assert store.get(job_id).refusals == 0
+
+
+def test_paths_that_are_not_utf8_are_stored_losslessly(store: Store) -> None:
+    import os
+
+    path = os.fsdecode(b"/w/jane/caf\xe9.mov")
+    job_id = store.observe(path, "/w", 5, 1, NOW).job_id
+    assert store.get(job_id).path == path
+    assert store.pending_paths() == [path]
+    assert store.observe(path, "/w", 5, 1, NOW).job_id == job_id
+
+
+def test_a_reader_never_holds_up_a_writer(store: Store) -> None:
+    """Reads are plain deferred transactions: `status` or the console reading for a while
+    does not delay the daemon's writes (they used to take the write lock too)."""
+    import time
+
+    from daemon.jobs.engine import read_tx
+
+    job_id = queued(store, "a.mov")
+    reading, release = threading.Event(), threading.Event()
+
+    def reader() -> None:
+        with read_tx(store.engine) as conn:
+            conn.execute(text("SELECT count(*) FROM jobs")).scalar()
+            reading.set()
+            release.wait(5)
+
+    t = threading.Thread(target=reader)
+    t.start()
+    assert reading.wait(5)
+    started = time.monotonic()
+    store.claim(NOW)  # a write while the read transaction is open
+    took = time.monotonic() - started
+    release.set()
+    t.join()
+    assert took < 0.5, f"a write waited {took:.2f}s for a reader"
+    assert store.get(job_id).state == JobState.RESERVED
 
 
 def test_a_pending_file_that_vanishes_ends_skipped(store: Store) -> None:

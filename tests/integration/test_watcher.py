@@ -1,5 +1,6 @@
-"""The watcher in-process with a real job table and real folders: rescans find what events
-missed, a dead observer is restarted, a polling root finds files without inotify."""
+"""The watcher in-process with a real job table and real folders: a dead observer is restarted,
+a removed root is reported and watched again when it is back, a polling root finds files
+without inotify, renames and copies are one upload."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from support import ATHLETE, make_movie, wait_for, write_config
 from daemon import config as config_mod
 from daemon.jobs.models import JobState
 from daemon.jobs.store import Store
-from daemon.watcher import Watcher
+from daemon.watch import Watcher
 
 
 @pytest.fixture
@@ -32,19 +33,25 @@ def states(store: Store) -> dict[str, str]:
     return {Path(j.path).name: j.state for j in store.jobs()}
 
 
+def observer_of(watcher: Watcher):
+    (w,) = watcher.observers._watches.values()
+    return w.observer
+
+
 def test_dead_observer_is_restarted_and_rescan_finds_missed_files(setup, tmp_path: Path) -> None:
     cfg, store, queued, folder = setup
     watcher = Watcher(cfg, store, on_queued=queued.set)
     watcher.start()
     try:
-        (_, observer), = watcher._observers
+        observer = observer_of(watcher)
         observer.stop()
         observer.join()
         make_movie(folder / "missed.mov", frames=2)  # no observer: no event
         assert not wait_for_state(store, "missed.mov", JobState.QUEUED, 1.0)
+        watcher.observers.check()  # the service's health tick
         watcher.rescan()
         assert wait_for_state(store, "missed.mov", JobState.QUEUED, 10)
-        (_, replacement), = watcher._observers
+        replacement = observer_of(watcher)
         assert replacement is not observer and replacement.is_alive()
         make_movie(folder / "after.mov", frames=2)  # events flow again
         assert wait_for_state(store, "after.mov", JobState.QUEUED, 10)
@@ -52,19 +59,23 @@ def test_dead_observer_is_restarted_and_rescan_finds_missed_files(setup, tmp_pat
         watcher.stop()
 
 
-def test_unrecoverable_root_is_fatal(setup) -> None:
+def test_a_removed_root_is_reported_and_watched_again_when_back(setup) -> None:
     cfg, store, queued, _ = setup
-    reasons: list[str] = []
-    watcher = Watcher(cfg, store, on_queued=queued.set, on_fatal=reasons.append)
+    reports: list[tuple[str, str | None]] = []
+    watcher = Watcher(cfg, store, on_queued=queued.set,
+                      on_root=lambda root, why: reports.append((root, why)))
     watcher.start()
     try:
-        (_, observer), = watcher._observers
-        observer.stop()
-        observer.join()
         root = cfg.watches[0].path
         root.rename(root.with_name("gone"))  # the share went away
-        watcher.check_observers()
-        assert reasons and "cannot watch" in reasons[0]
+        watcher.observers.check()
+        assert reports and reports[-1][1] and "cannot be watched" in reports[-1][1]
+        assert watcher.observers.lost() == [str(root)]
+        (root / ATHLETE).mkdir(parents=True)  # made again (a remount, a sync tool)
+        watcher.observers.check()
+        assert reports[-1] == (str(root), None) and watcher.observers.lost() == []
+        make_movie(root / ATHLETE / "back.mov", frames=2)
+        assert wait_for_state(store, "back.mov", JobState.QUEUED, 10)
     finally:
         watcher.stop()
 
@@ -77,8 +88,7 @@ def test_polling_root_finds_files(setup) -> None:
     watcher = Watcher(polled, store, on_queued=queued.set)
     watcher.start()
     try:
-        (_, observer), = watcher._observers
-        assert type(observer).__name__ == "PollingObserver"
+        assert type(observer_of(watcher)).__name__ == "PollingObserver"
         make_movie(folder / "share.mov", frames=2)
         (folder / "sub").mkdir()
         make_movie(folder / "sub" / "deeper.mov", frames=2)

@@ -6,25 +6,50 @@ import itertools
 
 import pytest
 
-from daemon.errors import MAX_DELAY, Decision, Kind, Outcome, TransferError, Where, backoff, decide
+from daemon.errors import (
+    MAX_DELAY,
+    MAX_REFUSALS,
+    Decision,
+    Kind,
+    Outcome,
+    TransferError,
+    Where,
+    after_refusal,
+    backoff,
+    decide,
+)
 
 
-def http(where: Where, status: int, retry_after: float | None = None) -> TransferError:
-    return TransferError(where, Kind.HTTP, f"HTTP {status}", status=status,
-                         retry_after=retry_after)
+def http(where: Where, status: int, retry_after: float | None = None, code: str | None = None,
+         message: str = "") -> TransferError:
+    return TransferError(where, Kind.HTTP, f"HTTP {status}: {code or ''}: {message}",
+                         status=status, code=code, retry_after=retry_after)
 
 
 @pytest.mark.parametrize(("error", "outcome"), [
     (TransferError(Where.API, Kind.CONNECT, "refused"), Outcome.RETRY),
     (TransferError(Where.STORAGE, Kind.TIMEOUT, "stalled"), Outcome.RETRY),
     (TransferError(Where.STORAGE, Kind.PROTOCOL, "cut"), Outcome.RETRY),
-    (TransferError(Where.API, Kind.MALFORMED, "bad json", status=200), Outcome.RETRY),
+    (TransferError(Where.API, Kind.MALFORMED, "bad json", status=200), Outcome.REFUSED),
+    (TransferError(Where.API, Kind.TOO_LARGE, "1 MiB+", status=201), Outcome.REFUSED),
+    (TransferError(Where.API, Kind.CERTIFICATE, "untrusted"), Outcome.PAUSE),
+    (TransferError(Where.STORAGE, Kind.CERTIFICATE, "untrusted"), Outcome.PAUSE),
     (http(Where.API, 429), Outcome.RETRY),
     (http(Where.API, 500), Outcome.RETRY),
     (http(Where.STORAGE, 503), Outcome.RETRY),
     (http(Where.API, 401), Outcome.PAUSE),
     (http(Where.API, 403), Outcome.PAUSE),
-    (http(Where.STORAGE, 403), Outcome.RERESERVE),
+    (http(Where.STORAGE, 403), Outcome.REFUSED),
+    (http(Where.STORAGE, 403, code="SignatureDoesNotMatch"), Outcome.REFUSED),
+    (http(Where.STORAGE, 403, code="AccessDenied", message="Invalid according to Policy: "
+          "Policy Condition failed"), Outcome.REFUSED),
+    (http(Where.STORAGE, 403, code="AccessDenied", message="Invalid according to Policy: "
+          "Policy expired."), Outcome.RERESERVE),
+    (http(Where.STORAGE, 400, code="RequestTimeout"), Outcome.RETRY),
+    (http(Where.STORAGE, 408), Outcome.RETRY),
+    (http(Where.STORAGE, 503, code="SlowDown"), Outcome.RETRY),
+    (http(Where.STORAGE, 400, code="EntityTooLarge"), Outcome.FAIL),
+    (http(Where.STORAGE, 400, code="EntityTooSmall"), Outcome.FAIL),
     (http(Where.API, 400), Outcome.FAIL),
     (http(Where.API, 404), Outcome.FAIL),
     (http(Where.API, 409), Outcome.FAIL),
@@ -62,3 +87,30 @@ def test_reason_carries_the_server_message() -> None:
     err = TransferError(Where.API, Kind.HTTP, "HTTP 400: file_name: must use a .mov extension",
                         status=400)
     assert decide(err, 1) == Decision(Outcome.FAIL, 0.0, err.message)
+
+
+def test_a_storage_403_is_a_lapse_when_our_clock_says_the_window_is_over() -> None:
+    err = http(Where.STORAGE, 403, code="SignatureDoesNotMatch")
+    assert decide(err, 1, lambda: 0.5, lapsed=True).outcome is Outcome.RERESERVE
+
+
+def test_too_large_names_the_limit_in_plain_words() -> None:
+    d = decide(http(Where.STORAGE, 400, code="EntityTooLarge", message="too big"), 1)
+    assert d.outcome is Outcome.FAIL and "larger than the upload endpoint accepts" in d.reason
+
+
+def test_refusals_get_one_fresh_reservation_then_backoff_then_a_person() -> None:
+    err = http(Where.STORAGE, 403, code="SignatureDoesNotMatch", message="bad signature")
+    outcomes = [after_refusal(n, err, n, lambda: 0.5).outcome
+                for n in range(1, MAX_REFUSALS + 1)]
+    assert outcomes == [Outcome.RERESERVE] + [Outcome.RETRY] * (MAX_REFUSALS - 2) + \
+        [Outcome.FAIL]
+    final = after_refusal(MAX_REFUSALS, err, 9)
+    assert "SignatureDoesNotMatch" in final.reason and "bad signature" in final.reason
+    assert MAX_REFUSALS <= 4  # never more than 4 captures in a row for one file
+
+
+def test_unusable_reservations_back_off_from_the_first() -> None:
+    err = TransferError(Where.API, Kind.MALFORMED, "no upload_fields")
+    assert after_refusal(1, err, 1, lambda: 0.5).outcome is Outcome.RETRY
+    assert after_refusal(MAX_REFUSALS, err, 4).outcome is Outcome.FAIL

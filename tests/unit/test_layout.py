@@ -64,3 +64,17 @@ def test_safe_file_names(name: str, safe: str) -> None:
 def test_long_names_are_cut_to_255_keeping_the_extension() -> None:
     out = safe_file_name("x" * 300 + ".mov")
     assert len(out) == 255 and out.endswith(".mov")
+
+
+def test_a_decomposed_folder_name_matches_a_composed_alias() -> None:
+
+    athletes = {"jos\u00e9": "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"}
+    where = place(PurePath("jose\u0301/a.mov"), athletes, date(2026, 1, 1))
+    assert where.athlete_id == "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
+
+
+def test_undecodable_bytes_become_a_valid_utf8_file_name() -> None:
+    import os
+
+    name = safe_file_name(os.fsdecode(b"caf\xe9.mov"))
+    assert name.encode("utf-8") and name.endswith(".mov") and name.startswith("caf")

@@ -1,0 +1,349 @@
+"""The intake: turns what the observers and scans see into jobs.
+
+Events and scans only make *candidates*. The settle queue hands each back when due; the intake
+stats it until its size and mtime have held for `settle_seconds` (monotonic), then reads the
+facts (sidecar settings, movie header, fingerprint), asks `classify` and `resolve_twins` for a
+verdict and writes it to the job table. It never talks to the network.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path, PurePath
+from typing import Any
+
+from sqlalchemy.exc import OperationalError
+
+from daemon import layout, logs, movie, sidecar
+from daemon.config import Config, ConfigError, WatchRoot
+from daemon.errors import file_error
+from daemon.jobs.models import JobState
+from daemon.jobs.store import Ready, Store
+from daemon.watch.classify import (
+    Facts,
+    Fail,
+    Hold,
+    Queue,
+    Skip,
+    Twin,
+    classify,
+    moved_reason,
+    resolve_twins,
+)
+from daemon.watch.observers import ObserverSet
+from daemon.watch.settle import SettleQueue
+
+log = logs.get("watcher")
+DIR = "dir:"
+HOLD_RECHECK = 5.0  # a file waiting for its twin's upload is looked at again this often
+DB_RETRY = (1.0, 30.0)  # backoff for a database that cannot be written (disk full)
+TWIN_STATES = (JobState.PENDING, JobState.QUEUED, JobState.RESERVED, JobState.UPLOADING,
+               JobState.DONE)
+
+
+@dataclass
+class _Candidate:
+    root: WatchRoot
+    job_id: int | None = None
+    size: int = -1
+    mtime_ns: int = -1
+    changed_at: float = 0.0  # monotonic
+    db_delay: float = 0.0  # current backoff after a failed write
+
+
+class Watcher:
+    """Intake + settle queue + observers, started and stopped in that order's reverse."""
+
+    def __init__(self, cfg: Config, store: Store, on_queued: Callable[[], None],
+                 clock: Callable[[], float] = time.monotonic,
+                 wall: Callable[[], float] = time.time,
+                 on_db_error: Callable[[Exception | None], None] = lambda e: None,
+                 on_root: Callable[[str, str | None], None] = lambda root, why: None,
+                 on_root_deleted: Callable[[], None] = lambda: None):
+        self.cfg, self.store, self.on_queued = cfg, store, on_queued
+        self.clock, self.wall = clock, wall
+        self.on_db_error, self.on_root = on_db_error, on_root
+        self._lock = threading.Lock()  # guards _cands, _folders and _known
+        self._known: dict[str, tuple[int, int]] = {}  # path -> version needing nothing more
+        self._cands: dict[str, _Candidate] = {}
+        self._folders: dict[str, WatchRoot] = {}
+        self.queue = SettleQueue(self._due, clock)
+        self.observers = ObserverSet(self._event, self._root_lost, self._root_back,
+                                     cfg.watching.poll_interval, on_root_deleted)
+
+    @property
+    def settle(self) -> float:
+        return self.cfg.upload.settle_seconds
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Observe first, then scan, so nothing that lands in between is missed."""
+        known = self.store.known_versions()
+        with self._lock:
+            self._known = known
+        self.queue.start()
+        self.observers.start(self.cfg.watches)
+        self.rescan()
+        log.info("watch.started", roots=[str(r.path) for r in self.cfg.watches])
+
+    def rescan(self) -> None:
+        """Find what events missed; look again at held files (or ones put back by `retry`)."""
+        self.pending_again()
+        for root in self.cfg.watches:
+            if str(root.path) not in self.observers.lost():
+                self.scan(root, str(root.path))
+
+    def pending_again(self) -> None:
+        for path in self.store.pending_paths():
+            with self._lock:  # `retry --force` may bring back a version we knew
+                self._known.pop(path, None)
+            self.resettle(path)
+
+    def reconfigure(self, cfg: Config) -> None:
+        """SIGHUP: new roots, athletes and defaults. Held files are looked at again."""
+        self.cfg = cfg
+        roots = {r.path: r for r in cfg.watches}
+        with self._lock:  # candidates keep their root objects: point them at the new ones
+            for cand in self._cands.values():
+                cand.root = roots.get(cand.root.path, cand.root)
+        self.observers.reconfigure(cfg.watches, cfg.watching.poll_interval)
+        self.rescan()
+
+    def stop(self) -> None:
+        self.observers.stop()
+        self.queue.stop()
+
+    def root_of(self, path: str) -> WatchRoot | None:
+        for root in self.cfg.watches:
+            if PurePath(path).is_relative_to(root.path):
+                return root
+        return None
+
+    def _root_lost(self, root: WatchRoot, why: str) -> None:
+        self.on_root(str(root.path), f"the watch folder {root.path} cannot be watched: {why}; "
+                                     f"files in it wait until it is back")
+
+    def _root_back(self, root: WatchRoot) -> None:
+        self.on_root(str(root.path), None)
+        self.scan(root, str(root.path))
+
+    # ---- intake (any thread) ---------------------------------------------------------------
+
+    def _event(self, root: WatchRoot, path: str, is_dir: bool) -> None:
+        if is_dir:
+            self.folder_arrived(root, path)
+        else:
+            self.candidate(root, path)
+
+    def candidate(self, root: WatchRoot, path: str, delay: float = 0.0) -> None:
+        rel = PurePath(path).relative_to(root.path)
+        if not layout.is_candidate(rel):
+            return
+        with self._lock:
+            if path not in self._cands:
+                self._cands[path] = _Candidate(root)
+        self.queue.schedule(path, delay)
+
+    def resettle(self, path: str) -> None:
+        root = self.root_of(path)
+        if root is not None:
+            self.candidate(root, path)
+
+    def folder_arrived(self, root: WatchRoot, path: str) -> None:
+        """A folder created or moved in: its files may have no events of their own. Walk it now,
+        and again once it has had time to fill (cp -r writes files before we watch them)."""
+        if layout.is_ignored_dir(PurePath(path).relative_to(root.path)):
+            return
+        self.scan(root, path)
+        with self._lock:
+            self._folders[path] = root
+        self.queue.schedule(DIR + path, self.settle)
+
+    def scan(self, root: WatchRoot, top: str) -> int:
+        found = 0
+        for dirpath, dirnames, filenames in os.walk(top, followlinks=False):
+            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+            for name in filenames:
+                if not name.lower().endswith(".mov"):
+                    continue
+                path = os.path.join(dirpath, name)
+                try:
+                    st = os.stat(path, follow_symlinks=False)
+                except OSError:
+                    continue
+                with self._lock:
+                    known = self._known.get(path) == (st.st_size, st.st_mtime_ns)
+                if not known:
+                    self.candidate(root, path)
+                    found += 1
+        return found
+
+    # ---- the settle thread -----------------------------------------------------------------
+
+    def _due(self, key: str) -> None:
+        if key.startswith(DIR):
+            with self._lock:
+                root = self._folders.pop(key[len(DIR):], None)
+            if root is not None:
+                self.scan(root, key[len(DIR):])
+            return
+        with self._lock:
+            cand = self._cands.get(key)
+        if cand is None:
+            return
+        try:
+            self._check(key, cand)
+        except OperationalError as exc:
+            # The job table cannot be written (disk full, locked too long): keep the
+            # candidate and try again later; nothing is lost, the service shows why.
+            cand.db_delay = min(DB_RETRY[1], max(DB_RETRY[0], cand.db_delay * 2))
+            self.on_db_error(exc)
+            self.queue.schedule(key, cand.db_delay)
+            return
+        cand.db_delay = 0.0
+
+    def _forget(self, path: str, version: tuple[int, int] | None = None) -> None:
+        with self._lock:
+            self._cands.pop(path, None)
+            if version is not None:
+                self._known[path] = version
+
+    def _check(self, path: str, cand: _Candidate) -> None:
+        now = self.clock()
+        try:
+            st = os.stat(path, follow_symlinks=False)
+            link = stat.S_ISLNK(st.st_mode)
+            if link and self._inside(cand.root, path):
+                st, link = os.stat(path), False  # a link within the root: its target counts
+        except FileNotFoundError:
+            for job_id in self.store.skip_pending(path, self.wall(), "the file was removed "
+                                                  "or moved away before it was uploaded"):
+                log.info("job.vanished", job_id=job_id, path=path)
+            self._forget(path)
+            return
+        version = (st.st_size, st.st_mtime_ns)
+        if link:
+            seen = self.store.observe(path, str(cand.root.path), *version, self.wall())
+            if seen.state is JobState.PENDING:
+                self.store.skip(seen.job_id, [JobState.PENDING], self.wall(),
+                                "it is a link to a file outside the watch folder; copy the "
+                                "file itself into the folder instead")
+            self._forget(path)
+            return
+        with self._lock:
+            if self._known.get(path) == version:
+                self._cands.pop(path, None)
+                return
+        if version != (cand.size, cand.mtime_ns):
+            seen = self.store.observe(path, str(cand.root.path), *version, self.wall())
+            if not seen.new:
+                # already queued, uploading or finished: nothing to do; or an older version is
+                # uploading and the worker re-settles the path after it
+                self._forget(path, version if seen.exact else None)
+                return
+            if cand.job_id is None:
+                log.info("job.seen", job_id=seen.job_id, path=path, size=st.st_size)
+            cand.job_id, cand.size, cand.mtime_ns, cand.changed_at = \
+                seen.job_id, st.st_size, st.st_mtime_ns, now
+            self.queue.schedule(path, self.settle)
+            return
+        if now - cand.changed_at < self.settle:
+            self.queue.schedule(path, cand.changed_at + self.settle - now)
+            return
+        assert cand.job_id is not None
+        state = self._promote(path, cand, st)
+        if state is None:
+            return  # waits for a twin's upload; its recheck is scheduled
+        if state is JobState.PENDING:
+            self._forget(path)
+        else:
+            self._forget(path, version)
+
+    def _inside(self, root: WatchRoot, path: str) -> bool:
+        return Path(os.path.realpath(path)).is_relative_to(os.path.realpath(root.path))
+
+    def _facts(self, path: str, cand: _Candidate, st: os.stat_result, job_id: int) -> Facts:
+        """Read what classify needs: the side-effect half of the decision."""
+        rel = PurePath(path).relative_to(cand.root.path)
+        facts = Facts(rel=rel, size=st.st_size, mtime=st.st_mtime, mtime_ns=st.st_mtime_ns,
+                      now=self.wall(), forced=self.store.is_forced(job_id))
+        try:
+            facts = _with(facts, settings=sidecar.settings_for(cand.root, rel))
+        except ConfigError as exc:
+            return _with(facts, settings_problem=str(exc))
+        try:
+            try:
+                facts = _with(facts, movie=movie.inspect(path))
+            except movie.NotAMovie as exc:
+                facts = _with(facts, not_a_movie=str(exc))
+            return _with(facts, fingerprint=movie.fingerprint(path, st.st_size))
+        except OSError as exc:
+            return _with(facts, unreadable=file_error(exc).message)
+
+    def _promote(self, path: str, cand: _Candidate, st: os.stat_result) -> JobState | None:
+        """Settled: queue it, hold it with a reason, or end it with a reason."""
+        job_id = cand.job_id
+        assert job_id is not None
+        bound = log.bind(job_id=job_id, path=path)
+        verdict = classify(self._facts(path, cand, st, job_id), self.cfg.athletes,
+                           str(self.cfg.source))
+        now = self.wall()
+        if isinstance(verdict, Hold):
+            self.store.hold(job_id, verdict.reason, now)
+            bound.warning("job.held", reason=verdict.reason)
+            return JobState.PENDING
+        if isinstance(verdict, Fail):
+            self.store.fail(job_id, [JobState.PENDING], now, verdict.reason)
+            bound.warning("job.refused", reason=verdict.reason)
+            return JobState.FAILED
+        return self._queue(path, job_id, verdict, bound)
+
+    def _queue(self, path: str, job_id: int, ready: Ready, bound: Any) -> JobState | None:
+        now = self.wall()
+        twins_verdict: Queue | Skip | Hold = Queue()
+        if not self.cfg.upload.allow_duplicates and ready.fingerprint is not None:
+            twins = [Twin(j.id, j.path, j.state, _holds(j.path, j.size, j.mtime_ns))
+                     for j in self.store.twins(ready.athlete_id, ready.fingerprint, job_id,
+                                               TWIN_STATES)]
+            twins_verdict = resolve_twins(twins)
+        if isinstance(twins_verdict, Hold):
+            self.store.hold(job_id, twins_verdict.reason, now)
+            self.queue.schedule(path, HOLD_RECHECK)
+            bound.info("job.held", reason=twins_verdict.reason)
+            return None
+        if isinstance(twins_verdict, Skip):
+            self.store.skip(job_id, [JobState.PENDING], now, twins_verdict.reason,
+                            fingerprint=ready.fingerprint, athlete_id=ready.athlete_id)
+            bound.info("job.skipped", reason=twins_verdict.reason)
+            return JobState.SKIPPED
+        for twin in twins_verdict.moved_from:
+            self.store.skip(twin.job_id, [twin.state], now, moved_reason(path))
+            bound.info("job.moved", from_job=twin.job_id, from_path=twin.path)
+        if not self.store.mark_ready(job_id, ready, now):
+            # The file went back to a version another job of this path already holds.
+            self.store.skip(job_id, [JobState.PENDING], now,
+                            "the same version of this file is already a job")
+            return JobState.SKIPPED
+        bound.info("job.queued", athlete_id=ready.athlete_id)
+        self.on_queued()
+        return JobState.QUEUED
+
+
+def _holds(path: str, size: int, mtime_ns: int) -> bool:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    return (st.st_size, st.st_mtime_ns) == (size, mtime_ns)
+
+
+def _with(facts: Facts, **changes: object) -> Facts:
+    from dataclasses import replace
+
+    return replace(facts, **changes)  # type: ignore[arg-type]

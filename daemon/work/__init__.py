@@ -1,0 +1,88 @@
+"""Working: the dispatcher (upload slots), the per-job pipeline, the shared reservation state
+and the outcome table. `Worker` puts them together for the service."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+
+from daemon import logs
+from daemon.apiclient import ApiClient
+from daemon.config import Config
+from daemon.jobs.models import IN_FLIGHT, Job
+from daemon.jobs.store import Store
+from daemon.uploader import Uploader
+from daemon.work.dispatcher import Dispatcher
+from daemon.work.pipeline import Pipeline
+from daemon.work.reservations import Reservations
+
+log = logs.get("worker")
+
+
+class Worker:
+    def __init__(self, cfg: Config, store: Store, api: ApiClient, uploader: Uploader,
+                 on_resettle: Callable[[str], None] = lambda p: None,
+                 on_db_error: Callable[[Exception | None], None] = lambda e: None,
+                 gate: Callable[[], float] = lambda: 0.0,
+                 clock: Callable[[], float] = time.monotonic,
+                 wall: Callable[[], float] = time.time,
+                 rand: Callable[[], float] = random.random):
+        self.cfg, self.store, self.wall = cfg, store, wall
+        self.extra_gate = gate
+        self.reservations = Reservations(cfg.upload.reserve_margin_seconds, clock, wall)
+        self.dispatcher = Dispatcher(cfg.upload.concurrency, self._claim, self._process,
+                                     self._orphan, self._gate, on_db_error,
+                                     on_abort=uploader.close, clock=clock)
+        self.pipeline = Pipeline(cfg, store, api, uploader, self.reservations,
+                                 self.dispatcher.abort, self.dispatcher.wake_in, on_resettle,
+                                 on_db_error, clock, wall, rand)
+        self.claims_enabled = threading.Event()
+        self.claims_enabled.set()
+
+    @property
+    def abort(self) -> threading.Event:
+        return self.dispatcher.abort
+
+    def start(self) -> None:
+        notices = self.store.notices()
+        for name in ("credentials", "certificate"):
+            if name in notices:  # set by an earlier run: cleared by the first reservation
+                self.reservations.pause(0.0, notices[name]["message"], notice=name)
+        self.dispatcher.start()
+        due = self.store.next_due(self.wall())
+        if due is not None:
+            self.dispatcher.wake_in(due - self.wall())
+
+    def wake(self) -> None:
+        self.dispatcher.wake()
+
+    def reconfigure(self, cfg: Config) -> None:
+        self.cfg = self.pipeline.cfg = cfg
+
+    def stop(self, timeout: float, force: Callable[[], bool] = lambda: False) -> None:
+        self.dispatcher.stop(timeout, force)
+
+    def _gate(self) -> float:
+        """Seconds to wait before claiming: a service-wide pause, the operator's pause, upload
+        hours. Claims also stop while the job table is known to be unusable."""
+        if not self.claims_enabled.is_set():
+            return 5.0
+        return max(self.reservations.paused_for(), self.extra_gate())
+
+    def _claim(self) -> Job | None:
+        return self.store.claim(self.wall())
+
+    def _process(self, job: Job) -> None:
+        self.pipeline.process(job)
+
+    def _orphan(self, job: Job) -> None:
+        """A slot died or the job table failed under a job: put it back in the queue."""
+        self.reservations.drop(job.id)
+        now = self.wall()
+        current = self.store.get(job.id)
+        if current is not None and current.state in IN_FLIGHT:
+            self.store.requeue(job.id, IN_FLIGHT, now, due=now + 5.0, count_attempt=False,
+                               reason="interrupted by an internal problem; retrying")
+            self.dispatcher.wake_in(5.0)

@@ -1,0 +1,118 @@
+"""What each decision does: `errors.decide` says what a failure means (pure); the table here
+turns that into one store call and, where needed, a wake-up or a service-wide pause."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from daemon import logs
+from daemon.errors import Decision, Outcome, TransferError, Where, after_refusal, decide
+from daemon.jobs.models import IN_FLIGHT, Job
+from daemon.timeutil import local_clock
+
+if TYPE_CHECKING:
+    from daemon.work.pipeline import Pipeline
+
+INTERNAL_RETRY = 60.0
+# The notice a service-wide pause sets, by what caused it; `status` shows it as ATTENTION.
+PAUSE_NOTICE = {"credentials": "the API rejected our credentials ({reason}); all uploads "
+                               "paused, checking again at {at}. Check the API token (see "
+                               "`uplift-capture check`), then `systemctl reload uplift-capture`.",
+                "certificate": "a server's certificate is not trusted ({reason}); all uploads "
+                               "paused, checking again at {at}. If this network inspects TLS, "
+                               "set [api] ca_file to its CA bundle and reload."}
+log = logs.get("worker")
+
+
+def apply(p: Pipeline, job: Job, err: TransferError, bound: Any) -> None:
+    d = decide(err, job.attempts, p.rand, lapsed=err.lapsed)
+    if d.outcome is Outcome.REFUSED:
+        if err.session_id:
+            p.store.reservation_ended(err.session_id, "refused")
+        p.res.drop(job.id)
+        refusals = p.store.count_refusal(job.id, p.wall())
+        d = after_refusal(refusals, err, job.attempts, p.rand)
+        bound.warning("job.refused_by_endpoint", refusals=refusals, reason=err.message)
+    TABLE[d.outcome](p, job, d, err, bound)
+    if p.metrics is not None:
+        p.metrics.upload_finished(str(d.outcome), 0, 0.0, p.wall())
+
+
+def _retry(p: Pipeline, job: Job, d: Decision, err: TransferError, bound: Any) -> None:
+    delay = d.delay or 5.0
+    now = p.wall()
+    if d.outcome is Outcome.RERESERVE:
+        p.res.drop(job.id)
+        delay = 0.0
+    p.store.requeue(job.id, IN_FLIGHT, now, due=now + delay,
+                    reason=f"{d.reason}; retrying at {local_clock(now + delay)}")
+    bound.warning("job.retry", reason=d.reason, delay=round(delay, 1))
+    if err.where is Where.API:
+        # The API is down or rate-limiting us: asking again for every queued job would only
+        # add load. Hold all reservations for the same delay.
+        p.res.pause(delay, d.reason)
+    p.schedule(delay)
+
+
+def _pause(p: Pipeline, job: Job, d: Decision, err: TransferError, bound: Any) -> None:
+    now = p.wall()
+    name = "certificate" if err.kind == "certificate" else "credentials"
+    p.res.drop(job.id)
+    message = PAUSE_NOTICE[name].format(reason=d.reason, at=local_clock(now + d.delay))
+    p.res.pause(d.delay, message, notice=name)
+    p.store.requeue(job.id, IN_FLIGHT, now, due=now, count_attempt=False, reason=message)
+    p.store.set_notice(name, message, now + d.delay, now)
+    bound.error("api.credentials_rejected" if name == "credentials" else "net.untrusted",
+                reason=d.reason)
+    p.schedule(d.delay)
+
+
+def _resettle(p: Pipeline, job: Job, d: Decision, err: TransferError, bound: Any) -> None:
+    p.res.drop(job.id)
+    p.store.back_to_pending(job.id, IN_FLIGHT, p.wall(), d.reason)
+    bound.info("job.changed", reason=d.reason)
+    p.on_resettle(job.path)
+
+
+def _gone(p: Pipeline, job: Job, d: Decision, err: TransferError, bound: Any) -> None:
+    """The file is not at its path any more: moved (a rename, a folder renamed) or deleted.
+    Not a failure: if it moved, the intake finds it at its new path and uploads it from there."""
+    p.res.drop(job.id)
+    reason = "the file was moved or deleted before it was uploaded; if it moved within the " \
+             "watch folder it is uploaded from its new place"
+    p.store.skip(job.id, IN_FLIGHT, p.wall(), reason)
+    bound.info("job.vanished", reason=d.reason)
+
+
+def _fail(p: Pipeline, job: Job, d: Decision, err: TransferError, bound: Any) -> None:
+    p.res.drop(job.id)
+    reason = d.reason if err.where is Where.FILE else f"the server refused it: {d.reason}"
+    p.store.fail(job.id, IN_FLIGHT, p.wall(), reason)
+    bound.error("job.failed", reason=reason)
+
+
+TABLE: dict[Outcome, Callable[[Pipeline, Job, Decision, TransferError, Any], None]] = {
+    Outcome.RETRY: _retry,
+    Outcome.RERESERVE: _retry,
+    Outcome.PAUSE: _pause,
+    Outcome.RESETTLE: _resettle,
+    Outcome.GONE: _gone,
+    Outcome.FAIL: _fail,
+}
+
+
+def interrupted(p: Pipeline, job: Job, bound: Any) -> None:
+    p.res.drop(job.id)
+    now = p.wall()
+    p.store.requeue(job.id, IN_FLIGHT, now, due=now,
+                    reason="interrupted by shutdown; will resume", count_attempt=False)
+    bound.info("upload.interrupted")
+
+
+def internal_error(p: Pipeline, job: Job, exc: Exception) -> None:
+    p.res.drop(job.id)
+    now = p.wall()
+    p.store.requeue(job.id, IN_FLIGHT, now, due=now + INTERNAL_RETRY,
+                    reason=f"internal error ({type(exc).__name__}); retrying")
+    p.schedule(INTERNAL_RETRY)

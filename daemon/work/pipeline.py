@@ -1,0 +1,244 @@
+"""One job through its stages: check the file, reserve a capture (or reuse a window that still
+fits), upload, verify, record `done`, then the after-upload action. Failures become a
+TransferError, which `errors.decide` classifies and `outcomes` turns into a store call."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy.exc import OperationalError
+
+from daemon import archive, logs
+from daemon.apiclient import ApiClient, Reserved
+from daemon.config import Config
+from daemon.errors import Kind, Outcome, TransferError, Where, decide, file_error
+from daemon.jobs.models import IN_FLIGHT, Job, JobState
+from daemon.jobs.store import Store
+from daemon.timeutil import iso_utc, parse_iso
+from daemon.uploader import CHANGED_WHILE_UPLOADING, Aborted, Sent, Uploader
+from daemon.work import outcomes
+from daemon.work.reservations import Reservations
+
+MAX_LAPSES = 3  # re-reservations in a row within one claim before the job backs off instead
+PROGRESS_EVERY = 1.0  # seconds between progress writes to the job table
+DONE_RETRY = (0.5, 30.0)  # backoff for writing an accepted upload's outcome
+log = logs.get("worker")
+
+
+class Pipeline:
+    def __init__(self, cfg: Config, store: Store, api: ApiClient, uploader: Uploader,
+                 reservations: Reservations, abort: threading.Event,
+                 schedule: Callable[[float], None],
+                 on_resettle: Callable[[str], None] = lambda p: None,
+                 on_db_error: Callable[[Exception | None], None] = lambda e: None,
+                 clock: Callable[[], float] = time.monotonic,
+                 wall: Callable[[], float] = time.time,
+                 rand: Callable[[], float] = random.random):
+        self.cfg, self.store, self.api, self.uploader = cfg, store, api, uploader
+        self.res, self.abort, self.schedule = reservations, abort, schedule
+        self.on_resettle, self.on_db_error = on_resettle, on_db_error
+        self.clock, self.wall, self.rand = clock, wall, rand
+        self.metrics: Any = None  # the console's Metrics, when it runs
+        self.unwritten: set[int] = set()  # accepted uploads whose `done` could not be written
+
+    def process(self, job: Job) -> None:
+        bound = log.bind(job_id=job.id, path=job.path, athlete_id=job.athlete_id)
+        try:
+            self._check_file(job)
+            self._reserve_and_upload(job, bound)
+        except Aborted:
+            outcomes.interrupted(self, job, bound)
+        except TransferError as err:
+            if self.abort.is_set():  # shutting down: whatever broke, the job just resumes later
+                outcomes.interrupted(self, job, bound)
+            else:
+                outcomes.apply(self, job, err, bound)
+        except OperationalError:
+            raise  # the job table itself: the dispatcher backs off and requeues
+        except Exception as exc:  # a bug must not kill the worker or lose the job
+            bound.exception("job.error")
+            outcomes.internal_error(self, job, exc)
+
+    def _reserve_and_upload(self, job: Job, bound: Any) -> None:
+        lapses = 0
+        while True:
+            res = self._reservation(job, bound)
+            self.store.start_upload(job.id, self.wall())
+            bound.info("upload.started", session_id=res.session_id, size=job.size)
+            try:
+                sent = self.uploader.upload(
+                    job.path, job.size, res.upload_url, res.upload_fields,
+                    job.file_name or "capture.mov", self._progress(job.id), self.abort,
+                    job.mtime_ns)
+            except TransferError as err:
+                err.session_id, err.lapsed = res.session_id, self.res.lapsed(res)
+                d = decide(err, 1, self.rand, lapsed=err.lapsed)
+                if d.outcome is Outcome.RERESERVE and lapses < MAX_LAPSES:
+                    lapses += 1
+                    self.lapsed(job, res, bound, err.message)
+                    continue
+                raise
+            note = self._check_after(job, sent)
+            self._write_done(job, sent, note, bound)
+            self.res.drop(job.id)
+            if self.metrics is not None:
+                self.metrics.upload_finished("done", sent.size, sent.seconds, self.wall())
+            if note is None:
+                self._after_upload(job, bound)
+            self.res.learn_rate(sent.size, sent.seconds)
+            bound.info("upload.done", session_id=res.session_id, etag=sent.etag,
+                       seconds=round(sent.seconds, 3))
+            return
+
+    def _write_done(self, job: Job, sent: Sent, note: str | None, bound: Any) -> None:
+        """The endpoint has the file: that must be written down, or it would be uploaded again.
+        A job table that cannot be written (disk full, locked) is retried with backoff for as
+        long as the process lives; the slot stays with this job meanwhile."""
+        delay = DONE_RETRY[0]
+        while True:
+            try:
+                self.store.finish(job.id, sent.etag, self.wall(), note)
+                self.on_db_error(None)
+                break
+            except OperationalError as exc:
+                self.on_db_error(exc)
+                bound.error("job.done_unwritten", reason=str(exc.orig)[:200], retry_in=delay)
+                if self.abort.wait(delay):
+                    self.unwritten.add(job.id)
+                    # Shutting down with the outcome unwritten: say so; the service exits
+                    # non-zero and the file goes once more after the restart.
+                    raise DoneUnwritten(job.id) from exc
+                delay = min(DONE_RETRY[1], delay * 2)
+        for older in self.store.jobs_at(job.path, [JobState.FAILED]):
+            # An earlier copy of this path that failed (e.g. an unfinished recording) is moot.
+            self.store.skip(older.id, [JobState.FAILED], self.wall(),
+                            f"replaced by a newer copy of the file (job {job.id}), which was "
+                            f"uploaded")
+
+    def lapsed(self, job: Job, res: Reserved, bound: Any, why: str) -> None:
+        self.res.drop(job.id)
+        self.store.reservation_ended(res.session_id, "lapsed")
+        self.store.reserve_again(job.id, self.wall())
+        if self.metrics is not None:
+            self.metrics.upload_finished("lapsed", 0, 0.0, self.wall())
+        bound.info("job.window_lapsed", session_id=res.session_id, reason=why)
+
+    def _check_after(self, job: Job, sent: Sent) -> str | None:
+        """After a 2xx: were the bytes sent exactly the settled version? A file changed while it
+        was read (the bytes may be a mix) or replaced goes back to settle; one removed after we
+        opened it was still sent whole, which the open file's own stat proves."""
+        if sent.source != (job.size, job.mtime_ns):
+            raise TransferError(Where.FILE, Kind.CHANGED, CHANGED_WHILE_UPLOADING)
+        try:
+            self._check_file(job)
+        except TransferError as err:
+            if err.kind is Kind.VANISHED:
+                return "the file was moved or removed during its upload; the upload had completed"
+            raise
+        return None
+
+    def _after_upload(self, job: Job, bound: Any) -> None:
+        up = self.cfg.upload
+        try:
+            moved = archive.after_upload(up.after_upload, job.path, job.root, up.archive_dir)
+        except archive.ArchiveError as exc:
+            self.store.set_archived(job.id, None, str(exc), self.wall())
+            bound.warning("job.after_upload_failed", reason=str(exc))
+            return
+        if moved is not None:
+            self.store.set_archived(job.id, moved, None, self.wall())
+        if up.after_upload != "keep":
+            bound.info("job.after_upload", action=up.after_upload, archived_path=moved)
+
+    def _reservation(self, job: Job, bound: Any) -> Reserved:
+        cached = self.res.usable(job.id, job.size)
+        if cached is not None:
+            self.store.record_reservation(job.id, cached.session_id, cached.session_group_id,
+                                          cached.upload_url, cached.expires_at, self.wall())
+            return cached
+        stale = self.res.drop(job.id)
+        if stale is not None:
+            self.store.reservation_ended(stale.session_id, "lapsed")
+            bound.info("job.window_short", session_id=stale.session_id)
+        try:
+            res = self._create(job)
+        except TransferError as err:
+            # Our clock may run ahead of the server's, making capture_time "in the future":
+            # learn the skew from this answer's Date header and ask once more.
+            if err.status != 400 or err.server_time is None or not self.res.learn_skew(
+                    err.server_time):
+                raise
+            bound.info("api.clock_skew", skew=round(self.res.skew, 1))
+            res = self._create(job)
+        notice = self.res.resumed()
+        if notice:
+            self.store.clear_notice(notice)
+            bound.info("api.accepted_again", notice=notice)
+        if res.server_time is not None:
+            self.res.learn_skew(res.server_time)
+        self.res.keep(job.id, res)
+        self.store.record_reservation(job.id, res.session_id, res.session_group_id,
+                                      res.upload_url, res.expires_at, self.wall())
+        if self.metrics is not None:
+            self.metrics.reserved()
+        bound.info("job.reserved", session_id=res.session_id,
+                   expires_at=iso_utc(res.expires_at))
+        return res
+
+    def _create(self, job: Job) -> Reserved:
+        create: Any = self.api.create_capture
+        try:  # the network layer checks the answer's expiry against our clock and skew
+            return create(self._body(job), now=self.wall(), skew=self.res.skew)
+        except TypeError:
+            return create(self._body(job))
+
+    def _body(self, job: Job) -> dict[str, Any]:
+        latest = self.res.latest_capture_time()
+        capture = job.capture_time
+        if capture is None or parse_iso(capture) > latest:
+            capture = iso_utc(latest)
+        return {
+            "athlete_id": job.athlete_id,
+            "session_group_id": job.session_group_id,
+            "camera_configuration": json.loads(job.camera_configuration or "{}"),
+            "movement_attributes": json.loads(job.movement_attributes or "{}"),
+            "file_name": job.file_name,
+            "capture_time": capture,
+        }
+
+    def _progress(self, job_id: int) -> Callable[[int], None]:
+        last = [0.0]
+
+        def report(sent: int) -> None:
+            now = self.clock()
+            if now - last[0] >= PROGRESS_EVERY:
+                last[0] = now
+                # progress is a nicety; the outcome write is what must not be lost
+                with contextlib.suppress(OperationalError):
+                    self.store.progress(job_id, sent, self.wall())
+
+        return report
+
+    def _check_file(self, job: Job) -> None:
+        try:
+            st = os.stat(job.path)
+        except OSError as exc:
+            raise file_error(exc) from None
+        if st.st_size != job.size or st.st_mtime_ns != job.mtime_ns:
+            raise TransferError(Where.FILE, Kind.CHANGED,
+                                "the file changed after it was queued; it will be uploaded "
+                                "once it stops changing")
+
+
+class DoneUnwritten(Exception):
+    """An accepted upload whose `done` could not be written before shutdown."""
+
+
+__all__ = ["IN_FLIGHT", "DoneUnwritten", "Pipeline"]

@@ -1,0 +1,130 @@
+"""The upload slots on their own: no lost wake-ups, timers on the monotonic clock, supervision,
+and an abort that reaches uploads stuck past the shutdown timeout."""
+
+from __future__ import annotations
+
+import threading
+import time
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from daemon.work.dispatcher import Dispatcher
+from tests.support import wait_for
+
+
+class Queue:
+    """A job source: claim() hands out what was put in."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.items: list[Any] = []
+        self.claims = 0
+
+    def put(self, job_id: int) -> None:
+        with self.lock:
+            self.items.append(SimpleNamespace(id=job_id))
+
+    def claim(self) -> Any:
+        with self.lock:
+            self.claims += 1
+            return self.items.pop(0) if self.items else None
+
+
+def test_every_wake_up_is_seen_even_when_it_races_a_slot_going_idle() -> None:
+    q, done = Queue(), []
+    d = Dispatcher(2, q.claim, lambda job: done.append(job.id), lambda job: None)
+    d.start()
+    try:
+        for i in range(300):  # queue-then-wake from another thread, as the intake does
+            q.put(i)
+            d.wake()
+        wait_for(lambda: len(done) == 300, 10, what="every job processed")
+    finally:
+        d.stop(1)
+
+
+def test_idle_slots_do_not_poll() -> None:
+    q = Queue()
+    d = Dispatcher(2, q.claim, lambda job: None, lambda job: None)
+    d.start()
+    try:
+        wait_for(lambda: q.claims >= 2, 5)
+        before = q.claims
+        time.sleep(0.5)
+        assert q.claims == before  # asleep until woken
+    finally:
+        d.stop(1)
+
+
+def test_a_timer_wakes_the_slots() -> None:
+    q, done = Queue(), []
+    d = Dispatcher(1, q.claim, lambda job: done.append(job.id), lambda job: None)
+    d.start()
+    try:
+        wait_for(lambda: q.claims >= 1, 5)
+        q.put(7)  # due later: no wake(), only a timer
+        d.wake_in(0.2)
+        wait_for(lambda: done == [7], 5, what="the timer's wake-up")
+    finally:
+        d.stop(1)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_slot_whose_thread_died_is_restarted_and_its_job_requeued() -> None:
+    q, orphans, done = Queue(), [], []
+
+    def process(job: Any) -> None:
+        if job.id == 1:
+            raise SystemExit  # not an Exception: ends the thread
+        done.append(job.id)
+
+    d = Dispatcher(1, q.claim, process, orphans.append)
+    d.start()
+    try:
+        q.put(1)
+        d.wake()
+        wait_for(lambda: not d._threads[0].is_alive(), 5)
+        d.check()
+        assert [j.id for j in orphans] == [1]
+        q.put(2)
+        d.wake()
+        wait_for(lambda: done == [2], 5, what="the restarted slot")
+    finally:
+        d.stop(1)
+
+
+def test_stop_aborts_what_does_not_finish_in_time() -> None:
+    q, aborted = Queue(), []
+    d: Dispatcher
+
+    def process(job: Any) -> None:
+        d.abort.wait(30)  # a stalled upload that only gives up when its socket is closed
+
+    d = Dispatcher(1, q.claim, process, lambda job: None, on_abort=lambda: aborted.append(1))
+    d.start()
+    q.put(1)
+    d.wake()
+    wait_for(lambda: d.busy() == 1, 5)
+    started = time.monotonic()
+    d.stop(0.5)
+    assert aborted == [1] and d.busy() == 0
+    assert time.monotonic() - started < 3
+
+
+def test_gate_holds_claims_until_it_opens() -> None:
+    q, done = Queue(), []
+    opened = threading.Event()
+    d = Dispatcher(1, q.claim, lambda job: done.append(job.id), lambda job: None,
+                   gate=lambda: 0.0 if opened.is_set() else 0.1)
+    d.start()
+    try:
+        q.put(1)
+        d.wake()
+        time.sleep(0.3)
+        assert done == [] and q.claims == 0
+        opened.set()
+        wait_for(lambda: done == [1], 5)
+    finally:
+        d.stop(1)
