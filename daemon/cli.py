@@ -177,9 +177,11 @@ def _check(cfg: config_mod.Config, offline: bool = False) -> int:
     from daemon.jobs.store import Store
 
     notices: dict = {}
+    storage_url = None
     try:
         store = Store.open(cfg.database_url)
         try:
+            storage_url = store.last_upload_url()
             problem = engine_mod.check_writable(cfg.database_url)
             say(problem is None, problem or "database opens, is writable and is up to date")
             notices = {**store.notices(), **status_mod.live_attention(_runtime(cfg))}
@@ -197,30 +199,17 @@ def _check(cfg: config_mod.Config, offline: bool = False) -> int:
     except ConfigError as exc:
         say(False, str(exc))
     else:
-        good, text = _probe_token(cfg, token)
-        say(good, text)
-        if good and "credentials" in notices:
+        from daemon.net import diagnose
+
+        findings = diagnose.walk(cfg.api.base_url, token, cfg.api.proxy, cfg.api.ca_file,
+                                 storage_url, timeout=cfg.api.connect_timeout)
+        for good, text in findings:
+            say(good, text)
+        if all(good for good, _ in findings) and "credentials" in notices:
             say(False, "the running daemon has its uploads paused because the API rejected "
                        "its token; it re-reads the token within seconds (or run "
                        "`systemctl reload uplift-capture`)")
     return 0 if ok else 1
-
-
-def _probe_token(cfg: config_mod.Config, token: str) -> tuple[bool, str]:
-    """A deliberately incomplete reservation: 400 means the token works, and no capture is
-    created; 401/403 means it does not."""
-    import httpx
-
-    try:
-        r = httpx.post(f"{cfg.api.base_url}/captures", json={}, timeout=cfg.api.connect_timeout,
-                       headers={"Authorization": f"Bearer {token}"}, trust_env=False)
-    except httpx.HTTPError as exc:
-        return False, f"cannot reach the API at {cfg.api.base_url}: {type(exc).__name__}"
-    if r.status_code in (401, 403):
-        return False, f"the API rejected the token (HTTP {r.status_code})"
-    if r.status_code in (400, 422):
-        return True, "the API accepts the token"
-    return False, f"unexpected answer from the API: HTTP {r.status_code}"
 
 
 def _sandbox(args: argparse.Namespace) -> int:

@@ -25,15 +25,16 @@ from sqlalchemy.exc import OperationalError
 
 from daemon import config as config_mod
 from daemon import logs, notify
-from daemon.apiclient import ApiClient
 from daemon.attention import Attention
 from daemon.bandwidth import Limiter, parse_rate
 from daemon.config import Config, ConfigError
 from daemon.jobs import engine as engine_mod
 from daemon.jobs.store import Store
+from daemon.net.api import ApiClient
+from daemon.net.transport import TrustFileError
+from daemon.net.upload import Uploader
 from daemon.runtime import StateFile, state_path
 from daemon.sandbox import server as sandbox_server
-from daemon.uploader import Uploader
 from daemon.watch import Watcher
 from daemon.work import Worker
 
@@ -132,13 +133,8 @@ class Service:
         recovered = store.recover(time.time())
         if recovered:
             log.info("jobs.recovered", count=recovered)
-        timeout = httpx.Timeout(connect=cfg.api.connect_timeout, read=cfg.api.read_timeout,
-                                write=cfg.api.read_timeout, pool=cfg.api.read_timeout)
-        api = ApiClient(cfg.api.base_url, self.token, timeout)
+        api, uploader = self._clients(cfg)
         parts.append(("api", api))
-        limit = parse_rate(cfg.upload.bandwidth_limit)  # TODO integration: timetable
-        uploader = Uploader(cfg.upload.stall_seconds, cfg.api.connect_timeout,
-                            limiter=Limiter(limit) if limit else None)
         parts.append(("uploader", uploader))
         worker = Worker(cfg, store, api, uploader, on_db_error=attention.db_error)
         scheduler = BackgroundScheduler(
@@ -150,14 +146,15 @@ class Service:
                           on_root_deleted=lambda: scheduler.add_job(self._health, args=[ctx]))
         worker.pipeline.on_resettle = watcher.resettle
         ctx = _Ctx(store, api, worker, watcher, attention, scheduler)
-        # Started in this order, stopped in the reverse: no new files, then no timers, then
-        # no new uploads (in-flight ones finish or go back to the queue).
+        # Started in this order, stopped in the reverse: no timers (nothing restarts what is
+        # being stopped), then no new files, then no new uploads (in-flight ones finish or go
+        # back to the queue).
         worker.start()
         parts.append(("worker", worker))
-        scheduler.start()
-        parts.append(("scheduler", scheduler))
         watcher.start()
         parts.append(("watcher", watcher))
+        scheduler.start()
+        parts.append(("scheduler", scheduler))
         scheduler.add_job(watcher.rescan, "interval", seconds=cfg.watching.rescan_seconds,
                           id="rescan")
         scheduler.add_job(worker.wake, "interval", seconds=cfg.upload.poll_seconds, id="poll")
@@ -179,6 +176,22 @@ class Service:
 
         notify.notify("STOPPING=1")
         log.info("daemon.stopping")
+
+    def _clients(self, cfg: Config) -> tuple[ApiClient, Uploader]:
+        """One pooled keep-alive client for the API, one for storage, both through the proxy
+        and trust settings. A ca_file that cannot be loaded is a config error."""
+        timeout = httpx.Timeout(connect=cfg.api.connect_timeout, read=cfg.api.read_timeout,
+                                write=cfg.api.read_timeout, pool=cfg.api.read_timeout)
+        limit = parse_rate(cfg.upload.bandwidth_limit)  # TODO integration: timetable
+        try:
+            api = ApiClient(cfg.api.base_url, self.token, timeout, proxy=cfg.api.proxy,
+                            ca_file=cfg.api.ca_file, total_seconds=cfg.api.read_timeout)
+            uploader = Uploader(cfg.upload.stall_seconds, cfg.api.connect_timeout,
+                                limiter=Limiter(limit) if limit else None, proxy=cfg.api.proxy,
+                                ca_file=cfg.api.ca_file)
+        except TrustFileError as exc:
+            raise ConfigError(f"{cfg.source}: [api] ca_file: {exc}") from None
+        return api, uploader
 
     def _health(self, ctx: _Ctx) -> None:
         """Supervision tick: threads alive, watch roots present, the job table still the one we
@@ -235,6 +248,24 @@ class Service:
             log.info("api.token_replaced")
             ctx.worker.wake()
 
+    def _swap_clients(self, cfg: Config, ctx: _Ctx) -> None:
+        """New proxy or trust settings (or a certificate problem someone may have fixed):
+        fresh clients for new requests; uploads in flight finish on the old ones."""
+        try:
+            api, uploader = self._clients(cfg)
+        except ConfigError as exc:
+            log.error("config.reload_failed", reason=str(exc))
+            return
+        old_api = ctx.api
+        ctx.api = ctx.worker.pipeline.api = api
+        ctx.worker.pipeline.uploader = uploader
+        ctx.worker.dispatcher.on_abort = uploader.abort_all
+        old_api.close()
+        if ctx.worker.reservations.resumed() or "certificate" in ctx.store.notices():
+            ctx.store.clear_notice("certificate")  # the next reservation tells anew
+        log.info("net.clients_replaced", proxy=bool(cfg.api.proxy), ca_file=str(cfg.api.ca_file))
+        ctx.worker.wake()
+
     def _reload(self, cfg: Config, ctx: _Ctx) -> Config:
         notify.notify(f"RELOADING=1\nMONOTONIC_USEC={time.monotonic_ns() // 1000}")
         try:
@@ -255,6 +286,9 @@ class Service:
         self.cfg = new
         if not self.use_sandbox:
             self._reread_token(ctx)
+        if (new.api.proxy, new.api.ca_file) != (cfg.api.proxy, cfg.api.ca_file) or \
+                "certificate" in ctx.store.notices():
+            self._swap_clients(new, ctx)
         ctx.worker.reconfigure(new)
         ctx.watcher.reconfigure(new)
         log.info("config.reloaded", roots=[str(w.path) for w in new.watches],

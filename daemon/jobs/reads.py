@@ -98,6 +98,12 @@ class Reads:
             return conn.execute(select(func.min(Job.next_attempt_at)).where(
                 Job.state == JobState.QUEUED, Job.next_attempt_at > now)).scalar()
 
+    def last_upload_url(self) -> str | None:
+        """The newest reservation's upload URL: where `check` finds the storage host."""
+        with self._read() as conn:
+            return conn.execute(select(Reservation.upload_url).order_by(
+                Reservation.id.desc()).limit(1)).scalar()
+
     def is_forced(self, job_id: int) -> bool:
         with self._read() as conn:
             return bool(conn.execute(select(Job.force).where(Job.id == job_id)).scalar())

@@ -9,11 +9,11 @@ import time
 from collections.abc import Callable
 
 from daemon import logs
-from daemon.apiclient import ApiClient
 from daemon.config import Config
 from daemon.jobs.models import IN_FLIGHT, Job
 from daemon.jobs.store import Store
-from daemon.uploader import Uploader
+from daemon.net.api import ApiClient
+from daemon.net.upload import Uploader
 from daemon.work.dispatcher import Dispatcher
 from daemon.work.pipeline import Pipeline
 from daemon.work.reservations import Reservations
@@ -34,7 +34,7 @@ class Worker:
         self.reservations = Reservations(cfg.upload.reserve_margin_seconds, clock, wall)
         self.dispatcher = Dispatcher(cfg.upload.concurrency, self._claim, self._process,
                                      self._orphan, self._gate, on_db_error,
-                                     on_abort=uploader.close, clock=clock)
+                                     on_abort=uploader.abort_all, clock=clock)
         self.pipeline = Pipeline(cfg, store, api, uploader, self.reservations,
                                  self.dispatcher.abort, self.dispatcher.wake_in, on_resettle,
                                  on_db_error, clock, wall, rand)

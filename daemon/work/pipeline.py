@@ -16,13 +16,13 @@ from typing import Any
 from sqlalchemy.exc import OperationalError
 
 from daemon import archive, logs
-from daemon.apiclient import ApiClient, Reserved
 from daemon.config import Config
 from daemon.errors import Kind, Outcome, TransferError, Where, decide, file_error
 from daemon.jobs.models import IN_FLIGHT, Job, JobState
 from daemon.jobs.store import Store
+from daemon.net.api import ApiClient, Reserved
+from daemon.net.upload import CHANGED_WHILE_UPLOADING, Aborted, Sent, Uploader
 from daemon.timeutil import iso_utc, parse_iso
-from daemon.uploader import CHANGED_WHILE_UPLOADING, Aborted, Sent, Uploader
 from daemon.work import outcomes
 from daemon.work.reservations import Reservations
 

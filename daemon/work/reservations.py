@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from daemon.apiclient import Reserved
+from daemon.net.api import Reserved
 
 SKEW_RESOLUTION = 1.5  # the Date header has one-second resolution
 

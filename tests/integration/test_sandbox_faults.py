@@ -17,11 +17,11 @@ import pytest
 import trustme
 from support import ATHLETE, Sandbox, make_movie, wait_for
 
-from daemon.apiclient import ApiClient
 from daemon.errors import Kind, TransferError
+from daemon.net.api import ApiClient
+from daemon.net.upload import Uploader, multipart_parts
 from daemon.sandbox import server
 from daemon.sandbox.s3post import make_fields
-from daemon.uploader import Uploader, multipart_parts
 
 TOKEN = "faults-token-7f3a"
 GROUP = "22222222-3333-4444-5555-666666666666"

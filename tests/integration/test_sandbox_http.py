@@ -15,11 +15,11 @@ import httpx
 import pytest
 from support import ATHLETE, OTHER_ATHLETE, make_movie
 
-from daemon.apiclient import ApiClient
 from daemon.errors import Kind, Outcome, TransferError, Where, decide
+from daemon.net.api import ApiClient
+from daemon.net.upload import Uploader, multipart_parts
 from daemon.sandbox import server
 from daemon.sandbox.s3post import make_fields
-from daemon.uploader import Uploader, multipart_parts
 
 TOKEN = "integration-token-123"
 GROUP = "11111111-2222-3333-4444-555555555555"

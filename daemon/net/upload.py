@@ -3,10 +3,19 @@
 The body is built here rather than by httpx's `files=` so that we control it exactly: every
 upload field as returned, in order, the file part last, a known Content-Length, the file read in
 chunks (never whole), exactly `size` bytes of it, with progress and abort checks per chunk.
+
+The crash window: bytes the kernel has accepted are not yet at the endpoint. If the daemon died
+right after handing over the whole body, the endpoint could still complete an upload we never
+recorded (a duplicate on restart). So before the closing boundary (without which the form is
+incomplete and S3 stores nothing) we wait until the socket's send queue has drained (SIOCOUTQ),
+bounded by the stall timeout and the abort event. The send buffer itself is left to the
+kernel's autotuning, which a long fat link needs (a pinned SO_SNDBUF caps one upload at about
+one buffer per round trip).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import socket
@@ -14,17 +23,27 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import httpx
 
-from daemon.apiclient import http_error, transport_error
 from daemon.bandwidth import Limiter
 from daemon.errors import Kind, TransferError, Where, file_error
+from daemon.net.api import http_error, read_capped, transport_error
+from daemon.net.transport import (
+    current_socket,
+    forget_socket,
+    make_client,
+    peer_spoke,
+    unsent_bytes,
+)
 
 # Each chunk is one read and one send; the abort flag is checked between chunks, so a send
 # blocked on a slow link delays a shutdown by at most CHUNK / rate.
 CHUNK = 256 * 1024
-SEND_BUFFER = 512 * 1024  # the kernel doubles it; enough for ~80 Mbit/s at 50 ms RTT
+MAX_ERROR_ANSWER = 64 * 1024  # an S3 error document is a few hundred bytes
+DRAIN_POLL_MAX = 0.02  # seconds between send-queue checks, at most (starts at 1 ms)
 CRLF = b"\r\n"
 
 
@@ -71,25 +90,73 @@ def multipart_parts(fields: Mapping[str, str], file_name: str,
 
 
 class Uploader:
+    """`stall_seconds`: no byte moved (or acknowledged) for this long aborts the upload.
+    `proxy`, `ca_file`, `socket_options` as in `transport.make_client` (ignored with `client`).
+    `drain=False` sends the closing boundary without waiting (benchmarks compare both)."""
+
     def __init__(self, stall_seconds: float, connect_timeout: float = 10.0,
                  client: httpx.Client | None = None, chunk_size: int = CHUNK,
-                 limiter: Limiter | None = None):
+                 limiter: Limiter | None = None, *, proxy: str | None = None,
+                 ca_file: Path | str | None = None, socket_options: list[Any] | None = None,
+                 drain: bool = True):
         self.limiter = limiter
+        self.stall_seconds, self.proxy, self.drain = stall_seconds, proxy, drain
         # write/read timeouts are the stall detector: no byte moved for this long -> abort.
         timeout = httpx.Timeout(connect=connect_timeout, read=stall_seconds,
                                 write=stall_seconds, pool=stall_seconds)
-        # A bounded send buffer: bytes in it count as "sent" but are not at the server yet, and
-        # a crash then leaves the server to finish an upload we never hear of (a duplicate).
-        transport = httpx.HTTPTransport(socket_options=[
-            (socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)])
-        self._client = client or httpx.Client(timeout=timeout, trust_env=False,
-                                              transport=transport)
+        self._client = client or make_client("storage", timeout, proxy, ca_file,
+                                             socket_options=socket_options)
         # Under a bandwidth limit, smaller chunks keep the flow smooth (about 8 a second).
         self.chunk_size = chunk_size if limiter is None or limiter.rate <= 0 else \
             min(chunk_size, max(64 * 1024, int(limiter.rate / 8)))
+        self.drain_seconds = 0.0  # the last upload's wait for the send queue (benchmarks)
+        self._lock = threading.Lock()
+        self._sockets: dict[int, socket.socket] = {}  # upload thread -> its socket, for abort
 
     def close(self) -> None:
         self._client.close()
+
+    def _track(self, sock: socket.socket | None) -> None:
+        with self._lock:
+            if sock is None:
+                self._sockets.pop(threading.get_ident(), None)
+            else:
+                self._sockets[threading.get_ident()] = sock
+
+    def abort_all(self) -> None:
+        """Shutdown: end every upload now. Shutting its socket down wakes a send blocked on a
+        stalled link at once (closing the client alone would not); the caller has set the
+        abort event, so the jobs go back to the queue."""
+        with self._lock:
+            sockets = list(self._sockets.values())
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def _wait_drained(self, abort: threading.Event,
+                      report: Callable[[], None] = lambda: None) -> None:
+        """Until the kernel holds no unsent or unacknowledged byte of this upload."""
+        sock = current_socket()
+        queued = unsent_bytes(sock) if sock is not None else None
+        started = moved = time.monotonic()
+        poll = 0.001
+        while queued and sock is not None and not peer_spoke(sock):
+            if abort.wait(poll):
+                raise Aborted()
+            poll = min(poll * 2, DRAIN_POLL_MAX)
+            now_queued = unsent_bytes(sock)
+            report()
+            now = time.monotonic()
+            if now_queued is None:
+                break
+            if now_queued < queued:
+                moved = now
+            elif now - moved >= self.stall_seconds:
+                raise TransferError(Where.STORAGE, Kind.TIMEOUT,
+                                    f"the upload stalled: the endpoint acknowledged nothing "
+                                    f"for {self.stall_seconds:g} s")
+            queued = now_queued
+        self.drain_seconds = time.monotonic() - started
 
     def upload(self, path: str, size: int, url: str, fields: Mapping[str, str], file_name: str,
                on_progress: Callable[[int], None], abort: threading.Event,
@@ -104,8 +171,16 @@ class Uploader:
         except OSError as exc:
             raise file_error(exc) from None
 
+        def acked(sent: int, sock: socket.socket | None) -> int:
+            """Bytes the endpoint has, not bytes handed to the kernel: with an autotuned send
+            buffer megabytes can sit in it, and progress and rate must not count them."""
+            queued = unsent_bytes(sock) if sock is not None else None
+            return max(0, sent - queued) if queued else sent
+
         def body() -> Iterator[bytes]:
             yield head
+            sock = current_socket()
+            self._track(sock)
             sent = 0
             buf = bytearray(self.chunk_size)
             view = memoryview(buf)
@@ -121,7 +196,9 @@ class Uploader:
                                         "the file got shorter while it was being uploaded")
                 sent += n
                 yield bytes(view[:n])
-                on_progress(sent)
+                on_progress(acked(sent, sock))
+            if self.drain:
+                self._wait_drained(abort, lambda: on_progress(acked(sent, sock)))
             if mtime_ns is not None:
                 st = os.fstat(fd)
                 if (st.st_size, st.st_mtime_ns) != (size, mtime_ns):
@@ -131,17 +208,22 @@ class Uploader:
         started = time.monotonic()
         headers = {"Content-Type": f"multipart/form-data; boundary={boundary.decode()}",
                    "Content-Length": str(len(head) + size + len(tail))}
+        forget_socket()
         try:
-            response = self._client.post(url, content=body(), headers=headers)
+            with self._client.stream("POST", url, content=body(), headers=headers) as r:
+                response = read_capped(r, MAX_ERROR_ANSWER, Where.STORAGE, refuse=False)
         except httpx.HTTPError as exc:
-            raise transport_error(exc, Where.STORAGE) from None
+            raise transport_error(exc, Where.STORAGE, self.proxy) from None
         except OSError as exc:
             raise file_error(exc) from None
         finally:
+            self._track(None)
             # The file we read, even if its name was removed meanwhile.
             st = os.fstat(fd)
             os.close(fd)
-        if not response.is_success:
+        # success_action_redirect: S3 answers 303 with Location; the file is stored.
+        redirected = response.is_redirect and "Location" in response.headers
+        if not response.is_success and not redirected:
             raise http_error(response, Where.STORAGE)
         etag = response.headers.get("ETag")
         return Sent(etag.strip('"') if etag else None, time.monotonic() - started, size,

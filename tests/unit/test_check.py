@@ -1,0 +1,46 @@
+"""`check` on its own: any FAIL line makes the exit status non-zero, whichever line comes last."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from support import write_config
+
+from daemon import cli
+from daemon import config as config_mod
+
+
+def test_a_fail_line_before_good_ones_still_fails(tmp_path: Path, monkeypatch, capsys) -> None:
+    watch, archive = tmp_path / "w", tmp_path / "archive"
+    watch.mkdir()
+    archive.mkdir()
+    cfg = config_mod.load(str(write_config(
+        tmp_path / "c.toml", watch=watch, db=tmp_path / "jobs.db",
+        upload=f'after_upload = "move"\narchive_dir = "{archive}"')))
+    real = os.access
+
+    def access(path: os.PathLike | str, mode: int) -> bool:
+        # As root every folder is writable: pretend the watch folder is not (the FAIL line),
+        # while the archive folder after it stays writable (an "ok" line follows).
+        if Path(path) == watch and mode & os.W_OK:
+            return False
+        return real(path, mode)
+
+    monkeypatch.setattr(cli.os, "access", access)
+    code = cli._check(cfg, offline=True)
+    out = capsys.readouterr().out
+    assert "FAIL watch folder" in out and "ok   archive folder" in out
+    assert code == 1
+
+
+@pytest.mark.parametrize("value", ["2024-01-01", "{ a = 1 }"])
+def test_values_json_cannot_carry_name_the_key(tmp_path: Path, value: str) -> None:
+    (tmp_path / "w").mkdir()
+    path = write_config(tmp_path / "c.toml", watch=tmp_path / "w", db=tmp_path / "j.db")
+    text = path.read_text().replace('movement = "full_swing"',
+                                    f'movement = "full_swing"\nday = {value}')
+    path.write_text(text)
+    with pytest.raises(config_mod.ConfigError, match=r"movement\.day.*string, number"):
+        config_mod.load(str(path))
