@@ -24,6 +24,7 @@ from typing import Any
 
 import httpx
 
+from bench import fleet
 from bench.net import make_pki, schedstat_ns, sendfile_upload, upload_variants
 
 HERE = Path(__file__).resolve().parent
@@ -488,6 +489,7 @@ BENCHES: dict[str, Callable[[str, Path], None]] = {
     "upload": bench_upload, "tls": bench_tls, "window": bench_window,
     "smallfiles": bench_smallfiles, "latency": bench_latency, "burst": bench_burst,
     "idle": bench_idle, "restart": bench_restart,
+    "fleet": lambda base_url, watch: fleet.bench_fleet(base_url, watch, row, TOKEN),
 }
 
 

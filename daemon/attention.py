@@ -73,6 +73,9 @@ class Attention:
                 if self._now.get(name) == message:
                     self._unsynced.discard(name)
 
+    def condition(self, name: str, message: str | None) -> None:
+        self._set(name, message)
+
     def db_error(self, exc: Exception | None) -> None:
         self._set("database", None if exc is None else db_reason(exc))
 

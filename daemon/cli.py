@@ -9,6 +9,9 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
+
+from sqlalchemy.exc import OperationalError
 
 from daemon import __version__
 from daemon import config as config_mod
@@ -31,6 +34,8 @@ def _parser() -> argparse.ArgumentParser:
     status.add_argument("--config")
     status.add_argument("--json", action="store_true")
     status.add_argument("--all", action="store_true", help="list every done job too")
+    status.add_argument("--node", metavar="NAME",
+                        help="fleet mode: only the jobs this station holds, uploaded or waits for")
 
     retry = sub.add_parser("retry", help="put failed jobs back in the queue")
     retry.add_argument("--config")
@@ -44,6 +49,19 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--config")
     check.add_argument("--offline", action="store_true",
                        help="skip the API (for container health checks)")
+
+    pause = sub.add_parser("pause", help="stop starting uploads (stored: survives restarts)")
+    pause.add_argument("--config")
+    when = pause.add_mutually_exclusive_group()
+    when.add_argument("--until", metavar="HH:MM", help="resume by itself at this time of day")
+    when.add_argument("--for", dest="duration", metavar="DURATION",
+                      help="resume by itself after this long, e.g. 90m, 2h, 1h30m")
+    pause.add_argument("--now", action="store_true",
+                       help="also put running uploads back in the queue (else they finish)")
+    resume = sub.add_parser("resume", help="start uploading again")
+    resume.add_argument("--config")
+    nt = sub.add_parser("notify-test", help="send a test message to every [notify] URL")
+    nt.add_argument("--config")
 
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True)
@@ -84,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     except DatabaseUnavailable as exc:
         print(f"uplift-capture: {exc}", file=sys.stderr)
         return 1
+    except OperationalError as exc:  # e.g. a read-only or full disk under the job table
+        print(f"uplift-capture: the job database cannot be used: {exc.orig}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 
@@ -100,18 +121,26 @@ def _dispatch(args: argparse.Namespace) -> int:
         return Service(cfg, sandbox=args.sandbox).run()
     if args.command == "check":
         return _check(cfg, offline=args.offline)
+    if args.command == "notify-test":
+        return _notify_test(cfg)
     from daemon.jobs.store import Store
 
     if args.command == "db":
         Store.open(cfg.database_url).close()
         print("database is up to date")
         return 0
-    store = Store.open(cfg.database_url)
+    # A database that was never made is made (empty) here; one a daemon used and that is gone
+    # is an error, so that only a person decides to start afresh.
+    store = Store.open(cfg.database_url, create=not _used_before(cfg))
     try:
         if args.command == "status":
             from daemon import status
+            from daemon.work.gate import Gate
 
-            data = status.collect(store, include_all=args.all, runtime=_runtime(cfg))
+            _, why = Gate(store, cfg.upload.hours).check()
+            data = status.collect(store, include_all=args.all, runtime=_runtime(cfg),
+                                  gate_reason=why, node=args.node,
+                                  lease=cfg.node.lease_seconds)
             print(json.dumps(data, indent=2) if args.json else status.render(data))
             return 0
         if args.command == "retry":
@@ -124,9 +153,74 @@ def _dispatch(args: argparse.Namespace) -> int:
             if done:
                 _poke_daemon(cfg)
             return 0
+        if args.command in ("pause", "resume"):
+            return _pause(cfg, store, args)
     finally:
         store.close()
     return 2
+
+
+def _used_before(cfg: config_mod.Config) -> bool:
+    """A daemon ran on this SQLite database (its lock file is there)."""
+    from daemon.jobs.engine import sqlite_path
+
+    db = sqlite_path(cfg.database_url)
+    return db is not None and db.with_name(db.name + ".lock").exists()
+
+
+class _Skip(Exception):
+    """Nothing more to check for this item."""
+
+
+def _pause(cfg: config_mod.Config, store: Any, args: argparse.Namespace) -> int:
+    from daemon import control
+
+    now = time.time()
+    if args.command == "resume":
+        control.resume(store, now)
+        print("uploads resume")
+    else:
+        try:
+            until = _until(args.until, args.duration, now)
+        except ValueError as exc:
+            print(f"uplift-capture: {exc}", file=sys.stderr)
+            return 2
+        print(control.pause(store, now, until, args.now))
+    _poke_daemon(cfg)
+    return 0
+
+
+def _until(at: str | None, duration: str | None, now: float) -> float | None:
+    """--until HH:MM (today, or tomorrow if already past) or --for 90m / 2h / 1h30m / 45s."""
+    import re
+    from datetime import datetime, timedelta
+
+    if at:
+        m = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", at.strip())
+        if not m:
+            raise ValueError(f"--until takes a time of day as HH:MM, got {at!r}")
+        start = datetime.fromtimestamp(now)
+        when = start.replace(hour=int(m[1]), minute=int(m[2]), second=0, microsecond=0)
+        return (when if when > start else when + timedelta(days=1)).timestamp()
+    if duration:
+        parts = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?", duration.strip().lower())
+        if not parts or not any(parts.groups()):
+            raise ValueError(f"--for takes a duration like 90m, 2h or 1h30m, got {duration!r}")
+        h, m_, s = (int(x or 0) for x in parts.groups())
+        return now + h * 3600 + m_ * 60 + s
+    return None
+
+
+def _notify_test(cfg: config_mod.Config) -> int:
+    from daemon import alerts, logs
+
+    if not cfg.notify.urls:
+        print(f"no [notify] urls in {cfg.source}")
+        return 1
+    results = alerts.Notifier(cfg.notify.urls, 0, redact=logs.scrub).test()
+    for url, good, detail in results:
+        print(f"{'ok  ' if good else 'FAIL'} {url}" + (f": {detail}" if detail else ""))
+    return 0 if all(good for _, good, _ in results) else 1
 
 
 def _runtime(cfg: config_mod.Config) -> dict:
@@ -159,6 +253,9 @@ def _check(cfg: config_mod.Config, offline: bool = False) -> int:
     say(True, f"config {cfg.source} is valid")
     writes = cfg.upload.after_upload != "keep"
     for watch in cfg.watches:
+        if not watch.path.is_dir():
+            say(False, f"watch folder {watch.path} does not exist (the daemon waits for it)")
+            continue
         readable = os.access(watch.path, os.R_OK | os.X_OK)
         say(readable, f"watch folder {watch.path} is "
             f"{'readable' if readable else 'not readable by this user'}")
@@ -178,8 +275,12 @@ def _check(cfg: config_mod.Config, offline: bool = False) -> int:
 
     notices: dict = {}
     storage_url = None
+    db = engine_mod.sqlite_path(cfg.database_url)
     try:
-        store = Store.open(cfg.database_url)
+        if db is not None and not db.exists() and not _used_before(cfg):
+            say(True, f"database {db} does not exist yet; the daemon creates it when it starts")
+            raise _Skip
+        store = Store.open(cfg.database_url, create=False)
         try:
             storage_url = store.last_upload_url()
             problem = engine_mod.check_writable(cfg.database_url)
@@ -187,6 +288,8 @@ def _check(cfg: config_mod.Config, offline: bool = False) -> int:
             notices = {**store.notices(), **status_mod.live_attention(_runtime(cfg))}
         finally:
             store.close()
+    except _Skip:
+        pass
     except Exception as exc:
         say(False, f"database cannot be opened: {exc}")
     for name in ("watch_folder", "database"):

@@ -5,24 +5,32 @@ Every error names the file and the key, so an admin can fix it without reading c
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import tomllib
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+
+from daemon.configread import (
+    ConfigError,
+    Table,
+    check_base_url,
+    database_url,
+    existing_file,
+    hhmm,
+    hours_text,
+    is_loopback,
+    parse_uuid,
+    proxy_url,
+    resolve_path,
+    type_word,
+)
 
 DEFAULT_CONFIG_PATH = Path("/etc/uplift-capture/config.toml")
 TOKEN_CREDENTIAL = "uplift-api-token"
 ORIENTATIONS = ("auto", "portrait", "landscape")
 AFTER_UPLOAD = ("keep", "move", "delete")
-
-
-class ConfigError(Exception):
-    """A config problem an admin can fix; the message names the file and key."""
 
 
 @dataclass(frozen=True)
@@ -117,65 +125,7 @@ class Config:
     node: NodeSettings = NodeSettings()
 
 
-class _Table:
-    """One TOML table being read: tracks which keys were used so leftovers are typos."""
-
-    def __init__(self, data: Mapping[str, Any], name: str, source: Path):
-        if not isinstance(data, Mapping):
-            raise ConfigError(f"{source}: [{name}] must be a table")
-        self.data, self.name, self.source = data, name, source
-        self.used: set[str] = set()
-
-    def where(self, key: str) -> str:
-        return f"{self.source}: [{self.name}] {key}" if self.name else f"{self.source}: {key}"
-
-    def get(self, key: str, kind: type | tuple[type, ...], default: Any = None,
-            required: bool = False) -> Any:
-        self.used.add(key)
-        if key not in self.data:
-            if required:
-                raise ConfigError(f"{self.where(key)}: missing (required)")
-            return default
-        value = self.data[key]
-        kinds = kind if isinstance(kind, tuple) else (kind,)
-        # TOML ints are fine where a float is wanted; bools are not numbers here.
-        if float in kinds and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
-            want = " or ".join(_type_word(k) for k in kinds)
-            raise ConfigError(f"{self.where(key)}: must be {want}, got {value!r}")
-        return value
-
-    def number(self, key: str, default: float, minimum: float, integer: bool = False) -> Any:
-        value = self.get(key, int if integer else float, default)
-        if value < minimum:
-            raise ConfigError(f"{self.where(key)}: must be at least {minimum}, got {value!r}")
-        return value
-
-    def table(self, key: str) -> _Table:
-        sub = self.get(key, dict, {})
-        return _Table(sub, f"{self.name}.{key}" if self.name else key, self.source)
-
-    def finish(self) -> None:
-        extra = sorted(set(self.data) - self.used)
-        if extra:
-            known = ", ".join(sorted(self.used)) or "none"
-            raise ConfigError(f"{self.where(extra[0])}: unknown key (known keys here: {known})")
-
-
-def _type_word(kind: type) -> str:
-    return {str: "a string", int: "a whole number", float: "a number", bool: "true or false",
-            dict: "a table", list: "a list"}.get(kind, kind.__name__)
-
-
-def parse_uuid(text: str, where: str) -> str:
-    try:
-        return str(uuid.UUID(text))
-    except (ValueError, AttributeError, TypeError):
-        raise ConfigError(f"{where}: {text!r} is not a UUID") from None
-
-
-def _capture(t: _Table, base: CaptureSettings) -> CaptureSettings:
+def _capture(t: Table, base: CaptureSettings) -> CaptureSettings:
     selection = t.get("camera_setup_selection", str, base.camera_setup_selection)
     if not selection.strip():
         raise ConfigError(f"{t.where('camera_setup_selection')}: must not be blank")
@@ -189,26 +139,26 @@ def _capture(t: _Table, base: CaptureSettings) -> CaptureSettings:
     return CaptureSettings(selection, orientation, movement, camera)
 
 
-def _plain_values(t: _Table, key: str) -> dict[str, Any]:
+def _plain_values(t: Table, key: str) -> dict[str, Any]:
     """Keys passed through to the API as JSON: strings, numbers and booleans only (a TOML date
     or table cannot be sent, and would otherwise only fail at upload time)."""
     values = t.get(key, dict, {})
     for name, value in values.items():
         if not isinstance(value, str | int | float | bool):
-            kind = "a date or time" if hasattr(value, "isoformat") else _type_word(type(value))
+            kind = "a date or time" if hasattr(value, "isoformat") else type_word(type(value))
             raise ConfigError(f"{t.where(f'{key}.{name}')}: must be a string, number or "
                               f"true/false (it is sent to the API as JSON), got {kind}")
     return dict(values)
 
 
-def _rate(t: _Table, key: str) -> str:
+def _rate(t: Table, key: str) -> str:
     """A plain rate, or rclone's timetable ("08:00,512KiB/s 18:00,off"), validated here and
     applied live by the service."""
     from daemon import bandwidth
 
     value = str(t.get(key, (str, int), 0)).strip() or "0"
     try:
-        getattr(bandwidth, "parse_limit", bandwidth.parse_rate)(value)  # TODO integration
+        bandwidth.parse_limit(value)
     except ValueError as exc:
         raise ConfigError(f"{t.where(key)}: {exc}") from None
     return value
@@ -217,64 +167,30 @@ def _rate(t: _Table, key: str) -> str:
 def capture_overrides(data: Mapping[str, Any], base: CaptureSettings,
                       source: Path) -> CaptureSettings:
     """A capture.toml sidecar: the keys of [capture], applied over `base`."""
-    t = _Table(data, "", source)
+    t = Table(data, "", source)
     settings = _capture(t, base)
     t.finish()
     return settings
 
 
-def _resolve(path: str, source: Path) -> Path:
-    """Relative paths are relative to the config file, so a config works from any cwd."""
-    p = Path(path).expanduser()
-    return p if p.is_absolute() else (source.parent / p).resolve()
-
-
-def _database_url(url: str, source: Path) -> str:
-    prefix = "sqlite:///"
-    if url.startswith(prefix) and not url.startswith("sqlite:////") and url != "sqlite://":
-        rest = url[len(prefix):]
-        if rest and rest != ":memory:":
-            return prefix + str(_resolve(rest, source))
-    return url
-
-
-def check_base_url(url: str, where: str) -> str:
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"{where}: {url!r} is not an http(s) URL")
-    if parts.scheme == "http" and not _is_loopback(parts.hostname):
-        raise ConfigError(f"{where}: must use https (plain http is only allowed for a "
-                          f"loopback address such as 127.0.0.1), got {url!r}")
-    return url.rstrip("/")
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def parse(data: Mapping[str, Any], source: Path) -> Config:
-    top = _Table(data, "", source)
+    top = Table(data, "", source)
 
     api_t = top.table("api")
     token_file = api_t.get("token_file", str)
     api = ApiSettings(
         base_url=check_base_url(api_t.get("base_url", str, ApiSettings.base_url),
                                 api_t.where("base_url")),
-        token_file=_resolve(token_file, source) if token_file else None,
+        token_file=resolve_path(token_file, source) if token_file else None,
         connect_timeout=api_t.number("connect_timeout", ApiSettings.connect_timeout, 0.1),
         read_timeout=api_t.number("read_timeout", ApiSettings.read_timeout, 0.1),
-        proxy=_proxy(api_t),
-        ca_file=_existing_file(api_t, "ca_file", source),
+        proxy=proxy_url(api_t),
+        ca_file=existing_file(api_t, "ca_file", source),
     )
     api_t.finish()
 
     db_t = top.table("database")
-    database_url = _database_url(
+    db_url = database_url(
         db_t.get("url", str, "sqlite:////var/lib/uplift-capture/jobs.db"), source)
     db_t.finish()
 
@@ -289,10 +205,10 @@ def parse(data: Mapping[str, Any], source: Path) -> Config:
         poll_seconds=up_t.number("poll_seconds", d.poll_seconds, 0.5),
         shutdown_timeout=up_t.number("shutdown_timeout", d.shutdown_timeout, 0),
         after_upload=up_t.get("after_upload", str, d.after_upload),
-        archive_dir=_resolve(archive_dir, source) if archive_dir else None,
+        archive_dir=resolve_path(archive_dir, source) if archive_dir else None,
         allow_duplicates=up_t.get("allow_duplicates", bool, d.allow_duplicates),
         bandwidth_limit=_rate(up_t, "bandwidth_limit"),
-        hours=_hours(up_t, "hours"),
+        hours=hours_text(up_t, "hours"),
     )
     if upload.after_upload not in AFTER_UPLOAD:
         raise ConfigError(f"{up_t.where('after_upload')}: must be one of "
@@ -317,10 +233,12 @@ def parse(data: Mapping[str, Any], source: Path) -> Config:
         raise ConfigError(f"{source}: [[watch]]: at least one watch folder is required")
     watches = []
     for i, raw in enumerate(raw_watches):
-        w = _Table(raw, f"watch #{i + 1}", source)
-        path = _resolve(w.get("path", str, required=True), source)
-        if not path.is_dir():
-            raise ConfigError(f"{w.where('path')}: folder {str(path)!r} does not exist")
+        w = Table(raw, f"watch #{i + 1}", source)
+        path = resolve_path(w.get("path", str, required=True), source)
+        if path.exists() and not path.is_dir():
+            raise ConfigError(f"{w.where('path')}: {str(path)!r} is not a folder")
+        # A folder that does not exist (yet: an unmounted share) is not a config error: the
+        # daemon shows it as ATTENTION and watches it as soon as it is there; `check` fails.
         shared = w.get("shared", bool, False)
         name = w.get("name", str)
         if shared and not (name and name.strip()):
@@ -342,14 +260,14 @@ def parse(data: Mapping[str, Any], source: Path) -> Config:
 
     sb_t = top.table("sandbox")
     sandbox = SandboxSettings(
-        data_dir=_resolve(sb_t.get("data_dir", str, "sandbox-data"), source),
+        data_dir=resolve_path(sb_t.get("data_dir", str, "sandbox-data"), source),
         upload_window=sb_t.number("upload_window", 1800.0, 1.0),
     )
     sb_t.finish()
 
     web_t = top.table("web")
     web = WebSettings(listen=web_t.get("listen", str, WebSettings.listen).strip(),
-                      password_file=_existing_file(web_t, "password_file", source))
+                      password_file=existing_file(web_t, "password_file", source))
     reason = _web_listen_problem(web)
     if reason:
         raise ConfigError(f"{web_t.where('listen')}: {reason}")
@@ -363,7 +281,7 @@ def parse(data: Mapping[str, Any], source: Path) -> Config:
                               f"\"mailtos://user:pass@host?to=a@b\" or \"json://host/path\"")
     summary = n_t.get("daily_summary", str, "").strip()
     if summary:
-        _hhmm(summary, n_t.where("daily_summary"))
+        hhmm(summary, n_t.where("daily_summary"))
     notify_s = NotifySettings(
         urls=tuple(urls),
         batch_seconds=n_t.number("batch_seconds", NotifySettings.batch_seconds, 0.0),
@@ -383,7 +301,7 @@ def parse(data: Mapping[str, Any], source: Path) -> Config:
     log_t.finish()
 
     top.finish()
-    return Config(source, api, database_url, upload, capture, tuple(watches), athletes,
+    return Config(source, api, db_url, upload, capture, tuple(watches), athletes,
                   sandbox, watching, level, web, notify_s, node)
 
 
@@ -391,49 +309,6 @@ def _hostname() -> str:
     import socket
 
     return socket.gethostname() or "node"
-
-
-def _hhmm(text: str, where: str) -> tuple[int, int]:
-    try:
-        hour, minute = (int(x) for x in text.split(":"))
-        if not (0 <= hour < 24 and 0 <= minute < 60):
-            raise ValueError
-    except ValueError:
-        raise ConfigError(f"{where}: must be a time of day as HH:MM, got {text!r}") from None
-    return hour, minute
-
-
-def _existing_file(t: _Table, key: str, source: Path) -> Path | None:
-    value = t.get(key, str)
-    if not value:
-        return None
-    path = _resolve(value, source)
-    if not path.is_file():
-        raise ConfigError(f"{t.where(key)}: file {str(path)!r} does not exist")
-    return path
-
-
-def _proxy(t: _Table) -> str | None:
-    value = (t.get("proxy", str, "") or "").strip()
-    if not value:
-        return None
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https", "socks5", "socks5h") or not parts.hostname:
-        raise ConfigError(f"{t.where('proxy')}: must be a proxy URL such as "
-                          f"\"http://proxy.lab:3128\"")
-    return value
-
-
-def _hours(t: _Table, key: str) -> str:
-    value = (t.get(key, str, "") or "").strip()
-    if value:
-        from daemon import schedule
-
-        try:
-            schedule.parse_hours(value)
-        except ValueError as exc:
-            raise ConfigError(f"{t.where(key)}: {exc}") from None
-    return value
 
 
 def _web_listen_problem(web: WebSettings) -> str | None:
@@ -444,7 +319,7 @@ def _web_listen_problem(web: WebSettings) -> str | None:
         return f"must be HOST:PORT such as \"127.0.0.1:8780\" (or \"\" for off), got " \
                f"{web.listen!r}"
     host = host.strip("[]")
-    if not _is_loopback(host) and web.password_file is None:
+    if not is_loopback(host) and web.password_file is None:
         return (f"{web.listen!r} is reachable from other machines; set [web] password_file "
                 f"to expose the console (it can retry and pause uploads), or listen on "
                 f"127.0.0.1")

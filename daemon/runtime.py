@@ -15,9 +15,8 @@ SIZE = 8192
 
 
 def state_path(db_file: Path | None) -> Path | None:
-    runtime = os.environ.get("RUNTIME_DIRECTORY")
-    if runtime:
-        return Path(runtime.split(":")[0]) / "state.json"
+    """Beside the SQLite file, where `status` in another process finds it. A server database
+    (PostgreSQL) has none: its nodes report through the table."""
     return None if db_file is None else db_file.with_name(db_file.name + ".state")
 
 

@@ -15,6 +15,7 @@ import signal
 import socket
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from types import FrameType
 from typing import Any
 
@@ -24,22 +25,27 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy.exc import OperationalError
 
 from daemon import config as config_mod
-from daemon import logs, notify
+from daemon import control, logs, notify
 from daemon.attention import Attention
-from daemon.bandwidth import Limiter, parse_rate
+from daemon.bandwidth import Limiter, Timetable, apply_timetable, parse_limit
 from daemon.config import Config, ConfigError
 from daemon.jobs import engine as engine_mod
-from daemon.jobs.store import Store
+from daemon.jobs import fleet
+from daemon.jobs.store import DatabaseUnavailable, Store
 from daemon.net.api import ApiClient
 from daemon.net.transport import TrustFileError
-from daemon.net.upload import Uploader
+from daemon.net.upload import CHUNK, Uploader
+from daemon.reporting import STUCK_EVERY, Reporter
 from daemon.runtime import StateFile, state_path
 from daemon.sandbox import server as sandbox_server
 from daemon.watch import Watcher
 from daemon.work import Worker
+from daemon.work.gate import Gate
 
 log = logs.get("service")
-HEALTH_EVERY = 2.0  # seconds between supervision ticks (a stat or two; no table scan)
+# Seconds between supervision ticks, run by the main thread between signals: a stat or two
+# and no table scan, so an idle daemon wakes once per tick and nowhere else.
+HEALTH_EVERY = 5.0
 
 
 @dataclass
@@ -47,6 +53,8 @@ class Flags:
     stop: int = 0  # SIGTERM/SIGINT count: 1 = stop cleanly, 2 = stop at once
     reload: bool = False  # SIGHUP
     look: bool = False  # SIGUSR1: the job table changed (`retry`, `pause` from the CLI)
+    health: bool = False  # run the supervision tick now (a watch root was deleted)
+    toggle_limit: bool = False  # SIGUSR2: bandwidth limit off / on again, as rclone does
     fatal: str | None = None  # a part cannot recover: exit non-zero so systemd restarts us
     signals: list[int] = field(default_factory=list)
 
@@ -58,12 +66,16 @@ class Service:
         self.flags = Flags()
         self._rsock, self._wsock = socket.socketpair()
         self.token = ""
+        self.limiter: Limiter | None = None
+        self.table: Timetable | None = None
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         if signum == signal.SIGHUP:
             self.flags.reload = True
         elif signum == signal.SIGUSR1:
             self.flags.look = True
+        elif signum == signal.SIGUSR2:
+            self.flags.toggle_limit = True
         else:
             self.flags.stop += 1
 
@@ -71,7 +83,8 @@ class Service:
         self._rsock.setblocking(False)
         self._wsock.setblocking(False)
         signal.set_wakeup_fd(self._wsock.fileno(), warn_on_full_buffer=False)
-        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1):
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGUSR1,
+                    signal.SIGUSR2):
             signal.signal(sig, self._on_signal)
 
     def _wait(self, timeout: float | None) -> None:
@@ -80,6 +93,51 @@ class Service:
             with contextlib.suppress(BlockingIOError):
                 while self._rsock.recv(64):
                     pass
+
+    def _console(self, cfg: Config, ctx: _Ctx) -> Any:
+        """The web console, in its own thread; a console that cannot start (its port taken) is
+        shown as ATTENTION, and uploads go on without it."""
+        if not cfg.web.listen:
+            return None
+        from daemon.web import Metrics, StoreBackend, start_console
+
+        metrics = Metrics()
+        backend = StoreBackend(
+            ctx.store, cfg.athletes, health=lambda: self._healthy(ctx),
+            gate_reason=lambda: ctx.gate.check()[1],
+            runtime=lambda: {"pid": os.getpid(), "attention": ctx.attention.conditions()},
+            on_change=self._look_now, lease=cfg.node.lease_seconds)
+        metrics.bind(counts=ctx.store.counts, paused=backend.paused)
+        ctx.worker.pipeline.metrics = metrics
+        try:
+            web = start_console(cfg.web.listen, cfg.web.password_file, backend, metrics)
+        except (ValueError, OSError) as exc:
+            reason = getattr(exc, "strerror", None) or str(exc)
+            ctx.attention.condition("console", f"the console cannot listen on "
+                                               f"{cfg.web.listen}: {reason}")
+            return None
+        log.info("web.listening", listen=cfg.web.listen)
+        return web
+
+    def _healthy(self, ctx: _Ctx) -> tuple[bool, str]:
+        """/healthz: watching every folder, the job table writable, nothing fatal."""
+        problems = [m for n, m in ctx.attention.conditions().items()
+                    if n in ("watch_folder", "database")]
+        if self.flags.fatal:
+            problems.append(self.flags.fatal)
+        return (not problems, "; ".join(problems) or "ok")
+
+    def _look_now(self) -> None:
+        """From any thread (the console's Retry, Pause, Resume): as SIGUSR1 does."""
+        self.flags.look = True
+        with contextlib.suppress(OSError):
+            self._wsock.send(b"\0")
+
+    def _health_now(self) -> None:
+        """From any thread: run the supervision tick now, on the main thread."""
+        self.flags.health = True
+        with contextlib.suppress(OSError):
+            self._wsock.send(b"\0")
 
     def _fatal(self, reason: str) -> None:
         """Called from any thread: wake the main loop to stop and exit non-zero."""
@@ -122,30 +180,43 @@ class Service:
         return 0
 
     def _serve(self, cfg: Config, parts: list[tuple[str, Any]]) -> None:
+        problem = engine_mod.check_writable(cfg.database_url)
+        if problem:
+            raise DatabaseUnavailable(problem)
         store = Store.open(cfg.database_url)
         parts.append(("store", store))
+        fleet_parts = fleet.join(cfg, store)  # our node name; in a fleet, a first heartbeat
         db_file = engine_mod.sqlite_path(cfg.database_url)
         self.db_identity = engine_mod.db_identity(cfg.database_url)
         state = StateFile(state_path(db_file))
         state.write({"pid": os.getpid(), "attention": {}})
         parts.append(("state", state))
-        attention = Attention(store, state)
+        reporter = Reporter(cfg.notify, store)
+        parts.append(("reporter", reporter))
+        reporter.start()
+        attention = Attention(store, state, on_change=reporter.notice)
         recovered = store.recover(time.time())
         if recovered:
             log.info("jobs.recovered", count=recovered)
         api, uploader = self._clients(cfg)
         parts.append(("api", api))
         parts.append(("uploader", uploader))
-        worker = Worker(cfg, store, api, uploader, on_db_error=attention.db_error)
+        gate = Gate(store, cfg.upload.hours)
+        worker = Worker(cfg, store, api, uploader, on_db_error=attention.db_error,
+                        gate=gate.seconds)
+        reporter.held = lambda: gate.check()[1]
+        worker.pipeline.on_failed = reporter.failed
+        worker.pipeline.on_notice = reporter.notice
         scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(4)},
             job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
             timezone="UTC")
         watcher = Watcher(cfg, store, on_queued=worker.wake, on_db_error=attention.db_error,
                           on_root=attention.root,
-                          on_root_deleted=lambda: scheduler.add_job(self._health, args=[ctx]))
+                          on_root_deleted=self._health_now)
         worker.pipeline.on_resettle = watcher.resettle
-        ctx = _Ctx(store, api, worker, watcher, attention, scheduler)
+        watcher.on_failed = reporter.failed
+        ctx = _Ctx(store, api, worker, watcher, attention, scheduler, gate, reporter)
         # Started in this order, stopped in the reverse: no timers (nothing restarts what is
         # being stopped), then no new files, then no new uploads (in-flight ones finish or go
         # back to the queue).
@@ -155,39 +226,81 @@ class Service:
         parts.append(("watcher", watcher))
         scheduler.start()
         parts.append(("scheduler", scheduler))
+        fleet.start(fleet_parts, scheduler, worker.wake)  # heartbeats, takeover, LISTEN
+        if fleet_parts is not None:
+            parts.append(("fleet", fleet_parts))
         scheduler.add_job(watcher.rescan, "interval", seconds=cfg.watching.rescan_seconds,
                           id="rescan")
         scheduler.add_job(worker.wake, "interval", seconds=cfg.upload.poll_seconds, id="poll")
-        scheduler.add_job(self._health, "interval", seconds=HEALTH_EVERY, args=[ctx],
-                          id="health")
+        web = self._console(cfg, ctx)
+        if web is not None:
+            parts.append(("web", web))
+        self._timetable(ctx)
+        if reporter.active:
+            scheduler.add_job(reporter.check_stuck, "interval", seconds=STUCK_EVERY,
+                              id="stuck")
+            self._summary(ctx, reporter.first_summary())
         notify.notify("READY=1\nSTATUS=watching " + ", ".join(str(w.path) for w in cfg.watches))
         log.info("daemon.ready", concurrency=cfg.upload.concurrency,
                  database=engine_mod.mask_url(cfg.database_url))
 
+        next_health = time.monotonic() + HEALTH_EVERY
         while not self.flags.stop and not self.flags.fatal:
-            self._wait(None)
+            self._wait(max(0.0, next_health - time.monotonic()))
+            if self.flags.health or time.monotonic() >= next_health:
+                self.flags.health = False
+                self._health(ctx)
+                next_health = time.monotonic() + HEALTH_EVERY
             if self.flags.reload and not self.flags.stop:
                 self.flags.reload = False
                 cfg = self._reload(cfg, ctx)
             if self.flags.look:
                 self.flags.look = False
+                if control.stops_running_uploads(store, time.time()):
+                    worker.dispatcher.interrupt()
                 worker.wake()
                 watcher.pending_again()
+            if self.flags.toggle_limit:
+                self.flags.toggle_limit = False
+                off = self.limiter.toggle()
+                log.info("bandwidth.toggled", limit="off" if off else "on",
+                         rate=self.limiter.rate)
 
         notify.notify("STOPPING=1")
         log.info("daemon.stopping")
+
+    def _timetable(self, ctx: _Ctx) -> None:
+        """The bandwidth slot in force now, and a timer for the next slot."""
+        if self.limiter is None or self.table is None:
+            return
+        nxt = apply_timetable(self.limiter, self.table, datetime.now())
+        if nxt is not None:
+            ctx.scheduler.add_job(self._timetable, "date", run_date=nxt.astimezone(),
+                                  args=[ctx], id="timetable", replace_existing=True)
+            log.info("bandwidth.slot", rate=self.limiter.rate, until=nxt.isoformat())
+
+    def _summary(self, ctx: _Ctx, when: datetime | None) -> None:
+        if when is not None:
+            ctx.scheduler.add_job(lambda: self._summary(ctx, ctx.reporter.send_summary()),
+                                  "date", run_date=when.astimezone(), id="summary",
+                                  replace_existing=True)
 
     def _clients(self, cfg: Config) -> tuple[ApiClient, Uploader]:
         """One pooled keep-alive client for the API, one for storage, both through the proxy
         and trust settings. A ca_file that cannot be loaded is a config error."""
         timeout = httpx.Timeout(connect=cfg.api.connect_timeout, read=cfg.api.read_timeout,
                                 write=cfg.api.read_timeout, pool=cfg.api.read_timeout)
-        limit = parse_rate(cfg.upload.bandwidth_limit)  # TODO integration: timetable
+        self.table = parse_limit(cfg.upload.bandwidth_limit)
+        if self.limiter is None:  # one limiter for the life of the process: changed live
+            self.limiter = Limiter(self.table.rate_at(datetime.now()))
+        # Under a limit, smaller chunks keep the flow smooth (about 8 a second at the lowest).
+        low = self.table.min_rate
+        chunk = CHUNK if low <= 0 else min(CHUNK, max(64 * 1024, int(low / 8)))
         try:
             api = ApiClient(cfg.api.base_url, self.token, timeout, proxy=cfg.api.proxy,
                             ca_file=cfg.api.ca_file, total_seconds=cfg.api.read_timeout)
             uploader = Uploader(cfg.upload.stall_seconds, cfg.api.connect_timeout,
-                                limiter=Limiter(limit) if limit else None, proxy=cfg.api.proxy,
+                                chunk_size=chunk, limiter=self.limiter, proxy=cfg.api.proxy,
                                 ca_file=cfg.api.ca_file)
         except TrustFileError as exc:
             raise ConfigError(f"{cfg.source}: [api] ca_file: {exc}") from None
@@ -210,8 +323,9 @@ class Service:
                 ctx.watcher.rescan()
             ctx.worker.dispatcher.check()
             if "database" in ctx.attention.conditions():
-                try:
-                    ctx.store.clear_notice("database")
+                try:  # a real write (a deletion of nothing may pass on a full disk)
+                    ctx.store.set_notice("_probe", "", None, time.time())
+                    ctx.store.clear_notice("_probe")
                     ctx.attention.db_error(None)
                     ctx.watcher.rescan()
                 except OperationalError:
@@ -242,7 +356,7 @@ class Service:
             self.token = token
             logs.add_secret(token)
             ctx.api.set_token(token)
-            notice = ctx.worker.reservations.resumed()
+            notice = ctx.worker.reservations.lift()
             if notice == "credentials" or "credentials" in ctx.store.notices():
                 ctx.store.clear_notice("credentials")  # the next reservation tells anew
             log.info("api.token_replaced")
@@ -261,7 +375,7 @@ class Service:
         ctx.worker.pipeline.uploader = uploader
         ctx.worker.dispatcher.on_abort = uploader.abort_all
         old_api.close()
-        if ctx.worker.reservations.resumed() or "certificate" in ctx.store.notices():
+        if ctx.worker.reservations.lift() or "certificate" in ctx.store.notices():
             ctx.store.clear_notice("certificate")  # the next reservation tells anew
         log.info("net.clients_replaced", proxy=bool(cfg.api.proxy), ca_file=str(cfg.api.ca_file))
         ctx.worker.wake()
@@ -291,6 +405,10 @@ class Service:
             self._swap_clients(new, ctx)
         ctx.worker.reconfigure(new)
         ctx.watcher.reconfigure(new)
+        ctx.gate.hours = Gate(ctx.store, new.upload.hours).hours
+        self.table = parse_limit(new.upload.bandwidth_limit)
+        self._timetable(ctx)
+        ctx.worker.wake()
         log.info("config.reloaded", roots=[str(w.path) for w in new.watches],
                  athletes=len(new.athletes))
         notify.notify("READY=1")
@@ -305,6 +423,8 @@ class _Ctx:
     watcher: Watcher
     attention: Attention
     scheduler: BackgroundScheduler
+    gate: Gate
+    reporter: Reporter
 
 
 def _stop_part(name: str, part: Any, service: Service) -> None:
@@ -320,6 +440,10 @@ def _stop_part(name: str, part: Any, service: Service) -> None:
     elif name == "sandbox":
         part.shutdown()
         part.server_close()
+    elif name == "reporter":
+        part.close()
+    elif name == "web":
+        part.stop(5.0)
     elif name == "state":
         part.close(remove=service.flags.fatal is None)
     else:  # api, uploader, store, lock

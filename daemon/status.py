@@ -6,7 +6,8 @@ import os
 import time
 from typing import Any
 
-from daemon.jobs import paths
+from daemon import control
+from daemon.jobs import fleet, paths
 from daemon.jobs.models import Job, JobState
 from daemon.jobs.store import Store
 from daemon.timeutil import local_clock
@@ -26,6 +27,7 @@ def job_record(job: Job, now: float) -> dict[str, Any]:
         "last_error": job.last_error,
         "size": job.size,
         "bytes_sent": job.bytes_sent,
+        "node": job.node or job.owner or None,  # holder / uploader; a node-local job's node
     }
     if job.state == JobState.QUEUED and job.next_attempt_at > now:
         record["next_attempt_at"] = job.next_attempt_at
@@ -55,19 +57,43 @@ def live_attention(runtime: dict[str, Any]) -> dict[str, Any]:
             for name, message in (runtime.get("attention") or {}).items()}
 
 
+def _expired(name: str, notice: dict[str, Any], now: float) -> bool:
+    """An operator's pause whose end time has passed is over (other notices' `until` is only
+    when the daemon looks again)."""
+    return name == control.NOTICE and notice.get("until") is not None and notice["until"] <= now
+
+
 def collect(store: Store, include_all: bool = False, now: float | None = None,
-            runtime: dict[str, Any] | None = None) -> dict[str, Any]:
+            runtime: dict[str, Any] | None = None,
+            gate_reason: str | None = None, node: str | None = None,
+            lease: float = 30.0) -> dict[str, Any]:
+    """The `status --json` document. `gate_reason`: why no upload may start now (an
+    operator's pause, outside upload hours): every queued job waits for that. `node`: only
+    that node's jobs (fleet mode); `lease`: a node silent longer is shown not alive."""
     now = time.time() if now is None else now
     counts = store.counts()
     if include_all:
-        jobs = store.jobs()
+        jobs = store.jobs(node=node)
     else:
-        jobs = store.jobs([s for s in JobState if s is not JobState.DONE])
-        done = store.jobs([JobState.DONE], newest=RECENT_DONE)
+        jobs = store.jobs([s for s in JobState if s is not JobState.DONE], node=node)
+        done = store.jobs([JobState.DONE], newest=RECENT_DONE, node=node)
         jobs = sorted(jobs + done, key=lambda j: j.id)
-    notices = {**store.notices(), **live_attention(runtime or {})}
-    return {"counts": counts, "notices": notices,
-            "jobs": [job_record(j, now) for j in jobs]}
+    notices = {name: n for name, n in {**store.notices(), **live_attention(runtime or {})}.items()
+               if not name.startswith("_") and not _expired(name, n, now)}
+    records = [job_record(j, now) for j in jobs]
+    nodes = store.nodes(now, lease) if getattr(store, "fleet", False) else []
+    down = {n["name"] for n in nodes if not n["alive"]}
+    for j, r in zip(jobs, records, strict=True):  # the words a coach reads, everywhere alike
+        if j.owner in down and r["state"] in (JobState.PENDING, JobState.QUEUED):
+            r["reason"] = fleet.waiting_reason(j.owner)  # node-local: only its node uploads it
+        elif r["state"] == JobState.QUEUED and gate_reason and "next_attempt_at" not in r:
+            r["reason"] = gate_reason
+        elif r["state"] in (JobState.PENDING, JobState.QUEUED):
+            r["reason"] = waiting_reason(r, now)
+        elif r["state"] in (JobState.FAILED, JobState.SKIPPED):
+            r["reason"] = r["last_error"]
+    return {"counts": counts, "notices": notices, "hold": gate_reason, "jobs": records,
+            "nodes": nodes}
 
 
 def waiting_reason(job: dict[str, Any], now: float) -> str:
@@ -91,6 +117,9 @@ def render(data: dict[str, Any], now: float | None = None) -> str:
     counts = data["counts"]
     lines = [f"ATTENTION: {n['message']}" for n in data.get("notices", {}).values()]
     lines.append("Jobs: " + ", ".join(f"{n} {state}" for state, n in counts.items()))
+    if data.get("nodes"):
+        lines.append("Stations: " + ", ".join(
+            f"{n['name']} ({'running' if n['alive'] else 'NOT RUNNING'})" for n in data["nodes"]))
     jobs = data["jobs"]
     moving = [j for j in jobs if j["state"] in (JobState.RESERVED, JobState.UPLOADING)]
     waiting = [j for j in jobs if j["state"] in (JobState.PENDING, JobState.QUEUED)]
@@ -109,7 +138,8 @@ def render(data: dict[str, Any], now: float | None = None) -> str:
     if waiting:
         lines += ["", "Waiting:"]
         for j in waiting:
-            lines.append(f"  #{j['id']} {j['path']}\n      {waiting_reason(j, now)}")
+            lines.append(f"  #{j['id']} {j['path']}\n      "
+                         f"{j.get('reason') or waiting_reason(j, now)}")
     if failed:
         lines += ["", "Failed (needs a person):"]
         for j in failed:

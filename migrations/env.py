@@ -1,9 +1,11 @@
 """Alembic environment. The daemon passes its own connection (with its SQLite settings) in
-config.attributes["connection"]; the alembic CLI falls back to sqlalchemy.url."""
+config.attributes["connection"] (on PostgreSQL holding the migration lock, see
+jobs/engine.upgrade); the alembic CLI falls back to sqlalchemy.url."""
 
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
+from daemon.jobs.engine import normalize_url
 from daemon.jobs.models import Base
 
 config = context.config
@@ -21,7 +23,11 @@ connection = config.attributes.get("connection")
 if connection is not None:
     _run(connection)
 else:
-    engine = engine_from_config(config.get_section(config.config_ini_section) or {},
-                                prefix="sqlalchemy.", poolclass=pool.NullPool)
+    section = dict(config.get_section(config.config_ini_section) or {})
+    if section.get("sqlalchemy.url"):
+        # postgresql:// means psycopg 3 here too, as it does for the daemon.
+        section["sqlalchemy.url"] = normalize_url(section["sqlalchemy.url"]).render_as_string(
+            hide_password=False)
+    engine = engine_from_config(section, prefix="sqlalchemy.", poolclass=pool.NullPool)
     with engine.connect() as conn:
         _run(conn)

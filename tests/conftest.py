@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pgserver import pg_db, pg_server, pg_url  # noqa: F401 (fixtures: a real PostgreSQL)
 from support import Sandbox
 
 

@@ -90,6 +90,8 @@ def write_config(path: Path, *, watch: Path, db: Path, base_url: str = "http://1
         "[capture.movement]", 'activity = "golf"', 'movement = "full_swing"',
         "[[watch]]", f'path = "{watch}"',
         "[athletes]", *[f'"{k}" = "{v}"' for k, v in athletes.items()],
+        # The console is on by default on 127.0.0.1:8780: off in tests unless asked for.
+        "" if "[web]" in extra else '[web]\nlisten = ""',
         extra,
     ]
     path.write_text("\n".join(lines) + "\n")
@@ -262,3 +264,82 @@ def logged(proc: Proc, event: str | None, name: str) -> bool:
     for a file whose path ends with `name` (a file name, or "folder/file.mov")."""
     return any((event is None or e.get("event") == event)
                and str(e.get("path", "")).endswith("/" + name) for e in proc.events())
+
+
+# --- issue 10 end-to-end helpers (the station's own faults) -----------------------------------
+
+def set_config_key(path: Path, table: str, key: str, value: str) -> Path:
+    """Set `key = value` (value as TOML text) in `[table]` of a config written by write_config:
+    replaces the key if that table has it, else adds it right under the table's header."""
+    lines, current, done = path.read_text().splitlines(), "", False
+    for i, line in enumerate(lines):
+        stripped = line.strip()
+        if stripped.startswith("["):
+            current = stripped.strip("[]")
+        elif current == table and stripped.split("=")[0].strip() == key:
+            lines[i], done = f"{key} = {value}", True
+            break
+    if not done:
+        at = lines.index(f"[{table}]")  # ValueError: no such table, a test bug
+        lines.insert(at + 1, f"{key} = {value}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def peak_rss_mib(pid: int) -> float:
+    """The process's peak resident set (VmHWM) so far, in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no VmHWM in /proc/{pid}/status")
+
+
+@contextlib.contextmanager
+def small_tmpfs(path: Path, size: str = "1m") -> Any:
+    """A real, tiny file system at `path` (needs root); the test is skipped if it cannot mount."""
+    import pytest
+
+    path.mkdir(parents=True, exist_ok=True)
+    out = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                         capture_output=True, text=True)
+    if out.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {out.stderr.strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+@contextlib.contextmanager
+def immutable(path: Path) -> Any:
+    """`chattr +i`: read-only even for root (who ignores file modes); skipped if unsupported."""
+    import pytest
+
+    out = subprocess.run(["chattr", "+i", str(path)], capture_output=True, text=True)
+    if out.returncode != 0:
+        pytest.skip(f"cannot make {path.name} immutable here: {out.stderr.strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["chattr", "-i", str(path)], capture_output=True)
+
+
+def fill_disk(folder: Path, name: str = "filler.bin") -> Path:
+    """Write a file in `folder` until its file system has no byte left (ENOSPC)."""
+    import errno
+
+    filler = folder / name
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        for chunk in (1 << 16, 1 << 12, 1):
+            while True:
+                try:
+                    if os.write(fd, b"\0" * chunk) < chunk:
+                        break
+                except OSError as exc:
+                    if exc.errno != errno.ENOSPC:
+                        raise
+                    break
+    finally:
+        os.close(fd)
+    return filler

@@ -1,6 +1,7 @@
-"""The database connection: SQLite settings (WAL, busy_timeout, foreign keys, BEGIN IMMEDIATE,
-a private file) and Alembic migrations. Everything SQLite-specific lives here, so the schema and
-the queries in store.py stay portable to PostgreSQL.
+"""The database connection: SQLite settings (WAL, busy_timeout, foreign keys, BEGIN IMMEDIATE
+for writers only, a private file, one daemon per file), PostgreSQL's (psycopg 3, libpq's
+environment, a bounded pool) and Alembic migrations on both. Every dialect specific lives here,
+so the schema and the queries in store.py stay portable.
 """
 
 from __future__ import annotations
@@ -14,9 +15,23 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 
+# SQLite: how long a writer waits for the write lock, both as PRAGMA busy_timeout and as the
+# driver's connect timeout (the same wait; they must agree).
 BUSY_TIMEOUT_MS = 10_000
+
+# PostgreSQL: one node's threads (uploads, settle, heartbeat, listener, status) share the
+# pool; three nodes stay well inside the server's default max_connections (100).
+PG_POOL_SIZE = 5
+PG_MAX_OVERFLOW = 10
+# libpq's defaults unless the URL sets them: connecting to a host that is gone fails in
+# seconds, and a silent network is noticed in about a minute, not after TCP's two hours.
+PG_CONNECT_DEFAULTS: dict[str, Any] = {
+    "application_name": "uplift-capture", "connect_timeout": 10,
+    "keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3,
+}
+PG_DRIVER = "postgresql+psycopg"
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -33,12 +48,40 @@ def _prepare_sqlite_file(path: Path) -> None:
         os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
 
 
-def make_engine(url: str) -> Engine:
+def normalize_url(url: str | URL) -> URL:
+    """A plain postgresql:// (or postgres://) URL runs on psycopg 3, the driver the
+    `postgres` extra installs (SQLAlchemy would otherwise look for psycopg2)."""
+    u = make_url(url)
+    if u.drivername in ("postgresql", "postgres"):
+        u = u.set(drivername=PG_DRIVER)
+    return u
+
+
+def _make_pg_engine(u: URL) -> Engine:
+    # libpq reads PGPASSWORD, PGPASSFILE / ~/.pgpass, PGSSLMODE... when the URL leaves them
+    # out, and query parameters (sslmode=, sslrootcert=...) pass through to it as they are.
+    connect_args = {k: v for k, v in PG_CONNECT_DEFAULTS.items() if k not in u.query}
+    # pre_ping: a connection the server dropped (restart, failover) is replaced at checkout.
+    return create_engine(u, pool_pre_ping=True, pool_size=PG_POOL_SIZE,
+                         max_overflow=PG_MAX_OVERFLOW, pool_timeout=30,
+                         connect_args=connect_args)
+
+
+def make_engine(url: str, create: bool = True) -> Engine:
+    """`create`: make the SQLite file if it is not there (the daemon, `db upgrade`); readers
+    such as `status` never create one."""
     path = sqlite_path(url)
     if make_url(url).get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True)
+        return _make_pg_engine(normalize_url(url))
     if path is not None:
-        _prepare_sqlite_file(path)
+        if create:
+            _prepare_sqlite_file(path)
+        elif not path.exists():
+            raise DatabaseUnavailable(f"there is no job database at {path} yet (the daemon "
+                                      f"creates it when it starts)")
+        # Connections never create the file again: a database deleted under a running daemon
+        # must be noticed, not silently replaced by an empty one.
+        url = f"sqlite:///file:{path}?mode=rw&uri=true"
     # The driver's lock wait and SQLite's busy_timeout are the same wait: keep them equal.
     engine = create_engine(url, connect_args={"check_same_thread": False,
                                               "timeout": BUSY_TIMEOUT_MS / 1000})
@@ -88,15 +131,24 @@ def write_tx(engine: Engine, durable: bool = False) -> Iterator[Connection]:
 
 @contextmanager
 def read_tx(engine: Engine) -> Iterator[Connection]:
-    """A plain read transaction (SQLite: deferred, a WAL snapshot; no lock held)."""
-    with engine.connect() as conn, conn.begin():
-        yield conn
+    """A plain read transaction (SQLite: deferred, a WAL snapshot; no lock held.
+    PostgreSQL: READ ONLY, so a reader that tried to write would fail loudly)."""
+    with engine.connect() as conn:
+        if conn.dialect.name == "postgresql":
+            # A connection characteristic: the pool resets it when the connection goes back.
+            conn.execution_options(postgresql_readonly=True)
+        with conn.begin():
+            yield conn
 
 
 def mask_url(url: str) -> str:
-    """The URL with any password masked, for logs, status, check and errors."""
+    """The URL with any password masked, for logs, status, check and errors (libpq also
+    takes one as ?password=, so that is masked too)."""
     try:
-        return make_url(url).render_as_string(hide_password=True)
+        u = make_url(url)
+        if "password" in u.query:
+            u = u.update_query_dict({"password": "***"})
+        return u.render_as_string(hide_password=True).replace("=%2A%2A%2A", "=***")
     except Exception:  # not a URL SQLAlchemy can parse: show nothing that could be secret
         return "<database url>"
 
@@ -127,6 +179,13 @@ def acquire_instance_lock(url: str) -> InstanceLock | None:
     if db is None:
         return None
     path = db.with_name(db.name + ".lock")
+    if path.exists() and not db.exists():
+        # A daemon used this database, and it is gone: starting afresh would upload every file
+        # in the watch folders again. A person decides.
+        raise DatabaseUnavailable(
+            f"the job database {db} is missing, but a daemon used it before ({path} is "
+            f"there): restore it from a backup, or delete {path} to start with an empty one "
+            f"(every file in the watch folders is then uploaded again)")
     try:
         _prepare_sqlite_file(db)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -207,7 +266,7 @@ def migrations_dir() -> Path:
 # The newest migration's revision. A test keeps it equal to Alembic's head; it lets the daemon
 # skip importing Alembic (several MiB resident for the life of the process) when the schema is
 # already current, which is every start but the first after an upgrade.
-SCHEMA_HEAD = "0002"
+SCHEMA_HEAD = "0003"
 
 
 def current_revision(engine: Engine) -> str | None:
@@ -215,6 +274,10 @@ def current_revision(engine: Engine) -> str | None:
         if not inspect(conn).has_table("alembic_version"):
             return None
         return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
+# pg_advisory_xact_lock key serializing migrations across nodes (any constant of our own).
+MIGRATION_LOCK_KEY = 0x75706C696674  # "uplift"
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
@@ -225,6 +288,62 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(migrations_dir()))
-    with engine.begin() as conn:
+    # SQLite: the write lock up front, so a second process upgrading at once waits, then
+    # finds head, instead of failing on a read->write lock upgrade.
+    with write_tx(engine) as conn:
+        if conn.dialect.name == "postgresql":
+            # Nodes starting together on an empty database: one migrates, the others wait
+            # here. The lock ends with this transaction (commit or rollback); statements after
+            # it see the winner's commit (READ COMMITTED), so Alembic finds head and does
+            # nothing. PostgreSQL's DDL is transactional: a failed upgrade leaves no trace.
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})")
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
+
+
+# ---- fleet mode: the dialect specifics jobs/store.py and jobs/fleet.py need ----------------
+
+JOBS_CHANNEL = "uplift_jobs"  # NOTIFY'd when work is queued; every node LISTENs
+
+
+def is_server(bind: Engine | Connection) -> bool:
+    """A server database (PostgreSQL): several nodes may share it. SQLite is one node."""
+    return bind.dialect.name != "sqlite"
+
+
+def insert_for(conn: Connection) -> Any:
+    """The dialect's INSERT construct (it has on_conflict_do_nothing / _do_update)."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+        return pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+    return sqlite_insert
+
+
+def notify_jobs(conn: Connection) -> None:
+    """Wake idle nodes: PostgreSQL delivers a NOTIFY at the commit of this transaction (not at
+    all if it rolls back). SQLite: one node, woken in-process."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"NOTIFY {JOBS_CHANNEL}")
+
+
+def db_now(conn: Connection) -> float:
+    """Epoch seconds by the database's clock on a server (heartbeats and leases compare
+    across machines whose clocks differ); the local clock on SQLite."""
+    if conn.dialect.name == "postgresql":
+        return float(conn.exec_driver_sql(
+            "SELECT extract(epoch FROM clock_timestamp())").scalar_one())
+    import time
+    return time.time()
+
+
+def listen_connection(engine: Engine, channel: str = JOBS_CHANNEL) -> Any:
+    """A DBAPI (psycopg 3) connection of its own, out of the pool, in autocommit, LISTENing on
+    `channel`. Its fileno() becomes readable when a notification (or EOF) arrives."""
+    raw = engine.raw_connection()
+    raw.detach()  # ours for the life of the listener; never handed back to the pool
+    dbapi: Any = raw.dbapi_connection
+    dbapi.rollback()  # the pool's pre-ping may have begun a transaction
+    dbapi.autocommit = True
+    dbapi.execute(f"LISTEN {channel}")
+    return dbapi

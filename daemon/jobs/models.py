@@ -42,8 +42,10 @@ class Base(DeclarativeBase):
 class Job(Base):
     __tablename__ = "jobs"
     __table_args__ = (
-        # One file version (path, size, mtime) is one job: a rescan finds the row, not a twin.
-        UniqueConstraint("path", "size", "mtime_ns", name="uq_jobs_file_version"),
+        # One file version is one job: a rescan finds the row, not a twin; three nodes seeing a
+        # shared file through three mount paths find the one row (watch = the share's name).
+        UniqueConstraint("owner", "watch", "rel_path", "size", "mtime_ns",
+                         name="uq_jobs_file_identity"),
         # Claiming scans only queued rows by due time, however many done rows pile up.
         Index("ix_jobs_state_due", "state", "next_attempt_at"),
         Index("ix_jobs_path", "path"),
@@ -53,6 +55,17 @@ class Job(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     path: Mapped[str] = mapped_column(Text, nullable=False)
     root: Mapped[str] = mapped_column(Text, nullable=False)
+    # Fleet identity: the watch folder (a shared root's name, else the root's absolute path)
+    # and the path below it (paths.to_db). `owner`: the node of a node-local job in fleet mode,
+    # "" for shared jobs and for everything on SQLite (one node).
+    watch: Mapped[str] = mapped_column(Text, nullable=False)
+    rel_path: Mapped[str] = mapped_column(Text, nullable=False)
+    owner: Mapped[str] = mapped_column(String(64), nullable=False, default="",
+                                       server_default="")
+    # The holder while in flight (then the node that uploaded it), and the number of the
+    # current claim: every write of an in-flight job is guarded by (id, node, claim_no).
+    node: Mapped[str | None] = mapped_column(String(64))
+    claim_no: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
     size: Mapped[int] = mapped_column(BigInteger, nullable=False)
     mtime_ns: Mapped[int] = mapped_column(BigInteger, nullable=False)
     state: Mapped[str] = mapped_column(String(16), nullable=False)
@@ -99,6 +112,17 @@ class Reservation(Base):
     created_at: Mapped[float] = mapped_column(Float, nullable=False)
     # active | used (upload accepted) | lapsed (window ran out) | abandoned (not used)
     outcome: Mapped[str] = mapped_column(String(16), nullable=False, default="active")
+
+
+class Node(Base):
+    """A daemon of the fleet and its heartbeat (epoch seconds, database time on PostgreSQL)."""
+
+    __tablename__ = "nodes"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    heartbeat_at: Mapped[float] = mapped_column(Float, nullable=False)
+    started_at: Mapped[float] = mapped_column(Float, nullable=False)
+    host: Mapped[str | None] = mapped_column(Text)
 
 
 class Notice(Base):

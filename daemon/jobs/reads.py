@@ -3,15 +3,16 @@ lock, so `status` and the console cannot hold up the daemon's writes."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import os
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection, Engine, and_, func, or_, select
 
 from daemon.jobs import engine as engine_mod
 from daemon.jobs import paths
-from daemon.jobs.models import Job, JobState, Notice, Reservation
+from daemon.jobs.models import Job, JobState, Node, Notice, Reservation
 
 
 def load_job(row: Any) -> Job:
@@ -27,6 +28,7 @@ def _load(conn: Connection, job_id: int) -> Job | None:
 
 class Reads:
     engine: Engine
+    owner: str = ""  # this node's node-local jobs (Store sets it; "" on SQLite)
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
@@ -43,10 +45,14 @@ class Reads:
             found = {state: n for state, n in rows}
         return {s.value: found.get(s.value, 0) for s in JobState}
 
-    def jobs(self, states: Iterable[str] | None = None, newest: int | None = None) -> list[Job]:
-        """Jobs in id order; with `newest`, only that many of the most recent."""
+    def jobs(self, states: Iterable[str] | None = None, newest: int | None = None,
+             node: str | None = None) -> list[Job]:
+        """Jobs in id order; with `newest`, only that many of the most recent; with `node`,
+        those it holds or uploaded, or that wait for it (its node-local ones)."""
         with self._read() as conn:
             q = select(*Job.__table__.columns)
+            if node is not None:
+                q = q.where(or_(Job.node == node, and_(Job.node.is_(None), Job.owner == node)))
             if states is not None:
                 q = q.where(Job.state.in_([str(s) for s in states]))
             if newest is not None:
@@ -57,7 +63,8 @@ class Reads:
     def jobs_at(self, path: str, states: Iterable[str]) -> list[Job]:
         with self._read() as conn:
             q = select(*Job.__table__.columns).where(
-                Job.path == paths.to_db(path), Job.state.in_([str(s) for s in states]))
+                Job.path == paths.to_db(path), Job.owner.in_(("", self.owner)),
+                Job.state.in_([str(s) for s in states]))
             return [load_job(row) for row in conn.execute(q.order_by(Job.id))]
 
     def twins(self, athlete_id: str, fingerprint: str, exclude: int,
@@ -80,23 +87,54 @@ class Reads:
             return {n.name: {"message": n.message, "until": n.until}
                     for n in conn.execute(select(Notice.name, Notice.message, Notice.until))}
 
-    def pending_paths(self) -> list[str]:
+    def pending_paths(self, roots: Mapping[str, str] | None = None) -> list[str]:
+        """Paths of pending jobs; with `roots` (watch identity -> this node's root, see
+        fleet.watch_roots), those of this node's folders, at this node's paths."""
         with self._read() as conn:
-            return [paths.from_db(p) for p in conn.execute(
-                select(Job.path).where(Job.state == JobState.PENDING)).scalars()]
+            q = select(Job.path, Job.watch, Job.rel_path, Job.owner).where(
+                Job.state == JobState.PENDING)
+            return list(_local(conn.execute(q), roots, self.owner))
 
-    def known_versions(self) -> dict[str, tuple[int, int]]:
+    def known_versions(self, roots: Mapping[str, str] | None = None
+                       ) -> dict[str, tuple[int, int]]:
         """path -> (size, mtime_ns) of files that need nothing more from the watcher, so a
-        rescan of a large tree costs a stat per file and no query."""
+        rescan of a large tree costs a stat per file and no query. `roots`: as above."""
         with self._read() as conn:
-            rows = conn.execute(select(Job.path, Job.size, Job.mtime_ns).where(
-                Job.state != JobState.PENDING).order_by(Job.id))
-            return {paths.from_db(path): (size, mtime) for path, size, mtime in rows}
+            rows = list(conn.execute(select(Job.path, Job.watch, Job.rel_path, Job.owner,
+                                            Job.size, Job.mtime_ns).where(
+                Job.state != JobState.PENDING).order_by(Job.id)))
+            return dict(zip(_local(rows, roots, self.owner),
+                            ((r.size, r.mtime_ns) for r in rows if _ours(r, roots, self.owner)),
+                            strict=True))
+
+    def nodes(self, now: float, lease: float) -> list[dict[str, Any]]:
+        """The fleet's nodes with their last heartbeat; alive = beat within the lease."""
+        with self._read() as conn:
+            return [{"name": n.name, "heartbeat_at": n.heartbeat_at,
+                     "alive": n.heartbeat_at >= now - lease}
+                    for n in conn.execute(select(Node.name, Node.heartbeat_at)
+                                          .order_by(Node.name))]
 
     def next_due(self, now: float) -> float | None:
         with self._read() as conn:
             return conn.execute(select(func.min(Job.next_attempt_at)).where(
                 Job.state == JobState.QUEUED, Job.next_attempt_at > now)).scalar()
+
+    def last_upload_at(self) -> float | None:
+        with self._read() as conn:
+            return conn.execute(select(func.max(Job.finished_at)).where(
+                Job.state == JobState.DONE)).scalar()
+
+    def day_counts(self, since: float) -> tuple[dict[str, int], list[tuple[str, str]]]:
+        """Jobs touched since `since`, per state, and the failed ones with their reasons."""
+        with self._read() as conn:
+            counts = {state: n for state, n in conn.execute(
+                select(Job.state, func.count()).where(Job.updated_at >= since)
+                .group_by(Job.state))}
+            failed = [(paths.readable(paths.from_db(p)), r or "") for p, r in conn.execute(
+                select(Job.path, Job.last_error).where(
+                    Job.state == JobState.FAILED, Job.updated_at >= since).order_by(Job.id))]
+        return counts, failed
 
     def last_upload_url(self) -> str | None:
         """The newest reservation's upload URL: where `check` finds the storage host."""
@@ -107,3 +145,17 @@ class Reads:
     def is_forced(self, job_id: int) -> bool:
         with self._read() as conn:
             return bool(conn.execute(select(Job.force).where(Job.id == job_id)).scalar())
+
+
+def _ours(row: Any, roots: Mapping[str, str] | None, owner: str) -> bool:
+    """A node-local folder of another node may have the same path as one of ours."""
+    return roots is None or (row.watch in roots and row.owner in ("", owner))
+
+
+def _local(rows: Iterable[Any], roots: Mapping[str, str] | None, owner: str) -> Iterator[str]:
+    """Each row's path as this node sees it: a shared file at its own mount of the share."""
+    for row in rows:
+        if roots is None:
+            yield paths.from_db(row.path)
+        elif _ours(row, roots, owner):
+            yield os.path.join(roots[row.watch], paths.from_db(row.rel_path))

@@ -116,6 +116,9 @@ class SandboxState:
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go in two writes: with Nagle on, a kept-alive connection's body waits
+    # for the client's delayed ACK (~40 ms per answer), which no real API adds.
+    disable_nagle_algorithm = True
     server: SandboxServer
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet: the daemon logs enough

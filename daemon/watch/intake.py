@@ -22,8 +22,9 @@ from sqlalchemy.exc import OperationalError
 from daemon import layout, logs, movie, sidecar
 from daemon.config import Config, ConfigError, WatchRoot
 from daemon.errors import file_error
+from daemon.jobs import fleet
 from daemon.jobs.models import JobState
-from daemon.jobs.store import Ready, Store
+from daemon.jobs.store import Ready, Store, TransitionError
 from daemon.watch.classify import (
     Facts,
     Fail,
@@ -72,6 +73,7 @@ class Watcher:
         self._known: dict[str, tuple[int, int]] = {}  # path -> version needing nothing more
         self._cands: dict[str, _Candidate] = {}
         self._folders: dict[str, WatchRoot] = {}
+        self.on_failed: Callable[[str, str], None] = lambda path, reason: None
         self.queue = SettleQueue(self._due, clock)
         self.observers = ObserverSet(self._event, self._root_lost, self._root_back,
                                      cfg.watching.poll_interval, on_root_deleted)
@@ -84,7 +86,7 @@ class Watcher:
 
     def start(self) -> None:
         """Observe first, then scan, so nothing that lands in between is missed."""
-        known = self.store.known_versions()
+        known = self.store.known_versions(fleet.roots_for(self.store, self.cfg.watches))
         with self._lock:
             self._known = known
         self.queue.start()
@@ -100,7 +102,7 @@ class Watcher:
                 self.scan(root, str(root.path))
 
     def pending_again(self) -> None:
-        for path in self.store.pending_paths():
+        for path in self.store.pending_paths(fleet.roots_for(self.store, self.cfg.watches)):
             with self._lock:  # `retry --force` may bring back a version we knew
                 self._known.pop(path, None)
             self.resettle(path)
@@ -199,6 +201,9 @@ class Watcher:
             return
         try:
             self._check(key, cand)
+        except TransitionError:  # a shared file another node settled first: it is queued
+            self._forget(key)
+            return
         except OperationalError as exc:
             # The job table cannot be written (disk full, locked too long): keep the
             # candidate and try again later; nothing is lost, the service shows why.
@@ -223,13 +228,15 @@ class Watcher:
                 st, link = os.stat(path), False  # a link within the root: its target counts
         except FileNotFoundError:
             for job_id in self.store.skip_pending(path, self.wall(), "the file was removed "
-                                                  "or moved away before it was uploaded"):
+                                                  "or moved away before it was uploaded",
+                                                  str(cand.root.path), fleet.share(cand.root)):
                 log.info("job.vanished", job_id=job_id, path=path)
             self._forget(path)
             return
         version = (st.st_size, st.st_mtime_ns)
         if link:
-            seen = self.store.observe(path, str(cand.root.path), *version, self.wall())
+            seen = self.store.observe(path, str(cand.root.path), *version, self.wall(),
+                                      fleet.share(cand.root))
             if seen.state is JobState.PENDING:
                 self.store.skip(seen.job_id, [JobState.PENDING], self.wall(),
                                 "it is a link to a file outside the watch folder; copy the "
@@ -241,7 +248,8 @@ class Watcher:
                 self._cands.pop(path, None)
                 return
         if version != (cand.size, cand.mtime_ns):
-            seen = self.store.observe(path, str(cand.root.path), *version, self.wall())
+            seen = self.store.observe(path, str(cand.root.path), *version, self.wall(),
+                                      fleet.share(cand.root))
             if not seen.new:
                 # already queued, uploading or finished: nothing to do; or an older version is
                 # uploading and the worker re-settles the path after it
@@ -300,6 +308,7 @@ class Watcher:
             return JobState.PENDING
         if isinstance(verdict, Fail):
             self.store.fail(job_id, [JobState.PENDING], now, verdict.reason)
+            self.on_failed(path, verdict.reason)
             bound.warning("job.refused", reason=verdict.reason)
             return JobState.FAILED
         return self._queue(path, job_id, verdict, bound)

@@ -8,6 +8,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from sqlalchemy.exc import OperationalError
+
 from daemon import logs
 from daemon.config import Config
 from daemon.jobs.models import IN_FLIGHT, Job
@@ -15,10 +17,18 @@ from daemon.jobs.store import Store
 from daemon.net.api import ApiClient
 from daemon.net.upload import Uploader
 from daemon.work.dispatcher import Dispatcher
-from daemon.work.pipeline import Pipeline
+from daemon.work.pipeline import Held, Pipeline
 from daemon.work.reservations import Reservations
 
 log = logs.get("worker")
+GATE_DB_RETRY = 5.0  # seconds before a slot asks again when the job table could not be read
+
+
+def reserve_ahead(concurrency: int) -> int:
+    """Reserve-ahead threads: at least one per slot, so each slot's next job is reserved while
+    it uploads; small files on a distant API need several round trips in flight per slot (the
+    dispatcher holds only as many ahead as the measured times call for)."""
+    return max(concurrency, 8)
 
 
 class Worker:
@@ -34,12 +44,13 @@ class Worker:
         self.reservations = Reservations(cfg.upload.reserve_margin_seconds, clock, wall)
         self.dispatcher = Dispatcher(cfg.upload.concurrency, self._claim, self._process,
                                      self._orphan, self._gate, on_db_error,
-                                     on_abort=uploader.abort_all, clock=clock)
+                                     on_abort=uploader.abort_all, clock=clock,
+                                     reserve=self._reserve, upload=self._upload,
+                                     release=self._release,
+                                     reservers=reserve_ahead(cfg.upload.concurrency))
         self.pipeline = Pipeline(cfg, store, api, uploader, self.reservations,
                                  self.dispatcher.abort, self.dispatcher.wake_in, on_resettle,
                                  on_db_error, clock, wall, rand)
-        self.claims_enabled = threading.Event()
-        self.claims_enabled.set()
 
     @property
     def abort(self) -> threading.Event:
@@ -66,10 +77,12 @@ class Worker:
 
     def _gate(self) -> float:
         """Seconds to wait before claiming: a service-wide pause, the operator's pause, upload
-        hours. Claims also stop while the job table is known to be unusable."""
-        if not self.claims_enabled.is_set():
-            return 5.0
-        return max(self.reservations.paused_for(), self.extra_gate())
+        hours. A job table that cannot be read holds claims too (and is reported)."""
+        try:
+            return max(self.reservations.paused_for(), self.extra_gate())
+        except OperationalError as exc:
+            self.pipeline.on_db_error(exc)
+            return GATE_DB_RETRY
 
     def _claim(self) -> Job | None:
         return self.store.claim(self.wall())
@@ -77,12 +90,23 @@ class Worker:
     def _process(self, job: Job) -> None:
         self.pipeline.process(job)
 
+    def _reserve(self, job: Job) -> Held | None:
+        return self.pipeline.reserve(job)
+
+    def _upload(self, held: Held) -> None:
+        self.pipeline.upload_reserved(held)
+
+    def _release(self, held: Held) -> None:
+        self.pipeline.release(held)
+
     def _orphan(self, job: Job) -> None:
         """A slot died or the job table failed under a job: put it back in the queue."""
         self.reservations.drop(job.id)
         now = self.wall()
         current = self.store.get(job.id)
-        if current is not None and current.state in IN_FLIGHT:
+        # Still ours: in flight and held by this node (another may have taken it over).
+        if current is not None and current.state in IN_FLIGHT and \
+                current.node == self.store.node:
             self.store.requeue(job.id, IN_FLIGHT, now, due=now + 5.0, count_attempt=False,
                                reason="interrupted by an internal problem; retrying")
             self.dispatcher.wake_in(5.0)

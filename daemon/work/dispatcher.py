@@ -1,15 +1,24 @@
-"""The upload slots: `concurrency` threads owned here, each claiming and processing one job at a
-time. One condition guards the wake-up generation and the timers, so a wake-up that arrives
-while a slot is between "claimed nothing" and "going to sleep" is never lost. Idle slots sleep
-until a wake-up or their next timer (monotonic): no polling here.
+"""The upload slots: `concurrency` threads owned here, each uploading one job at a time, and
+`reservers` reserve-ahead threads that keep jobs claimed and reserved in a small hand-off queue,
+so a slot goes from one upload straight to the next instead of waiting on an API round trip
+(without reservers, a slot claims and reserves by itself). How many are held ahead
+follows Little's law: one per slot, more when a reservation takes longer than an upload (small
+files, a distant API), up to `reservers`.
+
+One condition guards the wake-up generation, the timers and the hand-off queue, so a wake-up
+that arrives while a thread is between "found nothing" and "going to sleep" is never lost.
+Idle threads sleep until a wake-up or their next timer (monotonic): no polling here.
 """
 
 from __future__ import annotations
 
 import heapq
+import math
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy.exc import OperationalError
 
@@ -21,29 +30,54 @@ DB_BACKOFF = (1.0, 30.0)
 
 
 class Dispatcher:
+    """`process(job)` reserves and uploads a claimed job. With `reserve`, reserve-ahead runs:
+    `reserve(job)` returns a token (None: the job ended, its outcome written), `upload(token)`
+    uploads it (re-reserving when the window got short), `release(token)` puts a job that
+    will not be uploaded now back in the queue (attempt not counted)."""
+
     def __init__(self, concurrency: int, claim: Callable[[], Job | None],
                  process: Callable[[Job], None], orphan: Callable[[Job], None],
                  gate: Callable[[], float] = lambda: 0.0,
                  on_db_error: Callable[[Exception | None], None] = lambda e: None,
                  on_abort: Callable[[], None] = lambda: None,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, *,
+                 reserve: Callable[[Job], Any] | None = None,
+                 upload: Callable[[Any], None] | None = None,
+                 release: Callable[[Any], None] | None = None,
+                 reservers: int = 1, depth: int | None = None):
         self.concurrency = concurrency
         self.claim, self.process, self.orphan, self.gate = claim, process, orphan, gate
         self.on_db_error, self.on_abort, self.clock = on_db_error, on_abort, clock
+        self.reserve, self.upload = reserve, upload
+        self.release = release or (lambda token: None)
+        self.reservers = reservers if reserve is not None and upload is not None else 0
+        self.depth = depth  # jobs held ahead (queued + being reserved); None: adaptive
+        self._reserve_s: float | None = None  # smoothed seconds per reservation
+        self._upload_s: float | None = None  # smoothed seconds a slot spends per reserved job
         self.abort = threading.Event()  # set when in-flight uploads must give up (shutdown)
         self._cond = threading.Condition()
         self._gen = 0  # bumped by every wake-up
+        # Bumped only by wake()/timers (new work may exist); `_empty` is the value at which a
+        # claim last found nothing, so hand-offs do not send every idle thread to claim.
+        self._work = 0
+        self._empty = -1
         self._timers: list[float] = []
         self._stopping = False
         self._threads: list[threading.Thread | None] = [None] * concurrency
         self._current: list[Job | None] = [None] * concurrency
         self._busy = 0
+        self._ready: deque[tuple[Job, Any]] = deque()  # reserved ahead, oldest claim first
+        self._rthreads: list[threading.Thread | None] = [None] * self.reservers
+        self._ahead: list[Job | None] = [None] * self.reservers  # being reserved, per thread
+        self._reserving = 0
 
     # ---- control (any thread) --------------------------------------------------------------
 
     def start(self) -> None:
         for slot in range(self.concurrency):
             self._spawn(slot)
+        for n in range(self.reservers):
+            self._spawn_reserver(n)
 
     def _spawn(self, slot: int) -> None:
         thread = threading.Thread(target=self._run, args=(slot,), name=f"upload-{slot}",
@@ -51,9 +85,16 @@ class Dispatcher:
         self._threads[slot] = thread
         thread.start()
 
+    def _spawn_reserver(self, n: int) -> None:
+        thread = threading.Thread(target=self._run_reserver, args=(n,), name=f"reserve-{n}",
+                                  daemon=True)
+        self._rthreads[n] = thread
+        thread.start()
+
     def wake(self) -> None:
         with self._cond:
             self._gen += 1
+            self._work += 1
             self._cond.notify_all()
 
     def wake_in(self, seconds: float) -> None:
@@ -65,8 +106,13 @@ class Dispatcher:
         with self._cond:
             return self._busy
 
+    def ready(self) -> int:
+        """Jobs reserved ahead, waiting for a slot."""
+        with self._cond:
+            return len(self._ready)
+
     def check(self) -> None:
-        """Supervision: a slot whose thread died is logged, its job requeued, and restarted."""
+        """Supervision: a thread that died is logged, its job requeued, and restarted."""
         for slot, thread in enumerate(self._threads):
             if thread is None or thread.is_alive() or self._stopping:
                 continue
@@ -76,13 +122,24 @@ class Dispatcher:
                 self._orphan(job)
                 self._release(slot)
             self._spawn(slot)
+        for n, thread in enumerate(self._rthreads):
+            if thread is None or thread.is_alive() or self._stopping:
+                continue
+            job = self._ahead[n]
+            log.error("worker.reserver_died", reserver=n, job_id=job.id if job else None)
+            if job is not None:
+                self._orphan(job)
+                self._reserved(n, None, None)
+            self._spawn_reserver(n)
 
     def stop(self, timeout: float, force: Callable[[], bool] = lambda: False) -> None:
         """Take no new work; let in-flight uploads finish within `timeout`, then abort them by
-        closing their connections (they go back to the queue)."""
+        closing their connections (they go back to the queue). Jobs reserved ahead go back
+        to the queue at once."""
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
+        self._return_ready()
         deadline = self.clock() + timeout
         if self._wait_idle(deadline, force):
             return
@@ -92,11 +149,23 @@ class Dispatcher:
         self.on_abort()
         self._wait_idle(self.clock() + 5.0, lambda: False)
 
+    def interrupt(self, timeout: float = 10.0) -> None:
+        """An operator's `pause --now`: uploads in flight and jobs reserved ahead go back to
+        the queue; the threads stay (the gate keeps them from claiming while paused)."""
+        self._return_ready()
+        with self._cond:
+            if not self._busy and not self._reserving:
+                return
+        self.abort.set()
+        self.on_abort()
+        self._wait_idle(self.clock() + timeout, lambda: False)
+        self.abort.clear()
+
     def _wait_idle(self, deadline: float, force: Callable[[], bool]) -> bool:
         with self._cond:
-            while self._busy and self.clock() < deadline and not force():
+            while (self._busy or self._reserving) and self.clock() < deadline and not force():
                 self._cond.wait(min(0.2, max(0.0, deadline - self.clock())))
-            return not self._busy
+            return not (self._busy or self._reserving)
 
     # ---- the slots -------------------------------------------------------------------------
 
@@ -109,10 +178,115 @@ class Dispatcher:
                 gen = self._gen
             wait = self.gate()
             if wait > 0:
-                self._sleep(gen, wait)
+                self._gated(gen, wait)
+                continue
+            item = self._take()
+            if item is None and self.reservers:
+                # The reservers claim (as many round trips in flight as slots, at least, as
+                # before); a slot's own claim would add API load the moment it is held.
+                self._sleep(gen, None)
+                continue
+            if item is None:
+                work = self._claimable()
+                if work is None:
+                    self._sleep(gen, None)
+                    continue
+                try:
+                    job = self._claim(work)
+                    db_delay = 0.0
+                except OperationalError as exc:
+                    self.on_db_error(exc)
+                    db_delay = min(DB_BACKOFF[1], max(DB_BACKOFF[0], db_delay * 2))
+                    self._sleep(gen, db_delay)
+                    continue
+                if job is None:
+                    self._sleep(gen, None)
+                    continue
+                token = None
+            else:
+                job, token = item
+            with self._cond:
+                self._busy += 1
+                self._current[slot] = job
+            started = self.clock()
+            try:
+                if token is None:
+                    self.process(job)
+                else:
+                    assert self.upload is not None
+                    self.upload(token)
+            except Exception:  # the job table failed under it, or a bug: never lose the job
+                log.exception("worker.crashed", job_id=job.id)
+                self._orphan(job)
+            # Not in a `finally`: a thread that dies keeps its job here for check() to requeue.
+            self._release(slot, self.clock() - started if token is not None else None)
+
+    def _gated(self, gen: int, wait: float) -> None:
+        self._return_ready()
+        self._sleep(gen, wait)
+        with self._cond:
+            self._work += 1  # the gate may be open now: worth a claim
+
+    def _claimable(self) -> int | None:
+        """The work generation to claim at; None when a claim already found nothing since."""
+        with self._cond:
+            return None if self._empty == self._work else self._work
+
+    def _claim(self, work: int) -> Job | None:
+        job = self.claim()
+        if job is None:
+            with self._cond:
+                self._empty = max(self._empty, work)
+        return job
+
+    def _take(self) -> tuple[Job, Any] | None:
+        with self._cond:
+            if self._stopping or not self._ready:
+                return None
+            item = self._ready.popleft()
+            self._gen += 1  # room in the hand-off queue: a reserver may claim the next
+            self._cond.notify_all()
+            return item
+
+    def _release(self, slot: int, took: float | None = None) -> None:
+        with self._cond:
+            self._busy -= 1
+            self._current[slot] = None
+            self._work += 1  # its outcome may have put a job back in the queue
+            if took is not None:
+                self._upload_s = _smooth(self._upload_s, took)
+            self._cond.notify_all()
+
+    def _target(self) -> int:
+        """Jobs to hold reserved ahead: reservations in flight = uploads per second (all
+        slots) x seconds per reservation, at least one per slot. Under the condition."""
+        if self.depth is not None:
+            return self.depth
+        want = self.concurrency
+        if self._reserve_s and self._upload_s:
+            want = max(want, math.ceil(self.concurrency * self._reserve_s / self._upload_s))
+        return max(1, min(want, self.reservers))
+
+    # ---- reserve-ahead ---------------------------------------------------------------------
+
+    def _run_reserver(self, n: int) -> None:
+        db_delay = 0.0
+        while True:
+            with self._cond:
+                if self._stopping:
+                    return
+                gen = self._gen
+                room = len(self._ready) + self._reserving < self._target()
+            wait = self.gate()
+            if wait > 0:  # paused, outside upload hours, API backing off: nothing ahead
+                self._gated(gen, wait)
+                continue
+            work = self._claimable()
+            if not room or work is None:
+                self._sleep(gen, None)  # until a slot takes one, or new work
                 continue
             try:
-                job = self.claim()
+                job = self._claim(work)
                 db_delay = 0.0
             except OperationalError as exc:
                 self.on_db_error(exc)
@@ -123,21 +297,58 @@ class Dispatcher:
                 self._sleep(gen, None)
                 continue
             with self._cond:
-                self._busy += 1
-                self._current[slot] = job
+                self._reserving += 1
+                self._ahead[n] = job
+            started = self.clock()
             try:
-                self.process(job)
-            except Exception:  # the job table failed under it, or a bug: never lose the job
+                assert self.reserve is not None
+                token = self.reserve(job)
+            except Exception:  # as in a slot: the job table failed under it, or a bug
                 log.exception("worker.crashed", job_id=job.id)
                 self._orphan(job)
-            # Not in a `finally`: a thread that dies keeps its job here for check() to requeue.
-            self._release(slot)
+                token = None
+            # Not in a `finally`: a thread that dies keeps its job for check() to requeue.
+            self._reserved(n, job, token, self.clock() - started)
 
-    def _release(self, slot: int) -> None:
+    def _reserved(self, n: int, job: Job | None, token: Any, took: float = 0.0) -> None:
+        """Hand a reserved job to the slots, or back to the queue when stopping/aborting."""
+        back = False
         with self._cond:
-            self._busy -= 1
-            self._current[slot] = None
+            self._reserving -= 1
+            self._ahead[n] = None
+            if token is not None:
+                self._reserve_s = _smooth(self._reserve_s, took)
+            else:
+                self._work += 1  # its outcome may have put it back in the queue
+            if job is not None and token is not None:
+                if self._stopping or self.abort.is_set():
+                    back = True
+                else:
+                    self._ready.append((job, token))
+            self._gen += 1  # a slot may take it; waiters re-check
             self._cond.notify_all()
+        if back and job is not None:
+            self._give_back(job, token)
+
+    def _return_ready(self) -> None:
+        with self._cond:
+            if not self._ready:
+                return
+            items = list(self._ready)
+            self._ready.clear()
+        for job, token in items:
+            self._give_back(job, token)
+
+    def _give_back(self, job: Job, token: Any) -> None:
+        try:
+            self.release(token)
+        except Exception:  # the job table, most likely: requeue it the careful way
+            log.exception("worker.requeue_failed", job_id=job.id)
+            self._orphan(job)
+        with self._cond:
+            self._work += 1  # claimable again
+
+    # ---- shared ----------------------------------------------------------------------------
 
     def _orphan(self, job: Job) -> None:
         delay = DB_BACKOFF[0]
@@ -164,9 +375,14 @@ class Dispatcher:
                     while self._timers and self._timers[0] <= now:
                         heapq.heappop(self._timers)
                     self._gen += 1
+                    self._work += 1
                     self._cond.notify_all()
                     return
                 if end is not None and now >= end:
                     return
                 limits = [t - now for t in (self._timers[:1] + ([end] if end else []))]
                 self._cond.wait(min(limits) if limits else None)
+
+
+def _smooth(old: float | None, new: float) -> float:
+    return new if old is None else 0.8 * old + 0.2 * new

@@ -23,6 +23,10 @@ PAUSE_NOTICE = {"credentials": "the API rejected our credentials ({reason}); all
                                "paused, checking again at {at}. If this network inspects TLS, "
                                "set [api] ca_file to its CA bundle and reload."}
 log = logs.get("worker")
+# uplift_capture_uploads_total{outcome}: a small fixed set, whatever the decision's detail.
+METRIC_OUTCOME = {Outcome.FAIL: "failed", Outcome.RETRY: "retry", Outcome.RERESERVE: "retry",
+                  Outcome.PAUSE: "retry", Outcome.REFUSED: "retry",
+                  Outcome.RESETTLE: "interrupted", Outcome.GONE: "interrupted"}
 
 
 def apply(p: Pipeline, job: Job, err: TransferError, bound: Any) -> None:
@@ -36,7 +40,7 @@ def apply(p: Pipeline, job: Job, err: TransferError, bound: Any) -> None:
         bound.warning("job.refused_by_endpoint", refusals=refusals, reason=err.message)
     TABLE[d.outcome](p, job, d, err, bound)
     if p.metrics is not None:
-        p.metrics.upload_finished(str(d.outcome), 0, 0.0, p.wall())
+        p.metrics.upload_finished(METRIC_OUTCOME[d.outcome], 0, 0.0, p.wall())
 
 
 def _retry(p: Pipeline, job: Job, d: Decision, err: TransferError, bound: Any) -> None:
@@ -63,6 +67,7 @@ def _pause(p: Pipeline, job: Job, d: Decision, err: TransferError, bound: Any) -
     p.res.pause(d.delay, message, notice=name)
     p.store.requeue(job.id, IN_FLIGHT, now, due=now, count_attempt=False, reason=message)
     p.store.set_notice(name, message, now + d.delay, now)
+    p.on_notice(name, message)
     bound.error("api.credentials_rejected" if name == "credentials" else "net.untrusted",
                 reason=d.reason)
     p.schedule(d.delay)
@@ -89,6 +94,7 @@ def _fail(p: Pipeline, job: Job, d: Decision, err: TransferError, bound: Any) ->
     p.res.drop(job.id)
     reason = d.reason if err.where is Where.FILE else f"the server refused it: {d.reason}"
     p.store.fail(job.id, IN_FLIGHT, p.wall(), reason)
+    p.on_failed(job.path, reason)
     bound.error("job.failed", reason=reason)
 
 
@@ -105,8 +111,8 @@ TABLE: dict[Outcome, Callable[[Pipeline, Job, Decision, TransferError, Any], Non
 def interrupted(p: Pipeline, job: Job, bound: Any) -> None:
     p.res.drop(job.id)
     now = p.wall()
-    p.store.requeue(job.id, IN_FLIGHT, now, due=now,
-                    reason="interrupted by shutdown; will resume", count_attempt=False)
+    p.store.requeue(job.id, IN_FLIGHT, now, due=now, count_attempt=False,
+                    reason="interrupted by a shutdown or a pause; it resumes when uploads do")
     bound.info("upload.interrupted")
 
 

@@ -11,6 +11,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.exc import OperationalError
@@ -18,8 +19,9 @@ from sqlalchemy.exc import OperationalError
 from daemon import archive, logs
 from daemon.config import Config
 from daemon.errors import Kind, Outcome, TransferError, Where, decide, file_error
+from daemon.jobs import fleet
 from daemon.jobs.models import IN_FLIGHT, Job, JobState
-from daemon.jobs.store import Store
+from daemon.jobs.store import Store, TakenOver
 from daemon.net.api import ApiClient, Reserved
 from daemon.net.upload import CHANGED_WHILE_UPLOADING, Aborted, Sent, Uploader
 from daemon.timeutil import iso_utc, parse_iso
@@ -47,12 +49,60 @@ class Pipeline:
         self.clock, self.wall, self.rand = clock, wall, rand
         self.metrics: Any = None  # the console's Metrics, when it runs
         self.unwritten: set[int] = set()  # accepted uploads whose `done` could not be written
+        # Telling people: a file failed (path, reason); a service-wide notice began or ended.
+        self.on_failed: Callable[[str, str], None] = lambda path, reason: None
+        self.on_notice: Callable[[str, str | None], None] = lambda name, message: None
 
     def process(self, job: Job) -> None:
+        """Reserve and upload a claimed job, in one go."""
+        held = self.reserve(job)
+        if held is not None:
+            self.upload_reserved(held, waited=False)
+
+    def reserve(self, job: Job) -> Held | None:
+        """A claimed job's reservation, to upload soon (reserve-ahead); None when the job ended
+        here instead (its outcome is written, as in `process`)."""
+        job = fleet.localize(job, self.cfg.watches)  # a shared file: at this node's mount
         bound = log.bind(job_id=job.id, path=job.path, athlete_id=job.athlete_id)
-        try:
+        got: list[Reserved] = []
+
+        def step() -> None:
             self._check_file(job)
-            self._reserve_and_upload(job, bound)
+            got.append(self._reservation(job, bound))
+
+        self._guarded(job, bound, step)
+        return Held(job, got[0], bound) if got else None
+
+    def upload_reserved(self, held: Held, waited: bool = True) -> None:
+        """Upload a job reserved ahead; a window that got short while it waited is replaced."""
+        job, bound = held.job, held.bound
+
+        def step() -> None:
+            self._check_file(job)  # it may have changed while it waited
+            fits = not waited or self.res.usable(job.id, job.size) is held.res
+            self._reserve_and_upload(job, bound, held.res if fits else None)
+
+        self._guarded(job, bound, step)
+
+    def release(self, held: Held) -> None:
+        """A job reserved ahead that is not uploaded now (stop, pause): back to the queue,
+        the attempt not counted."""
+        try:
+            outcomes.interrupted(self, held.job, held.bound)
+        except TakenOver as exc:
+            self.res.drop(held.job.id)
+            held.bound.warning("job.taken_over", reason=str(exc))
+
+    def _guarded(self, job: Job, bound: Any, step: Callable[[], object]) -> None:
+        try:
+            self._process(job, bound, step)
+        except TakenOver as exc:  # presumed dead, another node holds it now: hands off
+            self.res.drop(job.id)
+            bound.warning("job.taken_over", reason=str(exc))
+
+    def _process(self, job: Job, bound: Any, step: Callable[[], object]) -> None:
+        try:
+            step()
         except Aborted:
             outcomes.interrupted(self, job, bound)
         except TransferError as err:
@@ -60,16 +110,17 @@ class Pipeline:
                 outcomes.interrupted(self, job, bound)
             else:
                 outcomes.apply(self, job, err, bound)
-        except OperationalError:
+        except (OperationalError, TakenOver):
             raise  # the job table itself: the dispatcher backs off and requeues
         except Exception as exc:  # a bug must not kill the worker or lose the job
             bound.exception("job.error")
             outcomes.internal_error(self, job, exc)
 
-    def _reserve_and_upload(self, job: Job, bound: Any) -> None:
+    def _reserve_and_upload(self, job: Job, bound: Any, res: Reserved | None = None) -> None:
         lapses = 0
         while True:
-            res = self._reservation(job, bound)
+            if res is None:  # none yet, or it lapsed: reserve (or reuse a window that fits)
+                res = self._reservation(job, bound)
             self.store.start_upload(job.id, self.wall())
             bound.info("upload.started", session_id=res.session_id, size=job.size)
             try:
@@ -83,6 +134,7 @@ class Pipeline:
                 if d.outcome is Outcome.RERESERVE and lapses < MAX_LAPSES:
                     lapses += 1
                     self.lapsed(job, res, bound, err.message)
+                    res = None
                     continue
                 raise
             note = self._check_after(job, sent)
@@ -180,6 +232,7 @@ class Pipeline:
         notice = self.res.resumed()
         if notice:
             self.store.clear_notice(notice)
+            self.on_notice(notice, None)
             bound.info("api.accepted_again", notice=notice)
         if res.server_time is not None:
             self.res.learn_skew(res.server_time)
@@ -214,7 +267,7 @@ class Pipeline:
         }
 
     def _progress(self, job_id: int) -> Callable[[int], None]:
-        last = [0.0]
+        last = [self.clock()]  # the first write after PROGRESS_EVERY: small files need none
 
         def report(sent: int) -> None:
             now = self.clock()
@@ -237,8 +290,16 @@ class Pipeline:
                                 "once it stops changing")
 
 
+@dataclass(frozen=True)
+class Held:
+    """A claimed job with its reservation, waiting for an upload slot."""
+    job: Job  # at this node's path
+    res: Reserved
+    bound: Any  # its log context
+
+
 class DoneUnwritten(Exception):
     """An accepted upload whose `done` could not be written before shutdown."""
 
 
-__all__ = ["IN_FLIGHT", "DoneUnwritten", "Pipeline"]
+__all__ = ["IN_FLIGHT", "DoneUnwritten", "Held", "Pipeline"]

@@ -100,6 +100,15 @@ class Reservations:
                 return 0.0
             return max(0.0, self._pause.until - self.clock())
 
+    def lift(self) -> str | None:
+        """The cause may be fixed (a new token or trust file): reservations may go now, but the
+        notice is kept, so the next success still reports it resolved. Returns that notice."""
+        with self._lock:
+            if self._pause is None:
+                return None
+            self._pause = Pause(self.clock(), self._pause.reason, self._pause.notice)
+            return self._pause.notice
+
     def resumed(self) -> str | None:
         """A reservation succeeded: lift the pause; returns the notice to clear, if any."""
         with self._lock:

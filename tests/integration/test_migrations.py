@@ -1,4 +1,5 @@
-"""`alembic upgrade head` gives exactly the models' schema, and the wheel ships migrations."""
+"""`alembic upgrade head` gives exactly the models' schema on SQLite and on PostgreSQL, and the
+wheel ships migrations."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy import text
 
 from daemon.jobs.engine import SCHEMA_HEAD, make_engine, upgrade
 from daemon.jobs.models import Base
@@ -18,8 +21,15 @@ from daemon.jobs.models import Base
 REPO = Path(__file__).resolve().parents[2]
 
 
-def test_upgrade_head_matches_the_models(tmp_path: Path) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'jobs.db'}")
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'jobs.db'}"
+    return str(request.getfixturevalue("pg_db"))  # a fresh database on a real server
+
+
+def test_upgrade_head_matches_the_models(db_url: str) -> None:
+    engine = make_engine(db_url)
     upgrade(engine)
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}),
@@ -28,7 +38,7 @@ def test_upgrade_head_matches_the_models(tmp_path: Path) -> None:
     assert diff == []
 
 
-def test_schema_head_constant_is_alembics_head(tmp_path: Path) -> None:
+def test_schema_head_constant_is_alembics_head(db_url: str) -> None:
     from alembic.config import Config
     from alembic.script import ScriptDirectory
 
@@ -37,18 +47,37 @@ def test_schema_head_constant_is_alembics_head(tmp_path: Path) -> None:
     cfg = Config()
     cfg.set_main_option("script_location", str(migrations_dir()))
     assert ScriptDirectory.from_config(cfg).get_current_head() == SCHEMA_HEAD
-    engine = make_engine(f"sqlite:///{tmp_path / 'jobs.db'}")
+    engine = make_engine(db_url)
     assert current_revision(engine) is None
     upgrade(engine)
     assert current_revision(engine) == SCHEMA_HEAD
     engine.dispose()
 
 
-def test_upgrade_is_idempotent(tmp_path: Path) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'jobs.db'}")
+def test_upgrade_is_idempotent(db_url: str) -> None:
+    engine = make_engine(db_url)
     upgrade(engine)
     upgrade(engine)
     engine.dispose()
+
+
+def test_upgrade_keeps_existing_jobs(db_url: str) -> None:
+    # A station upgraded in place: its jobs survive 0003 with their fleet identity filled in.
+    engine = make_engine(db_url)
+    upgrade(engine, "0002")
+    with engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO jobs (path, root, size, mtime_ns, state, force, attempts,"
+            " next_attempt_at, bytes_sent, created_at, updated_at, refusals)"
+            " VALUES ('/cap/jane/a.mov', '/cap', 5000000000, 1700000000123456789, 'done',"
+            " false, 1, 0, 0, 1.5, 2.5, 0)"))
+    upgrade(engine)
+    with engine.connect() as conn:
+        row = conn.execute(text("SELECT watch, rel_path, owner, node, claim_no, size, mtime_ns"
+                                " FROM jobs")).one()
+    engine.dispose()
+    assert tuple(row) == ("/cap", "jane/a.mov", "", None, 0, 5_000_000_000,
+                          1_700_000_000_123_456_789)
 
 
 def test_wheel_contains_the_migrations(tmp_path: Path) -> None:

@@ -80,10 +80,18 @@ def test_bad_values_name_the_key_and_the_file(tmp_path: Path, patch: str,
         assert word in message
 
 
-def test_missing_watch_folder_is_named(tmp_path: Path) -> None:
+def test_missing_watch_folder_waits_and_check_names_it(tmp_path: Path, capsys) -> None:
+    # Not a config error: an unmounted share must not make the service fail to start.
     path = write(tmp_path, GOOD.replace("{watch}", str(tmp_path / "nope")))
-    with pytest.raises(ConfigError, match=r"\[watch #1\] path: folder .*nope.* does not exist"):
-        config.load(str(path))
+    cfg = config.load(str(path))
+    from daemon import cli
+
+    assert cli._check(cfg, offline=True) == 1
+    assert "FAIL watch folder " + str(tmp_path / "nope") + " does not exist" in \
+        capsys.readouterr().out
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ConfigError, match=r"\[watch #1\] path: .*file.* is not a folder"):
+        config.load(str(write(tmp_path, GOOD.replace("{watch}", str(tmp_path / "file")))))
 
 
 def test_bad_athlete_uuid_is_named(tmp_path: Path) -> None:

@@ -50,7 +50,7 @@ def test_idle_slots_do_not_poll() -> None:
     d = Dispatcher(2, q.claim, lambda job: None, lambda job: None)
     d.start()
     try:
-        wait_for(lambda: q.claims >= 2, 5)
+        wait_for(lambda: q.claims >= 1, 5)
         before = q.claims
         time.sleep(0.5)
         assert q.claims == before  # asleep until woken
@@ -128,3 +128,146 @@ def test_gate_holds_claims_until_it_opens() -> None:
         wait_for(lambda: done == [1], 5)
     finally:
         d.stop(1)
+
+
+# ---- reserve-ahead ---------------------------------------------------------------------------
+
+
+class Lane:
+    """Fake reserve/upload/release for reserve-ahead: records (what, job id) in order."""
+
+    def __init__(self, reserve_s: float = 0.0, upload_s: float = 0.0) -> None:
+        self.reserve_s, self.upload_s = reserve_s, upload_s
+        self.lock = threading.Lock()
+        self.log: list[tuple[str, int]] = []
+        self.released: list[int] = []
+
+    def note(self, what: str, job_id: int) -> None:
+        with self.lock:
+            self.log.append((what, job_id))
+
+    def reserve(self, job: Any) -> Any:
+        time.sleep(self.reserve_s)  # an API round trip
+        self.note("reserved", job.id)
+        return job
+
+    def upload(self, token: Any) -> None:
+        self.note("upload", token.id)
+        time.sleep(self.upload_s)
+        self.note("done", token.id)
+
+    def process(self, job: Any) -> None:  # a slot's own claim: reserve, then upload
+        self.upload(self.reserve(job))
+
+    def release(self, token: Any) -> None:
+        with self.lock:
+            self.released.append(token.id)
+
+    def dispatcher(self, q: Queue, concurrency: int, **kw: Any) -> Dispatcher:
+        return Dispatcher(concurrency, q.claim, self.process, lambda job: None,
+                          reserve=self.reserve, upload=self.upload, release=self.release, **kw)
+
+    def uploads(self) -> list[int]:
+        return [i for what, i in self.log if what == "done"]
+
+
+def test_a_slot_never_waits_on_a_reservation_when_one_is_ready() -> None:
+    q, lane = Queue(), Lane(reserve_s=0.1, upload_s=0.5)
+    for i in range(1, 5):
+        q.put(i)
+    d = lane.dispatcher(q, 1, reservers=1)
+    d.start()
+    try:
+        wait_for(lambda: len(lane.uploads()) == 4, 15, what="four uploads")
+    finally:
+        d.stop(1)
+    log = lane.log
+    assert lane.uploads() == [1, 2, 3, 4]
+    for prev, nxt in zip(range(1, 4), range(2, 5), strict=True):
+        # The next job was reserved while the one before it was still uploading.
+        assert log.index(("reserved", nxt)) < log.index(("done", prev)) < \
+            log.index(("upload", nxt)), log
+
+
+def test_every_job_is_uploaded_once_with_reserve_ahead() -> None:
+    q, lane = Queue(), Lane()
+    d = lane.dispatcher(q, 2, reservers=2)
+    d.start()
+    try:
+        for i in range(300):
+            q.put(i)
+            d.wake()
+        wait_for(lambda: len(lane.uploads()) == 300, 10, what="every job uploaded")
+        assert sorted(lane.uploads()) == list(range(300)) and lane.released == []
+    finally:
+        d.stop(1)
+
+
+def test_idle_reservers_do_not_poll() -> None:
+    q, lane = Queue(), Lane()
+    d = lane.dispatcher(q, 2, reservers=2)
+    d.start()
+    try:
+        wait_for(lambda: q.claims >= 1, 5)
+        before = q.claims
+        time.sleep(0.5)
+        assert q.claims == before  # asleep until woken
+    finally:
+        d.stop(1)
+
+
+def test_jobs_reserved_ahead_go_back_on_stop() -> None:
+    q, lane = Queue(), Lane()
+    d = lane.dispatcher(q, 0, reservers=1, depth=2)  # no slots: what is reserved stays ahead
+    d.start()
+    for i in (1, 2, 3):
+        q.put(i)
+    d.wake()
+    wait_for(lambda: d.ready() == 2, 5, what="two jobs reserved ahead")
+    d.stop(1)
+    assert sorted(lane.released) == [1, 2] and lane.uploads() == []
+    assert q.items[0].id == 3  # the third was never claimed
+
+
+def test_a_closed_gate_returns_jobs_reserved_ahead() -> None:
+    q, lane = Queue(), Lane()
+    opened = threading.Event()
+    opened.set()
+    d = lane.dispatcher(q, 0, reservers=1, gate=lambda: 0.0 if opened.is_set() else 30.0)
+    d.start()
+    try:
+        q.put(1)
+        d.wake()
+        wait_for(lambda: d.ready() == 1, 5, what="a job reserved ahead")
+        opened.clear()  # e.g. `pause`, or outside upload hours
+        d.wake()
+        wait_for(lambda: lane.released == [1], 5, what="the job given back")
+        assert d.ready() == 0
+    finally:
+        d.stop(1)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_reserver_whose_thread_died_is_restarted_and_its_job_requeued() -> None:
+    q, lane, orphans = Queue(), Lane(), []
+
+    def reserve(job: Any) -> Any:
+        if job.id == 1:
+            raise SystemExit  # not an Exception: ends the thread
+        return lane.reserve(job)
+
+    d = Dispatcher(0, q.claim, lane.process, orphans.append, reserve=reserve,
+                   upload=lane.upload, release=lane.release, reservers=1)
+    d.start()
+    try:
+        q.put(1)
+        d.wake()
+        wait_for(lambda: not d._rthreads[0].is_alive(), 5)
+        d.check()
+        assert [j.id for j in orphans] == [1]
+        q.put(2)
+        d.wake()
+        wait_for(lambda: d.ready() == 1, 5, what="the restarted reserver")
+    finally:
+        d.stop(1)
+    assert lane.released == [2]

@@ -1,0 +1,90 @@
+"""Read queries the web console needs beyond `status`: one page of jobs (filtered by athlete
+folder, state, node), the athletes seen, and the last hour's uploads for the chart. Plain read
+transactions only (engine.read_tx): the console never takes the write lock."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, case, func, literal, or_, select
+
+from daemon.jobs import engine as engine_mod
+from daemon.jobs.models import Job, JobState
+from daemon.jobs.reads import load_job
+
+# The order a person reads: what moves, what needs them, what waits, what is finished.
+ORDER = (JobState.UPLOADING, JobState.RESERVED, JobState.FAILED, JobState.QUEUED,
+         JobState.PENDING, JobState.DONE, JobState.SKIPPED)
+
+
+@dataclass(frozen=True)
+class Page:
+    jobs: list[Job]
+    total: int  # jobs matching the filter, all pages
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _filters(athlete: str | None, athlete_ids: Sequence[str], states: Iterable[str] | None,
+             node: str | None) -> list[ColumnElement[bool]]:
+    where: list[ColumnElement[bool]] = []
+    if states is not None:
+        where.append(Job.state.in_([str(s) for s in states]))
+    if athlete:
+        # A folder name (alias or UUID) under any watch root, or the UUID it stands for: a
+        # pending job may not know its athlete yet, a queued one always does.
+        folder = Job.path.like(Job.root + literal("/" + _like_escape(athlete) + "/%"),
+                               escape="\\")
+        where.append(or_(folder, Job.athlete_id.in_(list(athlete_ids))) if athlete_ids
+                     else folder)
+    if node:  # as Reads.jobs(node=): held or uploaded by it, or waiting for it (node-local)
+        where.append(or_(Job.node == node, and_(Job.node.is_(None), Job.owner == node)))
+    return where
+
+
+def page(engine: Any, *, athlete: str | None = None, athlete_ids: Sequence[str] = (),
+         states: Iterable[str] | None = None, node: str | None = None, page: int = 1,
+         per_page: int = 50) -> Page:
+    """One page of jobs, most urgent state first, newest first within a state."""
+    where = _filters(athlete, athlete_ids, states, node)
+    rank = case({str(s): i for i, s in enumerate(ORDER)}, value=Job.state, else_=len(ORDER))
+    with engine_mod.read_tx(engine) as conn:
+        total = conn.execute(select(func.count()).select_from(Job).where(and_(True, *where))
+                             ).scalar_one()
+        rows = conn.execute(select(*Job.__table__.columns).where(and_(True, *where))
+                            .order_by(rank, Job.id.desc())
+                            .limit(per_page).offset(max(page - 1, 0) * per_page))
+        return Page([load_job(r) for r in rows], int(total))
+
+
+def counts(engine: Any, *, athlete: str | None = None, athlete_ids: Sequence[str] = (),
+           node: str | None = None) -> dict[str, int]:
+    where = _filters(athlete, athlete_ids, None, node)
+    with engine_mod.read_tx(engine) as conn:
+        found = dict(conn.execute(select(Job.state, func.count()).where(and_(True, *where))
+                                  .group_by(Job.state)).all())
+    return {s.value: int(found.get(s.value, 0)) for s in JobState}
+
+
+def athlete_ids(engine: Any) -> list[str]:
+    """Every athlete a job has been queued for (the filter's choices, with the config's
+    aliases)."""
+    with engine_mod.read_tx(engine) as conn:
+        return sorted(conn.execute(select(Job.athlete_id).where(Job.athlete_id.is_not(None))
+                                   .distinct()).scalars())
+
+
+def uploads_since(engine: Any, since: float) -> list[Mapping[str, Any]]:
+    """Uploads that moved bytes after `since`: finished ones and the ones moving now, with
+    start/end times and bytes (for the per-minute chart)."""
+    with engine_mod.read_tx(engine) as conn:
+        rows = conn.execute(select(
+            Job.state, Job.size, Job.bytes_sent, Job.upload_started_at, Job.finished_at,
+            Job.updated_at).where(or_(
+                and_(Job.state == JobState.DONE, Job.finished_at >= since),
+                Job.state == JobState.UPLOADING)))
+        return [dict(r._mapping) for r in rows]

@@ -1,0 +1,223 @@
+"""What the console reads and does, behind one small interface: the app knows nothing of the
+database, so tests and the daemon hand it the same StoreBackend over a real Store."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping
+from pathlib import PurePath
+from typing import Any, Protocol
+
+from daemon import control, status
+from daemon.jobs import console_reads
+from daemon.jobs.models import JobState
+
+MINUTES = 60  # the chart's span: the last hour, one bar per minute
+
+# Words the page's state filter accepts besides the job states themselves.
+STATE_GROUPS: dict[str, tuple[str, ...]] = {
+    "moving": (JobState.RESERVED, JobState.UPLOADING),
+    "waiting": (JobState.PENDING, JobState.QUEUED),
+}
+
+
+class Backend(Protocol):
+    def status(self, athlete: str | None, node: str | None, state: str | None,
+               page: int | None, per_page: int) -> dict[str, Any]:
+        """No filter and page None: `status --json`'s document; else one page of it."""
+
+    def retry(self, job_id: int) -> bool: ...
+
+    def retry_failed(self) -> int: ...
+
+    def pause(self) -> None: ...
+
+    def resume(self) -> None: ...
+
+    def health(self) -> tuple[bool, str]: ...
+
+    def history(self, now: float) -> dict[str, Any]: ...
+
+
+class StoreBackend:
+    """The console over a Store. `health`: the service's own verdict (watching, database);
+    `gate_reason`: why no upload may start now (the same words as `status`)."""
+
+    def __init__(self, store: Any, cfg_aliases: Mapping[str, str],
+                 health: Callable[[], tuple[bool, str]] | None = None,
+                 gate_reason: Callable[[], str | None] | None = None,
+                 runtime: Callable[[], dict[str, Any]] | None = None,
+                 on_change: Callable[[], None] | None = None, lease: float = 30.0):
+        self.store = store
+        self.lease = lease  # [node] lease_seconds: a node silent longer is shown not alive
+        self.aliases = dict(cfg_aliases)  # folder alias -> athlete UUID
+        self._names = {uuid.lower(): alias for alias, uuid in self.aliases.items()}
+        self._health = health
+        self._gate_reason = gate_reason or self._gate
+        self._runtime = runtime or (lambda: {})
+        # After a retry, pause or resume: the daemon looks again at once (wakes its upload
+        # slots, settles re-pending files) instead of at its next poll.
+        self._on_change = on_change or (lambda: None)
+
+    # ---- reads ---------------------------------------------------------------------------
+
+    def status(self, athlete: str | None = None, node: str | None = None,
+               state: str | None = None, page: int | None = None,
+               per_page: int = 50) -> dict[str, Any]:
+        """No filter and no page: exactly `status --json`'s document. Otherwise one page of
+        it, with "page", "pages", "total", the filter's counts and the athletes to choose."""
+        now = time.time()
+        gate = self._gate_reason()
+        if page is None and not (athlete or node or state):
+            return status.collect(self.store, now=now, runtime=self._runtime(),
+                                  gate_reason=gate, lease=self.lease)
+        return self._page(athlete, node, state, max(page or 1, 1), per_page, now, gate)
+
+    def _page(self, athlete: str | None, node: str | None, state: str | None, page: int,
+              per_page: int, now: float, gate: str | None) -> dict[str, Any]:
+        per_page = min(max(per_page, 1), 500)
+        ids = self._athlete_ids(athlete)
+        states = self._states(state)
+        found = console_reads.page(self.store.engine, athlete=athlete, athlete_ids=ids,
+                                   states=states, node=node, page=page, per_page=per_page)
+        # status.collect over just this page's jobs: the console and `status` use the same
+        # words and reasons whatever status.py grows; then back to the page's order.
+        doc = status.collect(_PageView(self.store, found.jobs), include_all=True, now=now,
+                             runtime=self._runtime(), gate_reason=gate, lease=self.lease)
+        order = {j.id: i for i, j in enumerate(found.jobs)}
+        by_id = {j.id: j for j in found.jobs}
+        doc["jobs"] = [self._annotate(r, by_id[r["id"]])
+                       for r in sorted(doc["jobs"], key=lambda r: order[r["id"]])]
+        if athlete or node:
+            doc["filtered_counts"] = console_reads.counts(self.store.engine, athlete=athlete,
+                                                          athlete_ids=ids, node=node)
+        doc.update(page=page, pages=max(1, math.ceil(found.total / per_page)),
+                   per_page=per_page, total=found.total, athletes=self._athlete_choices())
+        return doc
+
+    def _annotate(self, record: dict[str, Any], job: Any) -> dict[str, Any]:
+        record["athlete"] = self._athlete_name(job)
+        record["file"] = PurePath(record["path"]).name
+        if job.finished_at is not None:
+            record["finished_at"] = job.finished_at
+        return record
+
+    def _athlete_name(self, job: Any) -> str:
+        if job.athlete_id and job.athlete_id.lower() in self._names:
+            return self._names[job.athlete_id.lower()]
+        rel = PurePath(job.path).relative_to(job.root) if job.path.startswith(job.root) \
+            else None
+        if rel is not None and len(rel.parts) > 1:
+            return rel.parts[0]
+        return job.athlete_id or ""
+
+    def _athlete_ids(self, athlete: str | None) -> list[str]:
+        if not athlete:
+            return []
+        uuid = self.aliases.get(athlete, athlete).lower()
+        return [uuid] if len(uuid) == 36 else []
+
+    def _athlete_choices(self) -> list[dict[str, str]]:
+        seen = set(console_reads.athlete_ids(self.store.engine))
+        choices = {alias: uuid for alias, uuid in self.aliases.items()}
+        for uuid in seen:
+            if uuid.lower() not in self._names:
+                choices[uuid] = uuid
+        return [{"folder": name, "athlete_id": uuid} for name, uuid in sorted(choices.items())]
+
+    @staticmethod
+    def _states(state: str | None) -> list[str] | None:
+        if not state:
+            return None
+        out: list[str] = []
+        for word in state.split(","):
+            word = word.strip().lower()
+            if word in STATE_GROUPS:
+                out += [str(s) for s in STATE_GROUPS[word]]
+            elif word in {s.value for s in JobState}:
+                out.append(word)
+        return out
+
+    def history(self, now: float) -> dict[str, Any]:
+        """The last hour, per minute: bytes per second and files finished. An upload's bytes
+        are spread evenly over the minutes it ran."""
+        start = (math.floor(now / 60) - MINUTES + 1) * 60
+        sent = [0.0] * MINUTES
+        files = [0] * MINUTES
+        for row in console_reads.uploads_since(self.store.engine, start):
+            end = row["finished_at"] if row["state"] == JobState.DONE else row["updated_at"]
+            nbytes = row["size"] if row["state"] == JobState.DONE else row["bytes_sent"]
+            begin = row["upload_started_at"] or end
+            if end is None or not nbytes:
+                continue
+            _spread(sent, start, begin, end, float(nbytes))
+            if row["state"] == JobState.DONE and start <= end < start + MINUTES * 60:
+                files[min(int((end - start) // 60), MINUTES - 1)] += 1
+        return {"start": start, "step": 60,
+                "bytes_per_s": [round(b / 60.0, 1) for b in sent], "files": files}
+
+    # ---- actions -------------------------------------------------------------------------
+
+    def retry(self, job_id: int) -> bool:
+        done = bool(self.store.retry([job_id], time.time()))
+        if done:
+            self._on_change()
+        return done
+
+    def retry_failed(self) -> int:
+        n = len(self.store.retry(None, time.time()))
+        if n:
+            self._on_change()
+        return n
+
+    def pause(self) -> None:
+        control.pause(self.store, time.time())
+        self._on_change()
+
+    def resume(self) -> None:
+        control.resume(self.store, time.time())
+        self._on_change()
+
+    def _gate(self) -> str | None:
+        """Without the daemon's own gate: the operator's pause, in `status`'s words."""
+        from daemon.work.gate import Gate
+
+        return Gate(self.store, "").check()[1]
+
+    def paused(self) -> bool:
+        return control.paused(self.store, time.time())[0]
+
+    def health(self) -> tuple[bool, str]:
+        if self._health is not None:
+            return self._health()
+        try:
+            self.store.counts()
+        except Exception as exc:  # any database fault: say so, do not crash the probe
+            return False, f"the job database cannot be read: {type(exc).__name__}"
+        return True, "ok"
+
+
+def _spread(buckets: list[float], start: float, begin: float, end: float,
+            nbytes: float) -> None:
+    span = max(end - begin, 1e-6)
+    for i in range(len(buckets)):
+        lo, hi = start + i * 60, start + (i + 1) * 60
+        overlap = min(hi, max(end, begin + 1e-6)) - max(lo, begin)
+        if overlap > 0:
+            buckets[i] += nbytes * overlap / span
+
+
+class _PageView:
+    """The store as status.collect sees it for one page: its jobs are the page's jobs; every
+    other read (counts, notices, nodes) goes to the real store."""
+
+    def __init__(self, store: Any, jobs: list[Any]):
+        self._store, self._jobs = store, jobs
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def jobs(self, states: Any = None, newest: int | None = None, **_: Any) -> list[Any]:
+        wanted = None if states is None else {str(s) for s in states}
+        return [j for j in self._jobs if wanted is None or j.state in wanted]

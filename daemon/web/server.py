@@ -1,0 +1,100 @@
+"""The console's HTTP server: uvicorn on its own event loop in one daemon-owned thread.
+
+uvicorn's serve() runs a main loop that wakes every 0.1 s; a service left running for months
+must cost nothing when nobody looks, so we drive its startup() and shutdown() ourselves and
+between them just wait on an event that stop() sets: no timers, no signal handlers (this is not
+the main thread), no Date header (that is what the tick refreshed)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import threading
+from typing import Any
+
+import uvicorn
+
+from daemon import logs
+
+
+class WebServer:
+    def __init__(self, app: Any, host: str, port: int):
+        self.app, self.host, self.port = app, host, port
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self.log = logs.get("uplift.web")
+
+    def _bind(self) -> socket.socket:
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.host, self.port))
+        sock.listen(64)
+        sock.setblocking(False)
+        return sock
+
+    def start(self, timeout: float = 10.0) -> None:
+        """Returns once the server is listening (`.port` is then the real port). Raises
+        OSError when the address cannot be bound (in use, not ours)."""
+        sock = self._bind()  # in the caller's thread: a bind error reaches the caller
+        self.port = sock.getsockname()[1]
+        self._thread = threading.Thread(target=self._run, args=(sock,), name="web",
+                                        daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise RuntimeError(f"the web console did not start within {timeout} s")
+        if self._error is not None:
+            raise self._error
+
+    def _run(self, sock: socket.socket) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        try:
+            loop.run_until_complete(self._serve(sock))
+        except BaseException as exc:  # reported to start() or logged; the daemon goes on
+            if not self._ready.is_set():
+                self._error = exc
+                self._ready.set()
+            else:
+                self.log.error("web.crashed", error=f"{type(exc).__name__}: {exc}")
+        finally:
+            sock.close()
+            loop.close()
+
+    async def _serve(self, sock: socket.socket) -> None:
+        config = uvicorn.Config(self.app, lifespan="off", http="h11", loop="asyncio",
+                                ws="none", access_log=False, log_config=None,
+                                log_level="warning", date_header=False, server_header=False,
+                                timeout_graceful_shutdown=2)
+        config.load()
+        server = uvicorn.Server(config)
+        server.lifespan = config.lifespan_class(config)
+        # What on_tick would have set (we never tick): no Date, no Server header.
+        server.server_state.default_headers = list(config.encoded_headers)
+        self._stop = asyncio.Event()
+        await server.startup(sockets=[sock])
+        self._ready.set()
+        await self._stop.wait()
+        server.should_exit = True
+        await server.shutdown(sockets=[sock])
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self._thread is None:
+            return
+        loop, event = self._loop, self._stop
+        if loop is not None and event is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop ended meanwhile
+                loop.call_soon_threadsafe(event.set)
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            self.log.warning("web.stop_slow", timeout=timeout)
+        self._thread = None
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"

@@ -1,0 +1,155 @@
+"""Fleet mode end to end: three daemon processes on one PostgreSQL, one shared folder seen by
+each through its own bind mount, node-local folders too. One node is SIGKILLed mid-upload and
+left down; PostgreSQL restarts mid-run. Every file is uploaded exactly once, nothing is lost,
+the dead node's shared work is done by the others, its own folder's files wait with the reason.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import subprocess
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support import (
+    Proc,
+    Sandbox,
+    cli,
+    make_movie,
+    set_config_key,
+    start_daemon,
+    wait_for,
+    write_config,
+)
+
+SHARED_FILES = 300
+LOCAL_FILES = 10  # per node
+LEASE = 3.0
+NODES = ("station-1", "station-2", "station-3")
+
+
+@contextlib.contextmanager
+def bind_mounts(source: Path, targets: list[Path]) -> Iterator[list[Path]]:
+    done: list[Path] = []
+    try:
+        for t in targets:
+            t.mkdir(parents=True, exist_ok=True)
+            out = subprocess.run(["mount", "--bind", str(source), str(t)],
+                                 capture_output=True, text=True)
+            if out.returncode != 0:
+                pytest.skip(f"cannot bind-mount here: {out.stderr.strip()}")
+            done.append(t)
+        yield done
+    finally:
+        for t in done:
+            subprocess.run(["umount", "-l", str(t)], capture_output=True)
+
+
+def node_config(tmp: Path, name: str, mount: Path, local: Path, db_url: str,
+                base_url: str) -> Path:
+    cfg = write_config(
+        tmp / f"{name}.toml", watch=local, db=tmp / "unused.db", base_url=base_url,
+        settle=0.3, upload="concurrency = 2\npoll_seconds = 5.0",
+        extra=f'[node]\nname = "{name}"\nlease_seconds = {LEASE}\n'
+              f'[[watch]]\npath = "{mount}"\nshared = true\nname = "nas"\npoll = true\n')
+    return set_config_key(cfg, "database", "url", json.dumps(db_url))
+
+
+def fleet_status(config: Path) -> dict[str, Any]:
+    out = cli("status", "--json", "--all", "--config", str(config))
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def test_three_nodes_one_nas_kill_and_db_restart(tmp_path: Path) -> None:
+    pgserver = pytest.importorskip("pgserver")
+    if pgserver.unavailable():
+        pytest.skip(pgserver.unavailable())
+    server = pgserver.start_postgres(tmp_path)
+    procs: list[Proc] = []
+    box = Sandbox(tmp_path / "sandbox").start()
+    try:
+        db_url = server.create_db("fleet")
+        nas = tmp_path / "nas"
+        (nas / "jane").mkdir(parents=True)
+        mounts = [tmp_path / f"mnt{i}" for i in range(3)]
+        with bind_mounts(nas, mounts):
+            # Upload slowly, so a node is surely mid-upload when it is killed.
+            box.faults(upload_rate=400_000)
+            configs = []
+            for i, name in enumerate(NODES):
+                local = tmp_path / f"local{i}" / "jane"
+                local.mkdir(parents=True)
+                configs.append(node_config(tmp_path, name, mounts[i], local.parent, db_url,
+                                           box.base_url))
+            procs = [start_daemon(tmp_path, c, name=f"{n}.log") for n, c in zip(NODES, configs,
+                                                                                 strict=True)]
+            seed = tmp_path / "seed.mov"
+            for i in range(SHARED_FILES):
+                make_movie(seed, frames=1)
+                seed.rename(nas / "jane" / f"s{i:03}.mov")
+            for i in range(3):
+                for k in range(LOCAL_FILES):
+                    make_movie(tmp_path / f"local{i}" / "jane" / f"n{i}-{k:02}.mov", frames=1)
+
+            victim = procs[2]
+            wait_for(lambda: victim.has_event("upload.started"), 60,
+                     what="station-3 to start an upload")
+            victim.signal(signal.SIGKILL)
+            victim.popen.wait(10)
+
+            wait_for(lambda: len(box.state()["uploads"]) >= 60, 90, interval=0.5,
+                     what="uploads to get going")
+            server.restart()  # every node loses its connections and must carry on
+            box.faults(upload_rate=None)
+
+            total = SHARED_FILES + 2 * LOCAL_FILES
+            def finished() -> dict[str, Any] | None:
+                doc = fleet_status(configs[0])
+                done = [j for j in doc["jobs"] if j["state"] == "done"]
+                return doc if len(done) >= total else None
+            doc = wait_for(finished, 150, interval=1.0, what=f"{total} jobs done")
+
+            uploads = Counter(u["key"].rsplit("/", 1)[1] for u in box.state()["uploads"])
+            expected = {f"s{i:03}.mov" for i in range(SHARED_FILES)} | {
+                f"n{i}-{k:02}.mov" for i in range(2) for k in range(LOCAL_FILES)}
+            assert expected <= set(uploads), sorted(expected - set(uploads))[:5]
+            twice = {k: n for k, n in uploads.items() if n > 1}
+            # The one file in the instant between the endpoint's 2xx and the kill may go twice
+            # (README: "Crashes"); nothing else.
+            assert len(twice) <= 1, twice
+            jobs = {Path(j["path"]).name: j for j in doc["jobs"]}
+            assert len([j for j in doc["jobs"] if j["path"].endswith(".mov")
+                        and Path(j["path"]).name.startswith("s")]) == SHARED_FILES
+            assert {jobs[f"s{i:03}.mov"]["node"] for i in range(SHARED_FILES)} <= set(NODES)
+            # The dead node's own folder waits for it, and says so.
+            for k in range(LOCAL_FILES):
+                j = jobs[f"n2-{k:02}.mov"]
+                assert j["state"] in ("pending", "queued"), j
+                assert j["node"] == "station-3"
+                if j["state"] == "queued":
+                    assert j["reason"] == "waits for station station-3, which is not running"
+            alive = {n["name"]: n["alive"] for n in doc["nodes"]}
+            assert alive == {"station-1": True, "station-2": True, "station-3": False}
+            taken = [e for p in procs[:2] for e in p.events() if e.get("event") ==
+                     "fleet.takeover"]
+            in_flight = victim.events()
+            if any(e.get("event") == "upload.started" for e in in_flight):
+                assert taken, "nobody took over station-3's jobs"
+            only = fleet_status(configs[0])
+            mine = [j for j in only["jobs"] if j["node"] == "station-1"]
+            out = cli("status", "--json", "--node", "station-1", "--all", "--config",
+                      str(configs[0]))
+            assert len(json.loads(out.stdout)["jobs"]) == len(mine)
+            for p in procs[:2]:
+                assert p.stop() == 0
+    finally:
+        for p in procs:
+            p.kill()
+        box.stop()
+        server.stop()
