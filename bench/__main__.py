@@ -466,12 +466,13 @@ def bench_restart(base_url: str, watch: Path, count: int = 50_000) -> None:
         path = folder / f"clip-{i:05d}.mov"
         path.write_bytes(b"x")
         st = path.stat()
-        rows.append((str(path), str(root), st.st_size, st.st_mtime_ns, "done", 1, 0.0, 0, now,
-                     now, False))
+        rows.append((str(path), str(root), str(root), str(path.relative_to(root)), "",
+                     st.st_size, st.st_mtime_ns, "done", 1, 0.0, 0, now, now, False))
     with sqlite3.connect(d.dir / "jobs.db") as conn:
         conn.executemany(
-            "INSERT INTO jobs (path, root, size, mtime_ns, state, attempts, next_attempt_at, "
-            "bytes_sent, created_at, updated_at, force) VALUES (?,?,?,?,?,?,?,?,?,?,?)", rows)
+            "INSERT INTO jobs (path, root, watch, rel_path, owner, size, mtime_ns, state, "
+            "attempts, next_attempt_at, bytes_sent, created_at, updated_at, force) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", rows)
     t0 = time.perf_counter()
     subprocess.run(["find", str(root), "-name", "*.mov", "-printf", "%s %T@\\n"],
                    stdout=subprocess.DEVNULL, check=True)

@@ -19,7 +19,6 @@ from datetime import datetime
 from types import FrameType
 from typing import Any
 
-import httpx
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy.exc import OperationalError
@@ -32,9 +31,9 @@ from daemon.config import Config, ConfigError
 from daemon.jobs import engine as engine_mod
 from daemon.jobs import fleet
 from daemon.jobs.store import DatabaseUnavailable, Store
+from daemon.net import clients
 from daemon.net.api import ApiClient
-from daemon.net.transport import TrustFileError
-from daemon.net.upload import CHUNK, Uploader
+from daemon.net.upload import Uploader
 from daemon.reporting import STUCK_EVERY, Reporter
 from daemon.runtime import StateFile, state_path
 from daemon.sandbox import server as sandbox_server
@@ -286,25 +285,10 @@ class Service:
                                   replace_existing=True)
 
     def _clients(self, cfg: Config) -> tuple[ApiClient, Uploader]:
-        """One pooled keep-alive client for the API, one for storage, both through the proxy
-        and trust settings. A ca_file that cannot be loaded is a config error."""
-        timeout = httpx.Timeout(connect=cfg.api.connect_timeout, read=cfg.api.read_timeout,
-                                write=cfg.api.read_timeout, pool=cfg.api.read_timeout)
         self.table = parse_limit(cfg.upload.bandwidth_limit)
         if self.limiter is None:  # one limiter for the life of the process: changed live
             self.limiter = Limiter(self.table.rate_at(datetime.now()))
-        # Under a limit, smaller chunks keep the flow smooth (about 8 a second at the lowest).
-        low = self.table.min_rate
-        chunk = CHUNK if low <= 0 else min(CHUNK, max(64 * 1024, int(low / 8)))
-        try:
-            api = ApiClient(cfg.api.base_url, self.token, timeout, proxy=cfg.api.proxy,
-                            ca_file=cfg.api.ca_file, total_seconds=cfg.api.read_timeout)
-            uploader = Uploader(cfg.upload.stall_seconds, cfg.api.connect_timeout,
-                                chunk_size=chunk, limiter=self.limiter, proxy=cfg.api.proxy,
-                                ca_file=cfg.api.ca_file)
-        except TrustFileError as exc:
-            raise ConfigError(f"{cfg.source}: [api] ca_file: {exc}") from None
-        return api, uploader
+        return clients.build(cfg, self.token, self.limiter, self.table)
 
     def _health(self, ctx: _Ctx) -> None:
         """Supervision tick: threads alive, watch roots present, the job table still the one we

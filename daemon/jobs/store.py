@@ -394,10 +394,11 @@ class Store(Reads):
                        paths.to_db(archived_path), last_error=note)
 
     def set_notice(self, name: str, message: str, until: float | None, now: float) -> None:
-        with self._write() as conn:
-            conn.execute(delete(Notice).where(Notice.name == name))
-            conn.execute(insert(Notice).values(name=name, message=message, until=until,
-                                               updated_at=now))
+        with self._write() as conn:  # an upsert: several nodes may set the same notice
+            stmt = engine_mod.insert_for(conn)(Notice).values(
+                name=name, message=message, until=until, updated_at=now)
+            conn.execute(stmt.on_conflict_do_update(index_elements=[Notice.name], set_={
+                "message": message, "until": until, "updated_at": now}))
 
     def clear_notice(self, name: str) -> None:
         with self._write() as conn:

@@ -170,7 +170,7 @@ class Dispatcher:
     # ---- the slots -------------------------------------------------------------------------
 
     def _run(self, slot: int) -> None:
-        db_delay = 0.0
+        backoff = _Backoff()
         while True:
             with self._cond:
                 if self._stopping:
@@ -187,22 +187,10 @@ class Dispatcher:
                 self._sleep(gen, None)
                 continue
             if item is None:
-                work = self._claimable()
-                if work is None:
-                    self._sleep(gen, None)
+                claimed = self._claim_or_sleep(gen, backoff)
+                if claimed is None:
                     continue
-                try:
-                    job = self._claim(work)
-                    db_delay = 0.0
-                except OperationalError as exc:
-                    self.on_db_error(exc)
-                    db_delay = min(DB_BACKOFF[1], max(DB_BACKOFF[0], db_delay * 2))
-                    self._sleep(gen, db_delay)
-                    continue
-                if job is None:
-                    self._sleep(gen, None)
-                    continue
-                token = None
+                job, token = claimed, None
             else:
                 job, token = item
             with self._cond:
@@ -226,6 +214,27 @@ class Dispatcher:
         self._sleep(gen, wait)
         with self._cond:
             self._work += 1  # the gate may be open now: worth a claim
+
+    def _claim_or_sleep(self, gen: int, backoff: _Backoff) -> Job | None:
+        """The next job; or None after sleeping until there may be one."""
+        job, pause = self._try_claim(backoff)
+        if job is None:
+            self._sleep(gen, pause)
+        return job
+
+    def _try_claim(self, backoff: _Backoff) -> tuple[Job | None, float | None]:
+        """(the next job, None), or (None, how long to sleep): until woken (no work), or a
+        growing delay when the job table could not be used."""
+        work = self._claimable()
+        if work is None:
+            return None, None
+        try:
+            job = self._claim(work)
+        except OperationalError as exc:
+            self.on_db_error(exc)
+            return None, backoff.failed()
+        backoff.reset()
+        return job, None
 
     def _claimable(self) -> int | None:
         """The work generation to claim at; None when a claim already found nothing since."""
@@ -270,34 +279,36 @@ class Dispatcher:
     # ---- reserve-ahead ---------------------------------------------------------------------
 
     def _run_reserver(self, n: int) -> None:
-        db_delay = 0.0
+        backoff = _Backoff()
         while True:
-            with self._cond:
+            with self._cond:  # take the room first: two reservers never both fill it
                 if self._stopping:
                     return
                 gen = self._gen
                 room = len(self._ready) + self._reserving < self._target()
+                if room:
+                    self._reserving += 1
+            if not room:  # full: until a slot takes one; a closing gate gives them back
+                wait = self.gate()
+                if wait > 0:
+                    self._gated(gen, wait)
+                else:
+                    self._sleep(gen, None)
+                continue
+            # The gate after the room: a reservation that just failed (and paused the API)
+            # is seen here, not raced past.
             wait = self.gate()
-            if wait > 0:  # paused, outside upload hours, API backing off: nothing ahead
-                self._gated(gen, wait)
-                continue
-            work = self._claimable()
-            if not room or work is None:
-                self._sleep(gen, None)  # until a slot takes one, or new work
-                continue
-            try:
-                job = self._claim(work)
-                db_delay = 0.0
-            except OperationalError as exc:
-                self.on_db_error(exc)
-                db_delay = min(DB_BACKOFF[1], max(DB_BACKOFF[0], db_delay * 2))
-                self._sleep(gen, db_delay)
-                continue
+            job, pause = (None, None) if wait > 0 else self._try_claim(backoff)
             if job is None:
-                self._sleep(gen, None)
+                with self._cond:
+                    self._reserving -= 1
+                    self._cond.notify_all()
+                if wait > 0:  # paused, outside upload hours, API backing off: nothing ahead
+                    self._gated(gen, wait)
+                else:
+                    self._sleep(gen, pause)
                 continue
             with self._cond:
-                self._reserving += 1
                 self._ahead[n] = job
             started = self.clock()
             try:
@@ -386,3 +397,17 @@ class Dispatcher:
 
 def _smooth(old: float | None, new: float) -> float:
     return new if old is None else 0.8 * old + 0.2 * new
+
+
+class _Backoff:
+    """A claim's delay after the job table failed: doubling, capped; reset by a success."""
+
+    def __init__(self) -> None:
+        self.delay = 0.0
+
+    def failed(self) -> float:
+        self.delay = min(DB_BACKOFF[1], max(DB_BACKOFF[0], self.delay * 2))
+        return self.delay
+
+    def reset(self) -> None:
+        self.delay = 0.0

@@ -9,9 +9,7 @@ import json
 import shutil
 import signal
 import socket
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -28,71 +26,7 @@ from support import (
     wait_for,
     write_config,
 )
-
-
-class Receiver:
-    """A webhook on 127.0.0.1 that records every JSON body posted to it."""
-
-    def __init__(self) -> None:
-        self.bodies: list[dict[str, str]] = []
-        self.lock = threading.Lock()
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                with outer.lock:
-                    outer.bodies.append(json.loads(raw))
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"json://127.0.0.1:{self.port}/hook"
-
-    def messages(self) -> list[dict[str, str]]:
-        with self.lock:
-            return list(self.bodies)
-
-    def titled(self, words: str) -> list[dict[str, str]]:
-        return [m for m in self.messages() if words in m.get("title", "")]
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-class Silent:
-    """Accepts connections and never answers: a hung webhook."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        self.accepted: list[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.accepted.append(conn)
-
-    def close(self) -> None:
-        self.sock.close()
-        for conn in self.accepted:
-            conn.close()
+from webhooks import Receiver, Silent
 
 
 def closed_port() -> int:
@@ -130,7 +64,7 @@ def no_secret(messages: list[dict[str, str]], *secrets: str) -> None:
 
 def test_failed_file_gives_one_message_naming_it_and_why(tmp_path: Path, sandbox: Sandbox,
                                                         receiver: Receiver) -> None:
-    folder, config = setup(tmp_path, sandbox, [receiver.url])
+    folder, config = setup(tmp_path, sandbox, [receiver.url()])
     sandbox.faults(reserve=[{"status": 422}])
     daemon = start_daemon(tmp_path, config)
     try:
@@ -154,7 +88,7 @@ def test_failed_file_gives_one_message_naming_it_and_why(tmp_path: Path, sandbox
 def test_five_failures_in_one_batch_window_make_one_message(tmp_path: Path,
                                                             sandbox: Sandbox,
                                                             receiver: Receiver) -> None:
-    folder, config = setup(tmp_path, sandbox, [receiver.url], batch=3.0)
+    folder, config = setup(tmp_path, sandbox, [receiver.url()], batch=3.0)
     sandbox.faults(reserve=[{"status": 422}] * 5)
     names = [f"bad{i}.mov" for i in range(5)]
     staged = [make_movie(tmp_path / f"s{i}.mov", frames=2) for i in range(5)]
@@ -180,7 +114,7 @@ def test_five_failures_in_one_batch_window_make_one_message(tmp_path: Path,
 
 def test_rejected_credentials_notify_once_and_once_resolved(tmp_path: Path, sandbox: Sandbox,
                                                             receiver: Receiver) -> None:
-    folder, config = setup(tmp_path, sandbox, [receiver.url])
+    folder, config = setup(tmp_path, sandbox, [receiver.url()])
     token_file = tmp_path / "token"
     wrong = "wrong-token-7f3a91"
     token_file.write_text(wrong + "\n")
@@ -241,7 +175,7 @@ def test_dead_receivers_never_slow_uploads(tmp_path: Path, sandbox: Sandbox) -> 
 def test_notify_test_says_which_url_worked(tmp_path: Path, sandbox: Sandbox,
                                            receiver: Receiver) -> None:
     dead = f"json://127.0.0.1:{closed_port()}/hook"
-    _, config = setup(tmp_path, sandbox, [receiver.url])
+    _, config = setup(tmp_path, sandbox, [receiver.url()])
     out = cli("notify-test", "--config", str(config))
     assert out.returncode == 0, out.stdout + out.stderr
     assert out.stdout.startswith("ok")
@@ -250,7 +184,7 @@ def test_notify_test_says_which_url_worked(tmp_path: Path, sandbox: Sandbox,
 
     both = tmp_path / "both"
     both.mkdir()
-    _, config = setup(both, sandbox, [receiver.url, dead])
+    _, config = setup(both, sandbox, [receiver.url(), dead])
     out = cli("notify-test", "--config", str(config))
     assert out.returncode == 1, out.stdout + out.stderr
     lines = out.stdout.splitlines()

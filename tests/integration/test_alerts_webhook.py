@@ -6,74 +6,15 @@ from __future__ import annotations
 
 import json
 import socket
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import structlog
 
 from daemon.alerts import CREDENTIALS_REJECTED, Notifier
 from tests.support import TOKEN, wait_for
-
-
-class Receiver:
-    def __init__(self) -> None:
-        self.posts: list[tuple[str, bytes]] = []
-        received = self.posts
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                received.append((self.path, body))
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def url(self, path: str = "uplift") -> str:
-        return f"json://127.0.0.1:{self.port}/{path}"
-
-    def messages(self) -> list[dict[str, str]]:
-        return [json.loads(body) for _, body in self.posts]
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-class Silent:
-    """Accepts connections and never answers (a hung webhook)."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = self.sock.getsockname()[1]
-        self.accepted: list[socket.socket] = []
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-        self.thread.start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.accepted.append(conn)
-
-    def close(self) -> None:
-        self.sock.close()
-        for conn in self.accepted:
-            conn.close()
+from tests.webhooks import Receiver, Silent
 
 
 @pytest.fixture
@@ -106,7 +47,7 @@ def test_one_failure_one_message(receiver: Receiver) -> None:
         wait_for(lambda: receiver.posts, 10, what="the webhook post")
         time.sleep(0.1)  # let a (wrong) second post show up
         [msg] = receiver.messages()
-        assert receiver.posts[0][0] == "/uplift"
+        assert receiver.posts[0][0] == "/hook"
         assert "/captures/ath/swing.mov: not a QuickTime movie" in msg["message"]
         assert "1 file failed" in msg["title"] and msg["type"] == "failure"
     finally:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -136,5 +137,24 @@ def test_links_out_of_the_root_are_refused_links_within_it_count(setup, tmp_path
         assert wait_for_state(store, "in.mov", JobState.QUEUED, 10)
         (job,) = [j for j in store.jobs() if j.path.endswith("out.mov")]
         assert "outside the watch folder" in job.last_error
+    finally:
+        watcher.stop()
+
+
+def test_a_wall_clock_step_backwards_does_not_hold_files(setup) -> None:
+    """Settling runs on the monotonic clock: an NTP step of an hour back (the wall clock the
+    intake stores) does not keep a file waiting for an hour."""
+    cfg, store, queued, folder = setup
+    calls = [0]
+
+    def wall() -> float:  # steps back an hour right after the file is first seen
+        calls[0] += 1
+        return time.time() - (3600 if calls[0] > 1 else 0)
+
+    watcher = Watcher(cfg, store, on_queued=queued.set, wall=wall)
+    watcher.start()
+    try:
+        make_movie(folder / "stepped.mov", frames=2)
+        assert wait_for_state(store, "stepped.mov", JobState.QUEUED, 10)
     finally:
         watcher.stop()

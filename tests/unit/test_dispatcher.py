@@ -271,3 +271,14 @@ def test_a_reserver_whose_thread_died_is_restarted_and_its_job_requeued() -> Non
     finally:
         d.stop(1)
     assert lane.released == [2]
+
+
+def test_a_service_wide_pause_runs_on_the_monotonic_clock() -> None:
+    from daemon.work.reservations import Reservations
+
+    mono, wall = [100.0], [1_800_000_000.0]
+    res = Reservations(120.0, clock=lambda: mono[0], wall=lambda: wall[0])
+    res.pause(30.0, "API backing off")
+    wall[0] -= 3600  # NTP steps the wall clock back an hour
+    mono[0] += 31.0
+    assert res.paused_for() == 0.0  # over after 30 s, whatever the wall clock did

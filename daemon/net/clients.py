@@ -1,0 +1,31 @@
+"""The daemon's two network clients, built from the config: one pooled keep-alive client for the
+API, one for storage, both through the proxy and trust settings, the uploads through the one
+bandwidth limiter."""
+
+from __future__ import annotations
+
+import httpx
+
+from daemon.bandwidth import Limiter, Timetable
+from daemon.config import Config, ConfigError
+from daemon.net.api import ApiClient
+from daemon.net.transport import TrustFileError
+from daemon.net.upload import CHUNK, Uploader
+
+
+def build(cfg: Config, token: str, limiter: Limiter,
+          table: Timetable) -> tuple[ApiClient, Uploader]:
+    """A ca_file that cannot be loaded is a config error."""
+    timeout = httpx.Timeout(connect=cfg.api.connect_timeout, read=cfg.api.read_timeout,
+                            write=cfg.api.read_timeout, pool=cfg.api.read_timeout)
+    # Under a limit, smaller chunks keep the flow smooth (about 8 a second at the lowest).
+    low = table.min_rate
+    chunk = CHUNK if low <= 0 else min(CHUNK, max(64 * 1024, int(low / 8)))
+    try:
+        api = ApiClient(cfg.api.base_url, token, timeout, proxy=cfg.api.proxy,
+                        ca_file=cfg.api.ca_file, total_seconds=cfg.api.read_timeout)
+        uploader = Uploader(cfg.upload.stall_seconds, cfg.api.connect_timeout, chunk_size=chunk,
+                            limiter=limiter, proxy=cfg.api.proxy, ca_file=cfg.api.ca_file)
+    except TrustFileError as exc:
+        raise ConfigError(f"{cfg.source}: [api] ca_file: {exc}") from None
+    return api, uploader
