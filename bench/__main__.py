@@ -436,6 +436,10 @@ def bench_burst(base_url: str, watch: Path, count: int = 2000) -> None:
 
 
 def bench_idle(base_url: str, watch: Path, folders: int = 501, seconds: float = 60) -> None:
+    # A folder of its own: the shared one still holds the burst's files, which a fresh daemon
+    # would first upload (work, not idleness).
+    watch = watch.parent / "idle-captures"
+    watch.mkdir(exist_ok=True)
     for i in range(folders):
         (watch / f"{ATHLETE[:-4]}{i:04d}").mkdir(exist_ok=True)
     d = Daemon("idle", watch, base_url)

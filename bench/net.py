@@ -112,9 +112,9 @@ def upload_variants(base_url: str, token: str, body: dict[str, Any], path: Path,
 def _hook(drain: Any, drains: bool, window: list[int]) -> Any:
     from daemon.net.transport import current_socket, unsent_bytes
 
-    def hook(abort: threading.Event) -> None:
+    def hook(abort: threading.Event, report: Any = None) -> None:
         if drains:
-            drain(abort)
+            drain(abort) if report is None else drain(abort, report)
         sock = current_socket()
         window.append((unsent_bytes(sock) or 0) if sock is not None else 0)
 

@@ -230,7 +230,7 @@ class Service:
             parts.append(("fleet", fleet_parts))
         scheduler.add_job(watcher.rescan, "interval", seconds=cfg.watching.rescan_seconds,
                           id="rescan")
-        scheduler.add_job(worker.wake, "interval", seconds=cfg.upload.poll_seconds, id="poll")
+        scheduler.add_job(worker.poll, "interval", seconds=cfg.upload.poll_seconds, id="poll")
         web = self._console(cfg, ctx)
         if web is not None:
             parts.append(("web", web))

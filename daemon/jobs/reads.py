@@ -120,6 +120,13 @@ class Reads:
             return conn.execute(select(func.min(Job.next_attempt_at)).where(
                 Job.state == JobState.QUEUED, Job.next_attempt_at > now)).scalar()
 
+    def any_due(self, now: float) -> bool:
+        """A queued job is due now (the index on state, next_attempt_at answers it)."""
+        with self._read() as conn:
+            return conn.execute(select(Job.id).where(
+                Job.state == JobState.QUEUED, Job.next_attempt_at <= now).limit(1)).first() \
+                is not None
+
     def last_upload_at(self) -> float | None:
         with self._read() as conn:
             return conn.execute(select(func.max(Job.finished_at)).where(

@@ -69,6 +69,17 @@ class Worker:
     def wake(self) -> None:
         self.dispatcher.wake()
 
+    def poll(self) -> None:
+        """The safety net (a wake-up that went missing, a job queued by another process): one
+        read; the upload threads are woken only when a job is due, so idle stays idle."""
+        try:
+            due = self.store.any_due(self.wall())
+        except OperationalError as exc:
+            self.pipeline.on_db_error(exc)
+            return
+        if due:
+            self.dispatcher.wake()
+
     def reconfigure(self, cfg: Config) -> None:
         self.cfg = self.pipeline.cfg = cfg
 
