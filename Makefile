@@ -34,6 +34,7 @@ run: $(VENV)/.installed $(DEV)/config.toml
 	mkdir -p captures/demo
 	@echo "Drop a .mov into ./captures/demo/ (or ./captures/<athlete-uuid>/)."
 	@echo "Watch it in the log below, or run: $(BIN)/uplift-capture status --config $(DEV)/config.toml"
+	@echo "Or open the console: http://127.0.0.1:8780/"
 	@echo "What the sandbox received lands in $(DEV)/sandbox/received/."
 	$(BIN)/uplift-capture run --sandbox --config $(DEV)/config.toml
 
