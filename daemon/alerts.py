@@ -7,22 +7,29 @@ and after `attempts` tries logs and drops it. Every text passes `redact` (the AP
 other registered secrets); target URLs are logged only in apprise's privacy form.
 
 apprise is imported on the first send (about 17 MiB of RSS on import, ~30 MiB once its
-plugins are loaded), so a station without [notify] urls never pays for it.
+plugins are loaded), so a station without [notify] urls never pays for it. Parsing a URL and
+sending one message to it (everything that touches apprise) is in alert_targets.py.
 """
 
 from __future__ import annotations
 
-import logging
-import re
 import socket
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
-from urllib.parse import urlsplit
 
 from daemon import logs
+from daemon.alert_targets import (
+    FAILURE,
+    INFO,
+    SUCCESS,
+    Message,
+    Target,
+    apprise_send,
+    make_target,
+    redact_url,
+)
 from daemon.schedule import DailySummary, next_summary_at, parse_clock
 
 log = logs.get("notify")
@@ -36,101 +43,6 @@ CERTIFICATE_UNTRUSTED = "certificate untrusted"
 WATCH_FOLDER_LOST = "watch folder lost"
 DATABASE_UNWRITABLE = "database unwritable"
 STUCK = "queue stuck"
-
-FAILURE, WARNING, INFO, SUCCESS = "failure", "warning", "info", "success"  # apprise NotifyType
-
-
-@dataclass(frozen=True)
-class Message:
-    title: str
-    body: str
-    kind: str = INFO
-
-
-@dataclass
-class Target:
-    """One apprise URL. `shown` is safe to log; `secrets` are the URL's parts it hides."""
-    url: str
-    shown: str
-    secrets: tuple[str, ...] = ()
-    plugin: Any = None  # apprise NotifyBase, made on first use in the sending thread
-    parsed: bool = False
-
-    def scrub(self, text: str) -> str:
-        for secret in self.secrets:
-            text = text.replace(secret, "****")
-        return text
-
-
-def redact_url(url: str) -> str:
-    """A notify URL fit for logs without importing apprise: scheme, user and host only."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        port = f":{parts.port}" if parts.port else ""
-        user = f"{parts.username}@" if parts.username and parts.password is None else \
-            (f"{parts.username}:****@" if parts.username else "")
-    except ValueError:
-        return url.split(":", 1)[0] + "://…"
-    rest = "/…" if parts.path.strip("/") or parts.query else ""
-    return f"{parts.scheme}://{user}{host}{port}{rest}"
-
-
-def _make_target(url: str) -> Target:
-    """Let apprise parse the URL: its privacy form is what we log, and any piece of the raw URL
-    that form hides (password, webhook tokens in the path) is scrubbed from error details."""
-    import apprise
-
-    _capture_apprise_logs()
-    plugin = apprise.Apprise.instantiate(url)
-    if plugin is None:
-        return Target(url, redact_url(url), parsed=True)
-    shown = plugin.url(privacy=True).split("?", 1)[0]
-    pieces = {p for p in re.split(r"[/:@?&=#,]+", url) if len(p) >= 4}
-    secrets = tuple(sorted((p for p in pieces if p not in shown), key=len, reverse=True))
-    return Target(url, shown, secrets, plugin, parsed=True)
-
-
-class _AppriseLogs(logging.Handler):
-    """apprise's own log lines can carry webhook URLs (tokens in the path), so they never reach
-    the root logger: this handler keeps the warnings of the send in progress, per thread, and
-    the caller logs them scrubbed."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.local = threading.local()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        lines = getattr(self.local, "lines", None)
-        if lines is not None:
-            lines.append(record.getMessage())
-
-
-_handler = _AppriseLogs()
-
-
-def _capture_apprise_logs() -> None:
-    lg = logging.getLogger("apprise")
-    if _handler not in lg.handlers:
-        lg.addHandler(_handler)
-        lg.propagate = False
-
-
-def apprise_send(target: Target, message: Message) -> tuple[bool, str]:
-    """Send one message to one target, synchronously. Returns (ok, detail for people)."""
-    if target.plugin is None:
-        target.plugin = _make_target(target.url).plugin
-        if target.plugin is None:
-            return False, "not a notification URL apprise knows"
-    _handler.local.lines = []
-    try:
-        ok = bool(target.plugin.notify(body=message.body, title=message.title,
-                                       notify_type=message.kind))
-    except Exception as exc:  # a plugin bug must not kill the notifier thread
-        ok, _handler.local.lines = False, [f"{type(exc).__name__}: {exc}"]
-    lines, _handler.local.lines = _handler.local.lines, None
-    detail = "sent" if ok else (lines[-1] if lines else "the service did not accept it")
-    return ok, target.scrub(detail)
 
 
 @dataclass(order=True)
@@ -243,7 +155,7 @@ class Notifier:
             INFO)
         for url in self.urls:
             try:
-                target = _make_target(url)
+                target = make_target(url)
             except Exception as exc:  # apprise refusing a URL must not stop the others
                 results.append((redact_url(url), False, f"{type(exc).__name__}"))
                 continue
@@ -341,7 +253,7 @@ class Notifier:
         """One try; False when it failed (the delivery is then requeued or dropped)."""
         if not d.target.parsed and self.sender is apprise_send:
             try:
-                parsed = _make_target(d.target.url)
+                parsed = make_target(d.target.url)
             except Exception:  # treat as unknown: logged and dropped below
                 parsed = Target(d.target.url, d.target.shown, parsed=True)
             d.target.shown, d.target.secrets, d.target.plugin, d.target.parsed = \

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from pgserver import pg_db, pg_server, pg_url  # noqa: F401 (fixtures: a real PostgreSQL)
 from support import Sandbox
+from tls_proxy import PrivateCA, make_private_ca
+from webhooks import Receiver
 
 
 @pytest.fixture
@@ -18,6 +20,22 @@ def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
         yield box
     finally:
         box.stop()
+
+
+@pytest.fixture
+def pki(tmp_path: Path) -> PrivateCA:
+    """A private CA and a certificate for 127.0.0.1 signed by it (tls_proxy.make_private_ca)."""
+    return make_private_ca(tmp_path / "pki")
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A webhook receiver on loopback (webhooks.Receiver)."""
+    r = Receiver()
+    try:
+        yield r
+    finally:
+        r.close()
 
 
 @pytest.fixture

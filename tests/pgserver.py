@@ -21,13 +21,13 @@ import pwd
 import re
 import shlex
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support import free_port
 
 INSTALL_HINT = "apt-get update && apt-get install -y postgresql"
 HBA = """\
@@ -73,12 +73,6 @@ def unavailable() -> str | None:
     return None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class PgServer:
     """One PostgreSQL cluster in its own directory, owned by the user it runs as."""
 
@@ -120,7 +114,7 @@ class PgServer:
         first = not self.port
         for _ in range(3 if first else 1):
             if first:  # another process may take a free port before us: then pick again
-                self.port = _free_port()
+                self.port = free_port()
                 self._configure(self.port)
             out = self._run("pg_ctl", "start", "-w", "-t", "60", "-D", str(self.data),
                             "-l", str(self.log), check=False)

@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -35,6 +36,14 @@ def wait_for(check: Callable[[], T], timeout: float = 30.0, interval: float = 0.
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (bound, then released): for a server to take, or to
+    stand for a dead peer."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def make_movie(path: Path, frames: int = 10, width: int = 320, height: int = 240,

@@ -6,12 +6,19 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 from pathlib import Path
 
 import httpx
 import pytest
-from support import Sandbox, job_state, make_movie, start_daemon, wait_for, write_config
+from support import (
+    Sandbox,
+    free_port,
+    job_state,
+    make_movie,
+    start_daemon,
+    wait_for,
+    write_config,
+)
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -22,12 +29,6 @@ pytestmark = [
     pytest.mark.skipif(not os.path.exists(CHROMIUM),
                        reason=f"{CHROMIUM} missing (apt-get install chromium)"),
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_retry_in_the_browser_gets_a_refused_file_uploaded(tmp_path: Path,

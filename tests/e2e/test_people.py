@@ -8,16 +8,14 @@ from __future__ import annotations
 import json
 import shutil
 import signal
-import socket
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from support import (
     TOKEN,
     Proc,
     Sandbox,
     cli,
+    free_port,
     job_state,
     jobs_by_name,
     make_movie,
@@ -27,22 +25,6 @@ from support import (
     write_config,
 )
 from webhooks import Receiver, Silent
-
-
-def closed_port() -> int:
-    """A loopback port nothing listens on (bound, then released)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    try:
-        yield r
-    finally:
-        r.close()
 
 
 def setup(tmp_path: Path, box: Sandbox, urls: list[str],
@@ -151,7 +133,7 @@ def test_rejected_credentials_notify_once_and_once_resolved(tmp_path: Path, sand
 def test_dead_receivers_never_slow_uploads(tmp_path: Path, sandbox: Sandbox) -> None:
     hung = Silent()
     folder, config = setup(tmp_path, sandbox, [f"json://127.0.0.1:{hung.port}/hook",
-                                               f"json://127.0.0.1:{closed_port()}/hook"],
+                                               f"json://127.0.0.1:{free_port()}/hook"],
                            batch=0.5)
     sandbox.faults(reserve=[{"status": 422}])
     daemon = start_daemon(tmp_path, config)
@@ -174,7 +156,7 @@ def test_dead_receivers_never_slow_uploads(tmp_path: Path, sandbox: Sandbox) -> 
 
 def test_notify_test_says_which_url_worked(tmp_path: Path, sandbox: Sandbox,
                                            receiver: Receiver) -> None:
-    dead = f"json://127.0.0.1:{closed_port()}/hook"
+    dead = f"json://127.0.0.1:{free_port()}/hook"
     _, config = setup(tmp_path, sandbox, [receiver.url()])
     out = cli("notify-test", "--config", str(config))
     assert out.returncode == 0, out.stdout + out.stderr

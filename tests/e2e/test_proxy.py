@@ -1,131 +1,26 @@
 """Through a real forward proxy (Debian's tinyproxy, with Basic auth) to the sandbox served over
-TLS with a private CA made here: the API client and the uploader tunnel through it (its log
+TLS with a private CA made for the test: the API client and the uploader tunnel through it (its log
 shows the CONNECTs) and succeed with `ca_file`; without it, a certificate error that names the
 certificate's subject and issuer. `check`'s network walk tells the same story."""
 
 from __future__ import annotations
 
 import shutil
-import socket
-import subprocess
 import threading
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-import trustme
-from support import ATHLETE, TOKEN, Sandbox, make_movie, wait_for
+from support import ATHLETE, TOKEN, Sandbox, free_port, make_movie, wait_for
+from tls_proxy import PROXY_PASSWORD, PrivateCA, Tinyproxy
 
 from daemon.errors import Kind, TransferError, Where
 from daemon.net import diagnose
 from daemon.net.api import ApiClient
 from daemon.net.upload import Uploader
 
-PROXY_USER, PROXY_PASSWORD = "lab", "pr0xy-s3cret"
-
 pytestmark = pytest.mark.skipif(shutil.which("tinyproxy") is None,
                                 reason="tinyproxy is not installed (apt-get install tinyproxy)")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@dataclass
-class Tinyproxy:
-    """tinyproxy in the foreground on a free loopback port, its log in a file."""
-
-    dir: Path
-    auth: bool = True
-    popen: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> Tinyproxy:
-        self.port = free_port()
-        self.log = self.dir / "tinyproxy.log"
-        conf = self.dir / "tinyproxy.conf"
-        lines = [f"Port {self.port}", "Listen 127.0.0.1", "Timeout 60", "MaxClients 50",
-                 f'LogFile "{self.log}"', "LogLevel Info", "Allow 127.0.0.1",
-                 f'PidFile "{self.dir / "tinyproxy.pid"}"']
-        if self.auth:
-            lines.append(f"BasicAuth {PROXY_USER} {PROXY_PASSWORD}")
-        conf.write_text("\n".join(lines) + "\n")
-        self.log.touch()
-        self.log.chmod(0o666)  # tinyproxy may drop root for nobody before writing
-        self.dir.chmod(0o777)
-        self.popen = subprocess.Popen(["tinyproxy", "-d", "-c", str(conf)],
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-        def listening() -> bool:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return True
-            except OSError:
-                assert self.popen is not None and self.popen.poll() is None, self.log.read_text()
-                return False
-
-        wait_for(listening, 15, what="tinyproxy to listen")
-        return self
-
-    @property
-    def url(self) -> str:
-        cred = f"{PROXY_USER}:{PROXY_PASSWORD}@" if self.auth else ""
-        return f"http://{cred}127.0.0.1:{self.port}"
-
-    def connects(self, port: int) -> int:
-        return self.log.read_text(errors="replace").count(f"CONNECT 127.0.0.1:{port}")
-
-    def stop(self) -> None:
-        if self.popen is not None and self.popen.poll() is None:
-            self.popen.terminate()
-            self.popen.wait(10)
-
-
-@dataclass
-class PrivateCA:
-    ca_pem: Path
-    cert: Path
-    key: Path
-
-
-def make_private_ca(folder: Path) -> PrivateCA:
-    folder.mkdir(parents=True, exist_ok=True)
-    ca = trustme.CA(organization_name="Lab Inspection CA")
-    leaf = ca.issue_cert("127.0.0.1", "localhost", organization_name="Lab Sandbox")
-    out = PrivateCA(folder / "ca.pem", folder / "cert.pem", folder / "key.pem")
-    ca.cert_pem.write_to_path(str(out.ca_pem))
-    leaf.private_key_pem.write_to_path(str(out.key))
-    out.cert.write_bytes(b"".join(b.bytes() for b in leaf.cert_chain_pems))
-    return out
-
-
-@pytest.fixture
-def pki(tmp_path: Path) -> PrivateCA:
-    return make_private_ca(tmp_path / "pki")
-
-
-@pytest.fixture
-def tls_box(tmp_path: Path, pki: PrivateCA) -> Iterator[Sandbox]:
-    box = Sandbox(tmp_path / "sandbox", tls=(pki.cert, pki.key), ca=pki.ca_pem).start()
-    assert box.base_url.startswith("https://")
-    try:
-        yield box
-    finally:
-        box.stop()
-
-
-@pytest.fixture
-def proxy(tmp_path: Path) -> Iterator[Tinyproxy]:
-    folder = tmp_path / "proxy"
-    folder.mkdir()
-    p = Tinyproxy(folder).start()
-    try:
-        yield p
-    finally:
-        p.stop()
 
 
 def body(name: str) -> dict[str, object]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import shutil
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -21,35 +20,10 @@ from support import (
     wait_for,
     write_config,
 )
-from test_proxy import PROXY_PASSWORD, PrivateCA, Tinyproxy, make_private_ca
+from tls_proxy import PROXY_PASSWORD, PrivateCA, Tinyproxy
 
 pytestmark = pytest.mark.skipif(shutil.which("tinyproxy") is None,
                                 reason="tinyproxy is not installed")
-
-
-@pytest.fixture
-def pki(tmp_path: Path) -> PrivateCA:
-    return make_private_ca(tmp_path / "pki")
-
-
-@pytest.fixture
-def tls_box(tmp_path: Path, pki: PrivateCA) -> Iterator[Sandbox]:
-    box = Sandbox(tmp_path / "sandbox", tls=(pki.cert, pki.key), ca=pki.ca_pem).start()
-    try:
-        yield box
-    finally:
-        box.stop()
-
-
-@pytest.fixture
-def proxy(tmp_path: Path) -> Iterator[Tinyproxy]:
-    folder = tmp_path / "proxy"
-    folder.mkdir()
-    p = Tinyproxy(folder).start()
-    try:
-        yield p
-    finally:
-        p.stop()
 
 
 def config(tmp_path: Path, box: Sandbox, proxy: Tinyproxy, ca: Path | None) -> Path:

@@ -5,29 +5,13 @@ answers."""
 from __future__ import annotations
 
 import json
-import socket
 import time
-from collections.abc import Iterator
 
-import pytest
 import structlog
+from support import TOKEN, free_port, wait_for
+from webhooks import Receiver, Silent
 
 from daemon.alerts import CREDENTIALS_REJECTED, Notifier
-from tests.support import TOKEN, wait_for
-from tests.webhooks import Receiver, Silent
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    yield r
-    r.close()
-
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def redact(text: str) -> str:
@@ -102,7 +86,7 @@ def test_the_token_never_reaches_the_receiver(receiver: Receiver) -> None:
 
 def test_unreachable_targets_never_block_callers_and_are_given_up(receiver: Receiver) -> None:
     silent = Silent()
-    dead = f"json://user:hunter2pw@127.0.0.1:{closed_port()}/hook?cto=0.3&rto=0.3"
+    dead = f"json://user:hunter2pw@127.0.0.1:{free_port()}/hook?cto=0.3&rto=0.3"
     hung = f"json://127.0.0.1:{silent.port}/hook?cto=0.3&rto=0.3"
     with structlog.testing.capture_logs() as events:
         n = notifier([dead, hung, receiver.url()], batch=0.05, attempts=3, backoff=0.1)
@@ -138,7 +122,7 @@ def test_unreachable_targets_never_block_callers_and_are_given_up(receiver: Rece
 
 
 def test_notify_test_says_which_worked(receiver: Receiver) -> None:
-    dead = f"json://user:hunter2pw@127.0.0.1:{closed_port()}/hook?cto=0.3&rto=0.3"
+    dead = f"json://user:hunter2pw@127.0.0.1:{free_port()}/hook?cto=0.3&rto=0.3"
     n = Notifier([receiver.url("t"), dead, "bogus://nowhere"], 60, redact=redact)
     results = n.test()  # synchronous; no thread needed
     assert [ok for _, ok, _ in results] == [True, False, False]

@@ -10,7 +10,6 @@ import sys
 import zipfile
 from pathlib import Path
 
-import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import text
@@ -19,13 +18,6 @@ from daemon.jobs.engine import SCHEMA_HEAD, make_engine, upgrade
 from daemon.jobs.models import Base
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'jobs.db'}"
-    return str(request.getfixturevalue("pg_db"))  # a fresh database on a real server
 
 
 def test_upgrade_head_matches_the_models(db_url: str) -> None:

@@ -8,14 +8,13 @@ import ssl
 import threading
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import trustme
-from support import ATHLETE, Sandbox, make_movie, wait_for
+from support import ATHLETE, TOKEN, Sandbox, make_movie, wait_for
+from tls_proxy import PrivateCA
 
 from daemon.errors import Kind, TransferError
 from daemon.net.api import ApiClient
@@ -23,24 +22,7 @@ from daemon.net.upload import Uploader, multipart_parts
 from daemon.sandbox import server
 from daemon.sandbox.s3post import make_fields
 
-TOKEN = "faults-token-7f3a"
 GROUP = "22222222-3333-4444-5555-666666666666"
-
-
-@pytest.fixture(scope="module")
-def shared_box(tmp_path_factory: pytest.TempPathFactory) -> Iterator[server.SandboxServer]:
-    srv = server.start(tmp_path_factory.mktemp("box"), token=TOKEN)
-    yield srv
-    srv.shutdown()
-    srv.server_close()
-
-
-@pytest.fixture
-def box(shared_box: server.SandboxServer) -> server.SandboxServer:
-    shared_box.state.faults = server.Faults()
-    shared_box.state.token = TOKEN
-    shared_box.state.groups.clear()
-    return shared_box
 
 
 def capture(**changes: Any) -> dict[str, Any]:
@@ -257,22 +239,8 @@ def test_unknown_fault_names_are_refused(box: server.SandboxServer) -> None:
     assert refused.status_code == 400 and "reserv" in refused.text
 
 
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
-    """A private CA and a certificate for 127.0.0.1: (ca, cert, key) PEM files."""
-    where = tmp_path_factory.mktemp("pki")
-    ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1", "localhost")
-    ca.cert_pem.write_to_path(str(where / "ca.pem"))
-    cert.private_key_pem.write_to_path(str(where / "key.pem"))
-    for blob in cert.cert_chain_pems:
-        blob.write_to_path(str(where / "cert.pem"), append=True)
-    return where / "ca.pem", where / "cert.pem", where / "key.pem"
-
-
-def test_tls_serves_api_and_uploads_over_https(tmp_path: Path,
-                                               pki: tuple[Path, Path, Path]) -> None:
-    ca, cert, key = pki
+def test_tls_serves_api_and_uploads_over_https(tmp_path: Path, pki: PrivateCA) -> None:
+    ca, cert, key = pki.ca_pem, pki.cert, pki.key
     srv = server.start(tmp_path / "box", token=TOKEN, tls_cert=cert, tls_key=key)
     trust = ssl.create_default_context(cafile=str(ca))
     try:
@@ -300,9 +268,9 @@ def test_tls_serves_api_and_uploads_over_https(tmp_path: Path,
         srv.server_close()
 
 
-def test_sandbox_command_with_tls_latency_and_token_change(
-        tmp_path: Path, pki: tuple[Path, Path, Path]) -> None:
-    ca, cert, key = pki
+def test_sandbox_command_with_tls_latency_and_token_change(tmp_path: Path,
+                                                          pki: PrivateCA) -> None:
+    ca, cert, key = pki.ca_pem, pki.cert, pki.key
     box = Sandbox(tmp_path / "data", latency=0.3, tls=(cert, key), ca=ca).start()
     try:
         assert box.base_url.startswith("https://")

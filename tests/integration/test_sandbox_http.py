@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from support import ATHLETE, OTHER_ATHLETE, make_movie
+from support import ATHLETE, OTHER_ATHLETE, TOKEN, make_movie
 
 from daemon.errors import Kind, Outcome, TransferError, Where, decide
 from daemon.net.api import ApiClient
@@ -21,24 +21,7 @@ from daemon.net.upload import Uploader, multipart_parts
 from daemon.sandbox import server
 from daemon.sandbox.s3post import make_fields
 
-TOKEN = "integration-token-123"
 GROUP = "11111111-2222-3333-4444-555555555555"
-
-
-@pytest.fixture(scope="module")
-def shared_box(tmp_path_factory: pytest.TempPathFactory) -> Iterator[server.SandboxServer]:
-    srv = server.start(tmp_path_factory.mktemp("box"), token=TOKEN)
-    yield srv
-    srv.shutdown()
-    srv.server_close()
-
-
-@pytest.fixture
-def box(shared_box: server.SandboxServer) -> server.SandboxServer:
-    faults = shared_box.state.faults
-    faults.reserve, faults.upload, faults.upload_delay = [], [], []
-    shared_box.state.groups.clear()
-    return shared_box
 
 
 @pytest.fixture

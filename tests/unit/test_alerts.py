@@ -157,15 +157,15 @@ def test_redact_url(url: str, shown: str) -> None:
 
 
 def test_apprise_privacy_form_and_secrets() -> None:
-    from daemon.alerts import _make_target
+    from daemon.alert_targets import make_target
 
-    t = _make_target("slack://T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7FQ")
+    t = make_target("slack://T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7FQ")
     assert "TIiajkdnlazkcOXrIdevi7FQ" not in t.shown and t.plugin is not None
     assert t.scrub("POST /services/T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7FQ failed") \
         == "POST /services/****/****/**** failed"
-    m = _make_target("mailtos://user:pa55word@smtp.lab.org?to=coach@lab.org")
+    m = make_target("mailtos://user:pa55word@smtp.lab.org?to=coach@lab.org")
     assert "pa55word" not in m.shown and m.scrub("login pa55word") == "login ****"
-    assert _make_target("bogus://x").plugin is None
+    assert make_target("bogus://x").plugin is None
 
 
 def test_importing_alerts_does_not_import_apprise() -> None:

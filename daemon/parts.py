@@ -1,0 +1,99 @@
+"""The running service's parts: what the main loop holds, the console wired to them, and how each
+part is stopped (in the reverse of the order it was started, by service.py)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from daemon import logs
+from daemon.attention import Attention
+from daemon.config import Config
+from daemon.jobs.store import Store
+from daemon.net.api import ApiClient
+from daemon.reporting import Reporter
+from daemon.watch import Watcher
+from daemon.work import Worker
+from daemon.work.gate import Gate
+
+log = logs.get("service")
+
+
+@dataclass
+class Ctx:
+    store: Store
+    api: ApiClient
+    worker: Worker
+    watcher: Watcher
+    attention: Attention
+    scheduler: BackgroundScheduler
+    gate: Gate
+    reporter: Reporter
+
+
+class Owner(Protocol):
+    """What stopping needs of the service: its config and its signal flags."""
+    cfg: Config
+    flags: Any
+
+
+def healthy(ctx: Ctx, fatal: str | None) -> tuple[bool, str]:
+    """/healthz: watching every folder, the job table writable, nothing fatal."""
+    problems = [m for n, m in ctx.attention.conditions().items()
+                if n in ("watch_folder", "database")]
+    if fatal:
+        problems.append(fatal)
+    return (not problems, "; ".join(problems) or "ok")
+
+
+def start_web(cfg: Config, ctx: Ctx, health: Callable[[], tuple[bool, str]],
+              on_change: Callable[[], None]) -> Any:
+    """The web console, in its own thread; a console that cannot start (its port taken) is
+    shown as ATTENTION, and uploads go on without it."""
+    if not cfg.web.listen:
+        return None
+    from daemon.web import Metrics, StoreBackend, start_console
+
+    metrics = Metrics()
+    backend = StoreBackend(
+        ctx.store, cfg.athletes, health=health, gate_reason=lambda: ctx.gate.check()[1],
+        runtime=lambda: {"pid": os.getpid(), "attention": ctx.attention.conditions()},
+        on_change=on_change, lease=cfg.node.lease_seconds)
+    metrics.bind(counts=ctx.store.counts, paused=backend.paused)
+    ctx.worker.pipeline.metrics = metrics
+    try:
+        web = start_console(cfg.web.listen, cfg.web.password_file, backend, metrics)
+    except (ValueError, OSError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        ctx.attention.condition("console", f"the console cannot listen on "
+                                           f"{cfg.web.listen}: {reason}")
+        return None
+    log.info("web.listening", listen=cfg.web.listen)
+    return web
+
+
+def stop_part(name: str, part: Any, owner: Owner) -> None:
+    if name == "watcher":
+        part.stop()
+    elif name == "scheduler":
+        part.shutdown(wait=False)
+    elif name == "worker":
+        part.stop(owner.cfg.upload.shutdown_timeout, force=lambda: owner.flags.stop > 1)
+        if part.pipeline.unwritten:
+            owner.flags.fatal = (f"uploads accepted but not recorded: jobs "
+                                 f"{sorted(part.pipeline.unwritten)}")
+    elif name == "sandbox":
+        part.shutdown()
+        part.server_close()
+    elif name == "reporter":
+        part.close()
+    elif name == "web":
+        part.stop(5.0)
+    elif name == "state":
+        part.close(remove=owner.flags.fatal is None)
+    else:  # api, uploader, store, lock
+        part.close()

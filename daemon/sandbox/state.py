@@ -1,0 +1,65 @@
+"""What the sandbox remembers: the faults still to inject, the athletes of known session groups,
+and the reservation and upload logs (JSON lines under the data folder) that tests read back.
+
+One lock guards it all, since every connection is answered in its own thread.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import threading
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class Faults:
+    """Failures to inject, each used up as it fires. Set through POST /_sandbox/faults."""
+
+    reserve: list[dict[str, Any]] = field(default_factory=list)  # {"status", "retry_after", "html"}
+    upload: list[dict[str, Any]] = field(default_factory=list)  # same, or {"cut": true}
+    upload_delay: list[float] = field(default_factory=list)  # seconds before reading a body
+    upload_rate: float | None = None  # bytes per second for every upload
+    upload_window: float | None = None  # overrides the window of new reservations
+    upload_url: str | None = None  # send uploads to another receiver (benchmarks)
+    clock_offset: float = 0.0  # the API's clock runs this many seconds from ours
+    latency: float | None = None  # seconds every API request waits before its answer
+
+    @classmethod
+    def names(cls) -> set[str]:
+        return {f.name for f in fields(cls)}
+
+
+class SandboxState:
+    def __init__(self, data_dir: Path, token: str, upload_window: float):
+        self.data = data_dir
+        self.token = token
+        self.window = upload_window
+        self.secret = secrets.token_bytes(32)
+        self.faults = Faults()
+        self.lock = threading.Lock()
+        self.groups: dict[str, str] = {}  # session_group_id -> athlete_id
+        self.sessions: dict[str, dict[str, Any]] = {}
+        (data_dir / "received").mkdir(parents=True, exist_ok=True)
+        self._log_reservations = data_dir / "reservations.jsonl"
+        self._log_uploads = data_dir / "uploads.jsonl"
+        if self._log_reservations.exists():
+            for line in self._log_reservations.read_text().splitlines():
+                rec = json.loads(line)
+                self.groups[rec["session_group_id"]] = rec["athlete_id"]
+
+    def take_fault(self, name: str) -> Any:
+        with self.lock:
+            queue = getattr(self.faults, name)
+            return queue.pop(0) if queue else None
+
+    def append(self, path: Path, record: dict[str, Any]) -> None:
+        with self.lock, path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def records(self, path: Path) -> list[dict[str, Any]]:
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line]
