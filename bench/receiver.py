@@ -2,7 +2,9 @@
 204: the upload endpoint for CPU and wall-time benchmarks, so the receiver is never what limits
 the figures. It does not parse the form (the sandbox does that, far slower).
 
-`receiver.py CERT KEY` serves HTTPS with that certificate chain (the TLS figures)."""
+`receiver.py CERT KEY` serves HTTPS with that certificate chain (the TLS figures);
+`receiver.py --rate BYTES_PER_S` reads all connections together at that rate, a shared uplink
+(the many-small-files figure on a 1 Gbit/s link)."""
 
 from __future__ import annotations
 
@@ -10,11 +12,31 @@ import socket
 import ssl
 import sys
 import threading
+import time
 
 BUF = 4 * 1024 * 1024
+PACED_READ = 256 * 1024  # at most this much per read when paced (2 ms at 1 Gbit/s)
 
 
-def handle(conn: socket.socket, tls: ssl.SSLContext | None = None) -> None:
+class Link:
+    """One link's worth of bytes per second, shared by every connection: each read books the
+    next free stretch of the link's time and waits for its end."""
+
+    def __init__(self, rate: float):
+        self.rate = rate
+        self._lock = threading.Lock()
+        self._free = time.monotonic()
+
+    def took(self, n: int) -> None:
+        with self._lock:
+            now = time.monotonic()
+            self._free = max(self._free, now) + n / self.rate
+            until = self._free
+        time.sleep(max(0.0, until - now))
+
+
+def handle(conn: socket.socket, tls: ssl.SSLContext | None = None,
+           link: Link | None = None) -> None:
     if tls is not None:
         try:
             conn = tls.wrap_socket(conn, server_side=True)  # the handshake in this thread
@@ -40,23 +62,27 @@ def handle(conn: socket.socket, tls: ssl.SSLContext | None = None) -> None:
             left = length - len(rest)
             pending = rest[length:] if left < 0 else b""
             while left > 0:
-                n = conn.recv_into(view, min(BUF, left))
+                n = conn.recv_into(view, min(BUF if link is None else PACED_READ, left))
                 if not n:
                     return
                 left -= n
+                if link is not None:
+                    link.took(n)
             conn.sendall(b'HTTP/1.1 204 No Content\r\nETag: "bench"\r\nContent-Length: 0\r\n\r\n')
 
 
 def main() -> None:
-    tls = None
-    if len(sys.argv) == 3:
+    tls, link = None, None
+    if len(sys.argv) == 3 and sys.argv[1] == "--rate":
+        link = Link(float(sys.argv[2]))
+    elif len(sys.argv) == 3:
         tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         tls.load_cert_chain(sys.argv[1], sys.argv[2])
     srv = socket.create_server(("127.0.0.1", 0))
     print(srv.getsockname()[1], flush=True)
     while True:
         conn, _ = srv.accept()
-        threading.Thread(target=handle, args=(conn, tls), daemon=True).start()
+        threading.Thread(target=handle, args=(conn, tls, link), daemon=True).start()
 
 
 if __name__ == "__main__":

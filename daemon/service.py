@@ -25,6 +25,7 @@ from sqlalchemy.exc import OperationalError
 
 from daemon import config as config_mod
 from daemon import control, logs, notify
+from daemon import parts as parts_mod
 from daemon.attention import Attention
 from daemon.bandwidth import Limiter, Timetable, apply_timetable, parse_limit
 from daemon.config import Config, ConfigError
@@ -34,6 +35,7 @@ from daemon.jobs.store import DatabaseUnavailable, Store
 from daemon.net import clients
 from daemon.net.api import ApiClient
 from daemon.net.upload import Uploader
+from daemon.parts import Ctx
 from daemon.reporting import STUCK_EVERY, Reporter
 from daemon.runtime import StateFile, state_path
 from daemon.sandbox import server as sandbox_server
@@ -93,38 +95,9 @@ class Service:
                 while self._rsock.recv(64):
                     pass
 
-    def _console(self, cfg: Config, ctx: _Ctx) -> Any:
-        """The web console, in its own thread; a console that cannot start (its port taken) is
-        shown as ATTENTION, and uploads go on without it."""
-        if not cfg.web.listen:
-            return None
-        from daemon.web import Metrics, StoreBackend, start_console
-
-        metrics = Metrics()
-        backend = StoreBackend(
-            ctx.store, cfg.athletes, health=lambda: self._healthy(ctx),
-            gate_reason=lambda: ctx.gate.check()[1],
-            runtime=lambda: {"pid": os.getpid(), "attention": ctx.attention.conditions()},
-            on_change=self._look_now, lease=cfg.node.lease_seconds)
-        metrics.bind(counts=ctx.store.counts, paused=backend.paused)
-        ctx.worker.pipeline.metrics = metrics
-        try:
-            web = start_console(cfg.web.listen, cfg.web.password_file, backend, metrics)
-        except (ValueError, OSError) as exc:
-            reason = getattr(exc, "strerror", None) or str(exc)
-            ctx.attention.condition("console", f"the console cannot listen on "
-                                               f"{cfg.web.listen}: {reason}")
-            return None
-        log.info("web.listening", listen=cfg.web.listen)
-        return web
-
-    def _healthy(self, ctx: _Ctx) -> tuple[bool, str]:
+    def _healthy(self, ctx: Ctx) -> tuple[bool, str]:
         """/healthz: watching every folder, the job table writable, nothing fatal."""
-        problems = [m for n, m in ctx.attention.conditions().items()
-                    if n in ("watch_folder", "database")]
-        if self.flags.fatal:
-            problems.append(self.flags.fatal)
-        return (not problems, "; ".join(problems) or "ok")
+        return parts_mod.healthy(ctx, self.flags.fatal)
 
     def _look_now(self) -> None:
         """From any thread (the console's Retry, Pause, Resume): as SIGUSR1 does."""
@@ -169,7 +142,7 @@ class Service:
         finally:
             for name, part in reversed(parts):
                 try:
-                    _stop_part(name, part, self)
+                    parts_mod.stop_part(name, part, self)
                 except Exception:
                     log.exception("daemon.stop_failed", part=name)
         if self.flags.fatal:
@@ -215,7 +188,7 @@ class Service:
                           on_root_deleted=self._health_now)
         worker.pipeline.on_resettle = watcher.resettle
         watcher.on_failed = reporter.failed
-        ctx = _Ctx(store, api, worker, watcher, attention, scheduler, gate, reporter)
+        ctx = Ctx(store, api, worker, watcher, attention, scheduler, gate, reporter)
         # Started in this order, stopped in the reverse: no timers (nothing restarts what is
         # being stopped), then no new files, then no new uploads (in-flight ones finish or go
         # back to the queue).
@@ -230,8 +203,7 @@ class Service:
             parts.append(("fleet", fleet_parts))
         scheduler.add_job(watcher.rescan, "interval", seconds=cfg.watching.rescan_seconds,
                           id="rescan")
-        scheduler.add_job(worker.poll, "interval", seconds=cfg.upload.poll_seconds, id="poll")
-        web = self._console(cfg, ctx)
+        web = parts_mod.start_web(cfg, ctx, lambda: self._healthy(ctx), self._look_now)
         if web is not None:
             parts.append(("web", web))
         self._timetable(ctx)
@@ -243,18 +215,30 @@ class Service:
         log.info("daemon.ready", concurrency=cfg.upload.concurrency,
                  database=engine_mod.mask_url(cfg.database_url))
 
-        next_health = time.monotonic() + HEALTH_EVERY
+        now = time.monotonic()
+        next_health, next_poll = now + HEALTH_EVERY, now + cfg.upload.poll_seconds
         while not self.flags.stop and not self.flags.fatal:
-            self._wait(max(0.0, next_health - time.monotonic()))
-            if self.flags.health or time.monotonic() >= next_health:
+            # A poll interval of a tick or more rides on the ticks: one wake-up, not two.
+            until = next_health if cfg.upload.poll_seconds >= HEALTH_EVERY else \
+                min(next_health, next_poll)
+            self._wait(max(0.0, until - time.monotonic()))
+            now = time.monotonic()
+            ticked = self.flags.health or now >= next_health
+            if ticked:
                 self.flags.health = False
                 self._health(ctx)
                 next_health = time.monotonic() + HEALTH_EVERY
+            # The worker's safety-net poll, here rather than on the scheduler's thread (two
+            # more threads woken): with the tick when it is nearly due, so idle wakes once.
+            if now >= next_poll or (ticked and next_poll - now < HEALTH_EVERY / 2):
+                worker.poll()
+                next_poll = time.monotonic() + cfg.upload.poll_seconds
             if self.flags.reload and not self.flags.stop:
                 self.flags.reload = False
                 cfg = self._reload(cfg, ctx)
             if self.flags.look:
                 self.flags.look = False
+                gate.forget()
                 if control.stops_running_uploads(store, time.time()):
                     worker.dispatcher.interrupt()
                 worker.wake()
@@ -268,7 +252,7 @@ class Service:
         notify.notify("STOPPING=1")
         log.info("daemon.stopping")
 
-    def _timetable(self, ctx: _Ctx) -> None:
+    def _timetable(self, ctx: Ctx) -> None:
         """The bandwidth slot in force now, and a timer for the next slot."""
         if self.limiter is None or self.table is None:
             return
@@ -278,7 +262,7 @@ class Service:
                                   args=[ctx], id="timetable", replace_existing=True)
             log.info("bandwidth.slot", rate=self.limiter.rate, until=nxt.isoformat())
 
-    def _summary(self, ctx: _Ctx, when: datetime | None) -> None:
+    def _summary(self, ctx: Ctx, when: datetime | None) -> None:
         if when is not None:
             ctx.scheduler.add_job(lambda: self._summary(ctx, ctx.reporter.send_summary()),
                                   "date", run_date=when.astimezone(), id="summary",
@@ -290,7 +274,7 @@ class Service:
             self.limiter = Limiter(self.table.rate_at(datetime.now()))
         return clients.build(cfg, self.token, self.limiter, self.table)
 
-    def _health(self, ctx: _Ctx) -> None:
+    def _health(self, ctx: Ctx) -> None:
         """Supervision tick: threads alive, watch roots present, the job table still the one we
         opened and writable again after a failure. WATCHDOG=1 only when all of that ran."""
         if self.flags.stop:
@@ -322,7 +306,7 @@ class Service:
                 return
         notify.notify("WATCHDOG=1")
 
-    def _token_check(self, ctx: _Ctx) -> None:
+    def _token_check(self, ctx: Ctx) -> None:
         """While credentials are rejected, pick up a replaced token file at once."""
         if ctx.worker.reservations.paused_for() <= 0 or self.use_sandbox:
             return
@@ -330,7 +314,7 @@ class Service:
             return
         self._reread_token(ctx)
 
-    def _reread_token(self, ctx: _Ctx) -> None:
+    def _reread_token(self, ctx: Ctx) -> None:
         try:
             token = config_mod.read_token(self.cfg)
         except ConfigError as exc:
@@ -346,7 +330,7 @@ class Service:
             log.info("api.token_replaced")
             ctx.worker.wake()
 
-    def _swap_clients(self, cfg: Config, ctx: _Ctx) -> None:
+    def _swap_clients(self, cfg: Config, ctx: Ctx) -> None:
         """New proxy or trust settings (or a certificate problem someone may have fixed):
         fresh clients for new requests; uploads in flight finish on the old ones."""
         try:
@@ -364,7 +348,7 @@ class Service:
         log.info("net.clients_replaced", proxy=bool(cfg.api.proxy), ca_file=str(cfg.api.ca_file))
         ctx.worker.wake()
 
-    def _reload(self, cfg: Config, ctx: _Ctx) -> Config:
+    def _reload(self, cfg: Config, ctx: Ctx) -> Config:
         notify.notify(f"RELOADING=1\nMONOTONIC_USEC={time.monotonic_ns() // 1000}")
         try:
             new = config_mod.load(str(cfg.source))
@@ -397,38 +381,3 @@ class Service:
                  athletes=len(new.athletes))
         notify.notify("READY=1")
         return new
-
-
-@dataclass
-class _Ctx:
-    store: Store
-    api: ApiClient
-    worker: Worker
-    watcher: Watcher
-    attention: Attention
-    scheduler: BackgroundScheduler
-    gate: Gate
-    reporter: Reporter
-
-
-def _stop_part(name: str, part: Any, service: Service) -> None:
-    if name == "watcher":
-        part.stop()
-    elif name == "scheduler":
-        part.shutdown(wait=False)
-    elif name == "worker":
-        part.stop(service.cfg.upload.shutdown_timeout, force=lambda: service.flags.stop > 1)
-        if part.pipeline.unwritten:
-            service.flags.fatal = (f"uploads accepted but not recorded: jobs "
-                                   f"{sorted(part.pipeline.unwritten)}")
-    elif name == "sandbox":
-        part.shutdown()
-        part.server_close()
-    elif name == "reporter":
-        part.close()
-    elif name == "web":
-        part.stop(5.0)
-    elif name == "state":
-        part.close(remove=service.flags.fatal is None)
-    else:  # api, uploader, store, lock
-        part.close()

@@ -6,8 +6,12 @@ so the schema and the queries in store.py stay portable.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import functools
 import os
+import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
@@ -33,7 +37,17 @@ PG_CONNECT_DEFAULTS: dict[str, Any] = {
 }
 PG_DRIVER = "postgresql+psycopg"
 
+# SQLite has one writer at a time. Between this process's threads the turn is handed over by a
+# lock: SQLite's own busy handler sleeps in steps up to 100 ms however soon the lock frees, and
+# with uploads, reservations and the intake writing at once those sleeps left the link idle
+# (bench/RESULTS.md). busy_timeout still covers other processes (the CLI's retry, pause).
+# Re-entrant, so a nested write in one thread fails on SQLite's busy_timeout, as before.
+_WRITERS: weakref.WeakKeyDictionary[Engine, threading.RLock] = weakref.WeakKeyDictionary()
+_WRITERS_BY_FILE: dict[str, threading.RLock] = {}
+_WRITERS_GUARD = threading.Lock()
 
+
+@functools.lru_cache(maxsize=16)  # the health tick asks every few seconds; parsing is the cost
 def sqlite_path(url: str) -> Path | None:
     u = make_url(url)
     if u.get_backend_name() != "sqlite" or not u.database or u.database == ":memory:":
@@ -85,6 +99,9 @@ def make_engine(url: str, create: bool = True) -> Engine:
     # The driver's lock wait and SQLite's busy_timeout are the same wait: keep them equal.
     engine = create_engine(url, connect_args={"check_same_thread": False,
                                               "timeout": BUSY_TIMEOUT_MS / 1000})
+    with _WRITERS_GUARD:  # engines on one file share its turn
+        _WRITERS[engine] = (_WRITERS_BY_FILE.setdefault(str(path.resolve()), threading.RLock())
+                            if path is not None else threading.RLock())
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -117,7 +134,8 @@ WRITE = "uplift_write"
 def write_tx(engine: Engine, durable: bool = False) -> Iterator[Connection]:
     """A transaction that writes: on SQLite it holds the write lock from its first statement;
     `durable` makes its commit reach the disk before returning (a 'done' before a move)."""
-    with engine.connect() as conn:
+    turn = _WRITERS.get(engine)
+    with turn if turn is not None else contextlib.nullcontext(), engine.connect() as conn:
         conn.execution_options(**{WRITE: True})
         if durable:
             set_durable(conn, True)

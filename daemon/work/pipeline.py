@@ -20,7 +20,7 @@ from daemon import archive, logs
 from daemon.config import Config
 from daemon.errors import Kind, Outcome, TransferError, Where, decide, file_error
 from daemon.jobs import fleet
-from daemon.jobs.models import IN_FLIGHT, Job, JobState
+from daemon.jobs.models import IN_FLIGHT, Job
 from daemon.jobs.store import Store, TakenOver
 from daemon.net.api import ApiClient, Reserved
 from daemon.net.upload import CHANGED_WHILE_UPLOADING, Aborted, Sent, Uploader
@@ -168,11 +168,6 @@ class Pipeline:
                     # non-zero and the file goes once more after the restart.
                     raise DoneUnwritten(job.id) from exc
                 delay = min(DONE_RETRY[1], delay * 2)
-        for older in self.store.jobs_at(job.path, [JobState.FAILED]):
-            # An earlier copy of this path that failed (e.g. an unfinished recording) is moot.
-            self.store.skip(older.id, [JobState.FAILED], self.wall(),
-                            f"replaced by a newer copy of the file (job {job.id}), which was "
-                            f"uploaded")
 
     def lapsed(self, job: Job, res: Reserved, bound: Any, why: str) -> None:
         self.res.drop(job.id)

@@ -25,7 +25,7 @@ def store(tmp_path: Path) -> Iterator[Store]:
     s.close()
 
 
-def reporter(store: Store, clock: list[float]) -> tuple[Reporter, list[Message]]:
+def reporter(store: Store, clock: list[float]) -> tuple[Reporter, list[Message], Gate]:
     sent: list[Message] = []
 
     def record(_target: Target, message: Message) -> tuple[bool, str]:
@@ -37,7 +37,7 @@ def reporter(store: Store, clock: list[float]) -> tuple[Reporter, list[Message]]
     rep.notifier = Notifier(["json://127.0.0.1:9/x"], 0, sender=record, clock=lambda: clock[0])
     gate = Gate(store, "", wall=lambda: clock[0])
     rep.held = lambda: gate.check()[1]
-    return rep, sent
+    return rep, sent, gate
 
 
 def queue_one(store: Store) -> None:
@@ -50,7 +50,7 @@ def queue_one(store: Store) -> None:
 
 def test_a_paused_queue_is_not_stuck_an_unpaused_one_is(store: Store) -> None:
     clock = [NOW]
-    rep, sent = reporter(store, clock)
+    rep, sent, gate = reporter(store, clock)
     queue_one(store)
     control.pause(store, NOW)
     for minutes in (0, 2, 5):  # long past stuck_minutes, but held on purpose
@@ -60,6 +60,7 @@ def test_a_paused_queue_is_not_stuck_an_unpaused_one_is(store: Store) -> None:
     assert sent == []
 
     control.resume(store, clock[0])
+    gate.forget()  # as the service does when `resume` pokes it
     rep.check_stuck()  # the wait starts now, not when the pause began
     rep.notifier.pump(clock[0])
     assert sent == []

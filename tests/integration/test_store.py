@@ -215,3 +215,24 @@ def test_done_commits_are_durable_and_the_rest_are_not_slowed(store: Store) -> N
     store.finish(job_id, None, NOW)
     with store.engine.connect() as conn:
         assert level(conn) == 1
+
+
+def test_done_skips_an_earlier_failed_copy_of_the_same_path(store: Store) -> None:
+    """An unfinished recording failed; the finished file at the same path was uploaded: the
+    failure is moot (skipped, naming the job that replaced it); other paths are untouched."""
+    old = store.observe("/w/jane/a.mov", "/w", 5, 1, NOW)
+    store.fail(old.job_id, [JobState.PENDING], NOW, "not a finished QuickTime file")
+    other = store.observe("/w/jane/b.mov", "/w", 5, 1, NOW)
+    store.fail(other.job_id, [JobState.PENDING], NOW, "not a finished QuickTime file")
+    new = store.observe("/w/jane/a.mov", "/w", 10, 2, NOW)
+    assert new.new and new.job_id != old.job_id
+    store.mark_ready(new.job_id, ready(10, 2), NOW)
+    job = store.claim(NOW)
+    store.record_reservation(job.id, "s1", "g", "http://u", NOW + 60, NOW)
+    store.start_upload(job.id, NOW)
+    store.finish(job.id, "etag", NOW + 1)
+    skipped = store.get(old.job_id)
+    assert skipped.state == JobState.SKIPPED
+    assert f"job {job.id}" in skipped.last_error
+    assert store.get(other.job_id).state == JobState.FAILED
+    assert store.get(job.id).state == JobState.DONE
