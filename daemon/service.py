@@ -95,10 +95,6 @@ class Service:
                 while self._rsock.recv(64):
                     pass
 
-    def _healthy(self, ctx: Ctx) -> tuple[bool, str]:
-        """/healthz: watching every folder, the job table writable, nothing fatal."""
-        return parts_mod.healthy(ctx, self.flags.fatal)
-
     def _look_now(self) -> None:
         """From any thread (the console's Retry, Pause, Resume): as SIGUSR1 does."""
         self.flags.look = True
@@ -203,7 +199,8 @@ class Service:
             parts.append(("fleet", fleet_parts))
         scheduler.add_job(watcher.rescan, "interval", seconds=cfg.watching.rescan_seconds,
                           id="rescan")
-        web = parts_mod.start_web(cfg, ctx, lambda: self._healthy(ctx), self._look_now)
+        web = parts_mod.start_web(cfg, ctx, lambda: parts_mod.healthy(ctx, self.flags.fatal),
+                                  self._look_now)
         if web is not None:
             parts.append(("web", web))
         self._timetable(ctx)

@@ -104,12 +104,10 @@ class WorkerWrites(Guarded):
         recording, say) is moot now: skipped, in the same transaction."""
         # Durable: after-upload may move or delete the file right after this returns.
         with self._write(durable=True) as conn:
-            row = conn.execute(select(Job.session_id, Job.path, Job.owner)
-                               .where(Job.id == job_id)).first()
             self._move(conn, job_id, [JobState.UPLOADING], JobState.DONE, now, etag=etag,
                        last_error=note, finished_at=now, bytes_sent=Job.size, refusals=0)
-            if row is None:
-                return
+            row = conn.execute(select(Job.session_id, Job.path, Job.owner)
+                               .where(Job.id == job_id)).one()
             conn.execute(update(Reservation).where(Reservation.session_id == row.session_id)
                          .values(outcome="used"))
             olders = conn.execute(select(Job.id).where(

@@ -10,7 +10,7 @@ from daemon.bandwidth import Limiter, Timetable
 from daemon.config import Config, ConfigError
 from daemon.net.api import ApiClient
 from daemon.net.transport import TrustFileError
-from daemon.net.upload import CHUNK, Uploader
+from daemon.net.upload import Uploader, chunk_for_rate
 
 
 def build(cfg: Config, token: str, limiter: Limiter,
@@ -18,9 +18,7 @@ def build(cfg: Config, token: str, limiter: Limiter,
     """A ca_file that cannot be loaded is a config error."""
     timeout = httpx.Timeout(connect=cfg.api.connect_timeout, read=cfg.api.read_timeout,
                             write=cfg.api.read_timeout, pool=cfg.api.read_timeout)
-    # Under a limit, smaller chunks keep the flow smooth (about 8 a second at the lowest).
-    low = table.min_rate
-    chunk = CHUNK if low <= 0 else min(CHUNK, max(64 * 1024, int(low / 8)))
+    chunk = chunk_for_rate(table.min_rate)  # the lowest rate of the day sets it
     try:
         api = ApiClient(cfg.api.base_url, token, timeout, proxy=cfg.api.proxy,
                         ca_file=cfg.api.ca_file, total_seconds=cfg.api.read_timeout)

@@ -93,6 +93,12 @@ def multipart_parts(fields: Mapping[str, str], file_name: str,
     return bytes(head), CRLF + b"--" + boundary + b"--" + CRLF
 
 
+def chunk_for_rate(rate: float, most: int = CHUNK) -> int:
+    """The most one send carries under a bandwidth limit of `rate` bytes/s (0: none): about
+    eight sends a second keep a limited flow smooth."""
+    return most if rate <= 0 else min(most, max(64 * 1024, int(rate / 8)))
+
+
 def drain_poll(queued: int, rate: float) -> float:
     """When to look at the send queue next: when it should be empty at `rate` bytes/s."""
     return min(DRAIN_POLL_MAX, max(DRAIN_POLL_MIN, queued / rate if rate > 0 else DRAIN_POLL_MAX))
@@ -124,10 +130,8 @@ class Uploader:
                                 write=stall_seconds, pool=stall_seconds)
         self._client = client or make_client("storage", timeout, proxy, ca_file,
                                              socket_options=socket_options)
-        # Under a bandwidth limit, smaller chunks keep the flow smooth (about 8 a second).
-        # (`chunk_size` is the most one send carries; sends start smaller, see CHUNK.)
-        self.chunk_size = chunk_size if limiter is None or limiter.rate <= 0 else \
-            min(chunk_size, max(64 * 1024, int(limiter.rate / 8)))
+        # `chunk_size` is the most one send carries (sends start smaller, see CHUNK).
+        self.chunk_size = chunk_for_rate(limiter.rate if limiter is not None else 0, chunk_size)
         self.drain_seconds = 0.0  # the last upload's wait for the send queue (benchmarks)
         self._lock = threading.Lock()
         self._sockets: dict[int, socket.socket] = {}  # upload thread -> its socket, for abort

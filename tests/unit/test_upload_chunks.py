@@ -1,7 +1,7 @@
 """The upload's send size: grows while the link takes chunks quickly, shrinks when one send
 takes long (a slow link must not hold one send for tens of seconds), within its bounds."""
 
-from daemon.net.upload import CHUNK, FIRST_CHUNK, _next_chunk
+from daemon.net.upload import CHUNK, FIRST_CHUNK, _next_chunk, chunk_for_rate
 
 
 def test_quick_sends_grow_to_the_most() -> None:
@@ -30,3 +30,12 @@ def test_a_bandwidth_limit_caps_the_size() -> None:
     most = 128 * 1024
     assert _next_chunk(most, 0.001, most) == most
     assert _next_chunk(most, 5.0, most) == most
+
+
+def test_a_bandwidth_limit_sets_the_most_one_send_carries() -> None:
+    """About eight sends a second under a limit, never below 64 KiB; no limit: CHUNK."""
+    assert chunk_for_rate(0) == CHUNK
+    assert chunk_for_rate(8 * 256 * 1024) == 256 * 1024
+    assert chunk_for_rate(1000) == 64 * 1024
+    assert chunk_for_rate(10**12) == CHUNK
+    assert chunk_for_rate(0, 128 * 1024) == 128 * 1024
