@@ -61,6 +61,8 @@ def handle(conn: socket.socket, tls: ssl.SSLContext | None = None,
                     length = int(value)
             left = length - len(rest)
             pending = rest[length:] if left < 0 else b""
+            if link is not None and rest:  # body bytes that came with the head crossed it too
+                link.took(min(length, len(rest)))
             while left > 0:
                 n = conn.recv_into(view, min(BUF if link is None else PACED_READ, left))
                 if not n:

@@ -59,12 +59,26 @@ def _place_without_overwrite(src: Path, dest: Path) -> Path:
             return dest
 
 
-def after_upload(action: str, path: str, root: str, archive_dir: Path | None) -> str | None:
-    """Apply `action` to the uploaded file; returns where it went (move) or None."""
+CHANGED = "uploaded; the file was changed or replaced afterwards, so it was left where it is"
+
+
+def _facts(path: Path) -> tuple[int, int]:
+    st = os.stat(path)
+    return st.st_size, st.st_mtime_ns
+
+
+def after_upload(action: str, path: str, root: str, archive_dir: Path | None,
+                 expect: tuple[int, int] | None = None) -> str | None:
+    """Apply `action` to the uploaded file; returns where it went (move) or None. With
+    `expect` (size, mtime_ns of the uploaded version), a file that no longer matches is a newer
+    capture that took its place: left alone (ArchiveError), checked again right before the
+    original name is removed."""
     if action == "keep":
         return None
     src = Path(path)
     try:
+        if expect is not None and _facts(src) != expect:
+            raise ArchiveError(CHANGED)
         if action == "delete":
             src.unlink()
             return None
@@ -72,6 +86,10 @@ def after_upload(action: str, path: str, root: str, archive_dir: Path | None) ->
         dest = archive_dir / src.relative_to(root)  # keeps <athlete>/<session>/
         dest.parent.mkdir(parents=True, exist_ok=True)
         placed = _place_without_overwrite(src, dest)
+        # A copy has its own mtime: its size must match, the original must still be ours.
+        if expect is not None and (_facts(src) != expect or _facts(placed)[0] != expect[0]):
+            placed.unlink()  # a copy of something else, or of a mix: ours to remove
+            raise ArchiveError(CHANGED)
         src.unlink()
         return str(placed)
     except FileNotFoundError:

@@ -83,9 +83,9 @@ def stop_part(name: str, part: Any, owner: Owner) -> None:
         part.shutdown(wait=False)
     elif name == "worker":
         part.stop(owner.cfg.upload.shutdown_timeout, force=lambda: owner.flags.stop > 1)
-        if part.pipeline.unwritten:
+        if part.pipeline.accepted.unwritten:
             owner.flags.fatal = (f"uploads accepted but not recorded: jobs "
-                                 f"{sorted(part.pipeline.unwritten)}")
+                                 f"{sorted(part.pipeline.accepted.unwritten)}")
     elif name == "sandbox":
         part.shutdown()
         part.server_close()

@@ -189,10 +189,11 @@ class Uploader:
 
     def upload(self, path: str, size: int, url: str, fields: Mapping[str, str], file_name: str,
                on_progress: Callable[[int], None], abort: threading.Event,
-               mtime_ns: int | None = None) -> Sent:
+               mtime_ns: int | None = None, ready: Callable[[], object] = lambda: None) -> Sent:
         """POST the first `size` bytes of `path`. With `mtime_ns`, the upload is abandoned
         before its closing boundary if the file changed meanwhile, so the endpoint never
-        stores a stale or mixed version (without that boundary the form is incomplete)."""
+        stores a stale or mixed version (without that boundary the form is incomplete).
+        `ready()` is called just before that boundary; what it raises abandons the upload."""
         boundary = secrets.token_hex(16).encode()
         head, tail = multipart_parts(fields, file_name, boundary)
         try:
@@ -234,6 +235,7 @@ class Uploader:
                 st = os.fstat(fd)
                 if (st.st_size, st.st_mtime_ns) != (size, mtime_ns):
                     raise TransferError(Where.FILE, Kind.CHANGED, CHANGED_WHILE_UPLOADING)
+            ready()
             yield tail
 
         started = time.monotonic()

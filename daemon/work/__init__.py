@@ -18,6 +18,7 @@ from daemon.net.api import ApiClient
 from daemon.net.upload import Uploader
 from daemon.work.dispatcher import Dispatcher
 from daemon.work.pipeline import Held, Pipeline
+from daemon.work.recorder import Recorder
 from daemon.work.reservations import Reservations
 
 log = logs.get("worker")
@@ -50,7 +51,8 @@ class Worker:
                                      reserve=self._reserve, upload=self._upload,
                                      release=self._release,
                                      reservers=reserve_ahead(cfg.upload.concurrency))
-        self.pipeline = Pipeline(cfg, store, api, uploader, self.reservations,
+        self.recorder = Recorder()  # the slots' writes that need not hold up an upload
+        self.pipeline = Pipeline(cfg, store, api, uploader, self.reservations, self.recorder,
                                  self.dispatcher.abort, self.dispatcher.wake_in, on_resettle,
                                  on_db_error, clock, wall, rand)
 
@@ -86,7 +88,15 @@ class Worker:
         self.cfg = self.pipeline.cfg = cfg
 
     def stop(self, timeout: float, force: Callable[[], bool] = lambda: False) -> None:
+        deadline = time.monotonic() + timeout
         self.dispatcher.stop(timeout, force)
+        # Accepted uploads' `done` writes go on until the same deadline; what is left then
+        # (a job table still failing) is given up, and the service exits non-zero.
+        self.recorder.stop(deadline, force)
+        accepted = self.pipeline.accepted
+        accepted.give_up()
+        if accepted.archiving:  # uploaded and recorded; the files stay where they are
+            log.error("job.after_upload_not_run", job_ids=sorted(accepted.archiving))
 
     def _gate(self) -> float:
         """Seconds to wait before claiming: a service-wide pause, the operator's pause, upload

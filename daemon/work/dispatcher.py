@@ -171,16 +171,18 @@ class Dispatcher:
 
     def _run(self, slot: int) -> None:
         backoff = _Backoff()
+        item: tuple[Job, Any] | None = None  # handed over as the previous upload ended
         while True:
-            with self._cond:
-                if self._stopping:
-                    return
-                gen = self._gen
-            wait = self.gate()
-            if wait > 0:
-                self._gated(gen, wait)
-                continue
-            item = self._take()
+            if item is None:
+                with self._cond:
+                    if self._stopping:
+                        return
+                    gen = self._gen
+                wait = self.gate()
+                if wait > 0:
+                    self._gated(gen, wait)
+                    continue
+                item = self._take(slot)
             if item is None and self.reservers:
                 # The reservers claim (as many round trips in flight as slots, at least, as
                 # before); a slot's own claim would add API load the moment it is held.
@@ -190,12 +192,11 @@ class Dispatcher:
                 claimed = self._claim_or_sleep(gen, backoff)
                 if claimed is None:
                     continue
-                job, token = claimed, None
-            else:
-                job, token = item
-            with self._cond:
-                self._busy += 1
-                self._current[slot] = job
+                item = (claimed, None)
+                with self._cond:
+                    self._busy += 1
+                    self._current[slot] = claimed
+            job, token = item
             started = self.clock()
             try:
                 if token is None:
@@ -207,7 +208,18 @@ class Dispatcher:
                 log.exception("worker.crashed", job_id=job.id)
                 self._orphan(job)
             # Not in a `finally`: a thread that dies keeps its job here for check() to requeue.
-            self._release(slot, self.clock() - started if token is not None else None)
+            # A reserved job that waits is taken in the same step, so the slot's connection
+            # idles as briefly as possible between two uploads.
+            took = self.clock() - started if token is not None else None
+            item = self._release(slot, took, take=token is not None and self._open())
+
+    def _open(self) -> bool:
+        """The gate is open. Never raises: the slot still holds its finished job here."""
+        try:
+            return self.gate() <= 0
+        except Exception:
+            log.exception("worker.gate_failed")
+            return False
 
     def _gated(self, gen: int, wait: float) -> None:
         self._return_ready()
@@ -248,16 +260,24 @@ class Dispatcher:
                 self._empty = max(self._empty, work)
         return job
 
-    def _take(self) -> tuple[Job, Any] | None:
+    def _take(self, slot: int) -> tuple[Job, Any] | None:
+        """The oldest job reserved ahead, now this slot's; under the condition."""
         with self._cond:
-            if self._stopping or not self._ready:
-                return None
-            item = self._ready.popleft()
-            self._gen += 1  # room in the hand-off queue: a reserver may claim the next
-            self._cond.notify_all()
-            return item
+            return self._take_locked(slot)
 
-    def _release(self, slot: int, took: float | None = None) -> None:
+    def _take_locked(self, slot: int) -> tuple[Job, Any] | None:
+        if self._stopping or not self._ready:
+            return None
+        item = self._ready.popleft()
+        self._busy += 1
+        self._current[slot] = item[0]
+        self._gen += 1  # room in the hand-off queue: a reserver may claim the next
+        self._cond.notify_all()
+        return item
+
+    def _release(self, slot: int, took: float | None = None,
+                 take: bool = False) -> tuple[Job, Any] | None:
+        """The slot's job ended; with `take`, the next reserved job is taken at once."""
         with self._cond:
             self._busy -= 1
             self._current[slot] = None
@@ -265,6 +285,7 @@ class Dispatcher:
             if took is not None:
                 self._upload_s = _smooth(self._upload_s, took)
             self._cond.notify_all()
+            return self._take_locked(slot) if take else None
 
     def _target(self) -> int:
         """Jobs to hold reserved ahead: reservations in flight = uploads per second (all

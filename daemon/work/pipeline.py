@@ -11,12 +11,14 @@ import random
 import threading
 import time
 from collections.abc import Callable
+from concurrent import futures
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.exc import OperationalError
 
-from daemon import archive, logs
+from daemon import logs
 from daemon.config import Config
 from daemon.errors import Kind, Outcome, TransferError, Where, decide, file_error
 from daemon.jobs import fleet
@@ -25,18 +27,18 @@ from daemon.jobs.store import Store, TakenOver
 from daemon.net.api import ApiClient, Reserved
 from daemon.net.upload import CHANGED_WHILE_UPLOADING, Aborted, Sent, Uploader
 from daemon.timeutil import iso_utc, parse_iso
-from daemon.work import outcomes
+from daemon.work import finish, outcomes
+from daemon.work.recorder import Recorder
 from daemon.work.reservations import Reservations
 
 MAX_LAPSES = 3  # re-reservations in a row within one claim before the job backs off instead
 PROGRESS_EVERY = 1.0  # seconds between progress writes to the job table
-DONE_RETRY = (0.5, 30.0)  # backoff for writing an accepted upload's outcome
 log = logs.get("worker")
 
 
 class Pipeline:
     def __init__(self, cfg: Config, store: Store, api: ApiClient, uploader: Uploader,
-                 reservations: Reservations, abort: threading.Event,
+                 reservations: Reservations, recorder: Recorder, abort: threading.Event,
                  schedule: Callable[[float], None],
                  on_resettle: Callable[[str], None] = lambda p: None,
                  on_db_error: Callable[[Exception | None], None] = lambda e: None,
@@ -44,11 +46,12 @@ class Pipeline:
                  wall: Callable[[], float] = time.time,
                  rand: Callable[[], float] = random.random):
         self.cfg, self.store, self.api, self.uploader = cfg, store, api, uploader
-        self.res, self.abort, self.schedule = reservations, abort, schedule
+        self.res, self.recorder = reservations, recorder
+        self.abort, self.schedule = abort, schedule
         self.on_resettle, self.on_db_error = on_resettle, on_db_error
         self.clock, self.wall, self.rand = clock, wall, rand
         self.metrics: Any = None  # the console's Metrics, when it runs
-        self.unwritten: set[int] = set()  # accepted uploads whose `done` could not be written
+        self.accepted = finish.Accepted()  # uploads the endpoint took, `done` not yet written
         # Telling people: a file failed (path, reason); a service-wide notice began or ended.
         self.on_failed: Callable[[str, str], None] = lambda path, reason: None
         self.on_notice: Callable[[str, str | None], None] = lambda name, message: None
@@ -121,14 +124,21 @@ class Pipeline:
         while True:
             if res is None:  # none yet, or it lapsed: reserve (or reuse a window that fits)
                 res = self._reservation(job, bound)
-            self.store.start_upload(job.id, self.wall())
             bound.info("upload.started", session_id=res.session_id, size=job.size)
+            # `uploading` is written while the request starts; it must be in before the
+            # closing boundary (`ready`), and before any outcome of this attempt is written.
+            try:
+                started = self.recorder.starts.submit(self.store.start_upload, job.id,
+                                                      self.wall())
+            except RuntimeError:  # shutting down: the job goes back to the queue
+                raise Aborted() from None
             try:
                 sent = self.uploader.upload(
                     job.path, job.size, res.upload_url, res.upload_fields,
-                    job.file_name or "capture.mov", self._progress(job.id), self.abort,
-                    job.mtime_ns)
+                    job.file_name or "capture.mov", self._progress(job.id, started),
+                    self.abort, job.mtime_ns, ready=started.result)
             except TransferError as err:
+                started.result()  # the job table's own failure (taken over, locked) first
                 err.session_id, err.lapsed = res.session_id, self.res.lapsed(res)
                 d = decide(err, 1, self.rand, lapsed=err.lapsed)
                 if d.outcome is Outcome.RERESERVE and lapses < MAX_LAPSES:
@@ -137,37 +147,14 @@ class Pipeline:
                     res = None
                     continue
                 raise
+            except BaseException:
+                futures.wait([started])  # whatever happened, its outcome is written after
+                raise
+            started.result()
             note = self._check_after(job, sent)
-            self._write_done(job, sent, note, bound)
-            self.res.drop(job.id)
-            if self.metrics is not None:
-                self.metrics.upload_finished("done", sent.size, sent.seconds, self.wall())
-            if note is None:
-                self._after_upload(job, bound)
-            self.res.learn_rate(sent.size, sent.seconds)
-            bound.info("upload.done", session_id=res.session_id, etag=sent.etag,
-                       seconds=round(sent.seconds, 3))
+            # The rest is bookkeeping: the slot goes on to its next upload meanwhile.
+            finish.accepted(self, job, res, sent, note, bound)
             return
-
-    def _write_done(self, job: Job, sent: Sent, note: str | None, bound: Any) -> None:
-        """The endpoint has the file: that must be written down, or it would be uploaded again.
-        A job table that cannot be written (disk full, locked) is retried with backoff for as
-        long as the process lives; the slot stays with this job meanwhile."""
-        delay = DONE_RETRY[0]
-        while True:
-            try:
-                self.store.finish(job.id, sent.etag, self.wall(), note)
-                self.on_db_error(None)
-                break
-            except OperationalError as exc:
-                self.on_db_error(exc)
-                bound.error("job.done_unwritten", reason=str(exc.orig)[:200], retry_in=delay)
-                if self.abort.wait(delay):
-                    self.unwritten.add(job.id)
-                    # Shutting down with the outcome unwritten: say so; the service exits
-                    # non-zero and the file goes once more after the restart.
-                    raise DoneUnwritten(job.id) from exc
-                delay = min(DONE_RETRY[1], delay * 2)
 
     def lapsed(self, job: Job, res: Reserved, bound: Any, why: str) -> None:
         self.res.drop(job.id)
@@ -190,19 +177,6 @@ class Pipeline:
                 return "the file was moved or removed during its upload; the upload had completed"
             raise
         return None
-
-    def _after_upload(self, job: Job, bound: Any) -> None:
-        up = self.cfg.upload
-        try:
-            moved = archive.after_upload(up.after_upload, job.path, job.root, up.archive_dir)
-        except archive.ArchiveError as exc:
-            self.store.set_archived(job.id, None, str(exc), self.wall())
-            bound.warning("job.after_upload_failed", reason=str(exc))
-            return
-        if moved is not None:
-            self.store.set_archived(job.id, moved, None, self.wall())
-        if up.after_upload != "keep":
-            bound.info("job.after_upload", action=up.after_upload, archived_path=moved)
 
     def _reservation(self, job: Job, bound: Any) -> Reserved:
         cached = self.res.usable(job.id, job.size)
@@ -261,12 +235,17 @@ class Pipeline:
             "capture_time": capture,
         }
 
-    def _progress(self, job_id: int) -> Callable[[int], None]:
+    def _progress(self, job_id: int, started: Future[None]) -> Callable[[int], None]:
         last = [self.clock()]  # the first write after PROGRESS_EVERY: small files need none
 
         def report(sent: int) -> None:
             now = self.clock()
-            if now - last[0] >= PROGRESS_EVERY:
+            if started.done() and started.exception() is not None:
+                # The job table could not say `uploading` (taken over, failing): stop now
+                # rather than at the closing boundary.
+                started.result()
+            # Progress is written only to a job the table shows uploading.
+            if now - last[0] >= PROGRESS_EVERY and started.done():
                 last[0] = now
                 # progress is a nicety; the outcome write is what must not be lost
                 with contextlib.suppress(OperationalError):
@@ -293,8 +272,4 @@ class Held:
     bound: Any  # its log context
 
 
-class DoneUnwritten(Exception):
-    """An accepted upload whose `done` could not be written before shutdown."""
-
-
-__all__ = ["IN_FLIGHT", "DoneUnwritten", "Held", "Pipeline"]
+__all__ = ["IN_FLIGHT", "Held", "Pipeline"]

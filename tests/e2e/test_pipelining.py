@@ -62,11 +62,12 @@ def test_the_next_job_is_reserved_while_the_slot_uploads(tmp_path: Path) -> None
                              [jobs_by_name(config).get(n, {}) for n in NAMES]), 90,
                  what="every take uploaded")
         reserved, started, done = (_lines(daemon, e) for e in
-                                   ("job.reserved", "upload.started", "upload.done"))
+                                   ("job.reserved", "upload.started", "upload.accepted"))
         order = sorted(done, key=done.__getitem__)  # jobs in the order the slot uploaded them
         assert len(order) == len(NAMES)
         for prev, nxt in itertools.pairwise(order):
-            # Reserved before the previous upload finished; started only after it (one slot).
+            # Reserved before the endpoint accepted the previous upload; started only after
+            # (one slot).
             assert reserved[nxt] < done[prev] < started[nxt], (prev, nxt, reserved, done)
         jobs = jobs_by_name(config)
         for name in NAMES:

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from support import ATHLETE, OTHER_ATHLETE, TOKEN, make_movie
+from support import ATHLETE, OTHER_ATHLETE, TOKEN, make_movie, wait_for
 
 from daemon.errors import Kind, Outcome, TransferError, Where, decide
 from daemon.net.api import ApiClient
@@ -109,6 +109,41 @@ def test_upload_arrives_byte_identical_with_md5_etag(api: ApiClient, tmp_path: P
     assert sent.etag == hashlib.md5(data).hexdigest()
     stored = box.state.data / "received" / res.session_id / "swing-001.mov"
     assert stored.read_bytes() == data
+
+
+class NotRecorded(Exception):
+    """What a `ready` hook raises when the job table could not say `uploading`."""
+
+
+def test_the_closing_boundary_waits_for_ready(api: ApiClient, tmp_path: Path,
+                                             box: server.SandboxServer) -> None:
+    """The form is complete, and the endpoint stores the file, only after `ready()`; what it
+    raises abandons the upload with nothing stored."""
+    movie = make_movie(tmp_path / "m.mov", frames=30)
+    received = box.state.data / "received"
+    up = Uploader(stall_seconds=10)
+    try:
+        res = api.create_capture(body())
+        seen: list[bool] = []
+        sent = up.upload(str(movie), movie.stat().st_size, res.upload_url, res.upload_fields,
+                         "swing-001.mov", lambda n: None, threading.Event(),
+                         ready=lambda: seen.append((received / res.session_id).exists()))
+        assert seen == [False] and sent.etag == hashlib.md5(movie.read_bytes()).hexdigest()
+        assert (received / res.session_id / "swing-001.mov").exists()
+
+        other = api.create_capture(body())
+
+        def refuse() -> None:
+            raise NotRecorded()
+
+        with pytest.raises(NotRecorded):
+            up.upload(str(movie), movie.stat().st_size, other.upload_url, other.upload_fields,
+                      "swing-001.mov", lambda n: None, threading.Event(), ready=refuse)
+    finally:
+        up.close()
+    # The sandbox drops its partial copy once the connection ends without the boundary.
+    wait_for(lambda: not list(received.glob(".incoming-*")), 10, what="partial copy dropped")
+    assert not (received / other.session_id).exists()
 
 
 def post_form(url: str, parts: list[tuple[str, str | bytes]], chunked: bool = False
