@@ -189,11 +189,13 @@ class Uploader:
 
     def upload(self, path: str, size: int, url: str, fields: Mapping[str, str], file_name: str,
                on_progress: Callable[[int], None], abort: threading.Event,
-               mtime_ns: int | None = None, ready: Callable[[], object] = lambda: None) -> Sent:
+               mtime_ns: int | None = None, ready: Callable[[], object] = lambda: None,
+               all_sent: Callable[[], object] = lambda: None) -> Sent:
         """POST the first `size` bytes of `path`. With `mtime_ns`, the upload is abandoned
         before its closing boundary if the file changed meanwhile, so the endpoint never
         stores a stale or mixed version (without that boundary the form is incomplete).
-        `ready()` is called just before that boundary; what it raises abandons the upload."""
+        `ready()` is called just before that boundary; what it raises abandons the upload.
+        `all_sent()` is called once the boundary is written: what is left is the answer."""
         boundary = secrets.token_hex(16).encode()
         head, tail = multipart_parts(fields, file_name, boundary)
         try:
@@ -237,6 +239,7 @@ class Uploader:
                     raise TransferError(Where.FILE, Kind.CHANGED, CHANGED_WHILE_UPLOADING)
             ready()
             yield tail
+            all_sent()  # httpx asks for more only once the tail is written
 
         started = time.monotonic()
         headers = {"Content-Type": f"multipart/form-data; boundary={boundary.decode()}",

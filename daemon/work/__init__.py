@@ -50,7 +50,8 @@ class Worker:
                                      on_abort=uploader.abort_all, clock=clock,
                                      reserve=self._reserve, upload=self._upload,
                                      release=self._release,
-                                     reservers=reserve_ahead(cfg.upload.concurrency))
+                                     reservers=reserve_ahead(cfg.upload.concurrency),
+                                     threads=2 * cfg.upload.concurrency)  # see work/turns.py
         self.recorder = Recorder()  # the slots' writes that need not hold up an upload
         self.pipeline = Pipeline(cfg, store, api, uploader, self.reservations, self.recorder,
                                  self.dispatcher.abort, self.dispatcher.wake_in, on_resettle,

@@ -1,5 +1,5 @@
-"""The upload slots: `concurrency` threads owned here, each uploading one job at a time, and
-`reservers` reserve-ahead threads that keep jobs claimed and reserved in a small hand-off queue,
+"""The upload threads (`threads`, two per slot: work/turns.py), each uploading one job at a
+time, and `reservers` reserve-ahead threads that keep jobs claimed and reserved in a hand-off queue,
 so a slot goes from one upload straight to the next instead of waiting on an API round trip
 (without reservers, a slot claims and reserves by itself). How many are held ahead
 follows Little's law: one per slot, more when a reservation takes longer than an upload (small
@@ -44,8 +44,9 @@ class Dispatcher:
                  reserve: Callable[[Job], Any] | None = None,
                  upload: Callable[[Any], None] | None = None,
                  release: Callable[[Any], None] | None = None,
-                 reservers: int = 1, depth: int | None = None):
-        self.concurrency = concurrency
+                 reservers: int = 1, depth: int | None = None, threads: int | None = None):
+        self.concurrency = concurrency  # uploads sending at once: what reserve-ahead feeds
+        threads = threads or concurrency
         self.claim, self.process, self.orphan, self.gate = claim, process, orphan, gate
         self.on_db_error, self.on_abort, self.clock = on_db_error, on_abort, clock
         self.reserve, self.upload = reserve, upload
@@ -63,8 +64,8 @@ class Dispatcher:
         self._empty = -1
         self._timers: list[float] = []
         self._stopping = False
-        self._threads: list[threading.Thread | None] = [None] * concurrency
-        self._current: list[Job | None] = [None] * concurrency
+        self._threads: list[threading.Thread | None] = [None] * threads
+        self._current: list[Job | None] = [None] * threads
         self._busy = 0
         self._ready: deque[tuple[Job, Any]] = deque()  # reserved ahead, oldest claim first
         self._rthreads: list[threading.Thread | None] = [None] * self.reservers
@@ -74,7 +75,7 @@ class Dispatcher:
     # ---- control (any thread) --------------------------------------------------------------
 
     def start(self) -> None:
-        for slot in range(self.concurrency):
+        for slot in range(len(self._threads)):
             self._spawn(slot)
         for n in range(self.reservers):
             self._spawn_reserver(n)
@@ -294,7 +295,8 @@ class Dispatcher:
             return self.depth
         want = self.concurrency
         if self._reserve_s and self._upload_s:
-            want = max(want, math.ceil(self.concurrency * self._reserve_s / self._upload_s))
+            # Each upload thread finishes a job every `_upload_s` (turn waits included).
+            want = max(want, math.ceil(len(self._threads) * self._reserve_s / self._upload_s))
         return max(1, min(want, self.reservers))
 
     # ---- reserve-ahead ---------------------------------------------------------------------

@@ -30,6 +30,7 @@ from daemon.timeutil import iso_utc, parse_iso
 from daemon.work import finish, outcomes
 from daemon.work.recorder import Recorder
 from daemon.work.reservations import Reservations
+from daemon.work.turns import Turn, Turns
 
 MAX_LAPSES = 3  # re-reservations in a row within one claim before the job backs off instead
 PROGRESS_EVERY = 1.0  # seconds between progress writes to the job table
@@ -52,6 +53,7 @@ class Pipeline:
         self.clock, self.wall, self.rand = clock, wall, rand
         self.metrics: Any = None  # the console's Metrics, when it runs
         self.accepted = finish.Accepted()  # uploads the endpoint took, `done` not yet written
+        self.turns = Turns(cfg.upload.concurrency)  # uploads sending at once
         # Telling people: a file failed (path, reason); a service-wide notice began or ended.
         self.on_failed: Callable[[str, str], None] = lambda path, reason: None
         self.on_notice: Callable[[str, str | None], None] = lambda name, message: None
@@ -81,9 +83,10 @@ class Pipeline:
         job, bound = held.job, held.bound
 
         def step() -> None:
-            self._check_file(job)  # it may have changed while it waited
-            fits = not waited or self.res.usable(job.id, job.size) is held.res
-            self._reserve_and_upload(job, bound, held.res if fits else None)
+            with self.turns.turn(self.abort) as turn:
+                self._check_file(job)  # it may have changed while it waited
+                fits = not waited or self.res.usable(job.id, job.size) is held.res
+                self._reserve_and_upload(job, bound, turn, held.res if fits else None)
 
         self._guarded(job, bound, step)
 
@@ -119,9 +122,11 @@ class Pipeline:
             bound.exception("job.error")
             outcomes.internal_error(self, job, exc)
 
-    def _reserve_and_upload(self, job: Job, bound: Any, res: Reserved | None = None) -> None:
+    def _reserve_and_upload(self, job: Job, bound: Any, turn: Turn,
+                            res: Reserved | None = None) -> None:
         lapses = 0
         while True:
+            turn.take()  # again after a lapse: this attempt sends anew
             if res is None:  # none yet, or it lapsed: reserve (or reuse a window that fits)
                 res = self._reservation(job, bound)
             bound.info("upload.started", session_id=res.session_id, size=job.size)
@@ -136,7 +141,7 @@ class Pipeline:
                 sent = self.uploader.upload(
                     job.path, job.size, res.upload_url, res.upload_fields,
                     job.file_name or "capture.mov", self._progress(job.id, started),
-                    self.abort, job.mtime_ns, ready=started.result)
+                    self.abort, job.mtime_ns, ready=started.result, all_sent=turn.give)
             except TransferError as err:
                 started.result()  # the job table's own failure (taken over, locked) first
                 err.session_id, err.lapsed = res.session_id, self.res.lapsed(res)

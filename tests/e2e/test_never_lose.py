@@ -31,10 +31,13 @@ from support import (
 SESSION_A = "5e551011-aaaa-4aaa-8aaa-00000000000a"
 SESSION_B = "5e551011-bbbb-4bbb-8bbb-00000000000b"
 HOLD_RATE = 100_000  # bytes/s: the ~450 KB blocker holds the only slot for ~4.5 s
+# The daemon's own limit holds the send turn: an endpoint that merely reads slowly has the
+# closing boundary (and with it the turn, work/turns.py) well before it finishes reading.
+ONE_SLOT = 'concurrency = 1\nbandwidth_limit = "100K"'
 
 
 def setup(tmp_path: Path, box: Sandbox, settle: float = 0.3,
-          upload: str = "concurrency = 1") -> tuple[Path, Path]:
+          upload: str = ONE_SLOT) -> tuple[Path, Path]:
     captures = tmp_path / "captures"
     (captures / "jane").mkdir(parents=True)
     config = write_config(tmp_path / "config.toml", watch=captures, db=tmp_path / "jobs.db",

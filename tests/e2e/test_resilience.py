@@ -147,8 +147,9 @@ def test_file_rewritten_during_upload_ends_in_its_final_form(tmp_path: Path,
 
 def test_file_deleted_before_its_upload_ends_skipped_with_a_reason(tmp_path: Path,
                                                            sandbox: Sandbox) -> None:
-    folder, config = setup(tmp_path, sandbox, "concurrency = 1")
-    sandbox.faults(upload_delay=[3.0])  # the first upload holds the only slot for 3 s
+    # The first upload (about 300 KB) holds the only slot's send turn for about 3 s.
+    folder, config = setup(tmp_path, sandbox, 'concurrency = 1\nbandwidth_limit = "100K"')
+    sandbox.faults(upload_delay=[3.0])
     daemon = start_daemon(tmp_path, config)
     try:
         shutil.copy(make_movie(tmp_path / "a.mov", frames=3), folder / "first.mov")

@@ -1,0 +1,56 @@
+"""Send turns: no more uploads send at once than there are turns; a turn given back (the closing
+boundary written) lets the next one send; a waiting upload gives up when the daemon stops."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from daemon.net.upload import Aborted
+from daemon.work.turns import Turns
+
+
+def test_a_turn_is_given_back_once_and_can_be_taken_again() -> None:
+    turns, abort = Turns(1), threading.Event()
+    first = turns.turn(abort)
+    first.take()
+    second = turns.turn(abort)
+    got = threading.Event()
+
+    def wait_for_turn() -> None:
+        second.take()
+        got.set()
+
+    waiter = threading.Thread(target=wait_for_turn)
+    waiter.start()
+    assert not got.wait(0.3)  # one turn, held
+    first.give()
+    first.give()  # a second give is nothing: never two turns from one
+    assert got.wait(5)
+    waiter.join()
+    abort.set()
+    with pytest.raises(Aborted):
+        first.take()  # the one turn is the second upload's now
+    second.give()
+    abort.clear()
+    with first:  # free again
+        pass
+
+
+def test_waiting_for_a_turn_ends_when_the_daemon_stops() -> None:
+    turns, abort = Turns(1), threading.Event()
+    turns.turn(abort).take()
+    failed: list[BaseException] = []
+
+    def wait_for_turn() -> None:
+        try:
+            turns.turn(abort).take()
+        except Aborted as exc:
+            failed.append(exc)
+
+    waiter = threading.Thread(target=wait_for_turn)
+    waiter.start()
+    abort.set()
+    waiter.join(5)
+    assert not waiter.is_alive() and len(failed) == 1
