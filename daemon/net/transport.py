@@ -213,8 +213,9 @@ def make_client(kind: ClientKind, timeout: httpx.Timeout, proxy: str | None = No
     """A pooled keep-alive client: one for the API, one for storage uploads."""
     ctx = ssl_context(ca_file)
     if limits is None:
-        # API calls are small and serial per slot; uploads keep a connection per slot.
-        limits = httpx.Limits(max_connections=None, max_keepalive_connections=8,
+        # A connection per thread that uses it (2 x concurrency upload threads, as many
+        # reserve-ahead threads) stays open between requests; idle ones expire.
+        limits = httpx.Limits(max_connections=None, max_keepalive_connections=None,
                               keepalive_expiry=60.0 if kind == "api" else 30.0)
     mounts: dict[str, httpx.BaseTransport | None] = {}
     if proxy:

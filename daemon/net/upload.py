@@ -239,7 +239,10 @@ class Uploader:
                     raise TransferError(Where.FILE, Kind.CHANGED, CHANGED_WHILE_UPLOADING)
             ready()
             yield tail
-            all_sent()  # httpx asks for more only once the tail is written
+            # httpx asks for more only once the tail is written. From here the endpoint may
+            # complete the upload: an abort must not cut it off (it would be sent again).
+            self._track(None)
+            all_sent()
 
         started = time.monotonic()
         headers = {"Content-Type": f"multipart/form-data; boundary={boundary.decode()}",

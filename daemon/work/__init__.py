@@ -51,11 +51,18 @@ class Worker:
                                      reserve=self._reserve, upload=self._upload,
                                      release=self._release,
                                      reservers=reserve_ahead(cfg.upload.concurrency),
-                                     threads=2 * cfg.upload.concurrency)  # see work/turns.py
+                                     threads=2 * cfg.upload.concurrency,  # see work/turns.py
+                                     held_ahead=lambda: self.pipeline.turns.waiting())
         self.recorder = Recorder()  # the slots' writes that need not hold up an upload
         self.pipeline = Pipeline(cfg, store, api, uploader, self.reservations, self.recorder,
                                  self.dispatcher.abort, self.dispatcher.wake_in, on_resettle,
                                  on_db_error, clock, wall, rand)
+
+        # A job waiting for a send turn starts only while new uploads may start.
+        self.pipeline.turns.may_start = self._may_start
+
+    def _may_start(self) -> bool:
+        return not self.dispatcher.stopping() and self._gate() <= 0
 
     @property
     def abort(self) -> threading.Event:

@@ -44,9 +44,11 @@ class Dispatcher:
                  reserve: Callable[[Job], Any] | None = None,
                  upload: Callable[[Any], None] | None = None,
                  release: Callable[[Any], None] | None = None,
-                 reservers: int = 1, depth: int | None = None, threads: int | None = None):
+                 reservers: int = 1, depth: int | None = None, threads: int | None = None,
+                 held_ahead: Callable[[], int] = lambda: 0):
         self.concurrency = concurrency  # uploads sending at once: what reserve-ahead feeds
         threads = threads or concurrency
+        self.held_ahead = held_ahead  # taken by upload threads, not sending yet: ahead too
         self.claim, self.process, self.orphan, self.gate = claim, process, orphan, gate
         self.on_db_error, self.on_abort, self.clock = on_db_error, on_abort, clock
         self.reserve, self.upload = reserve, upload
@@ -102,6 +104,10 @@ class Dispatcher:
         with self._cond:
             heapq.heappush(self._timers, self.clock() + max(0.0, seconds))
             self._cond.notify_all()
+
+    def stopping(self) -> bool:
+        with self._cond:
+            return self._stopping
 
     def busy(self) -> int:
         with self._cond:
@@ -308,7 +314,7 @@ class Dispatcher:
                 if self._stopping:
                     return
                 gen = self._gen
-                room = len(self._ready) + self._reserving < self._target()
+                room = len(self._ready) + self._reserving + self.held_ahead() < self._target()
                 if room:
                     self._reserving += 1
             if not room:  # full: until a slot takes one; a closing gate gives them back

@@ -62,7 +62,7 @@ class Pipeline:
         """Reserve and upload a claimed job, in one go."""
         held = self.reserve(job)
         if held is not None:
-            self.upload_reserved(held, waited=False)
+            self.upload_reserved(held)
 
     def reserve(self, job: Job) -> Held | None:
         """A claimed job's reservation, to upload soon (reserve-ahead); None when the job ended
@@ -78,14 +78,15 @@ class Pipeline:
         self._guarded(job, bound, step)
         return Held(job, got[0], bound) if got else None
 
-    def upload_reserved(self, held: Held, waited: bool = True) -> None:
-        """Upload a job reserved ahead; a window that got short while it waited is replaced."""
+    def upload_reserved(self, held: Held) -> None:
+        """Upload a reserved job once it has a send turn; a window that got short while it
+        waited is replaced."""
         job, bound = held.job, held.bound
 
         def step() -> None:
             with self.turns.turn(self.abort) as turn:
                 self._check_file(job)  # it may have changed while it waited
-                fits = not waited or self.res.usable(job.id, job.size) is held.res
+                fits = self.res.usable(job.id, job.size) is held.res
                 self._reserve_and_upload(job, bound, turn, held.res if fits else None)
 
         self._guarded(job, bound, step)

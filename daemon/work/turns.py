@@ -7,6 +7,7 @@ idle for that round trip between two uploads."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from types import TracebackType
 
 from daemon.net.upload import Aborted
@@ -15,31 +16,62 @@ WAIT_STEP = 0.2  # seconds between looks at the abort event while waiting for a 
 
 
 class Turns:
-    def __init__(self, count: int):
+    """`may_start()` says whether a new upload may start now (the daemon is not stopping, no
+    pause, inside upload hours): a job waiting for a turn when that ends goes back to the
+    queue instead of starting."""
+
+    def __init__(self, count: int, may_start: Callable[[], bool] = lambda: True):
         self._sem = threading.Semaphore(count)
+        self.may_start = may_start
+        self._lock = threading.Lock()
+        self._waiting = 0
 
     def turn(self, abort: threading.Event) -> Turn:
         """A turn to take (`with`, or `take()`), given back at the end of the block at the
         latest."""
-        return Turn(self._sem, abort)
+        return Turn(self, abort)
+
+    def waiting(self) -> int:
+        """Jobs held by threads waiting for a turn (reserve-ahead counts them as held ahead)."""
+        with self._lock:
+            return self._waiting
+
+    def _acquire(self, abort: threading.Event) -> None:
+        with self._lock:
+            self._waiting += 1
+        try:
+            while True:
+                if abort.is_set() or not self.may_start():
+                    raise Aborted()
+                if self._sem.acquire(timeout=WAIT_STEP):
+                    break
+        finally:
+            with self._lock:
+                self._waiting -= 1
+        if abort.is_set() or not self.may_start():  # changed while it waited
+            self._sem.release()
+            raise Aborted()
+
+    def _release(self) -> None:
+        self._sem.release()
 
 
 class Turn:
     """One upload's claim on a send turn; `give` and `take` may repeat (a re-reservation after
     a lapse sends again)."""
 
-    def __init__(self, sem: threading.Semaphore, abort: threading.Event):
-        self._sem, self._abort = sem, abort
+    def __init__(self, turns: Turns, abort: threading.Event):
+        self._turns, self._abort = turns, abort
         self._held = False
-        self._lock = threading.Lock()  # `give` runs on the uploading thread, as `take` does
+        self._lock = threading.Lock()
 
     def take(self) -> None:
-        """Wait for a turn; Aborted when the daemon stops or is paused with --now meanwhile."""
-        if self._held:
-            return
-        while not self._sem.acquire(timeout=WAIT_STEP):
-            if self._abort.is_set():
-                raise Aborted()
+        """Wait for a turn; Aborted (the job goes back to the queue, the attempt not counted)
+        when the daemon stops, pauses or leaves upload hours meanwhile."""
+        with self._lock:
+            if self._held:
+                return
+        self._turns._acquire(self._abort)
         with self._lock:
             self._held = True
 
@@ -48,7 +80,7 @@ class Turn:
             if not self._held:
                 return
             self._held = False
-        self._sem.release()
+        self._turns._release()
 
     def __enter__(self) -> Turn:
         self.take()

@@ -124,11 +124,14 @@ def test_the_closing_boundary_waits_for_ready(api: ApiClient, tmp_path: Path,
     up = Uploader(stall_seconds=10)
     try:
         res = api.create_capture(body())
-        seen: list[bool] = []
+        seen: list[Any] = []
         sent = up.upload(str(movie), movie.stat().st_size, res.upload_url, res.upload_fields,
                          "swing-001.mov", lambda n: None, threading.Event(),
-                         ready=lambda: seen.append((received / res.session_id).exists()))
-        assert seen == [False] and sent.etag == hashlib.md5(movie.read_bytes()).hexdigest()
+                         ready=lambda: seen.append((received / res.session_id).exists()),
+                         all_sent=lambda: seen.append("all sent"))
+        # The send turn is given back after the boundary went out, once.
+        assert seen == [False, "all sent"]
+        assert sent.etag == hashlib.md5(movie.read_bytes()).hexdigest()
         assert (received / res.session_id / "swing-001.mov").exists()
 
         other = api.create_capture(body())
@@ -138,7 +141,9 @@ def test_the_closing_boundary_waits_for_ready(api: ApiClient, tmp_path: Path,
 
         with pytest.raises(NotRecorded):
             up.upload(str(movie), movie.stat().st_size, other.upload_url, other.upload_fields,
-                      "swing-001.mov", lambda n: None, threading.Event(), ready=refuse)
+                      "swing-001.mov", lambda n: None, threading.Event(), ready=refuse,
+                      all_sent=lambda: seen.append("sent anyway"))
+        assert "sent anyway" not in seen
     finally:
         up.close()
     # The sandbox drops its partial copy once the connection ends without the boundary.
