@@ -60,6 +60,7 @@ class Worker:
 
         # A job waiting for a send turn starts only while new uploads may start.
         self.pipeline.turns.may_start = self._may_start
+        self.pipeline.turns.on_waiting = self.dispatcher.held_changed
 
     def _may_start(self) -> bool:
         return not self.dispatcher.stopping() and self._gate() <= 0

@@ -105,6 +105,12 @@ class Dispatcher:
             heapq.heappush(self._timers, self.clock() + max(0.0, seconds))
             self._cond.notify_all()
 
+    def held_changed(self) -> None:
+        """Fewer jobs are held ahead by upload threads: reserve-ahead looks for room again."""
+        with self._cond:
+            self._gen += 1
+            self._cond.notify_all()
+
     def stopping(self) -> bool:
         with self._cond:
             return self._stopping

@@ -20,9 +20,11 @@ class Turns:
     pause, inside upload hours): a job waiting for a turn when that ends goes back to the
     queue instead of starting."""
 
-    def __init__(self, count: int, may_start: Callable[[], bool] = lambda: True):
+    def __init__(self, count: int, may_start: Callable[[], bool] = lambda: True,
+                 on_waiting: Callable[[], None] = lambda: None):
         self._sem = threading.Semaphore(count)
         self.may_start = may_start
+        self.on_waiting = on_waiting  # `waiting()` went down: reserve-ahead may have room
         self._lock = threading.Lock()
         self._waiting = 0
 
@@ -48,6 +50,7 @@ class Turns:
         finally:
             with self._lock:
                 self._waiting -= 1
+            self.on_waiting()
         if abort.is_set() or not self.may_start():  # changed while it waited
             self._sem.release()
             raise Aborted()

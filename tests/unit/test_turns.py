@@ -39,7 +39,8 @@ def test_a_turn_is_given_back_once_and_can_be_taken_again() -> None:
 
 
 def test_waiting_for_a_turn_ends_when_the_daemon_stops() -> None:
-    turns, abort = Turns(1), threading.Event()
+    told: list[int] = []
+    turns, abort = Turns(1, on_waiting=lambda: told.append(1)), threading.Event()
     turns.turn(abort).take()
     failed: list[BaseException] = []
 
@@ -54,3 +55,14 @@ def test_waiting_for_a_turn_ends_when_the_daemon_stops() -> None:
     abort.set()
     waiter.join(5)
     assert not waiter.is_alive() and len(failed) == 1
+    assert turns.waiting() == 0 and told  # reserve-ahead was told a held job is gone
+
+
+def test_a_closed_gate_sends_a_waiting_job_back() -> None:
+    open_ = [True]
+    turns = Turns(1, may_start=lambda: open_[0])
+    abort = threading.Event()
+    turns.turn(abort).take()
+    open_[0] = False  # paused, or upload hours ended
+    with pytest.raises(Aborted):
+        turns.turn(abort).take()
