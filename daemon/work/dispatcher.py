@@ -1,5 +1,6 @@
 """The upload threads (`threads`, two per slot: work/turns.py), each uploading one job at a
-time, and `reservers` reserve-ahead threads that keep jobs claimed and reserved in a hand-off queue,
+time, and `reservers` reserve-ahead threads (reserve_ahead.py) that keep jobs claimed and
+reserved in a hand-off queue,
 so a slot goes from one upload straight to the next instead of waiting on an API round trip
 (without reservers, a slot claims and reserves by itself). How many are held ahead
 follows Little's law: one per slot, more when a reservation takes longer than an upload (small
@@ -13,7 +14,6 @@ Idle threads sleep until a wake-up or their next timer (monotonic): no polling h
 from __future__ import annotations
 
 import heapq
-import math
 import threading
 import time
 from collections import deque
@@ -24,12 +24,12 @@ from sqlalchemy.exc import OperationalError
 
 from daemon import logs
 from daemon.jobs.models import Job
+from daemon.work.reserve_ahead import DB_BACKOFF, Backoff, ReserveAhead, smooth
 
 log = logs.get("worker")
-DB_BACKOFF = (1.0, 30.0)
 
 
-class Dispatcher:
+class Dispatcher(ReserveAhead):
     """`process(job)` reserves and uploads a claimed job. With `reserve`, reserve-ahead runs:
     `reserve(job)` returns a token (None: the job ended, its outcome written), `upload(token)`
     uploads it (re-reserving when the window got short), `release(token)` puts a job that
@@ -183,7 +183,7 @@ class Dispatcher:
     # ---- the slots -------------------------------------------------------------------------
 
     def _run(self, slot: int) -> None:
-        backoff = _Backoff()
+        backoff = Backoff()
         item: tuple[Job, Any] | None = None  # handed over as the previous upload ended
         while True:
             if item is None:
@@ -240,14 +240,14 @@ class Dispatcher:
         with self._cond:
             self._work += 1  # the gate may be open now: worth a claim
 
-    def _claim_or_sleep(self, gen: int, backoff: _Backoff) -> Job | None:
+    def _claim_or_sleep(self, gen: int, backoff: Backoff) -> Job | None:
         """The next job; or None after sleeping until there may be one."""
         job, pause = self._try_claim(backoff)
         if job is None:
             self._sleep(gen, pause)
         return job
 
-    def _try_claim(self, backoff: _Backoff) -> tuple[Job | None, float | None]:
+    def _try_claim(self, backoff: Backoff) -> tuple[Job | None, float | None]:
         """(the next job, None), or (None, how long to sleep): until woken (no work), or a
         growing delay when the job table could not be used."""
         work = self._claimable()
@@ -296,103 +296,9 @@ class Dispatcher:
             self._current[slot] = None
             self._work += 1  # its outcome may have put a job back in the queue
             if took is not None:
-                self._upload_s = _smooth(self._upload_s, took)
+                self._upload_s = smooth(self._upload_s, took)
             self._cond.notify_all()
             return self._take_locked(slot) if take else None
-
-    def _target(self) -> int:
-        """Jobs to hold reserved ahead: reservations in flight = uploads per second (all
-        slots) x seconds per reservation, at least one per slot. Under the condition."""
-        if self.depth is not None:
-            return self.depth
-        want = self.concurrency
-        if self._reserve_s and self._upload_s:
-            # Each upload thread finishes a job every `_upload_s` (turn waits included).
-            want = max(want, math.ceil(len(self._threads) * self._reserve_s / self._upload_s))
-        return max(1, min(want, self.reservers))
-
-    # ---- reserve-ahead ---------------------------------------------------------------------
-
-    def _run_reserver(self, n: int) -> None:
-        backoff = _Backoff()
-        while True:
-            with self._cond:  # take the room first: two reservers never both fill it
-                if self._stopping:
-                    return
-                gen = self._gen
-                room = len(self._ready) + self._reserving + self.held_ahead() < self._target()
-                if room:
-                    self._reserving += 1
-            if not room:  # full: until a slot takes one; a closing gate gives them back
-                wait = self.gate()
-                if wait > 0:
-                    self._gated(gen, wait)
-                else:
-                    self._sleep(gen, None)
-                continue
-            # The gate after the room: a reservation that just failed (and paused the API)
-            # is seen here, not raced past.
-            wait = self.gate()
-            job, pause = (None, None) if wait > 0 else self._try_claim(backoff)
-            if job is None:
-                with self._cond:
-                    self._reserving -= 1
-                    self._cond.notify_all()
-                if wait > 0:  # paused, outside upload hours, API backing off: nothing ahead
-                    self._gated(gen, wait)
-                else:
-                    self._sleep(gen, pause)
-                continue
-            with self._cond:
-                self._ahead[n] = job
-            started = self.clock()
-            try:
-                assert self.reserve is not None
-                token = self.reserve(job)
-            except Exception:  # as in a slot: the job table failed under it, or a bug
-                log.exception("worker.crashed", job_id=job.id)
-                self._orphan(job)
-                token = None
-            # Not in a `finally`: a thread that dies keeps its job for check() to requeue.
-            self._reserved(n, job, token, self.clock() - started)
-
-    def _reserved(self, n: int, job: Job | None, token: Any, took: float = 0.0) -> None:
-        """Hand a reserved job to the slots, or back to the queue when stopping/aborting."""
-        back = False
-        with self._cond:
-            self._reserving -= 1
-            self._ahead[n] = None
-            if token is not None:
-                self._reserve_s = _smooth(self._reserve_s, took)
-            else:
-                self._work += 1  # its outcome may have put it back in the queue
-            if job is not None and token is not None:
-                if self._stopping or self.abort.is_set():
-                    back = True
-                else:
-                    self._ready.append((job, token))
-            self._gen += 1  # a slot may take it; waiters re-check
-            self._cond.notify_all()
-        if back and job is not None:
-            self._give_back(job, token)
-
-    def _return_ready(self) -> None:
-        with self._cond:
-            if not self._ready:
-                return
-            items = list(self._ready)
-            self._ready.clear()
-        for job, token in items:
-            self._give_back(job, token)
-
-    def _give_back(self, job: Job, token: Any) -> None:
-        try:
-            self.release(token)
-        except Exception:  # the job table, most likely: requeue it the careful way
-            log.exception("worker.requeue_failed", job_id=job.id)
-            self._orphan(job)
-        with self._cond:
-            self._work += 1  # claimable again
 
     # ---- shared ----------------------------------------------------------------------------
 
@@ -428,21 +334,3 @@ class Dispatcher:
                     return
                 limits = [t - now for t in (self._timers[:1] + ([end] if end else []))]
                 self._cond.wait(min(limits) if limits else None)
-
-
-def _smooth(old: float | None, new: float) -> float:
-    return new if old is None else 0.8 * old + 0.2 * new
-
-
-class _Backoff:
-    """A claim's delay after the job table failed: doubling, capped; reset by a success."""
-
-    def __init__(self) -> None:
-        self.delay = 0.0
-
-    def failed(self) -> float:
-        self.delay = min(DB_BACKOFF[1], max(DB_BACKOFF[0], self.delay * 2))
-        return self.delay
-
-    def reset(self) -> None:
-        self.delay = 0.0
