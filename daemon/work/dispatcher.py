@@ -1,10 +1,9 @@
 """The upload threads (`threads`, two per slot: work/turns.py), each uploading one job at a
 time, and `reservers` reserve-ahead threads (reserve_ahead.py) that keep jobs claimed and
-reserved in a hand-off queue,
-so a slot goes from one upload straight to the next instead of waiting on an API round trip
-(without reservers, a slot claims and reserves by itself). How many are held ahead
-follows Little's law: one per slot, more when a reservation takes longer than an upload (small
-files, a distant API), up to `reservers`.
+reserved in a hand-off queue, so a slot goes from one upload straight to the next instead of
+waiting on an API round trip (without reservers, a slot claims and reserves by itself). How
+many are held ahead follows Little's law: one per slot, more when a reservation takes longer
+than an upload (small files, a distant API), up to `reservers`.
 
 One condition guards the wake-up generation, the timers and the hand-off queue, so a wake-up
 that arrives while a thread is between "found nothing" and "going to sleep" is never lost.
