@@ -62,12 +62,8 @@ def accepted(p: Pipeline, job: Job, res: Reserved, sent: Sent, note: str | None,
     """On the slot: hand the bookkeeping over (or do it here once the lanes are stopped)."""
     p.accepted.add(job.id)
     bound.info("upload.accepted", session_id=res.session_id)
-    try:
-        fut = p.recorder.finishes.submit(_finish, p, job, res, sent, note, bound)
-    except RuntimeError:  # shutting down: the lanes are gone, but this must still be written
-        _finish(p, job, res, sent, note, bound)
-        return
-    p.recorder.logged(fut, "done", job_id=job.id, path=job.path)
+    p.recorder.hand(p.recorder.finishes, "done", _finish, p, job, res, sent, note, bound,
+                    job_id=job.id, path=job.path)
 
 
 def _finish(p: Pipeline, job: Job, res: Reserved, sent: Sent, note: str | None,
@@ -91,12 +87,8 @@ def _finish(p: Pipeline, job: Job, res: Reserved, sent: Sent, note: str | None,
                seconds=round(sent.seconds, 3))
     if note is None and p.cfg.upload.after_upload != "keep":
         p.accepted.to_archive(job.id)
-        try:
-            fut = p.recorder.afters.submit(_after_upload, p, job, bound)
-        except RuntimeError:  # shutting down
-            _after_upload(p, job, bound)
-            return
-        p.recorder.logged(fut, "after_upload", job_id=job.id, path=job.path)
+        p.recorder.hand(p.recorder.afters, "after_upload", _after_upload, p, job, bound,
+                        job_id=job.id, path=job.path)
 
 
 def _write_done(p: Pipeline, job: Job, sent: Sent, note: str | None, bound: Any) -> bool:

@@ -156,7 +156,7 @@ class Pipeline:
             except BaseException:
                 futures.wait([started])  # whatever happened, its outcome is written after
                 raise
-            started.result()
+            # `ready` (started.result) ran before the closing boundary: `uploading` is in.
             note = self._check_after(job, sent)
             # The rest is bookkeeping: the slot goes on to its next upload meanwhile.
             finish.accepted(self, job, res, sent, note, bound)

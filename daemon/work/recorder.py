@@ -118,6 +118,17 @@ class Recorder:
 
         fut.add_done_callback(report)
 
+    def hand(self, lane: Lane, what: str, fn: Callable[..., Any], *args: Any,
+             **bound: Any) -> None:
+        """Run `fn(*args)` on `lane`, a failure logged; on this thread once the lane is stopped
+        (shutting down: it must happen all the same)."""
+        try:
+            fut = lane.submit(fn, *args)
+        except RuntimeError:
+            fn(*args)
+            return
+        self.logged(fut, what, **bound)
+
     def stop(self, deadline: float, force: Callable[[], bool] = lambda: False) -> bool:
         """After the slots stopped: let queued writes finish until `deadline` (or `force`);
         then end `done` retries and stop the lanes. False when something was left unfinished."""

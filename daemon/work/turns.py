@@ -43,16 +43,21 @@ class Turns:
             self._waiting += 1
         try:
             while True:
-                if abort.is_set() or not self.may_start():
-                    raise Aborted()
+                self._check(abort)
                 if self._sem.acquire(timeout=WAIT_STEP):
                     break
         finally:
             with self._lock:
                 self._waiting -= 1
             self.on_waiting()
-        if abort.is_set() or not self.may_start():  # changed while it waited
+        try:
+            self._check(abort)  # it may have changed while this thread waited
+        except Aborted:
             self._sem.release()
+            raise
+
+    def _check(self, abort: threading.Event) -> None:
+        if abort.is_set() or not self.may_start():
             raise Aborted()
 
     def _release(self) -> None:
