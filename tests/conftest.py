@@ -3,14 +3,24 @@ modules import helpers with `from support import ...`."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 from pgserver import pg_db, pg_server, pg_url  # noqa: F401 (fixtures: a real PostgreSQL)
 from support import Sandbox
 from tls_proxy import PrivateCA, make_private_ca
 from webhooks import Receiver
+
+# Property-based, stateful and fuzz tests live in files named test_*_props.py. `make test` (CI)
+# runs them with a bounded number of examples; `make fuzz` runs the same files far longer.
+settings.register_profile("ci", max_examples=60, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("fuzz", max_examples=20_000, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 @pytest.fixture
