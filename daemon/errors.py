@@ -21,6 +21,7 @@ class Kind(StrEnum):
     HTTP = "http"  # an HTTP answer with an error status
     MALFORMED = "malformed"  # a 2xx answer we could not read
     VANISHED = "vanished"  # the file is gone
+    ROOT_ABSENT = "root_absent"  # not found, but its watch folder is not there (unmounted)
     CHANGED = "changed"  # the file changed after it was queued
     UNREADABLE = "unreadable"  # permission denied, I/O error
     CERTIFICATE = "certificate"  # the server's TLS certificate is not trusted (service-wide)
@@ -58,6 +59,7 @@ class Outcome(StrEnum):
     FAIL = "fail"  # this capture was refused, or the file is unusable: a person decides
     RESETTLE = "resettle"  # the file changed: back to pending, upload its final form
     GONE = "gone"  # the file is gone: end with a reason, no retry loop
+    WAIT_ROOT = "wait_root"  # its watch folder is not there: the job waits until it is back
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,8 @@ def decide(error: TransferError, attempt: int, rand: Callable[[], float] = rando
             return Decision(Outcome.RESETTLE, reason=msg)
         if error.kind is Kind.VANISHED:
             return Decision(Outcome.GONE, reason=msg)
+        if error.kind is Kind.ROOT_ABSENT:
+            return Decision(Outcome.WAIT_ROOT, reason=msg)
         return Decision(Outcome.FAIL, reason=msg)
     if error.kind is Kind.CERTIFICATE:
         return Decision(Outcome.PAUSE, delay=PAUSE_PROBE, reason=msg)

@@ -41,6 +41,7 @@ from daemon.reporting import STUCK_EVERY, Reporter
 from daemon.runtime import StateFile, state_path
 from daemon.sandbox import server as sandbox_server
 from daemon.watch import Watcher
+from daemon.watch.roots import Roots
 from daemon.work import Worker
 from daemon.work.gate import Gate
 
@@ -198,6 +199,10 @@ class Service:
                           on_root_deleted=self._health_now)
         worker.pipeline.on_resettle = watcher.resettle
         watcher.on_failed = reporter.failed
+        # Which watch folders are there (an unmounted share is not): before the first claim.
+        watcher.roots = worker.pipeline.roots = Roots(
+            store, cfg.watches, on_attention=attention.condition, on_back=watcher.root_there)
+        watcher.roots.check()
         ctx = Ctx(store, api, worker, watcher, attention, scheduler, gate, reporter)
         # Started in this order, stopped in the reverse: no timers (nothing restarts what is
         # being stopped), then no new files, then no new uploads (in-flight ones finish or go
@@ -296,6 +301,7 @@ class Service:
                             "restarting to open it afresh")
                 return
             ctx.watcher.observers.check()
+            ctx.watcher.check_roots()
             if not ctx.watcher.queue.alive():
                 log.error("watch.settle_died")
                 ctx.watcher.queue.start()

@@ -134,3 +134,19 @@ class Notice(Base):
     message: Mapped[str] = mapped_column(Text, nullable=False)
     until: Mapped[float | None] = mapped_column(Float)
     updated_at: Mapped[float] = mapped_column(Float, nullable=False)
+
+
+class RootIdentity(Base):
+    """A watch root's identity (device, inode) as this node saw it when files were first seen
+    under it: a root that is missing, or another folder (an unmounted share's bare mount
+    point) while jobs under it wait, is "not there", and its files are not taken for gone.
+    Keyed by (node, watch): each node has its own mount of a shared watch."""
+
+    __tablename__ = "watch_roots"
+
+    node: Mapped[str] = mapped_column(String(64), primary_key=True)  # "" on SQLite (one node)
+    watch: Mapped[str] = mapped_column(Text, primary_key=True)  # as Job.watch
+    path: Mapped[str] = mapped_column(Text, nullable=False)  # this node's root path, for people
+    dev: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    ino: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    recorded_at: Mapped[float] = mapped_column(Float, nullable=False)

@@ -14,6 +14,15 @@ from daemon.jobs import engine as engine_mod
 from daemon.jobs import paths
 from daemon.jobs.models import Job, JobState, Node, Notice, Reservation
 
+# The reasons a job is skipped with because its file was gone (older versions wrote the same
+# words). A file seen again at the same version after such a skip was not gone for good (its
+# folder had dropped out, or it was moved back): it is looked at again, never ignored.
+VANISHED_REASONS = (
+    "the file was moved or deleted before it was uploaded; if it moved within the watch "
+    "folder it is uploaded from its new place",
+    "the file was removed or moved away before it was uploaded",
+)
+
 
 def load_job(row: Any) -> Job:
     values = dict(row._mapping)
@@ -102,7 +111,9 @@ class Reads:
         with self._read() as conn:
             rows = list(conn.execute(select(Job.path, Job.watch, Job.rel_path, Job.owner,
                                             Job.size, Job.mtime_ns).where(
-                Job.state != JobState.PENDING).order_by(Job.id)))
+                Job.state != JobState.PENDING, ~and_(Job.state == JobState.SKIPPED,
+                                                     Job.last_error.in_(VANISHED_REASONS)))
+                .order_by(Job.id)))
             return dict(zip(_local(rows, roots, self.owner),
                             ((r.size, r.mtime_ns) for r in rows if _ours(r, roots, self.owner)),
                             strict=True))

@@ -19,6 +19,7 @@ from daemon.jobs import engine as engine_mod
 from daemon.jobs import paths
 from daemon.jobs.guard import Guarded
 from daemon.jobs.models import IN_FLIGHT, Job, JobState
+from daemon.jobs.reads import VANISHED_REASONS
 
 COARSE_NS = 2_000_000_000  # SMB/FAT keep mtimes to 2 s: a shared file's version compares so
 
@@ -90,8 +91,15 @@ class WatcherWrites(Guarded):
         ident = self._where(path, root, shared_name)
         key_mtime = coarse(mtime_ns) if shared else mtime_ns
         with self._write() as conn:
-            known = conn.execute(select(Job.id, Job.state).where(
+            known = conn.execute(select(Job.id, Job.state, Job.last_error).where(
                 *ident, *self._version(size, mtime_ns, shared)).order_by(Job.id)).first()
+            if known is not None and known.state == JobState.SKIPPED and \
+                    known.last_error in VANISHED_REASONS:
+                # Skipped as gone, yet here at the same version (its folder had dropped out,
+                # or it came back): not gone after all, so it is settled again.
+                self._move(conn, known.id, [JobState.SKIPPED], JobState.PENDING, now,
+                           last_error=None, finished_at=None)
+                return Seen(known.id, JobState.PENDING, True)
             if known is not None:
                 state = JobState(known.state)
                 return Seen(known.id, state, state == JobState.PENDING)
@@ -131,6 +139,18 @@ class WatcherWrites(Guarded):
             for job_id in ids:
                 self._move(conn, job_id, [JobState.PENDING], JobState.SKIPPED, now,
                            last_error=reason, finished_at=now)
+            return ids
+
+    def hold_pending(self, path: str, now: float, reason: str, root: str,
+                     shared_name: str | None = None) -> list[int]:
+        """The file is not at its path because its root is not there: its pending jobs wait,
+        with the reason."""
+        with self._write() as conn:
+            ids = list(conn.execute(select(Job.id).where(
+                *self._where(path, root, shared_name), Job.state == JobState.PENDING)).scalars())
+            for job_id in ids:
+                self._move(conn, job_id, [JobState.PENDING], JobState.PENDING, now,
+                           last_error=reason)
             return ids
 
     def hold(self, job_id: int, reason: str, now: float) -> None:

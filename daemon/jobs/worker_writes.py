@@ -23,6 +23,10 @@ from daemon.jobs.reads import _load, load_job
 class WorkerWrites(Guarded):
     """What the worker writes, from claim to outcome."""
 
+    # Watches (Job.watch) whose root is not there on this node (watch/roots.py): their jobs
+    # are not claimed here; their files are not gone, a fleet's other nodes may take them.
+    absent: frozenset[str] = frozenset()
+
     def claim(self, now: float) -> Job | None:
         """Atomically take the next due queued job (queued -> reserved) for this node: the
         claim sets the holder and bumps claim_no, which guards every later write."""
@@ -32,7 +36,8 @@ class WorkerWrites(Guarded):
             else:
                 job_id = conn.execute(
                     select(Job.id).where(Job.state == JobState.QUEUED,
-                                         Job.next_attempt_at <= now)
+                                         Job.next_attempt_at <= now,
+                                         Job.watch.not_in(self.absent))
                     .order_by(Job.next_attempt_at, Job.id).limit(1)).scalar()
                 if job_id is None:
                     return None
@@ -48,7 +53,7 @@ class WorkerWrites(Guarded):
         """One statement: nodes claiming at once skip each other's locked rows."""
         mine = or_(Job.owner == self.node, and_(Job.owner == "", Job.watch.in_(self.shared)))
         pick = (select(Job.id).where(Job.state == JobState.QUEUED, Job.next_attempt_at <= now,
-                                     mine)
+                                     mine, Job.watch.not_in(self.absent))
                 .order_by(Job.next_attempt_at, Job.id).limit(1)
                 .with_for_update(skip_locked=True).scalar_subquery())
         row = conn.execute(

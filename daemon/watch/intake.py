@@ -23,7 +23,8 @@ from daemon import layout, logs, movie, sidecar
 from daemon.config import Config, ConfigError, WatchRoot
 from daemon.errors import file_error
 from daemon.jobs import fleet
-from daemon.jobs.models import JobState
+from daemon.jobs.models import Job, JobState
+from daemon.jobs.roots import absent_reason
 from daemon.jobs.store import Ready, Store, TransitionError
 from daemon.watch.classify import (
     Facts,
@@ -37,6 +38,7 @@ from daemon.watch.classify import (
     resolve_twins,
 )
 from daemon.watch.observers import ObserverSet
+from daemon.watch.roots import Roots
 from daemon.watch.settle import SettleQueue
 
 log = logs.get("watcher")
@@ -74,6 +76,7 @@ class Watcher:
         self._cands: dict[str, _Candidate] = {}
         self._folders: dict[str, WatchRoot] = {}
         self.on_failed: Callable[[str, str], None] = lambda path, reason: None
+        self.roots: Roots | None = None  # is a watch folder there (an unmounted share is not)
         self.queue = SettleQueue(self._due, clock)
         self.observers = ObserverSet(self._event, self._root_lost, self._root_back,
                                      cfg.watching.poll_interval, on_root_deleted)
@@ -115,7 +118,19 @@ class Watcher:
             for cand in self._cands.values():
                 cand.root = roots.get(cand.root.path, cand.root)
         self.observers.reconfigure(cfg.watches, cfg.watching.poll_interval)
+        if self.roots is not None:
+            self.roots.reconfigure(cfg.watches)
         self.rescan()
+
+    def check_roots(self) -> None:
+        """The health tick: is each watch folder there (see watch/roots.py)?"""
+        if self.roots is not None:
+            self.roots.check()
+
+    def root_there(self, root: WatchRoot) -> None:
+        """A watch folder is there again: its waiting files are looked at again."""
+        self.pending_again()
+        self.scan(root, str(root.path))
 
     def stop(self) -> None:
         self.observers.stop()
@@ -227,6 +242,12 @@ class Watcher:
             if link and self._inside(cand.root, path):
                 st, link = os.stat(path), False  # a link within the root: its target counts
         except FileNotFoundError:
+            if not self._root_there(cand.root):  # not gone: its folder dropped out; it waits
+                if not cand.root.shared or not self.store.fleet:  # (shared: other nodes')
+                    self.store.hold_pending(path, self.wall(), absent_reason(str(
+                        cand.root.path)), str(cand.root.path), fleet.share(cand.root))
+                self._forget(path)
+                return
             for job_id in self.store.skip_pending(path, self.wall(), "the file was removed "
                                                   "or moved away before it was uploaded",
                                                   str(cand.root.path), fleet.share(cand.root)):
@@ -234,6 +255,8 @@ class Watcher:
             self._forget(path)
             return
         version = (st.st_size, st.st_mtime_ns)
+        if self.roots is not None:
+            self.roots.seen(cand.root)  # files seen under it: its identity is recorded once
         if link:
             seen = self.store.observe(path, str(cand.root.path), *version, self.wall(),
                                       fleet.share(cand.root))
@@ -272,6 +295,9 @@ class Watcher:
             self._forget(path)
         else:
             self._forget(path, version)
+
+    def _root_there(self, root: WatchRoot) -> bool:
+        return self.roots is None or self.roots.there(root)
 
     def _inside(self, root: WatchRoot, path: str) -> bool:
         return Path(os.path.realpath(path)).is_relative_to(os.path.realpath(root.path))
@@ -317,7 +343,7 @@ class Watcher:
         now = self.wall()
         twins_verdict: Queue | Skip | Hold = Queue()
         if not self.cfg.upload.allow_duplicates and ready.fingerprint is not None:
-            twins = [Twin(j.id, j.path, j.state, _holds(j.path, j.size, j.mtime_ns))
+            twins = [Twin(j.id, j.path, j.state, self._twin_there(j))
                      for j in self.store.twins(ready.athlete_id, ready.fingerprint, job_id,
                                                TWIN_STATES)]
             twins_verdict = resolve_twins(twins)
@@ -342,6 +368,23 @@ class Watcher:
         bound.info("job.queued", athlete_id=ready.athlete_id)
         self.on_queued()
         return JobState.QUEUED
+
+
+    def _twin_there(self, job: Job) -> bool:
+        """Is a twin's file at its place, as this node sees it? A shared file at this node's
+        mount of the share; a file this node cannot look at (another node's, or under a root
+        that is not there) counts as there: it must not be taken for moved."""
+        if job.owner not in ("", self.store.owner):
+            return True
+        if job.watch != job.root:  # a shared watch's job, maybe stored by another node
+            roots = fleet.watch_roots(self.cfg.watches)
+            if job.watch not in roots:
+                return True
+            job = fleet.localize(job, self.cfg.watches)
+        if _holds(job.path, job.size, job.mtime_ns):
+            return True
+        root = self.root_of(job.path)
+        return root is not None and not self._root_there(root)
 
 
 def _holds(path: str, size: int, mtime_ns: int) -> bool:

@@ -26,7 +26,8 @@ log = logs.get("worker")
 # uplift_capture_uploads_total{outcome}: a small fixed set, whatever the decision's detail.
 METRIC_OUTCOME = {Outcome.FAIL: "failed", Outcome.RETRY: "retry", Outcome.RERESERVE: "retry",
                   Outcome.PAUSE: "retry", Outcome.REFUSED: "retry",
-                  Outcome.RESETTLE: "interrupted", Outcome.GONE: "interrupted"}
+                  Outcome.RESETTLE: "interrupted", Outcome.GONE: "interrupted",
+                  Outcome.WAIT_ROOT: "interrupted"}
 
 
 def apply(p: Pipeline, job: Job, err: TransferError, bound: Any) -> None:
@@ -90,6 +91,19 @@ def _gone(p: Pipeline, job: Job, d: Decision, err: TransferError, bound: Any) ->
     bound.info("job.vanished", reason=d.reason)
 
 
+def _wait_root(p: Pipeline, job: Job, d: Decision, err: TransferError, bound: Any) -> None:
+    """Its watch folder is not there on this node (an unmounted share): the file is not gone.
+    A node-local job waits pending (settled again once the folder is back); a shared one goes
+    back to the queue for the fleet's other nodes (this node's claim leaves it alone)."""
+    p.res.drop(job.id)
+    now = p.wall()
+    if job.watch != job.root:  # a shared watch (named), seen at this node's mount
+        p.store.requeue(job.id, IN_FLIGHT, now, due=now, count_attempt=False, reason=d.reason)
+    else:
+        p.store.back_to_pending(job.id, IN_FLIGHT, now, d.reason)
+    bound.warning("job.root_not_there", reason=d.reason)
+
+
 def _fail(p: Pipeline, job: Job, d: Decision, err: TransferError, bound: Any) -> None:
     p.res.drop(job.id)
     reason = d.reason if err.where is Where.FILE else f"the server refused it: {d.reason}"
@@ -104,6 +118,7 @@ TABLE: dict[Outcome, Callable[[Pipeline, Job, Decision, TransferError, Any], Non
     Outcome.PAUSE: _pause,
     Outcome.RESETTLE: _resettle,
     Outcome.GONE: _gone,
+    Outcome.WAIT_ROOT: _wait_root,
     Outcome.FAIL: _fail,
 }
 

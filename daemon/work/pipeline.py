@@ -23,6 +23,7 @@ from daemon.config import Config
 from daemon.errors import Kind, Outcome, TransferError, Where, decide, file_error
 from daemon.jobs import fleet
 from daemon.jobs.models import IN_FLIGHT, Job
+from daemon.jobs.roots import absent_reason
 from daemon.jobs.store import Store, TakenOver
 from daemon.net.api import ApiClient, Reserved
 from daemon.net.upload import CHANGED_WHILE_UPLOADING, Aborted, Sent, Uploader
@@ -52,6 +53,7 @@ class Pipeline:
         self.on_resettle, self.on_db_error = on_resettle, on_db_error
         self.clock, self.wall, self.rand = clock, wall, rand
         self.metrics: Any = None  # the console's Metrics, when it runs
+        self.roots: Any = None  # watch/roots.Roots: is a job's watch folder there (issue 19)
         self.accepted = finish.Accepted()  # uploads the endpoint took, `done` not yet written
         self.turns = Turns(cfg.upload.concurrency)  # uploads sending at once
         # Telling people: a file failed (path, reason); a service-wide notice began or ended.
@@ -179,7 +181,7 @@ class Pipeline:
         try:
             self._check_file(job)
         except TransferError as err:
-            if err.kind is Kind.VANISHED:
+            if err.kind in (Kind.VANISHED, Kind.ROOT_ABSENT):
                 return "the file was moved or removed during its upload; the upload had completed"
             raise
         return None
@@ -263,6 +265,10 @@ class Pipeline:
         try:
             st = os.stat(job.path)
         except OSError as exc:
+            if isinstance(exc, FileNotFoundError) and self.roots is not None and \
+                    not self.roots.job_there(job):  # not gone: its folder is not there
+                raise TransferError(Where.FILE, Kind.ROOT_ABSENT,
+                                    absent_reason(job.root)) from None
             raise file_error(exc) from None
         if st.st_size != job.size or st.st_mtime_ns != job.mtime_ns:
             raise TransferError(Where.FILE, Kind.CHANGED,

@@ -1,0 +1,200 @@
+"""Is a watch root there? A share that is unmounted (its bare mount point left behind), a pulled
+disk or a folder moved away must not make its waiting files look deleted.
+
+A root's identity (device, inode) is recorded the first time files are seen under it. A root
+that is missing, or whose identity differs from the recorded one while jobs under it wait, is
+"not there": its files are not gone, they wait; the claim leaves its jobs alone (a fleet's
+other nodes take shared ones), and a person sees it as ATTENTION. A root that really moved to
+new storage is accepted when its waiting files are found under it again, or by a person with
+`uplift-capture roots accept PATH`.
+
+`judge` is the decision (pure); `Roots` gathers the facts, keeps the verdicts and tells the
+claim (store.absent), the attention and the intake (a root back: look again at its files).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable
+from enum import StrEnum
+
+from daemon import logs
+from daemon.config import WatchRoot
+from daemon.jobs.models import Job
+from daemon.jobs.roots import Identity, RootTable, absent_reason, identity_of
+from daemon.jobs.store import Store
+
+log = logs.get("watcher")
+
+
+class Verdict(StrEnum):
+    THERE = "there"  # the recorded root, or nothing waits that could be mistaken for gone
+    RECORD = "record"  # there: record its (new) identity, its waiting files are in it
+    MISSING = "missing"  # no folder at the path
+    REPLACED = "replaced"  # another folder (a bare mount point) while files wait under it
+
+
+NOT_THERE = (Verdict.MISSING, Verdict.REPLACED)
+
+
+def judge(current: Identity | None, recorded: Identity | None, shared: bool, waiting: bool,
+          found_again: Callable[[], bool]) -> Verdict:
+    """`current`: the root's identity now (None: no folder); `recorded`: this node's record;
+    `shared`: a fleet's shared watch; `waiting`: jobs under it wait for their files;
+    `found_again`: some waiting file is at its place under the root as it is now (asked only
+    when it decides)."""
+    if current is None:
+        return Verdict.MISSING
+    if current == recorded:
+        return Verdict.THERE
+    if not waiting:
+        return Verdict.THERE  # nothing to mistake for gone; recorded when files are seen
+    if found_again():
+        return Verdict.RECORD  # moved to new storage (or first seen): its files are in it
+    if recorded is None and not shared:
+        return Verdict.THERE  # this node made those jobs from this very folder (before 0004)
+    # A share this node has never seen files in, or another folder than the recorded one.
+    return Verdict.REPLACED
+
+
+def watch_key(root: WatchRoot) -> str:
+    """As Job.watch: a shared root's name, else the root's path."""
+    return root.name if root.shared and root.name else str(root.path)
+
+
+def message(root: WatchRoot, node: str, fleet: bool) -> str:
+    """ATTENTION while a root is not there."""
+    if root.shared and fleet:
+        return (f"share {root.name} not mounted here ({root.path} on station {node}): its files "
+                f"are left to the other stations; if it really moved to new storage, run "
+                f"`uplift-capture roots accept {root.path}`")
+    return (f"{absent_reason(str(root.path))}: its files wait until it is back; if it really "
+            f"moved to new storage, run `uplift-capture roots accept {root.path}`")
+
+
+class Roots:
+    """This node's verdict on each watch root. Thread-safe: the health tick, the intake and
+    the upload slots all ask."""
+
+    def __init__(self, store: Store, watches: Iterable[WatchRoot],
+                 on_attention: Callable[[str, str | None], None] = lambda name, msg: None,
+                 on_back: Callable[[WatchRoot], None] = lambda root: None,
+                 wall: Callable[[], float] = time.time):
+        self.store, self.table = store, RootTable(store)
+        self.on_attention, self.on_back, self.wall = on_attention, on_back, wall
+        self._lock = threading.Lock()
+        self._watches = list(watches)
+        self._absent: dict[str, str] = {}  # watch key -> ATTENTION message
+        self._recorded: set[str] = set()  # keys known to have a record (no write per file)
+
+    @property
+    def attention_name(self) -> str:
+        # Notices are fleet-wide: each node's roots under its own name.
+        return f"watch_roots@{self.store.node}" if self.store.fleet else "watch_roots"
+
+    def reconfigure(self, watches: Iterable[WatchRoot]) -> None:
+        with self._lock:
+            self._watches = list(watches)
+        self.check()
+
+    def root_for(self, watch: str) -> WatchRoot | None:
+        with self._lock:
+            return next((w for w in self._watches if watch_key(w) == watch), None)
+
+    def absent(self) -> frozenset[str]:
+        with self._lock:
+            return frozenset(self._absent)
+
+    def seen(self, root: WatchRoot) -> None:
+        """Files are seen under `root`: record its identity if none is recorded yet."""
+        key = watch_key(root)
+        with self._lock:
+            if key in self._recorded or key in self._absent:
+                return
+        identity = identity_of(str(root.path))
+        if identity is None:
+            return
+        self.table.record(key, str(root.path), identity, self.wall(), replace=False)
+        with self._lock:
+            self._recorded.add(key)
+
+    def there(self, root: WatchRoot) -> bool:
+        """Look now (a file was not found under it): False when the root is not there."""
+        return self._look(root) not in NOT_THERE
+
+    def job_there(self, job: Job) -> bool:
+        root = self.root_for(job.watch)
+        return True if root is None else self.there(root)
+
+    def check(self) -> None:
+        """Every root, now (the health tick, and before the first claim)."""
+        with self._lock:
+            watches = list(self._watches)
+        for root in watches:
+            self._look(root)
+        with self._lock:  # a root no longer configured is no longer absent
+            keys = {watch_key(w) for w in self._watches}
+            for key in [k for k in self._absent if k not in keys]:
+                self._absent.pop(key)
+        self._publish()
+
+    def accept(self, root: WatchRoot) -> Identity | None:
+        """A person says this folder is the root now (`roots accept`)."""
+        identity = identity_of(str(root.path))
+        if identity is not None:
+            self.table.record(watch_key(root), str(root.path), identity, self.wall())
+        return identity
+
+    def _look(self, root: WatchRoot) -> Verdict:
+        key, path = watch_key(root), str(root.path)
+        current = identity_of(path)
+        recorded = self.table.recorded(key)
+        waiting = self.table.waiting(key) if current != recorded else []
+
+        def found_again() -> bool:
+            for w in waiting:
+                try:
+                    if os.stat(os.path.join(path, w.rel_path)).st_size == w.size:
+                        return True
+                except OSError:
+                    continue
+            return False
+
+        verdict = judge(current, recorded, root.shared and self.store.fleet, bool(waiting),
+                        found_again)
+        if verdict is Verdict.RECORD and current is not None:
+            self.table.record(key, path, current, self.wall())
+            log.info("watch.root_recorded", root=path, dev=current[0], ino=current[1])
+        self._settle(root, verdict)
+        return verdict
+
+    def _settle(self, root: WatchRoot, verdict: Verdict) -> None:
+        key = watch_key(root)
+        with self._lock:
+            was = key in self._absent
+            if verdict in NOT_THERE:
+                self._absent[key] = message(root, self.store.node, self.store.fleet)
+            else:
+                self._absent.pop(key, None)
+            if was == (verdict in NOT_THERE):
+                return
+        self._publish()
+        if verdict in NOT_THERE:
+            log.warning("watch.root_not_there", root=str(root.path), verdict=str(verdict))
+            if not (root.shared and self.store.fleet):
+                reason = absent_reason(str(root.path))
+                held = self.table.hold_queued(key, reason, self.wall())
+                if held:
+                    log.info("jobs.held", job_ids=held, reason=reason)
+        else:
+            log.info("watch.root_back", root=str(root.path))
+            self.on_back(root)
+
+    def _publish(self) -> None:
+        """The claim's exclusions and the ATTENTION line (Attention skips an unchanged one)."""
+        with self._lock:
+            self.store.absent = frozenset(self._absent)
+            text = "; ".join(self._absent.values()) or None
+        self.on_attention(self.attention_name, text)
