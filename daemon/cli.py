@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy.exc import OperationalError
 
-from daemon import __version__
+from daemon import __version__, rootscmd
 from daemon import config as config_mod
 from daemon.config import ConfigError
 from daemon.jobs.store import DatabaseUnavailable
@@ -67,6 +67,8 @@ def _parser() -> argparse.ArgumentParser:
     db_sub = db.add_subparsers(dest="db_command", required=True)
     up = db_sub.add_parser("upgrade", help="apply migrations")
     up.add_argument("--config")
+
+    rootscmd.add_parser(sub)
 
     sb = sub.add_parser("sandbox", help="run a local stand-in for the Uplift API")
     sb.add_argument("--host", default="127.0.0.1")
@@ -155,6 +157,10 @@ def _dispatch(args: argparse.Namespace) -> int:
             return 0
         if args.command in ("pause", "resume"):
             return _pause(cfg, store, args)
+        if args.command == "roots":
+            done = rootscmd.run(cfg, store, args)
+            _poke_daemon(cfg)
+            return done
     finally:
         store.close()
     return 2

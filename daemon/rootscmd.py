@@ -1,0 +1,43 @@
+"""`uplift-capture roots accept PATH`: a person says a watch folder that changed (moved to new
+storage, a share mounted from elsewhere) is the right one; its waiting files go from there."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Any
+
+from daemon.config import Config
+
+
+def add_parser(sub: Any) -> None:
+    roots = sub.add_parser("roots", help="watch folders that are not there (unmounted?)")
+    roots_sub = roots.add_subparsers(dest="roots_command", required=True)
+    accept = roots_sub.add_parser(
+        "accept", help="take the folder now at PATH as that watch folder (moved storage)")
+    accept.add_argument("path")
+    accept.add_argument("--config")
+
+
+def run(cfg: Config, store: Any, args: argparse.Namespace) -> int:
+    from daemon.jobs.fleet import shared_names
+    from daemon.watch.roots import Roots
+
+    want = os.path.realpath(args.path)
+    root = next((w for w in cfg.watches if os.path.realpath(w.path) == want), None)
+    if root is None:
+        print(f"uplift-capture: {args.path} is not a watch folder of {cfg.source} (watched: "
+              f"{', '.join(str(w.path) for w in cfg.watches)})")
+        return 2
+    store.set_node(cfg.node.name, shared_names(cfg.watches))
+    identity = Roots(store, [root]).accept(root)
+    if identity is None or not Path(root.path).is_dir():
+        print(f"uplift-capture: {root.path} is not there: mount it first")
+        return 1
+    print(f"accepted {root.path} as the watch folder (device {identity[0]}, inode "
+          f"{identity[1]}); its waiting files go from there")
+    return 0
+
+
+__all__ = ["add_parser", "run"]
