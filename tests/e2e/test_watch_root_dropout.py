@@ -131,13 +131,13 @@ def test_folder_unmounted_while_files_wait_then_back(
         _waiting(cfg)
         umount(watch)  # the bare mount point is left: another folder, empty
         assert cli("resume", "--config", str(cfg)).returncode == 0  # the claim finds no file
+        stays(lambda: none_skipped(cfg), 2.0, "a file was skipped while its folder was away")
         wait_for(lambda: NOT_THERE in attention(cfg), 20, what="ATTENTION: folder not there")
         def all_wait() -> bool:
             jobs = by_name(cfg)
             return all(jobs[n]["state"] == "pending" and NOT_THERE in (jobs[n]["reason"] or "")
                        for n in ("a.mov", "b.mov", "c.mov"))
         wait_for(all_wait, 20, what="every job pending with the folder's reason")
-        stays(lambda: none_skipped(cfg), 2.5, "a file was skipped while its folder was away")
         assert box.state()["uploads"] == []
         mount(storage, watch)
         _uploaded_once(box, cfg)
@@ -157,8 +157,8 @@ def test_daemon_started_while_the_folder_is_unmounted(
     assert cli("resume", "--config", str(cfg)).returncode == 0
     daemon = start_daemon(tmp_path, cfg, name="daemon2.log")
     try:
+        stays(lambda: none_skipped(cfg), 2.0, "a file was skipped while its folder was away")
         wait_for(lambda: NOT_THERE in attention(cfg), 20, what="ATTENTION: folder not there")
-        stays(lambda: none_skipped(cfg), 3.0, "a file was skipped while its folder was away")
         assert box.state()["uploads"] == []
         mount(storage, watch)
         _uploaded_once(box, cfg)
