@@ -1,0 +1,96 @@
+"""Watch roots' identities in the job table, on SQLite and a real PostgreSQL: a root replaced
+by a bare mount point while files wait is not there, the claim leaves its jobs alone, a file
+skipped as gone is looked at again when it is seen at the same version."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from daemon.config import CaptureSettings, WatchRoot
+from daemon.jobs.models import JobState
+from daemon.jobs.reads import VANISHED_REASONS
+from daemon.jobs.store import Ready, Store
+from daemon.watch.roots import Roots
+
+
+def _ready(size: int, mtime_ns: int) -> Ready:
+    return Ready(size=size, mtime_ns=mtime_ns, athlete_id="a" * 36, session_group_id="b" * 36,
+                 file_name="x.mov", capture_time="2024-01-01T00:00:00Z",
+                 camera_configuration="{}", movement_attributes="{}")
+
+
+def _root(path: Path) -> WatchRoot:
+    return WatchRoot(path=path, capture=CaptureSettings())
+
+
+def test_replaced_root_is_not_there_and_not_claimed(db_url: str, tmp_path: Path) -> None:
+    store = Store.open(db_url)
+    store.set_node("station-1")
+    real, bare = tmp_path / "real", tmp_path / "bare"
+    real.mkdir()
+    bare.mkdir()
+    root = _root(real)
+    said: list[str | None] = []
+    back: list[WatchRoot] = []
+    roots = Roots(store, [root], on_attention=lambda n, m: said.append(m), on_back=back.append)
+    (real / "a.mov").write_bytes(b"x" * 10)
+    seen = store.observe(str(real / "a.mov"), str(real), 10, 1, 1.0)
+    roots.seen(root)
+    store.mark_ready(seen.job_id, _ready(10, 1), 2.0)
+    roots.check()
+    assert roots.absent() == frozenset() and said == [None]
+
+    # The share is unmounted: the same path is now another folder (a bare mount point).
+    real.rename(tmp_path / "away")
+    bare.rename(real)
+    roots.check()
+    assert roots.absent() == {str(real)}
+    assert said[-1] is not None and "is not there (unmounted?)" in said[-1]
+    job = store.get(seen.job_id)
+    assert job is not None and job.state == JobState.PENDING  # waits, with the reason
+    assert job.last_error == f"the folder {real} is not there (unmounted?)"
+    store.mark_ready(seen.job_id, _ready(10, 1), 3.0)
+    assert store.claim(4.0) is None  # its root is not there: not claimed here
+
+    # Back: there again, claimable, the intake told to look again.
+    real.rename(tmp_path / "bare-again")
+    (tmp_path / "away").rename(real)
+    roots.check()
+    assert roots.absent() == frozenset() and said[-1] is None and back == [root]
+    claimed = store.claim(5.0)
+    assert claimed is not None and claimed.id == seen.job_id
+    store.close()
+
+
+def test_a_root_moved_to_new_storage_is_accepted_when_its_files_are_in_it(
+        db_url: str, tmp_path: Path) -> None:
+    store = Store.open(db_url)
+    old = tmp_path / "w"
+    old.mkdir()
+    root = _root(old)
+    roots = Roots(store, [root])
+    (old / "a.mov").write_bytes(b"x" * 10)
+    store.observe(str(old / "a.mov"), str(old), 10, 1, 1.0)
+    roots.seen(root)
+    old.rename(tmp_path / "old-disk")  # copied to new storage at the same path
+    old.mkdir()
+    (old / "a.mov").write_bytes(b"x" * 10)
+    assert roots.there(root)
+    assert roots.table.recorded(str(old)) == (old.stat().st_dev, old.stat().st_ino)
+    store.close()
+
+
+def test_a_file_skipped_as_gone_is_looked_at_again(db_url: str, tmp_path: Path) -> None:
+    store = Store.open(db_url)
+    root = str(tmp_path)
+    path = str(tmp_path / "a.mov")
+    seen = store.observe(path, root, 10, 1, 1.0)
+    store.skip(seen.job_id, [JobState.PENDING], 2.0, VANISHED_REASONS[1])
+    assert path not in store.known_versions()  # a rescan does not ignore it
+    again = store.observe(path, root, 10, 1, 3.0)
+    assert again.job_id == seen.job_id and again.new and again.state == JobState.PENDING
+    # A deliberate skip (not "gone") stays as it is.
+    store.skip(seen.job_id, [JobState.PENDING], 4.0, "a duplicate")
+    assert store.known_versions()[path] == (10, 1)
+    assert not store.observe(path, root, 10, 1, 5.0).new
+    store.close()
