@@ -68,7 +68,7 @@ def test_a_node_without_the_share_leaves_its_jobs_to_the_others(
         def queued() -> bool:
             jobs = fleet_status(cfgs[0])["jobs"]
             return len(jobs) == FILES and {j["state"] for j in jobs} == {"queued"}
-        wait_for(queued, 30, what="the shared files queued")
+        wait_for(queued, 30, interval=0.5, what="the shared files queued")
         for p in procs:
             assert p.stop() == 0
         # station-1's share drops out (its bare mount point is left); it runs alone.
@@ -79,7 +79,7 @@ def test_a_node_without_the_share_leaves_its_jobs_to_the_others(
         while time.monotonic() < deadline:  # it would claim (and skip) them at once
             states = {j["state"] for j in fleet_status(cfgs[0])["jobs"]}
             assert states == {"queued"}, fleet_status(cfgs[0])["jobs"]
-            time.sleep(0.25)
+            time.sleep(0.5)
         assert box.state()["uploads"] == []
         text = cli("status", "--config", str(cfgs[0])).stdout
         assert "share nas not mounted here" in text, text
@@ -88,7 +88,7 @@ def test_a_node_without_the_share_leaves_its_jobs_to_the_others(
         def done() -> list[dict[str, Any]] | None:
             jobs = fleet_status(cfgs[0])["jobs"]
             return jobs if {j["state"] for j in jobs} == {"done"} else None
-        jobs = wait_for(done, 30, what="station-2 to upload the shared files")
+        jobs = wait_for(done, 30, interval=0.5, what="station-2 to upload the shared files")
         assert {j["node"] for j in jobs} == {"station-2"}
         uploads = [u["key"].rsplit("/", 1)[1] for u in box.state()["uploads"]]
         assert sorted(uploads) == [f"f{k}.mov" for k in range(FILES)]

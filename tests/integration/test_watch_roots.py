@@ -6,6 +6,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+from support import write_config
+
+from daemon import cli
 from daemon.config import CaptureSettings, WatchRoot
 from daemon.jobs.models import JobState
 from daemon.jobs.reads import VANISHED_REASONS
@@ -93,4 +97,26 @@ def test_a_file_skipped_as_gone_is_looked_at_again(db_url: str, tmp_path: Path) 
     store.skip(seen.job_id, [JobState.PENDING], 4.0, "a duplicate")
     assert store.known_versions()[path] == (10, 1)
     assert not store.observe(path, root, 10, 1, 5.0).new
+    store.close()
+
+
+def test_roots_accept_takes_the_folder_now_there(tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """A person says a changed folder is the root now (`uplift-capture roots accept PATH`)."""
+    watch, db = tmp_path / "w", tmp_path / "jobs.db"
+    watch.mkdir()
+    cfg = write_config(tmp_path / "c.toml", watch=watch, db=db)
+    store = Store.open(f"sqlite:///{db}")
+    root = _root(watch)
+    roots = Roots(store, [root])
+    store.observe(str(watch / "a.mov"), str(watch), 10, 1, 1.0)
+    roots.seen(root)
+    watch.rename(tmp_path / "old")
+    watch.mkdir()  # new storage, without the waiting file
+    assert not roots.there(root)
+    assert cli.main(["roots", "accept", str(watch), "--config", str(cfg)]) == 0
+    assert "accepted" in capsys.readouterr().out
+    assert roots.there(root)
+    assert cli.main(["roots", "accept", str(tmp_path), "--config", str(cfg)]) == 2
+    assert "is not a watch folder" in capsys.readouterr().out
     store.close()
