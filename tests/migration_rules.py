@@ -1,5 +1,5 @@
 """What a migration does, as Alembic operations, and whether it is additive (migrations/env.py):
-run each revision's upgrade for real, on a real database, with Alembic's `Operations.invoke` (the
+run each revision's upgrade for real, on a real database, with Alembic's `invoke` (the
 one call every `op.*` goes through, batch mode too) wrapped to record the operation first."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from alembic.operations import Operations
 from alembic.operations import ops as alembic_ops
+from alembic.operations.base import AbstractOperations
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
@@ -44,13 +44,13 @@ def record(engine: Engine, script_location: Path | None = None,
     the operations each revision ran, by revision."""
     recorded: dict[str, list[Any]] = {}
     current: list[str] = []
-    real = Operations.invoke
+    real = AbstractOperations.invoke
 
-    def spy(self: Operations, operation: Any) -> Any:
+    def spy(self: AbstractOperations, operation: Any) -> Any:
         recorded.setdefault(current[-1], []).append(operation)
         return real(self, operation)
 
-    Operations.invoke = spy  # type: ignore[method-assign]
+    AbstractOperations.invoke = spy  # type: ignore[method-assign]
     try:
         for rev in revisions(script_location):
             current.append(rev)
@@ -59,7 +59,7 @@ def record(engine: Engine, script_location: Path | None = None,
             if rev == upto:
                 break
     finally:
-        Operations.invoke = real  # type: ignore[method-assign]
+        AbstractOperations.invoke = real  # type: ignore[method-assign]
     return recorded
 
 
