@@ -9,7 +9,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import DBAPIError, OperationalError
 
@@ -17,7 +17,10 @@ from daemon import __version__
 from daemon import config as config_mod
 from daemon.config import ConfigError
 from daemon.jobs import schema
-from daemon.jobs.store import DatabaseUnavailable, Store
+from daemon.jobs.store import DatabaseUnavailable
+
+if TYPE_CHECKING:
+    from daemon.jobs.store import Store
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -124,12 +127,14 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _check(cfg, offline=args.offline)
     if args.command == "notify-test":
         return _notify_test(cfg)
+    from daemon.jobs.store import Store
+
     if args.command == "db":
         from daemon.jobs.engine import acquire_instance_lock
 
         lock = acquire_instance_lock(cfg.database_url)  # SQLite: not under a running daemon
         try:
-            Store.open(cfg.database_url).close()
+            Store.open(cfg.database_url, migrate=True).close()
         finally:
             if lock is not None:
                 lock.close()
@@ -171,6 +176,8 @@ def open_store(cfg: config_mod.Config, need: str | None = None) -> Store:
     """The job table for every command but `run` and `db upgrade`: as it is, never migrated
     (a daemon of the previous version may be running on it). `need`: the schema revision the
     command cannot do without (e.g. "0004"); an older table is refused in one line."""
+    from daemon.jobs.store import Store
+
     # A database that was never made is made (empty) here; one a daemon used and that is gone
     # is an error, so that only a person decides to start afresh.
     return Store.open(cfg.database_url, migrate=False, create=not _used_before(cfg),
@@ -288,6 +295,7 @@ def _check(cfg: config_mod.Config, offline: bool = False) -> int:
         say(can, f"archive folder {archive} is {'writable' if can else 'not writable'}")
     from daemon import status as status_mod
     from daemon.jobs import engine as engine_mod
+    from daemon.jobs.store import Store
 
     notices: dict = {}
     storage_url = None

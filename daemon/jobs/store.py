@@ -31,17 +31,16 @@ class Store(WatcherWrites, WorkerWrites):
     """The job table's gateway: `Store.open(url)`, then reads (reads.py) and guarded writes."""
 
     @classmethod
-    def open(cls, url: str, migrate: bool = True, create: bool = True,
+    def open(cls, url: str, migrate: bool = False, create: bool = True,
              need: str | None = None) -> Store:
-        """`migrate`: only `run` and `db upgrade`; other commands open the table as it is and
-        refuse, in one line, one older than `need` (jobs/schema.py)."""
+        """`migrate`: only the daemon (`run`) and `db upgrade`; everything else opens the table
+        as it is and refuses, in one line, one older than `need` (jobs/schema.py)."""
         from sqlalchemy.exc import SQLAlchemyError
 
         try:
             engine = engine_mod.make_engine(url, create=create)
-            revision = schema.check(engine, None if migrate else need)
             # An empty database has nothing running on it: any command may lay out the table.
-            if migrate or revision is None:
+            if migrate or schema.check(engine, need) is None:
                 engine_mod.upgrade(engine)
         except (SQLAlchemyError, OSError) as exc:
             reason = getattr(exc, "orig", None) or getattr(exc, "strerror", None) or exc

@@ -70,6 +70,8 @@ def test_no_command_but_run_migrates_an_older_table(db_url: str, tmp_path: Path,
         if code != 0 and args[0] != "check":  # what it cannot read: one line, what to do
             assert err.count("\n") == 1 and RESTART in err, (args, err)
             assert "0002" in err and SCHEMA_HEAD in err
+    Store.open(db_url).close()  # nor does any other caller that does not ask to migrate
+    assert revision_of(db_url) == "0002"
     code, _, err = run_cli(capsys, "status", "--config", str(config))
     assert code == 1 and RESTART in err
     code, out, _ = run_cli(capsys, "check", "--offline", "--config", str(config))
