@@ -9,14 +9,18 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from daemon import __version__, rootscmd
 from daemon import config as config_mod
 from daemon.config import ConfigError
+from daemon.jobs import schema
 from daemon.jobs.store import DatabaseUnavailable
+
+if TYPE_CHECKING:
+    from daemon.jobs.store import Store
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -128,12 +132,18 @@ def _dispatch(args: argparse.Namespace) -> int:
     from daemon.jobs.store import Store
 
     if args.command == "db":
-        Store.open(cfg.database_url).close()
+        from daemon.jobs.engine import acquire_instance_lock
+
+        lock = acquire_instance_lock(cfg.database_url)  # SQLite: not under a running daemon
+        try:
+            Store.open(cfg.database_url, migrate=True).close()
+        finally:
+            if lock is not None:
+                lock.close()
         print("database is up to date")
         return 0
-    # A database that was never made is made (empty) here; one a daemon used and that is gone
-    # is an error, so that only a person decides to start afresh.
-    store = Store.open(cfg.database_url, create=not _used_before(cfg))
+    # `roots` records watch-folder identities (the 0004 table); the others read what is there.
+    store = open_store(cfg, need="0004" if args.command == "roots" else None)
     try:
         if args.command == "status":
             from daemon import status
@@ -161,9 +171,24 @@ def _dispatch(args: argparse.Namespace) -> int:
             done = rootscmd.run(cfg, store, args)
             _poke_daemon(cfg)
             return done
+    except DBAPIError:
+        schema.explain(store.engine)  # a column or table this code reads is not there yet?
+        raise
     finally:
         store.close()
     return 2
+
+
+def open_store(cfg: config_mod.Config, need: str | None = None) -> Store:
+    """The job table for every command but `run` and `db upgrade`: as it is, never migrated
+    (a daemon of the previous version may be running on it). `need`: the schema revision the
+    command cannot do without (e.g. "0004"); an older table is refused in one line."""
+    from daemon.jobs.store import Store
+
+    # A database that was never made is made (empty) here; one a daemon used and that is gone
+    # is an error, so that only a person decides to start afresh.
+    return Store.open(cfg.database_url, migrate=False, create=not _used_before(cfg),
+                      need=need)
 
 
 def _used_before(cfg: config_mod.Config) -> bool:
@@ -286,10 +311,10 @@ def _check(cfg: config_mod.Config, offline: bool = False) -> int:
         if db is not None and not db.exists() and not _used_before(cfg):
             say(True, f"database {db} does not exist yet; the daemon creates it when it starts")
             raise _Skip
-        store = Store.open(cfg.database_url, create=False)
+        store = Store.open(cfg.database_url, migrate=False, create=False)
         try:
             storage_url = store.last_upload_url()
-            problem = engine_mod.check_writable(cfg.database_url)
+            problem = engine_mod.check_writable(cfg.database_url) or schema.lag(store.engine)
             say(problem is None, problem or "database opens, is writable and is up to date")
             notices = {**store.notices(), **status_mod.live_attention(_runtime(cfg))}
         finally:

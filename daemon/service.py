@@ -166,7 +166,7 @@ class Service:
         problem = engine_mod.check_writable(cfg.database_url)
         if problem:
             raise DatabaseUnavailable(problem)
-        store = Store.open(cfg.database_url)
+        store = Store.open(cfg.database_url, migrate=True)
         parts.append(("store", store))
         fleet_parts = fleet.join(cfg, store)  # our node name; in a fleet, a first heartbeat
         db_file = engine_mod.sqlite_path(cfg.database_url)

@@ -299,8 +299,15 @@ MIGRATION_LOCK_KEY = 0x75706C696674  # "uplift"
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    if revision == "head" and current_revision(engine) == SCHEMA_HEAD:
+    """Migrate: only for `run` and `db upgrade` (jobs/schema.py says why). A table newer than
+    this code is one plain line (jobs/schema.SchemaTooNew), not Alembic's traceback."""
+    current = current_revision(engine)
+    if revision == "head" and current == SCHEMA_HEAD:
         return
+    from daemon.jobs import schema  # here: it imports this module
+
+    if not schema.is_known(current):
+        raise schema.too_new(current)
     from alembic import command
     from alembic.config import Config as AlembicConfig
 

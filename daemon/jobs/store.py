@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from sqlalchemy import delete, select
 
 from daemon.jobs import engine as engine_mod
+from daemon.jobs import schema
 from daemon.jobs.engine import DatabaseUnavailable
 from daemon.jobs.guard import TakenOver, TransitionError
 from daemon.jobs.models import ACTIVE, TERMINAL, Job, JobState, Notice
@@ -30,12 +31,16 @@ class Store(WatcherWrites, WorkerWrites):
     """The job table's gateway: `Store.open(url)`, then reads (reads.py) and guarded writes."""
 
     @classmethod
-    def open(cls, url: str, migrate: bool = True, create: bool = True) -> Store:
+    def open(cls, url: str, migrate: bool = False, create: bool = True,
+             need: str | None = None) -> Store:
+        """`migrate`: only the daemon (`run`) and `db upgrade`; everything else opens the table
+        as it is and refuses, in one line, one older than `need` (jobs/schema.py)."""
         from sqlalchemy.exc import SQLAlchemyError
 
         try:
             engine = engine_mod.make_engine(url, create=create)
-            if migrate:
+            # An empty database has nothing running on it: any command may lay out the table.
+            if migrate or schema.check(engine, need) is None:
                 engine_mod.upgrade(engine)
         except (SQLAlchemyError, OSError) as exc:
             reason = getattr(exc, "orig", None) or getattr(exc, "strerror", None) or exc
