@@ -25,12 +25,20 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 
 from daemon.bandwidth import Limiter
 from daemon.errors import Kind, TransferError, Where, file_error
-from daemon.net.api import http_error, read_capped, transport_error
+from daemon.net.api import (
+    MAX_QUOTED,
+    http_error,
+    read_capped,
+    retry_after,
+    s3_error,
+    transport_error,
+)
 from daemon.net.transport import (
     current_socket,
     forget_socket,
@@ -53,6 +61,72 @@ CRLF = b"\r\n"
 
 CHANGED_WHILE_UPLOADING = ("the file changed while it was being uploaded; it will be uploaded "
                            "again once it stops changing")
+
+
+# What S3 appends to a success_action_redirect URL once the object is stored.
+ADDED_BY_S3 = frozenset({"bucket", "key", "etag"})
+
+
+def _redirect_field(fields: Mapping[str, str]) -> str | None:
+    for name, value in fields.items():  # S3's form field names are case-insensitive
+        if name.lower() == "success_action_redirect":
+            return str(value)
+    return None
+
+
+def _place(url: str) -> tuple[str, str, int | None, str] | None:
+    """Scheme, host, port and path, as a browser would compare them; None if unreadable."""
+    parts = urlsplit(url.strip())
+    try:
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme.lower())
+    except ValueError:
+        return None
+    if not parts.scheme or not parts.hostname:
+        return None
+    return parts.scheme.lower(), parts.hostname.lower(), port, parts.path or "/"
+
+
+def redirect_stored(location: str | None, fields: Mapping[str, str]) -> bool:
+    """Whether a 3xx answer to the upload says the object was stored. Only S3's
+    success_action_redirect does: the URL the signed fields asked for, its own query kept, with
+    the bucket, key and etag S3 appends. Anything else (S3's 307 TemporaryRedirect, a proxy's
+    or captive portal's 302) stored nothing."""
+    expected = _redirect_field(fields)
+    if not expected or not location:
+        return False
+    want, got = _place(expected), _place(location)
+    if want is None or want != got:
+        return False
+    left = parse_qsl(urlsplit(location.strip()).query, keep_blank_values=True)
+    for pair in parse_qsl(urlsplit(expected.strip()).query, keep_blank_values=True):
+        if pair not in left:
+            return False
+        left.remove(pair)
+    return all(name in ADDED_BY_S3 for name, _ in left)
+
+
+def redirect_error(response: httpx.Response, fields: Mapping[str, str]) -> TransferError:
+    """A 3xx that is not the asked-for success_action_redirect: nothing was stored. The reason
+    names the status, S3's Code and Message if any, and where it pointed (scheme and host
+    only: a portal's query may carry anything)."""
+    code, message = s3_error(response.content[:MAX_QUOTED].decode("utf-8", "replace"))
+    status = response.status_code
+    place = _place(response.headers.get("Location") or "")
+    to = f"to {place[0]}://{place[1]}" if place else "without a usable Location"
+    if code is None:
+        hint = " (a proxy or captive portal?)"
+    elif code == "TemporaryRedirect":
+        hint = " (the bucket answers at another endpoint for now)"
+    else:
+        hint = ""
+    asked = " rather than to the success_action_redirect it asked for" \
+        if _redirect_field(fields) else ""
+    text = (f"HTTP {status}{' ' + code if code else ''}: the upload endpoint redirected the "
+            f"upload {to}{asked}{hint}; nothing was stored")
+    if message:
+        text += f" ({message})"
+    return TransferError(Where.STORAGE, Kind.HTTP, text, status=status, code=code,
+                         retry_after=retry_after(response))
 
 
 class Aborted(Exception):
@@ -260,9 +334,10 @@ class Uploader:
             # The file we read, even if its name was removed meanwhile.
             st = os.fstat(fd)
             os.close(fd)
-        # success_action_redirect: S3 answers 303 with Location; the file is stored.
-        redirected = response.is_redirect and "Location" in response.headers
-        if not response.is_success and not redirected:
+        if 300 <= response.status_code < 400:
+            if not redirect_stored(response.headers.get("Location"), fields):
+                raise redirect_error(response, fields)
+        elif not response.is_success:
             raise http_error(response, Where.STORAGE)
         etag = response.headers.get("ETag")
         return Sent(etag.strip('"') if etag else None, time.monotonic() - started, size,
