@@ -25,20 +25,13 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 
 from daemon.bandwidth import Limiter
 from daemon.errors import Kind, TransferError, Where, file_error
-from daemon.net.api import (
-    MAX_QUOTED,
-    http_error,
-    read_capped,
-    retry_after,
-    s3_error,
-    transport_error,
-)
+from daemon.net.api import http_error, read_capped, transport_error
+from daemon.net.redirect import redirect_error, redirect_stored
 from daemon.net.transport import (
     current_socket,
     forget_socket,
@@ -61,72 +54,6 @@ CRLF = b"\r\n"
 
 CHANGED_WHILE_UPLOADING = ("the file changed while it was being uploaded; it will be uploaded "
                            "again once it stops changing")
-
-
-# What S3 appends to a success_action_redirect URL once the object is stored.
-ADDED_BY_S3 = frozenset({"bucket", "key", "etag"})
-
-
-def _redirect_field(fields: Mapping[str, str]) -> str | None:
-    for name, value in fields.items():  # S3's form field names are case-insensitive
-        if name.lower() == "success_action_redirect":
-            return str(value)
-    return None
-
-
-def _place(url: str) -> tuple[str, str, int | None, str] | None:
-    """Scheme, host, port and path, as a browser would compare them; None if unreadable."""
-    parts = urlsplit(url.strip())
-    try:
-        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme.lower())
-    except ValueError:
-        return None
-    if not parts.scheme or not parts.hostname:
-        return None
-    return parts.scheme.lower(), parts.hostname.lower(), port, parts.path or "/"
-
-
-def redirect_stored(location: str | None, fields: Mapping[str, str]) -> bool:
-    """Whether a 3xx answer to the upload says the object was stored. Only S3's
-    success_action_redirect does: the URL the signed fields asked for, its own query kept, with
-    the bucket, key and etag S3 appends. Anything else (S3's 307 TemporaryRedirect, a proxy's
-    or captive portal's 302) stored nothing."""
-    expected = _redirect_field(fields)
-    if not expected or not location:
-        return False
-    want, got = _place(expected), _place(location)
-    if want is None or want != got:
-        return False
-    left = parse_qsl(urlsplit(location.strip()).query, keep_blank_values=True)
-    for pair in parse_qsl(urlsplit(expected.strip()).query, keep_blank_values=True):
-        if pair not in left:
-            return False
-        left.remove(pair)
-    return all(name in ADDED_BY_S3 for name, _ in left)
-
-
-def redirect_error(response: httpx.Response, fields: Mapping[str, str]) -> TransferError:
-    """A 3xx that is not the asked-for success_action_redirect: nothing was stored. The reason
-    names the status, S3's Code and Message if any, and where it pointed (scheme and host
-    only: a portal's query may carry anything)."""
-    code, message = s3_error(response.content[:MAX_QUOTED].decode("utf-8", "replace"))
-    status = response.status_code
-    place = _place(response.headers.get("Location") or "")
-    to = f"to {place[0]}://{place[1]}" if place else "without a usable Location"
-    if code is None:
-        hint = " (a proxy or captive portal?)"
-    elif code == "TemporaryRedirect":
-        hint = " (the bucket answers at another endpoint for now)"
-    else:
-        hint = ""
-    asked = " rather than to the success_action_redirect it asked for" \
-        if _redirect_field(fields) else ""
-    text = (f"HTTP {status}{' ' + code if code else ''}: the upload endpoint redirected the "
-            f"upload {to}{asked}{hint}; nothing was stored")
-    if message:
-        text += f" ({message})"
-    return TransferError(Where.STORAGE, Kind.HTTP, text, status=status, code=code,
-                         retry_after=retry_after(response))
 
 
 class Aborted(Exception):
@@ -209,9 +136,43 @@ class Uploader:
         self.drain_seconds = 0.0  # the last upload's wait for the send queue (benchmarks)
         self._lock = threading.Lock()
         self._sockets: dict[int, socket.socket] = {}  # upload thread -> its socket, for abort
+        self._users: dict[httpx.Client, int] = {}  # client -> uploads on it now
 
     def close(self) -> None:
-        self._client.close()
+        """Shutdown: every client, those replaced but still in use included."""
+        with self._lock:
+            clients = {self._client, *self._users}
+        for client in clients:
+            client.close()
+
+    def adopt(self, other: Uploader) -> None:
+        """New connection settings (a reload): uploads from now on use `other`'s client, which
+        this uploader then owns (`other` is spent). Uploads in flight finish on the old client,
+        stay abortable (abort_all ends every upload, whatever its client), and the old client
+        is closed when the last of them ends."""
+        with self._lock:
+            old = self._client
+            self._client, self.proxy = other._client, other.proxy
+            self.stall_seconds, self.chunk_size = other.stall_seconds, other.chunk_size
+            idle = old not in self._users
+        if idle:
+            old.close()
+
+    def _lease(self) -> tuple[httpx.Client, str | None]:
+        with self._lock:
+            client = self._client
+            self._users[client] = self._users.get(client, 0) + 1
+            return client, self.proxy
+
+    def _release(self, client: httpx.Client) -> None:
+        with self._lock:
+            self._users[client] -= 1
+            if self._users[client]:
+                return
+            del self._users[client]
+            replaced = client is not self._client
+        if replaced:  # its last upload ended: nothing else will use it
+            client.close()
 
     def _track(self, sock: socket.socket | None) -> None:
         with self._lock:
@@ -322,15 +283,17 @@ class Uploader:
         headers = {"Content-Type": f"multipart/form-data; boundary={boundary.decode()}",
                    "Content-Length": str(len(head) + size + len(tail))}
         forget_socket()
+        client, proxy = self._lease()
         try:
-            with self._client.stream("POST", url, content=body(), headers=headers) as r:
+            with client.stream("POST", url, content=body(), headers=headers) as r:
                 response = read_capped(r, MAX_ERROR_ANSWER, Where.STORAGE, refuse=False)
         except httpx.HTTPError as exc:
-            raise transport_error(exc, Where.STORAGE, self.proxy) from None
+            raise transport_error(exc, Where.STORAGE, proxy) from None
         except OSError as exc:
             raise file_error(exc) from None
         finally:
             self._track(None)
+            self._release(client)
             # The file we read, even if its name was removed meanwhile.
             st = os.fstat(fd)
             os.close(fd)

@@ -18,7 +18,8 @@ from tls_proxy import PrivateCA
 
 from daemon.errors import Kind, TransferError
 from daemon.net.api import ApiClient
-from daemon.net.upload import Uploader, multipart_parts, redirect_stored
+from daemon.net.redirect import redirect_stored
+from daemon.net.upload import Uploader, multipart_parts
 from daemon.sandbox import server
 from daemon.sandbox.s3post import make_fields
 

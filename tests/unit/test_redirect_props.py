@@ -18,7 +18,7 @@ from daemon.errors import (
     after_refusal,
     decide,
 )
-from daemon.net.upload import redirect_stored
+from daemon.net.redirect import redirect_stored
 from daemon.sandbox.s3post import redirect_location
 
 WORD = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-", min_size=1, max_size=12)
