@@ -111,6 +111,8 @@ def decide(error: TransferError, attempt: int, rand: Callable[[], float] = rando
     if error.kind is not Kind.HTTP or status is None:
         return _retry(error, attempt, rand)  # connection trouble, timeouts, stalls
     if error.where is Where.STORAGE:
+        if 300 <= status < 400:  # a redirect that stored nothing (net/upload.py): bounded
+            return Decision(Outcome.REFUSED, reason=msg)
         if status == 403:
             if lapsed or is_policy_expired(error):
                 return Decision(Outcome.RERESERVE, reason=msg)

@@ -349,7 +349,9 @@ class Service:
 
     def _swap_clients(self, cfg: Config, ctx: Ctx) -> None:
         """New proxy or trust settings (or a certificate problem someone may have fixed):
-        fresh clients for new requests; uploads in flight finish on the old ones."""
+        fresh clients for new requests. The one uploader takes the new storage client, so
+        uploads in flight finish on the old one yet a shutdown or `pause --now` still aborts
+        them; the old client is closed when they end."""
         try:
             api, uploader = self._clients(cfg)
         except ConfigError as exc:
@@ -357,8 +359,7 @@ class Service:
             return
         old_api = ctx.api
         ctx.api = ctx.worker.pipeline.api = api
-        ctx.worker.pipeline.uploader = uploader
-        ctx.worker.dispatcher.on_abort = uploader.abort_all
+        ctx.worker.pipeline.uploader.adopt(uploader)
         old_api.close()
         if ctx.worker.reservations.lift() or "certificate" in ctx.store.notices():
             ctx.store.clear_notice("certificate")  # the next reservation tells anew

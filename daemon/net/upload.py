@@ -31,6 +31,7 @@ import httpx
 from daemon.bandwidth import Limiter
 from daemon.errors import Kind, TransferError, Where, file_error
 from daemon.net.api import http_error, read_capped, transport_error
+from daemon.net.redirect import redirect_error, redirect_stored
 from daemon.net.transport import (
     current_socket,
     forget_socket,
@@ -135,9 +136,43 @@ class Uploader:
         self.drain_seconds = 0.0  # the last upload's wait for the send queue (benchmarks)
         self._lock = threading.Lock()
         self._sockets: dict[int, socket.socket] = {}  # upload thread -> its socket, for abort
+        self._users: dict[httpx.Client, int] = {}  # client -> uploads on it now
 
     def close(self) -> None:
-        self._client.close()
+        """Shutdown: every client, those replaced but still in use included."""
+        with self._lock:
+            clients = {self._client, *self._users}
+        for client in clients:
+            client.close()
+
+    def adopt(self, other: Uploader) -> None:
+        """New connection settings (a reload): uploads from now on use `other`'s client, which
+        this uploader then owns (`other` is spent). Uploads in flight finish on the old client,
+        stay abortable (abort_all ends every upload, whatever its client), and the old client
+        is closed when the last of them ends."""
+        with self._lock:
+            old = self._client
+            self._client, self.proxy = other._client, other.proxy
+            self.stall_seconds, self.chunk_size = other.stall_seconds, other.chunk_size
+            idle = old not in self._users
+        if idle:
+            old.close()
+
+    def _lease(self) -> tuple[httpx.Client, str | None]:
+        with self._lock:
+            client = self._client
+            self._users[client] = self._users.get(client, 0) + 1
+            return client, self.proxy
+
+    def _release(self, client: httpx.Client) -> None:
+        with self._lock:
+            self._users[client] -= 1
+            if self._users[client]:
+                return
+            del self._users[client]
+            replaced = client is not self._client
+        if replaced:  # its last upload ended: nothing else will use it
+            client.close()
 
     def _track(self, sock: socket.socket | None) -> None:
         with self._lock:
@@ -248,21 +283,24 @@ class Uploader:
         headers = {"Content-Type": f"multipart/form-data; boundary={boundary.decode()}",
                    "Content-Length": str(len(head) + size + len(tail))}
         forget_socket()
+        client, proxy = self._lease()
         try:
-            with self._client.stream("POST", url, content=body(), headers=headers) as r:
+            with client.stream("POST", url, content=body(), headers=headers) as r:
                 response = read_capped(r, MAX_ERROR_ANSWER, Where.STORAGE, refuse=False)
         except httpx.HTTPError as exc:
-            raise transport_error(exc, Where.STORAGE, self.proxy) from None
+            raise transport_error(exc, Where.STORAGE, proxy) from None
         except OSError as exc:
             raise file_error(exc) from None
         finally:
             self._track(None)
+            self._release(client)
             # The file we read, even if its name was removed meanwhile.
             st = os.fstat(fd)
             os.close(fd)
-        # success_action_redirect: S3 answers 303 with Location; the file is stored.
-        redirected = response.is_redirect and "Location" in response.headers
-        if not response.is_success and not redirected:
+        if 300 <= response.status_code < 400:
+            if not redirect_stored(response.headers.get("Location"), fields):
+                raise redirect_error(response, fields)
+        elif not response.is_success:
             raise http_error(response, Where.STORAGE)
         etag = response.headers.get("ETag")
         return Sent(etag.strip('"') if etag else None, time.monotonic() - started, size,

@@ -15,11 +15,17 @@ import time
 import uuid
 from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode
 
 from daemon.sandbox import answers, rules
 from daemon.sandbox.rules import ApiRefusal, validate_capture
-from daemon.sandbox.s3post import S3Error, check_policy, iso, make_fields, read_form
+from daemon.sandbox.s3post import (
+    S3Error,
+    check_policy,
+    iso,
+    make_fields,
+    read_form,
+    redirect_location,
+)
 from daemon.sandbox.state import Faults, SandboxState
 
 if TYPE_CHECKING:
@@ -67,7 +73,9 @@ class Handler(BaseHTTPRequestHandler):
         headers = {}
         if "retry_after" in fault:
             headers["Retry-After"] = str(fault["retry_after"])
-        if fault.get("html"):
+        if 300 <= status < 400:
+            self._redirect(status, fault.get("location"))
+        elif fault.get("html"):
             self._send(status, b"<html><body><h1>502 Bad Gateway</h1></body></html>",
                        "text/html", headers)
         elif self.path.startswith("/s3/"):
@@ -77,6 +85,22 @@ class Handler(BaseHTTPRequestHandler):
                        headers)
         else:
             self._json(status, {"detail": f"injected failure {status}"}, headers)
+
+    def _redirect(self, status: int, location: str | None) -> None:
+        """A redirect that stored nothing. 307 on an upload is S3's TemporaryRedirect (the
+        bucket answers at another endpoint for now: its XML names it); any other is what a
+        proxy or captive portal sends, an HTML page pointing at its own login."""
+        if status == 307 and self.path.startswith("/s3/"):
+            endpoint = f"{BUCKET}.s3-us-west-2.amazonaws.com"
+            err = S3Error(307, "TemporaryRedirect", "Please re-send this request to the "
+                          "specified temporary endpoint. Continue to use the original request "
+                          "endpoint for future requests.")
+            self._send(307, err.xml(Endpoint=endpoint, Bucket=BUCKET), "application/xml",
+                       {"Location": location or f"https://{endpoint}/"})
+            return
+        self._send(status, b"<html><head><title>Sign in to the network</title></head><body>"
+                           b"<a href=\"http://portal.invalid/login\">Sign in</a></body></html>",
+                   "text/html", {"Location": location or "http://portal.invalid/login"})
 
     def _body(self) -> bytes:
         return self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -148,7 +172,8 @@ class Handler(BaseHTTPRequestHandler):
         window = st.faults.upload_window or st.window
         expires = now + window
         key = f"captures/{ok['athlete_id']}/{session_id}/{ok['file_name']}"
-        upload = make_fields(st.secret, BUCKET, key, expires, now)
+        upload = make_fields(st.secret, BUCKET, key, expires, now,
+                             redirect=st.faults.success_action_redirect)
         st.sessions[session_id] = {"key": key}
         st.append(st._log_reservations, {
             "session_id": session_id, "athlete_id": ok["athlete_id"],
@@ -204,8 +229,7 @@ class Handler(BaseHTTPRequestHandler):
                 form = read_form(self.rfile, int(length), match.group(1).encode(), on_fields,
                                  tmp, throttle, int(min(1 << 20, max(16384, rate / 10)))
                                  if rate else 1 << 20)
-            redirect = fault and 300 <= int(fault.get("status", 0)) < 400
-            if fault and not redirect:
+            if fault:  # read whole, then refused (or redirected): nothing is stored
                 self._fault(fault)
                 return
             if "policy" not in checked:
@@ -227,11 +251,9 @@ class Handler(BaseHTTPRequestHandler):
             "md5": form.file.md5, "sha256": form.file.sha256, "path": str(dest),
             "received_at": iso(time.time())})
         etag = f'"{form.file.md5}"'
-        if fault and redirect:
-            # S3's success_action_redirect: stored, then sent on with bucket, key and etag.
-            location = fault.get("location") or "https://example.invalid/done?" + urlencode(
-                {"bucket": BUCKET, "key": key, "etag": etag})
-            self._send(int(fault["status"]), b"", "text/plain",
-                       {"ETag": etag, "Location": location})
+        redirect = form.fields.get("success_action_redirect")
+        if redirect:  # signed into the policy (checked above): stored, then sent on
+            self._send(303, b"", "text/plain", {
+                "ETag": etag, "Location": redirect_location(redirect, BUCKET, key, etag)})
             return
         self._send(204, headers={"ETag": etag, "Location": f"/{BUCKET}/{key}"})

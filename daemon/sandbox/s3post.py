@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import BinaryIO
+from urllib.parse import urlencode, urlsplit
 from xml.sax.saxutils import escape
 
 MAX_FIELD = 64 * 1024
@@ -23,10 +24,12 @@ class S3Error(Exception):
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
 
-    def xml(self) -> bytes:
-        """S3's error document: <Error><Code/><Message/><RequestId/><HostId/></Error>."""
+    def xml(self, **extra: str) -> bytes:
+        """S3's error document: <Error><Code/><Message/>(extra elements)<RequestId/><HostId/>
+        </Error>; a 307 TemporaryRedirect, say, names its Endpoint and Bucket."""
+        more = "".join(f"<{k}>{escape(v)}</{k}>" for k, v in extra.items())
         return (f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{escape(self.code)}</Code>'
-                f"<Message>{escape(self.message)}</Message>"
+                f"<Message>{escape(self.message)}</Message>{more}"
                 f"<RequestId>{secrets.token_hex(8).upper()}</RequestId>"
                 f"<HostId>sandbox</HostId></Error>").encode()
 
@@ -36,13 +39,14 @@ def iso(ts: float) -> str:
 
 
 def make_fields(secret: bytes, bucket: str, key: str, expires_at: float,
-                now: float) -> dict[str, str]:
+                now: float, redirect: str | None = None) -> dict[str, str]:
     """Upload fields like AWS's generate_presigned_post: key, Content-Type, SigV4 fields,
-    policy, signature."""
+    policy, signature; with `redirect`, a signed success_action_redirect to that URL."""
     stamp = datetime.fromtimestamp(now, UTC)
     fields = {
         "key": key,
         "Content-Type": "video/quicktime",
+        **({"success_action_redirect": redirect} if redirect else {}),
         "x-amz-algorithm": "AWS4-HMAC-SHA256",
         "x-amz-credential": f"SANDBOXKEY/{stamp:%Y%m%d}/us-east-1/s3/aws4_request",
         "x-amz-date": f"{stamp:%Y%m%dT%H%M%SZ}",
@@ -88,6 +92,13 @@ def check_policy(secret: bytes, bucket: str, fields: dict[str, str], now: float)
         raise S3Error(403, "AccessDenied",
                       f"Invalid according to Policy: Extra input fields: {', '.join(extra)}")
     return doc
+
+
+def redirect_location(url: str, bucket: str, key: str, etag: str) -> str:
+    """Where S3 sends a stored success_action_redirect upload: the URL asked for, with bucket,
+    key and etag (quoted, as in the ETag header) appended to its query."""
+    joiner = "&" if urlsplit(url).query else ("" if url.endswith("?") else "?")
+    return url + joiner + urlencode({"bucket": bucket, "key": key, "etag": etag})
 
 
 @dataclass

@@ -23,10 +23,13 @@ Faults, each list entry used once:
     upload:  [{"status": 403, "code": "AccessDenied", "message": "..."}]
                                                       S3's XML error (code/message default to
                                                       SlowDown for 503, else InternalError)
-             [{"status": 303, "location": "https://..."}]
-                                                      any 3xx: stored as usual, then answered
-                                                      with that status and Location (S3's
-                                                      success_action_redirect)
+             [{"status": 307}]                        S3's TemporaryRedirect (XML, Location
+                                                      at a regional endpoint): nothing stored
+             [{"status": 302, "location": "..."}]     any other 3xx: a captive portal's HTML
+                                                      page and Location; nothing stored
+    success_action_redirect: "https://..."            new reservations' fields ask for it:
+                                                      a stored upload is answered 303 to that
+                                                      URL with bucket, key and etag appended
              [{"cut": true, "after": 65536}]          the connection dropped mid-body
     latency: 0.05                                     every POST /v1/captures waits this long
 

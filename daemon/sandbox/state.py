@@ -20,6 +20,8 @@ class Faults:
 
     reserve: list[dict[str, Any]] = field(default_factory=list)  # {"status", "retry_after", "html"}
     upload: list[dict[str, Any]] = field(default_factory=list)  # same, or {"cut": true}
+    # New reservations' upload fields ask S3 to answer a stored upload with a 303 to this URL.
+    success_action_redirect: str | None = None
     upload_delay: list[float] = field(default_factory=list)  # seconds before reading a body
     upload_rate: float | None = None  # bytes per second for every upload
     upload_window: float | None = None  # overrides the window of new reservations

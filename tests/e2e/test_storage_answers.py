@@ -1,7 +1,8 @@
 """Issue 9, defects 2 and 3: the S3 upload endpoint's answers classified as S3 documents them.
 A 403 that is not an expiry ends `failed` after a bounded number of captures; slow-client and
-throttling answers are retried; too large/small is permanent; a redirect after the upload is
-success; a file over S3's 5 GiB POST limit is refused before any reservation."""
+throttling answers are retried; too large/small is permanent; a file over S3's 5 GiB POST limit
+is refused before any reservation. Issue 19 item 2: only the success_action_redirect the fields
+asked for is success; any other redirect (S3's 307, a portal's 302) stored nothing."""
 
 from __future__ import annotations
 
@@ -33,11 +34,12 @@ EXPIRED = {"status": 403, "code": "AccessDenied",
            "message": "Invalid according to Policy: Policy expired."}
 
 
-def setup(tmp_path: Path, box: Sandbox) -> tuple[Path, Path]:
+def setup(tmp_path: Path, box: Sandbox, upload: str = "") -> tuple[Path, Path]:
     folder = tmp_path / "captures" / "jane"
     folder.mkdir(parents=True)
     config = write_config(tmp_path / "config.toml", watch=tmp_path / "captures",
-                          db=tmp_path / "jobs.db", base_url=box.base_url, settle=0.3)
+                          db=tmp_path / "jobs.db", base_url=box.base_url, settle=0.3,
+                          upload=upload)
     return folder, config
 
 
@@ -137,19 +139,59 @@ def test_entity_too_large_is_permanent_with_a_plain_reason(tmp_path: Path,
         daemon.stop()
 
 
-def test_redirect_after_the_upload_is_success_never_a_second_upload(tmp_path: Path,
-                                                                    sandbox: Sandbox) -> None:
-    folder, config = setup(tmp_path, sandbox)
-    # success_action_redirect: the object is stored, then S3 answers 303 with a Location.
-    sandbox.faults(upload=[{"status": 303, "location": "https://x.invalid/ok"}])
+def test_the_asked_for_redirect_is_success_then_deleted_never_a_second_upload(
+        tmp_path: Path, sandbox: Sandbox) -> None:
+    folder, config = setup(tmp_path, sandbox, 'after_upload = "delete"')
+    # The reservation's fields ask for success_action_redirect: S3 stores the object, then
+    # answers 303 to that URL with bucket, key and etag appended.
+    sandbox.faults(success_action_redirect="https://x.invalid/ok?station=1")
     daemon = start_daemon(tmp_path, config)
     try:
         movie = drop(tmp_path, folder, "redirect.mov")
+        digest = sha256(movie)
         wait_settled(config, 30)
         assert job_state(config, "redirect.mov") == "done", job(config, "redirect.mov")
         (upload,) = sandbox.uploads_for("redirect.mov")
-        assert upload["sha256"] == sha256(movie)
+        assert upload["sha256"] == digest
         assert len(sandbox.reservations_for("redirect.mov")) == 1
+        wait_for(lambda: not movie.exists(), 10, what="the stored file to be deleted")
+    finally:
+        daemon.stop()
+
+
+@pytest.mark.parametrize("status", [307, 302], ids=["s3-307-TemporaryRedirect", "portal-302"])
+def test_a_redirect_that_stored_nothing_never_deletes_and_is_uploaded_later(
+        tmp_path: Path, sandbox: Sandbox, status: int) -> None:
+    """Issue 19 item 2: S3's 307 or a portal's 302 stored nothing. The file must stay, the job
+    must not be done; a fresh reservation, then backoff; once the endpoint takes it, it is
+    uploaded for real (once) and only then deleted."""
+    folder, config = setup(tmp_path, sandbox, 'after_upload = "delete"')
+    sandbox.faults(upload=[{"status": status}] * 2)  # the first try and its fresh reservation
+    daemon = start_daemon(tmp_path, config)
+    words = "TemporaryRedirect" if status == 307 else "captive portal"
+    try:
+        movie = drop(tmp_path, folder, "moved.mov")
+        digest = sha256(movie)
+
+        def refused_twice() -> dict[str, Any] | None:
+            j = job(config, "moved.mov")
+            # Fail at once, not at the deadline, if the redirect was taken as stored.
+            assert j["state"] != "done" and movie.exists(), f"taken as stored: {j}"
+            return j if len(sandbox.reservations_for("moved.mov")) >= 2 and \
+                f"HTTP {status}" in (j.get("last_error") or "") else None
+
+        waiting = wait_for(refused_twice, 30, what=f"the {status} to be refused")
+        assert words in waiting["last_error"] and "nothing was stored" in waiting["last_error"]
+        assert movie.exists(), "deleted although nothing was stored"
+        assert not sandbox.uploads_for("moved.mov")
+        assert daemon.has_event("job.refused_by_endpoint")
+        # The faults are used up: the next try (after backoff) stores it.
+        wait_settled(config, 60)
+        assert job_state(config, "moved.mov") == "done", job(config, "moved.mov")
+        (upload,) = sandbox.uploads_for("moved.mov")
+        assert upload["sha256"] == digest
+        assert len(sandbox.reservations_for("moved.mov")) == 3
+        wait_for(lambda: not movie.exists(), 10, what="the stored file to be deleted")
     finally:
         daemon.stop()
 

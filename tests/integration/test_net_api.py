@@ -208,13 +208,13 @@ def test_s3_error_documents_are_parsed() -> None:
     assert s3_error('{"Code": "x"}') == (None, None)
 
 
-def upload_to(server: Server, tmp_path: Path) -> Any:
+def upload_to(server: Server, tmp_path: Path, fields: dict[str, str] | None = None) -> Any:
     data = tmp_path / "a.mov"
     data.write_bytes(b"m" * 100_000)
     up = Uploader(stall_seconds=5)
     try:
-        return up.upload(str(data), 100_000, f"{server.url}/s3", {"key": "k"}, "a.mov",
-                         lambda n: None, threading.Event())
+        return up.upload(str(data), 100_000, f"{server.url}/s3", fields or {"key": "k"},
+                         "a.mov", lambda n: None, threading.Event())
     finally:
         up.close()
 
@@ -229,11 +229,45 @@ def test_storage_errors_carry_s3_code_and_message(server: Server, tmp_path: Path
     assert "exceeds the maximum" in err.value.message
 
 
-def test_a_redirect_from_the_upload_is_success(server: Server, tmp_path: Path) -> None:
-    server.answer(lambda h: answer(h, 303, b"", headers={"Location": "https://example.org/ok",
-                                                          "ETag": '"abc"'}))
-    sent = upload_to(server, tmp_path)
+def test_the_asked_for_success_action_redirect_is_success(server: Server,
+                                                          tmp_path: Path) -> None:
+    server.answer(lambda h: answer(h, 303, b"", headers={
+        "Location": "https://example.org/ok?from=station&bucket=b&key=k&etag=%22abc%22",
+        "ETag": '"abc"'}))
+    sent = upload_to(server, tmp_path, {"key": "k",
+                                        "success_action_redirect": "https://example.org/ok"
+                                                                   "?from=station"})
     assert sent.etag == "abc" and sent.size == 100_000
+
+
+S3_307 = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>TemporaryRedirect</Code>'
+          b"<Message>Please re-send this request to the specified temporary endpoint.</Message>"
+          b"<Endpoint>b.s3-us-west-2.amazonaws.com</Endpoint><Bucket>b</Bucket></Error>")
+
+
+@pytest.mark.parametrize(("status", "body", "location", "fields", "words"), [
+    (307, S3_307, "https://b.s3-us-west-2.amazonaws.com/", {},
+     ["HTTP 307 TemporaryRedirect", "b.s3-us-west-2.amazonaws.com", "re-send"]),
+    (302, b"<html><body>Sign in</body></html>", "http://portal.example/login?mac=aa:bb", {},
+     ["HTTP 302", "http://portal.example", "captive portal"]),
+    (303, b"", "https://example.org/elsewhere?bucket=b&key=k&etag=x",
+     {"success_action_redirect": "https://example.org/ok"},
+     ["HTTP 303", "success_action_redirect it asked for"]),
+    (303, b"", "https://example.org/ok", {}, ["HTTP 303", "example.org"]),
+], ids=["s3-307", "portal-302", "303-elsewhere", "303-not-asked-for"])
+def test_any_other_redirect_is_a_storage_error_naming_status_and_code(
+        server: Server, tmp_path: Path, status: int, body: bytes, location: str,
+        fields: dict[str, str], words: list[str]) -> None:
+    ctype = "application/xml" if body.startswith(b"<?xml") else "text/html"
+    server.answer(lambda h: answer(h, status, body, ctype, headers={"Location": location}))
+    with pytest.raises(TransferError) as err:
+        upload_to(server, tmp_path, {"key": "k", **fields})
+    e = err.value
+    assert e.where is Where.STORAGE and e.kind is Kind.HTTP and e.status == status
+    assert e.code == ("TemporaryRedirect" if status == 307 else None)
+    assert "nothing was stored" in e.message
+    assert all(w in e.message for w in words), e.message
+    assert "mac=" not in e.message  # where it pointed: scheme and host only
 
 
 # ---- trust ------------------------------------------------------------------------------------

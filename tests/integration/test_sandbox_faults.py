@@ -18,6 +18,7 @@ from tls_proxy import PrivateCA
 
 from daemon.errors import Kind, TransferError
 from daemon.net.api import ApiClient
+from daemon.net.redirect import redirect_stored
 from daemon.net.upload import Uploader, multipart_parts
 from daemon.sandbox import server
 from daemon.sandbox.s3post import make_fields
@@ -95,23 +96,50 @@ def test_upload_faults_answer_s3_error_documents(box: server.SandboxServer,
     assert post_upload(answer, b"movie bytes").status_code == 204  # each fault fires once
 
 
-@pytest.mark.parametrize("status", [303, 302])
-def test_redirect_stores_the_upload_then_answers_with_location(box: server.SandboxServer,
-                                                               status: int) -> None:
+def test_success_action_redirect_stores_then_sends_on_with_bucket_key_etag(
+        box: server.SandboxServer) -> None:
+    box.state.faults.success_action_redirect = "https://example.invalid/done?from=sandbox"
     answer = reserve(box).json()
-    location = f"https://example.invalid/done?key=k{status}"
-    box.state.faults.upload = [{"status": status, "location": location}] if status == 303 \
-        else [{"status": status}]
+    fields = answer["upload_fields"]
+    assert fields["success_action_redirect"] == "https://example.invalid/done?from=sandbox"
     sent = post_upload(answer, b"the whole movie")
-    assert sent.status_code == status and sent.is_redirect
-    key = answer["upload_fields"]["key"]
-    if status == 303:
-        assert sent.headers["Location"] == location
-    else:  # S3's own success_action_redirect form: bucket, key and etag appended
-        assert sent.headers["Location"].startswith("https://example.invalid/done?bucket=")
-        assert httpx.URL(sent.headers["Location"]).params["key"] == key
+    assert sent.status_code == 303
+    location = httpx.URL(sent.headers["Location"])
+    assert str(location).startswith("https://example.invalid/done?from=sandbox&bucket=")
+    key = fields["key"]
+    assert dict(location.params) == {"from": "sandbox", "bucket": server.BUCKET, "key": key,
+                                     "etag": sent.headers["ETag"]}
+    assert redirect_stored(sent.headers["Location"], fields)  # the daemon reads it as stored
     stored = [u for u in uploads(box) if u["key"] == key]
     assert len(stored) == 1 and Path(stored[0]["path"]).read_bytes() == b"the whole movie"
+
+
+def test_a_redirect_field_outside_the_policy_is_refused_like_s3(
+        box: server.SandboxServer) -> None:
+    answer = reserve(box).json()
+    answer["upload_fields"]["success_action_redirect"] = "https://example.invalid/x"
+    refused = post_upload(answer, b"movie")
+    assert refused.status_code == 403
+    assert s3_error(refused) == ("AccessDenied", "Invalid according to Policy: Extra input "
+                                                 "fields: success_action_redirect")
+
+
+@pytest.mark.parametrize("status", [307, 302])
+def test_redirect_faults_store_nothing(box: server.SandboxServer, status: int) -> None:
+    answer = reserve(box).json()
+    box.state.faults.upload = [{"status": status}]
+    sent = post_upload(answer, b"the whole movie")
+    assert sent.status_code == status and sent.is_redirect
+    location = httpx.URL(sent.headers["Location"])
+    if status == 307:  # S3's own: the XML names the temporary endpoint the Location points at
+        assert s3_error(sent)[0] == "TemporaryRedirect"
+        endpoint = ET.fromstring(sent.content).findtext("Endpoint")
+        assert location.host == endpoint and endpoint.endswith(".amazonaws.com")
+    else:  # a captive portal: its own login page
+        assert sent.headers["Content-Type"] == "text/html" and location.host == "portal.invalid"
+    assert not redirect_stored(sent.headers["Location"], answer["upload_fields"])
+    assert all(u["session_id"] != answer["session_id"] for u in uploads(box))
+    assert post_upload(answer, b"the whole movie").status_code == 204  # once, then stored
 
 
 def test_a_really_expired_policy_answers_exactly_like_s3(box: server.SandboxServer) -> None:
