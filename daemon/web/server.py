@@ -68,6 +68,9 @@ class WebServer:
     async def _serve(self, sock: socket.socket) -> None:
         config = uvicorn.Config(self.app, lifespan="off", http="h11", loop="asyncio",
                                 ws="none", access_log=False, log_config=None,
+                                # No proxy in front: the TCP peer is the client (the login
+                                # throttle counts by it; an X-Forwarded-For could be anything).
+                                proxy_headers=False,
                                 log_level="warning", date_header=False, server_header=False,
                                 timeout_graceful_shutdown=2)
         config.load()
