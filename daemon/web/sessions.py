@@ -31,8 +31,9 @@ class Sessions:
     def new(self) -> str:
         token = secrets.token_urlsafe(32)
         with self._lock:
-            self._expire(self.clock())
-            self._tokens[token.encode()] = self.clock()
+            now = self.clock()
+            self._expire(now)
+            self._tokens[token.encode()] = now
             while len(self._tokens) > self.limit:
                 self._tokens.popitem(last=False)
         return token

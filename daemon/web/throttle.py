@@ -4,9 +4,10 @@ The first few wrong tries are answered at once (typos). After that each further 
 twice as long as the one before (capped at `max_delay`); a try inside the wait is refused with
 429 and Retry-After before its password is looked at, so a right guess inside the wait tells the
 guesser nothing. A client that stays quiet for `forget_after` seconds starts afresh; a right
-password forgets it at once. The wait is per client address (an IPv6 client by its /64: one host
-holds a whole /64), and at most `max_clients` addresses are remembered (the oldest goes first),
-so a flood of addresses costs bounded memory.
+password forgets it at once. The wait is per client address: whole addresses, even IPv6 ones (on
+a LAN every neighbour shares one /64, so counting by /64 would let one of them lock everyone
+out). At most `max_clients` addresses are remembered (the oldest goes first), so a flood of
+addresses costs bounded memory.
 
 No clock of its own: `clock` is time.monotonic in the service, a fake one in tests."""
 
@@ -28,18 +29,16 @@ MAX_CLIENTS = 4096
 
 
 def client_key(host: str | None) -> str:
-    """The address a client is throttled by: IPv4 as is, IPv6 by its /64 (an IPv4-mapped
-    address as its IPv4), anything else (a Unix socket, no peer) as one shared key."""
+    """The address a client is throttled by, in one spelling (an IPv4-mapped IPv6 address as
+    its IPv4); anything else (a Unix socket, no peer) as it is."""
     if not host:
         return "unknown"
     try:
         addr = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
         return host
-    if isinstance(addr, ipaddress.IPv6Address):
-        if addr.ipv4_mapped is not None:
-            return str(addr.ipv4_mapped)
-        return str(ipaddress.IPv6Network((addr, 64), strict=False))
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        return str(addr.ipv4_mapped)
     return str(addr)
 
 
