@@ -46,7 +46,7 @@ def parse_job_id(text: str) -> int | None:
 
 
 def client_of(request: Request) -> str:
-    """The address a try is throttled and logged by (the TCP peer: no proxy headers)."""
+    """The address a try is throttled and logged by (X-Forwarded-For only from loopback)."""
     return client_key(request.client.host if request.client else None)
 
 

@@ -137,8 +137,13 @@ def test_a_huge_body_is_refused_before_it_is_read(tmp_path: Path, chunked: bool)
             assert sent < 40 * MIB, f"the server read {sent / MIB:.0f} MiB before refusing"
             assert peak[0] - base < 40, f"RSS grew {peak[0] - base:.0f} MiB for {path}"
             assert elapsed < 10
-        # A form of ordinary size still works, chunked or not.
+        # A form of ordinary size still works, chunked or not; the cap is 16 KiB.
         with client(server) as c:
+            for size, code in ((16 * 1024, 401), (16 * 1024 + 1, 413)):
+                body = b"password=" + b"x" * (size - 9)
+                sized = c.post("/login", content=body)
+                chunks = c.post("/login", content=iter([body[:100], body[100:]]))
+                assert (sized.status_code, chunks.status_code) == (code, code), size
             token = c.get("/login").text.split('name="csrf" value="')[1].split('"')[0]
             form = f"password={SECRET.replace(' ', '+')}&csrf={token}".encode()
             r = c.post("/login", content=iter([form]),
@@ -281,3 +286,23 @@ def test_ids_and_pages_out_of_range_are_answers_not_faults(tmp_path: Path) -> No
         far = c.get("/api/status", params={"page": "99999999999999999999"})
         assert far.status_code == 200 and far.json()["jobs"] == []
         assert c.post(f"/api/jobs/{job}/retry", headers=h).status_code == 200
+
+
+def test_a_local_reverse_proxys_clients_are_throttled_apart(tmp_path: Path) -> None:
+    """X-Forwarded-For names the client only when the peer is this machine's own proxy."""
+    from daemon.web import Throttle
+
+    throttle = Throttle(Clock(), free_tries=1, base_delay=30.0, max_delay=30.0)
+    with console(tmp_path, password_file=password_file(tmp_path), throttle=throttle) as (
+            server, _s, _b), client(server) as proxy, \
+            client(server, local="127.0.0.2") as stranger:
+        def via(c: httpx.Client, forwarded: str, password: str) -> int:
+            return c.get("/api/status", auth=("x", password),
+                         headers={"X-Forwarded-For": forwarded}).status_code
+
+        assert via(proxy, "192.0.2.1", "wrong") == 401
+        assert via(proxy, "192.0.2.1", SECRET) == 429
+        assert via(proxy, "192.0.2.2", SECRET) == 200  # another client behind the proxy
+        assert via(stranger, "192.0.2.3", "wrong") == 401  # not our proxy: its own address
+        assert via(stranger, "192.0.2.4", SECRET) == 429
+        assert throttle.failures("192.0.2.1") == 1 and throttle.failures("127.0.0.2") == 1
