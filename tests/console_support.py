@@ -81,12 +81,13 @@ def bulk_jobs(store: Store, n: int, state: str = "failed", folder: str = "bulk")
 
 
 @contextmanager
-def console(tmp: Path, password_file: Path | None = None,
-            listen: str = "127.0.0.1:0") -> Iterator[tuple[WebServer, Store, StoreBackend]]:
+def console(tmp: Path, password_file: Path | None = None, listen: str = "127.0.0.1:0",
+            **options: Any) -> Iterator[tuple[WebServer, Store, StoreBackend]]:
+    """`options`: start_console's own (sessions=, throttle=)."""
     store = Store.open(f"sqlite:///{tmp / 'jobs.db'}")
     backend = StoreBackend(store, ALIASES)
     metrics = Metrics(counts=store.counts, paused=backend.paused)
-    server = start_console(listen, password_file, backend, metrics)
+    server = start_console(listen, password_file, backend, metrics, **options)
     assert server is not None
     server.metrics = metrics  # type: ignore[attr-defined]  # for the tests' own checks
     try:

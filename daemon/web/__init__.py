@@ -10,15 +10,20 @@ from daemon.web.backend import Backend, StoreBackend
 from daemon.web.metrics import Metrics
 from daemon.web.security import check_listen
 from daemon.web.server import WebServer
+from daemon.web.sessions import Sessions
+from daemon.web.throttle import Throttle
 
-__all__ = ["Backend", "Metrics", "StoreBackend", "WebServer", "check_listen", "start_console"]
+__all__ = ["Backend", "Metrics", "Sessions", "StoreBackend", "Throttle", "WebServer",
+           "check_listen", "start_console"]
 
 
 def start_console(listen: str, password_file: Path | None, backend: Backend,
-                  metrics: Metrics | Any) -> WebServer | None:
+                  metrics: Metrics | Any, *, sessions: Sessions | None = None,
+                  throttle: Throttle | None = None) -> WebServer | None:
     """Serve the console on `listen` ("HOST:PORT"; "" = off -> None). Raises ValueError when
     check_listen() refuses it or the password file is unusable, OSError when the address
-    cannot be bound."""
+    cannot be bound. `sessions` and `throttle`: the defaults unless a test brings its own
+    (a short window, a fake clock)."""
     from daemon.web.app import create_app
     from daemon.web.security import Guard, read_password, split_listen
 
@@ -29,6 +34,7 @@ def start_console(listen: str, password_file: Path | None, backend: Backend,
         raise ValueError(problem)
     host, port = split_listen(listen)
     password = read_password(password_file) if password_file is not None else None
-    server = WebServer(create_app(backend, metrics, Guard(host, password)), host, port)
+    guard = Guard(host, password, sessions=sessions, throttle=throttle)
+    server = WebServer(create_app(backend, metrics, guard), host, port)
     server.start()
     return server

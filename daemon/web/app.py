@@ -27,10 +27,27 @@ from starlette.staticfiles import StaticFiles
 import daemon
 from daemon import logs
 from daemon.web.backend import Backend
+from daemon.web.limits import BodyLimit
 from daemon.web.metrics import CONTENT_TYPE
 from daemon.web.security import HEADERS, SESSION_COOKIE, Guard
+from daemon.web.throttle import client_key
 
 OPEN_PATHS = ("/login", "/static/")  # reachable without the password (the login page itself)
+MAX_ID = 2**63 - 1  # the job table's ids are 64-bit: a larger one names no job
+MAX_PAGE = 10**9
+
+
+def parse_job_id(text: str) -> int | None:
+    """A job id from a URL: ASCII digits naming a possible row (1 .. 2**63-1), else None."""
+    if not (text.isascii() and text.isdigit()) or len(text) > 19:
+        return None
+    n = int(text)
+    return n if 0 < n <= MAX_ID else None
+
+
+def client_of(request: Request) -> str:
+    """The address a try is throttled and logged by (X-Forwarded-For only from loopback)."""
+    return client_key(request.client.host if request.client else None)
 
 
 def _templates() -> jinja2.Environment:
@@ -58,13 +75,10 @@ class _GuardMiddleware(BaseHTTPMiddleware):
             self.log.warning("web.refused", why="host", path=path)
             return PlainTextResponse("403: this console answers only to its own address\n",
                                      status_code=403)
-        if not path.startswith(OPEN_PATHS) and not g.authenticated(
-                request.headers.get("authorization"), request.cookies.get(SESSION_COOKIE)):
-            if request.method == "GET" and "text/html" in request.headers.get("accept", ""):
-                return RedirectResponse("/login", status_code=303)
-            return PlainTextResponse("401: password required\n", status_code=401,
-                                     headers={"WWW-Authenticate":
-                                              'Basic realm="uplift-capture", charset="UTF-8"'})
+        if g.password is not None and not path.startswith(OPEN_PATHS):
+            refused = self._authenticate(request)
+            if refused is not None:
+                return refused
         if request.method == "POST" and path != "/login" and \
                 not g.csrf_ok(request.headers.get("x-csrf-token")):
             self.log.warning("web.refused", why="csrf", path=path)
@@ -77,6 +91,40 @@ class _GuardMiddleware(BaseHTTPMiddleware):
             return JSONResponse({"error": f"the console could not answer ({type(exc).__name__});"
                                           f" see the daemon's log"}, status_code=503)
 
+    def _authenticate(self, request: Request) -> Response | None:
+        """None when the request may go on: a live session, or the password by basic auth.
+        Every basic-auth try counts against its client's throttle; a request with no
+        credentials at all is not a try (a browser's first visit, a stale page)."""
+        g, path = self.guard, request.url.path
+        if g.sessions.valid(request.cookies.get(SESSION_COOKIE)):
+            return None
+        authorization = request.headers.get("authorization")
+        if not authorization:
+            if request.method == "GET" and "text/html" in request.headers.get("accept", ""):
+                return RedirectResponse("/login", status_code=303)
+            return self._challenge()
+        client = client_of(request)
+        if g.throttle.wait(client) > 0:  # the password is not even looked at
+            retry_after = g.throttle.retry_after(client)
+            self.log.warning("web.login_refused", client=client, via="basic", why="throttled",
+                             retry_after=retry_after, path=path)
+            return PlainTextResponse(f"429: too many wrong passwords; try again in "
+                                     f"{retry_after} s\n", status_code=429,
+                                     headers={"Retry-After": str(retry_after)})
+        if g.basic_ok(authorization):
+            g.throttle.succeeded(client)
+            return None
+        failures = g.throttle.failed(client)  # never the attempted password
+        self.log.warning("web.login_refused", client=client, via="basic", why="wrong password",
+                         failures=failures, path=path)
+        return self._challenge()
+
+    @staticmethod
+    def _challenge() -> Response:
+        return PlainTextResponse("401: password required\n", status_code=401,
+                                 headers={"WWW-Authenticate":
+                                          'Basic realm="uplift-capture", charset="UTF-8"'})
+
 
 def create_app(backend: Backend, metrics: Any, guard: Guard) -> Starlette:
     templates = _templates()
@@ -88,22 +136,38 @@ def create_app(backend: Backend, metrics: Any, guard: Guard) -> Starlette:
             password=guard.password is not None)
         return HTMLResponse(html)
 
+    def login_page(error: str = "", status_code: int = 200,
+                   headers: dict[str, str] | None = None) -> Response:
+        html = templates.get_template("login.html").render(csrf=guard.csrf_token, error=error)
+        return HTMLResponse(html, status_code=status_code, headers=headers)
+
     def login_form(request: Request) -> Response:
-        html = templates.get_template("login.html").render(csrf=guard.csrf_token, error=False)
-        return HTMLResponse(html)
+        return login_page()
 
     async def login(request: Request) -> Response:
         # A urlencoded form parsed here: Starlette's form() would need python-multipart.
-        body = (await request.body())[:8192].decode("utf-8", "replace")
+        # BodyLimit has already refused a body larger than a form of ours could be.
+        body = (await request.body()).decode("utf-8", "replace")
         form = parse_qs(body, keep_blank_values=True)
         given, token = form.get("password", [""])[0], form.get("csrf", [""])[0]
         if guard.password is None:
             return RedirectResponse("/", status_code=303)
-        if not guard.csrf_ok(token) or not guard.password_ok(given):
-            log.warning("web.login_failed")  # never the attempted password
-            html = templates.get_template("login.html").render(csrf=guard.csrf_token,
-                                                                error=True)
-            return HTMLResponse(html, status_code=401)
+        client = client_of(request)
+        if guard.throttle.wait(client) > 0:  # the password is not even looked at
+            retry_after = guard.throttle.retry_after(client)
+            log.warning("web.login_refused", client=client, via="form", why="throttled",
+                        retry_after=retry_after)
+            return login_page(f"Too many wrong passwords: try again in {retry_after} s.", 429,
+                              {"Retry-After": str(retry_after)})
+        if not guard.csrf_ok(token):  # a stale page: no password was tried
+            log.warning("web.refused", why="csrf", path="/login", client=client)
+            return login_page("The page had expired: enter the password again.", 401)
+        if not guard.password_ok(given):
+            failures = guard.throttle.failed(client)  # never the attempted password
+            log.warning("web.login_refused", client=client, via="form", why="wrong password",
+                        failures=failures)
+            return login_page("That password is not right.", 401)
+        guard.throttle.succeeded(client)
         response = RedirectResponse("/", status_code=303)
         response.set_cookie(SESSION_COOKIE, guard.new_session(), httponly=True,
                             samesite="strict", path="/")
@@ -125,6 +189,8 @@ def create_app(backend: Backend, metrics: Any, guard: Guard) -> Starlette:
         except ValueError:
             return JSONResponse({"error": "page and per_page must be numbers"},
                                 status_code=400)
+        # Past the last page is an empty page, not a database overflow.
+        page_no, per_page = min(max(page_no, 1), MAX_PAGE), min(max(per_page, 1), 500)
         return JSONResponse(backend.status(q.get("athlete") or None, q.get("node") or None,
                                            q.get("state") or None, page_no, per_page))
 
@@ -132,9 +198,8 @@ def create_app(backend: Backend, metrics: Any, guard: Guard) -> Starlette:
         return JSONResponse(backend.history(time.time()))
 
     def retry_one(request: Request) -> Response:
-        try:
-            job_id = int(request.path_params["job_id"])
-        except ValueError:
+        job_id = parse_job_id(request.path_params["job_id"])
+        if job_id is None:  # not a number, or one no row can have (the database would raise)
             return JSONResponse({"error": "no such job"}, status_code=404)
         if backend.retry(job_id):
             log.info("web.retry", job_id=job_id)
@@ -179,7 +244,8 @@ def create_app(backend: Backend, metrics: Any, guard: Guard) -> Starlette:
         Route("/healthz", healthz),
         Mount("/static", StaticFiles(packages=[("daemon.web", "static")]), name="static"),
     ]
-    return Starlette(routes=routes, middleware=[Middleware(_GuardMiddleware, guard=guard)])
+    return Starlette(routes=routes, middleware=[Middleware(BodyLimit),
+                                                Middleware(_GuardMiddleware, guard=guard)])
 
 
 def query(**params: Any) -> str:

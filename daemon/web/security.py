@@ -2,8 +2,10 @@
 
 - Host header: the listen host, `localhost` or a loopback IP (DNS rebinding gets 403).
 - State-changing requests carry the page's CSRF token (random per process) in X-CSRF-Token.
+- Host header: parsed strictly (host[:port], a hostname or IP literal, nothing else).
 - Optional password: HTTP basic auth (scripts, Prometheus) or the login form's session cookie;
-  compared in constant time and never logged.
+  compared in constant time and never logged; wrong tries throttled per client (throttle.py),
+  sessions expire when idle and are bounded (sessions.py).
 - Every answer forbids framing and inline script.
 """
 
@@ -14,10 +16,14 @@ import binascii
 import contextlib
 import hmac
 import ipaddress
+import re
 import secrets
 import socket
 from collections.abc import Iterable
 from pathlib import Path
+
+from daemon.web.sessions import Sessions
+from daemon.web.throttle import Throttle
 
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
@@ -28,6 +34,40 @@ HEADERS = {
     "Referrer-Policy": "no-referrer",
 }
 SESSION_COOKIE = "uplift_console"
+# A DNS label; "_" too: Windows machine names carry it and the LAN may reach us by one.
+_LABEL = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
+_IPV4 = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
+
+
+def parse_host(header: str | None) -> str | None:
+    """A Host header -> its host, lower case, IPv6 without brackets; None unless it is exactly
+    host[:port]: a hostname or an IP literal, a port of digits, no user info, path or spaces."""
+    if not header or not header.isascii():
+        return None
+    text = header.lower()
+    if text.startswith("["):
+        host, sep, rest = text[1:].partition("]")
+        if not sep or "%" in host:  # no zone ids: they name an interface, not this machine
+            return None
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            return None
+    else:
+        host, sep, port = text.partition(":")
+        rest = sep + port
+        if _IPV4.fullmatch(host):
+            try:
+                ipaddress.IPv4Address(host)
+            except ValueError:
+                return None
+        elif len(host) > 253 or not all(_LABEL.fullmatch(x) for x in host.split(".")):
+            return None
+    if rest:
+        port = rest[1:]
+        if rest[0] != ":" or not (port.isdigit() and len(port) <= 5 and int(port) <= 65535):
+            return None
+    return host
 
 
 def is_loopback(host: str) -> bool:
@@ -75,11 +115,13 @@ def read_password(path: Path) -> str:
 
 class Guard:
     def __init__(self, listen_host: str, password: str | None,
-                 extra_hosts: Iterable[str] = ()):
+                 extra_hosts: Iterable[str] = (), *, sessions: Sessions | None = None,
+                 throttle: Throttle | None = None):
         self.listen_host = listen_host.strip("[]").lower()
         self.password = password
         self.csrf_token = secrets.token_urlsafe(32)
-        self._sessions: set[str] = set()
+        self.sessions = Sessions() if sessions is None else sessions  # (empty is falsy)
+        self.throttle = Throttle() if throttle is None else throttle
         self._hosts = {self.listen_host, "localhost", *(h.lower() for h in extra_hosts)}
         self._any_ip = False
         with contextlib.suppress(ValueError):
@@ -91,13 +133,9 @@ class Guard:
             self._hosts |= {name, name.split(".")[0], f"{name.split('.')[0]}.local"}
 
     def host_ok(self, host_header: str | None) -> bool:
-        if not host_header:
+        host = parse_host(host_header)
+        if host is None:
             return False
-        host = host_header.strip().lower()
-        if host.startswith("["):  # [v6]:port
-            host = host[1:host.find("]")] if "]" in host else host
-        elif host.count(":") == 1:
-            host = host.split(":", 1)[0]
         if host in self._hosts or is_loopback(host):
             return True
         if self._any_ip:
@@ -120,22 +158,24 @@ class Guard:
     def authenticated(self, authorization: str | None, cookie: str | None) -> bool:
         if self.password is None:
             return True
-        if cookie and any(hmac.compare_digest(cookie, s) for s in self._sessions):
+        if self.sessions.valid(cookie):
             return True
-        if authorization and authorization[:6].lower() == "basic ":
-            try:
-                raw = base64.b64decode(authorization[6:].strip(), validate=True).decode()
-            except (binascii.Error, UnicodeDecodeError):
-                return False
-            _user, _, given = raw.partition(":")  # any user name: one shared password
-            return self.password_ok(given)
-        return False
+        return bool(authorization) and self.basic_ok(authorization)
+
+    def basic_ok(self, authorization: str) -> bool:
+        """Does this Authorization header carry the password (basic auth, any user name)?"""
+        if authorization[:6].lower() != "basic ":
+            return False
+        try:
+            raw = base64.b64decode(authorization[6:].strip(), validate=True)
+        except (binascii.Error, ValueError):
+            return False
+        _user, _, given = raw.partition(b":")  # any user name: one shared password
+        assert self.password is not None
+        return hmac.compare_digest(given, self.password.encode())
 
     def new_session(self) -> str:
-        token = secrets.token_urlsafe(32)
-        self._sessions.add(token)
-        return token
+        return self.sessions.new()
 
     def end_session(self, token: str | None) -> None:
-        if token:
-            self._sessions.discard(token)
+        self.sessions.end(token)

@@ -68,6 +68,10 @@ class WebServer:
     async def _serve(self, sock: socket.socket) -> None:
         config = uvicorn.Config(self.app, lifespan="off", http="h11", loop="asyncio",
                                 ws="none", access_log=False, log_config=None,
+                                # The login throttle counts by client address: believe
+                                # X-Forwarded-For only from a reverse proxy on this machine
+                                # (not from whatever FORWARDED_ALLOW_IPS says).
+                                proxy_headers=True, forwarded_allow_ips="127.0.0.1,::1",
                                 log_level="warning", date_header=False, server_header=False,
                                 timeout_graceful_shutdown=2)
         config.load()

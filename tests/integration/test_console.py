@@ -111,7 +111,7 @@ def test_password_basic_auth_and_login_form(tmp_path: Path,
             assert c.post("/api/pause",
                           headers={"X-CSRF-Token": csrf_token(c)}).status_code == 200
     out, err = capfd.readouterr()
-    assert "web.login_failed" in out + err and secret not in out + err and "nope" not in out + err
+    assert "web.login_refused" in out + err and secret not in out + err and "nope" not in out + err
 
 
 def test_api_status_is_the_status_document(tmp_path: Path) -> None:
