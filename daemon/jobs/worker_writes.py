@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, and_, insert, or_, select, update
+from sqlalchemy import Connection, insert, select, update
 
 from daemon.jobs import engine as engine_mod
 from daemon.jobs import paths
@@ -46,9 +46,8 @@ class WorkerWrites(Guarded):
 
     def _claim_server(self, conn: Connection, now: float) -> Job | None:
         """One statement: nodes claiming at once skip each other's locked rows."""
-        mine = or_(Job.owner == self.node, and_(Job.owner == "", Job.watch.in_(self.shared)))
         pick = (select(Job.id).where(Job.state == JobState.QUEUED, Job.next_attempt_at <= now,
-                                     mine)
+                                     self.mine())
                 .order_by(Job.next_attempt_at, Job.id).limit(1)
                 .with_for_update(skip_locked=True).scalar_subquery())
         row = conn.execute(
