@@ -215,8 +215,9 @@ class Fleet:
             return
         ins = engine_mod.insert_for(conn)(Node).values(
             name=self.node, heartbeat_at=now, started_at=self.started_at, host=text)
-        res = conn.execute(ins.on_conflict_do_nothing(index_elements=[Node.name]))
-        if not res.rowcount:
+        added = conn.execute(ins.on_conflict_do_nothing(index_elements=[Node.name])
+                             .returning(Node.name)).first()
+        if added is None:
             holder = conn.execute(sql_select(Node.host).where(Node.name == self.node)).scalar()
             raise NameTaken(f"the station name {self.node!r} was taken by a station on "
                             f"{where(parse_identity(holder))}")
