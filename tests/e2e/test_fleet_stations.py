@@ -146,4 +146,121 @@ def test_a_shared_folder_added_by_sighup_is_claimed(tmp_path: Path, pg: Any) -> 
         box.stop()
 
 
-_ = (subprocess, sys)
+RELAY = """
+import socket, sys, threading
+srv = socket.create_server(("127.0.0.1", int(sys.argv[1])))
+def pipe(a, b):
+    try:
+        while (d := a.recv(65536)):
+            b.sendall(d)
+    except OSError:
+        pass
+    for s in (a, b):
+        try:
+            s.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+while True:
+    c, _ = srv.accept()
+    u = socket.create_connection((sys.argv[2], int(sys.argv[1])))
+    threading.Thread(target=pipe, args=(c, u), daemon=True).start()
+    threading.Thread(target=pipe, args=(u, c), daemon=True).start()
+"""
+
+
+def sh(*cmd: str) -> None:
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)}: {out.stderr.strip()}")
+
+
+@pytest.fixture
+def netns() -> Iterator[str]:
+    """A network namespace with two links to the root namespace: 10.200.1.0/30 to the
+    database, 10.200.2.0/30 to the storage (only addresses inside namespaces made here)."""
+    import os
+
+    ns, tag = f"upl{os.getpid() % 100000}", os.getpid() % 100000
+    try:
+        sh("ip", "netns", "add", ns)
+    except (RuntimeError, OSError) as exc:
+        pytest.skip(f"ip netns is not permitted here: {exc}")
+    try:
+        for n, link in ((1, f"udb{tag}"), (2, f"ust{tag}")):
+            sh("ip", "link", "add", link, "type", "veth", "peer", "name", f"{link}p",
+               "netns", ns)
+            sh("ip", "addr", "add", f"10.200.{n}.1/30", "dev", link)
+            sh("ip", "link", "set", link, "up")
+            sh("ip", "-n", ns, "addr", "add", f"10.200.{n}.2/30", "dev", f"{link}p")
+            sh("ip", "-n", ns, "link", "set", f"{link}p", "up")
+        sh("ip", "-n", ns, "link", "set", "lo", "up")
+        yield ns
+    finally:
+        for link in (f"udb{tag}", f"ust{tag}"):
+            subprocess.run(["ip", "link", "del", link], capture_output=True)
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+def test_a_node_cut_off_from_the_database_completes_nothing(tmp_path: Path, pg: Any,
+                                                           netns: str) -> None:
+    """The node reaches the storage but not PostgreSQL for three leases, mid-upload."""
+    import os
+
+    tag = os.getpid() % 100000
+    with (pg.data / "pg_hba.conf").open("a") as hba:
+        hba.write("host all postgres 10.200.1.0/30 trust\n")
+    pg.execute("ALTER SYSTEM SET listen_addresses = '127.0.0.1,10.200.1.1'")
+    pg.restart()
+    box = Sandbox(tmp_path / "sandbox")
+    box.proc.args += ["--host", "10.200.2.1"]
+    box.start()
+    port = box.base_url.rsplit(":", 1)[1].split("/")[0]
+    # The daemon talks plain http to loopback only: a relay on 127.0.0.1 in each namespace.
+    relays = [subprocess.Popen([sys.executable, "-c", RELAY, port, "10.200.2.1"]),
+              subprocess.Popen(["ip", "netns", "exec", netns, sys.executable, "-c", RELAY,
+                                port, "10.200.2.1"])]
+    procs: list[Proc] = []
+    try:
+        from daemon.sandbox.endpoints import BUCKET
+
+        local_api = f"http://127.0.0.1:{port}/v1"
+        wait_for(lambda: subprocess.run(["ip", "netns", "exec", netns, sys.executable, "-c",
+                                         f"import socket; socket.create_connection(('127.0.0.1'"
+                                         f", {port}), 1)"]).returncode == 0, 10,
+                 what="the relays")
+        box.faults(upload_rate=100_000, upload_url=f"http://127.0.0.1:{port}/s3/{BUCKET}")
+        db_url = pg.create_db("fleet")
+        nas = tmp_path / "nas" / "jane"
+        nas.mkdir(parents=True)
+        a = node_config(tmp_path, "node-a", nas.parent,
+                        db_url.replace("127.0.0.1", "10.200.1.1"), local_api)
+        b = node_config(tmp_path, "node-b", nas.parent, db_url, local_api)
+        cut = Proc([], tmp_path / "a.log")
+        log = open(cut.log_path, "ab")  # noqa: SIM115
+        cut.popen = subprocess.Popen(
+            ["ip", "netns", "exec", netns, sys.executable, "-m", "daemon", "run", "--config",
+             str(a)], stdout=log, stderr=subprocess.STDOUT,
+            env={**os.environ, "UPLIFT_API_TOKEN": box.token})
+        log.close()
+        procs.append(cut)
+        wait_for(lambda: cut.has_event("daemon.ready"), 30, what="node-a ready")
+        make_movie(nas / "cut.mov", frames=10)
+        wait_for(lambda: cut.has_event("upload.started"), 30, what="node-a uploading")
+        sh("ip", "link", "set", f"udb{tag}", "down")
+        procs.append(start_daemon(tmp_path, b, name="b.log"))
+        wait_for(lambda: procs[1].has_event("fleet.takeover"), 30, what="node-b takes over")
+        box.faults(upload_rate=None)
+        wait_for(lambda: job(b, "cut.mov").get("node") == "node-b" and
+                 job(b, "cut.mov").get("state") == "done", 30, what="node-b uploads it")
+        box.faults(upload_rate=100_000)
+        sh("ip", "link", "set", f"udb{tag}", "up")
+        cut.signal(signal.SIGTERM)
+        cut.popen.wait(40)
+        assert uploads(box, "cut.mov") == 1
+    finally:
+        for p in procs:
+            p.kill()
+        for r in relays:
+            r.kill()
+            r.wait()
+        box.stop()
