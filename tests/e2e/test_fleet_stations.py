@@ -16,8 +16,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import Proc, Sandbox, cli, make_movie, set_config_key, start_daemon, wait_for, \
-    write_config
+from support import (
+    Proc,
+    Sandbox,
+    cli,
+    make_movie,
+    set_config_key,
+    start_daemon,
+    wait_for,
+    write_config,
+)
 
 LEASE = 3.0
 
