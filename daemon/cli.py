@@ -67,6 +67,12 @@ def _parser() -> argparse.ArgumentParser:
     nt = sub.add_parser("notify-test", help="send a test message to every [notify] URL")
     nt.add_argument("--config")
 
+    nodes = sub.add_parser("nodes", help="fleet mode: the stations")
+    nodes_sub = nodes.add_subparsers(dest="nodes_command", required=True)
+    forget = nodes_sub.add_parser("forget", help="drop a retired station from the list")
+    forget.add_argument("name")
+    forget.add_argument("--config")
+
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True)
     up = db_sub.add_parser("upgrade", help="apply migrations")
@@ -171,6 +177,11 @@ def _dispatch(args: argparse.Namespace) -> int:
             done = rootscmd.run(cfg, store, args)
             _poke_daemon(cfg)
             return done
+        if args.command == "nodes":
+            from daemon.jobs import fleet
+
+            print(fleet.forget(store, args.name, cfg.node.lease_seconds))
+            return 0
     except DBAPIError:
         schema.explain(store.engine)  # a column or table this code reads is not there yet?
         raise

@@ -96,6 +96,9 @@ class NotifySettings:
     daily_summary: str = ""  # "HH:MM" or ""
 
 
+NODE_NAME_MAX = 64  # the job table's node columns (jobs.node, jobs.owner, nodes.name)
+
+
 @dataclass(frozen=True)
 class NodeSettings:
     name: str = ""  # default: the host name
@@ -244,6 +247,9 @@ def parse(data: Mapping[str, Any], source: Path) -> Config:
         if shared and not (name and name.strip()):
             raise ConfigError(f"{w.where('name')}: required with shared = true (the same name "
                               f"on every node that sees this folder)")
+        if shared and any(o.shared and o.name == name for o in watches):
+            raise ConfigError(f"{w.where('name')}: {name!r} names another shared folder "
+                              f"already; each shared folder needs its own name")
         watches.append(WatchRoot(path, _capture(w, capture), w.get("poll", bool, False),
                                  shared, name))
         w.finish()
@@ -292,6 +298,9 @@ def parse(data: Mapping[str, Any], source: Path) -> Config:
     node_t = top.table("node")
     node = NodeSettings(name=node_t.get("name", str, "").strip() or _hostname(),
                         lease_seconds=node_t.number("lease_seconds", 30.0, 3.0))
+    if len(node.name) > NODE_NAME_MAX:
+        raise ConfigError(f"{node_t.where('name')}: {node.name[:20]!r}... is "
+                          f"{len(node.name)} characters; at most {NODE_NAME_MAX}")
     node_t.finish()
 
     log_t = top.table("logging")
@@ -308,7 +317,7 @@ def parse(data: Mapping[str, Any], source: Path) -> Config:
 def _hostname() -> str:
     import socket
 
-    return socket.gethostname() or "node"
+    return (socket.gethostname() or "node")[:NODE_NAME_MAX]
 
 
 def _web_listen_problem(web: WebSettings) -> str | None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
@@ -21,6 +21,7 @@ from daemon.work import Worker
 from daemon.work.gate import Gate
 
 log = logs.get("service")
+T = TypeVar("T")
 
 
 @dataclass
@@ -63,7 +64,8 @@ def start_web(cfg: Config, ctx: Ctx, health: Callable[[], tuple[bool, str]],
         ctx.store, cfg.athletes, health=health, gate_reason=lambda: ctx.gate.check()[1],
         runtime=lambda: {"pid": os.getpid(), "attention": ctx.attention.conditions()},
         on_change=on_change, lease=cfg.node.lease_seconds)
-    metrics.bind(counts=ctx.store.counts, paused=backend.paused)
+    # While the job table is away (a PostgreSQL outage), /metrics serves what was last known.
+    metrics.bind(counts=last_known(ctx.store.counts), paused=last_known(backend.paused))
     ctx.worker.pipeline.metrics = metrics
     try:
         web = start_console(cfg.web.listen, cfg.web.password_file, backend, metrics)
@@ -74,6 +76,21 @@ def start_web(cfg: Config, ctx: Ctx, health: Callable[[], tuple[bool, str]],
         return None
     log.info("web.listening", listen=cfg.web.listen)
     return web
+
+
+def last_known(read: Callable[[], T]) -> Callable[[], T]:
+    """`read()`, or its last answer while it fails (the first failure still raises)."""
+    seen: list[T] = []
+
+    def answer() -> T:
+        try:
+            seen[:] = [read()]
+        except Exception:
+            if not seen:
+                raise
+        return seen[0]
+
+    return answer
 
 
 def stop_part(name: str, part: Any, owner: Owner) -> None:

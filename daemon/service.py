@@ -83,6 +83,7 @@ class Service:
         self.token = ""
         self.limiter: Limiter | None = None
         self.table: Timetable | None = None
+        self.fleet_parts: fleet.Parts | None = None
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         if signum == signal.SIGHUP:
@@ -168,7 +169,14 @@ class Service:
             raise DatabaseUnavailable(problem)
         store = Store.open(cfg.database_url, migrate=True)
         parts.append(("store", store))
-        fleet_parts = fleet.join(cfg, store)  # our node name; in a fleet, a first heartbeat
+        # Our node name; in a fleet, our name taken and the heartbeat thread started. It stops
+        # after the worker (parts stop in reverse), so the lease holds until uploads drained.
+        fleet_parts = fleet.join(cfg, store, on_lost=self._fatal)
+        self.fleet_parts = fleet_parts
+        if fleet_parts is not None:
+            parts.append(("fleet", fleet_parts))
+        # In a fleet every due time is compared on the database's clock (Fleet.wall).
+        wall = fleet_parts.fleet.wall if fleet_parts is not None else time.time
         db_file = engine_mod.sqlite_path(cfg.database_url)
         self.db_identity = engine_mod.db_identity(cfg.database_url)
         state = StateFile(state_path(db_file))
@@ -178,15 +186,19 @@ class Service:
         parts.append(("reporter", reporter))
         reporter.start()
         attention = Attention(store, state, on_change=reporter.notice)
-        recovered = store.recover(time.time())
+        recovered = store.recover(wall())
         if recovered:
             log.info("jobs.recovered", count=recovered)
         api, uploader = self._clients(cfg)
         parts.append(("api", api))
         parts.append(("uploader", uploader))
         gate = Gate(store, cfg.upload.hours)
+        fence = fleet_parts.fence_wait if fleet_parts is not None else lambda: 0.0
         worker = Worker(cfg, store, api, uploader, on_db_error=attention.db_error,
-                        gate=gate.seconds)
+                        gate=lambda: max(gate.seconds(), fence()), wall=wall)
+        if fleet_parts is not None:  # no upload reaches its closing boundary while fenced
+            worker.pipeline.turns.epoch = lambda: fleet_parts.fleet.epoch
+            worker.pipeline.turns.live = fleet_parts.fleet.live
         reporter.held = lambda: gate.check()[1]
         worker.pipeline.on_failed = reporter.failed
         worker.pipeline.on_notice = reporter.notice
@@ -196,7 +208,7 @@ class Service:
             timezone="UTC")
         watcher = Watcher(cfg, store, on_queued=worker.wake, on_db_error=attention.db_error,
                           on_root=attention.root,
-                          on_root_deleted=self._health_now)
+                          on_root_deleted=self._health_now, wall=wall)
         worker.pipeline.on_resettle = watcher.resettle
         watcher.on_failed = reporter.failed
         # Which watch folders are there (an unmounted share is not): before the first claim.
@@ -213,9 +225,7 @@ class Service:
         parts.append(("watcher", watcher))
         scheduler.start()
         parts.append(("scheduler", scheduler))
-        fleet.start(fleet_parts, scheduler, worker.wake)  # heartbeats, takeover, LISTEN
-        if fleet_parts is not None:
-            parts.append(("fleet", fleet_parts))
+        fleet.start(fleet_parts, worker.wake)  # takeovers wake the worker; LISTEN
         scheduler.add_job(watcher.rescan, "interval", seconds=cfg.watching.rescan_seconds,
                           id="rescan")
         web = parts_mod.start_web(cfg, ctx, lambda: parts_mod.healthy(ctx, self.flags.fatal),
@@ -307,6 +317,8 @@ class Service:
                 ctx.watcher.queue.start()
                 ctx.watcher.rescan()
             ctx.worker.dispatcher.check()
+            if self.fleet_parts is not None:
+                self.fleet_parts.check()
             if "database" in ctx.attention.conditions():
                 try:  # a real write (a deletion of nothing may pass on a full disk)
                     ctx.store.set_notice("_probe", "", None, time.time())
@@ -391,6 +403,7 @@ class Service:
             self._swap_clients(new, ctx)
         ctx.worker.reconfigure(new)
         ctx.watcher.reconfigure(new)
+        fleet.rejoin(new, ctx.store)  # a shared folder added: claimed from now on
         ctx.gate.hours = Gate(ctx.store, new.upload.hours).hours
         self.table = parse_limit(new.upload.bandwidth_limit)
         self._timetable(ctx)

@@ -70,7 +70,9 @@ def collect(store: Store, include_all: bool = False, now: float | None = None,
     """The `status --json` document. `gate_reason`: why no upload may start now (an
     operator's pause, outside upload hours): every queued job waits for that. `node`: only
     that node's jobs (fleet mode); `lease`: a node silent longer is shown not alive."""
-    now = time.time() if now is None else now
+    fleet_mode = getattr(store, "fleet", False)
+    if now is None:  # a fleet's leases and due times are on the database's clock
+        now = store.db_now() if fleet_mode else time.time()
     counts = store.counts()
     if include_all:
         jobs = store.jobs(node=node)
@@ -81,7 +83,7 @@ def collect(store: Store, include_all: bool = False, now: float | None = None,
     notices = {name: n for name, n in {**store.notices(), **live_attention(runtime or {})}.items()
                if not name.startswith("_") and not _expired(name, n, now)}
     records = [job_record(j, now) for j in jobs]
-    nodes = store.nodes(now, lease) if getattr(store, "fleet", False) else []
+    nodes = store.nodes(now, lease) if fleet_mode else []
     down = {n["name"] for n in nodes if not n["alive"]}
     for j, r in zip(jobs, records, strict=True):  # the words a coach reads, everywhere alike
         if j.owner in down and r["state"] in (JobState.PENDING, JobState.QUEUED):
@@ -104,6 +106,12 @@ def waiting_reason(job: dict[str, Any], now: float) -> str:
     return job["last_error"] or "waiting for a free upload slot"
 
 
+def _station(node: dict[str, Any]) -> str:
+    if node["alive"]:
+        return "running"
+    return "stopped" if node.get("stopped") else "NOT RUNNING"
+
+
 def _duration(seconds: float) -> str:
     if seconds < 90:
         return f"{seconds:.0f} s"
@@ -119,7 +127,7 @@ def render(data: dict[str, Any], now: float | None = None) -> str:
     lines.append("Jobs: " + ", ".join(f"{n} {state}" for state, n in counts.items()))
     if data.get("nodes"):
         lines.append("Stations: " + ", ".join(
-            f"{n['name']} ({'running' if n['alive'] else 'NOT RUNNING'})" for n in data["nodes"]))
+            f"{n['name']} ({_station(n)})" for n in data["nodes"]))
     jobs = data["jobs"]
     moving = [j for j in jobs if j["state"] in (JobState.RESERVED, JobState.UPLOADING)]
     waiting = [j for j in jobs if j["state"] in (JobState.PENDING, JobState.QUEUED)]

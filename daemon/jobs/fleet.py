@@ -1,19 +1,21 @@
 """Fleet mode: several daemons (nodes) on one PostgreSQL job table.
 
-- Heartbeats: each node upserts its row in `nodes` every lease/3 (the service's scheduler).
+- Heartbeats: each node updates its row in `nodes` every lease/3, on a thread of its own that
+  runs from before the first claim until the last upload drained; a node fences itself when
+  its beats fail (Fleet).
 - Takeover: any live node requeues the in-flight jobs of a node silent longer than the lease;
   their claim_no is bumped, so the presumed-dead node's later writes change nothing
   (Store._move raises TakenOver). Upload policies are never stored: a takeover reserves afresh.
-- Wake-ups: one listener thread per node LISTENs on its own connection and wakes the worker when
-  another node queues work; idle, it sleeps in select() with no timeout.
+- Wake-ups: one listener thread per node (listen.py).
 On SQLite (one node) none of this runs; `join` only tells the store its node name.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
-import select
+import secrets
 import socket
 import threading
 import time
@@ -27,11 +29,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from daemon import logs
 from daemon.jobs import engine as engine_mod
 from daemon.jobs import paths
+from daemon.jobs.engine import DatabaseUnavailable
+from daemon.jobs.listen import Listener
 from daemon.jobs.models import IN_FLIGHT, Job, JobState, Node, Reservation
 from daemon.jobs.store import Store, coarse
 
 log = logs.get("fleet")
-LISTEN_BACKOFF = (0.5, 30.0)
 
 
 def takeover_reason(node: str) -> str:
@@ -42,44 +45,154 @@ def waiting_reason(node: str) -> str:
     return f"waits for station {node}, which is not running"
 
 
+class NameTaken(DatabaseUnavailable):
+    """Another live station holds this node's name (two stations given one `[node] name`)."""
+
+
+def identity(host: str | None = None) -> dict[str, Any]:
+    """Who this process is, beyond its name: host, boot id, pid and a nonce of this start.
+    Stored as JSON in nodes.host (no schema change), with `stopped` once it stops cleanly."""
+    boot = ""
+    with contextlib.suppress(OSError):
+        boot = open("/proc/sys/kernel/random/boot_id").read().strip()  # noqa: SIM115
+    return {"host": host if host is not None else socket.gethostname(), "boot": boot,
+            "pid": os.getpid(), "nonce": secrets.token_hex(8)}
+
+
+def parse_identity(text: str | None) -> dict[str, Any]:
+    """nodes.host as stored: our JSON, or a plain host name (rows of an older version)."""
+    try:
+        found = json.loads(text or "")
+    except ValueError:
+        return {"host": text or ""}
+    return found if isinstance(found, dict) else {"host": str(found)}
+
+
+def _gone(other: dict[str, Any], mine: dict[str, Any]) -> bool:
+    """The other holder ran on this machine since this boot and its process is gone (a
+    restart after a crash): the name is free although its beat is recent."""
+    if not other.get("boot") or (other.get("host"), other.get("boot")) != (mine["host"],
+                                                                          mine["boot"]):
+        return False
+    try:
+        os.kill(int(other.get("pid") or 0), 0)
+    except ProcessLookupError:
+        return True
+    except (OSError, ValueError):
+        return False
+    return False
+
+
+def where(ident: dict[str, Any]) -> str:
+    return f"{ident.get('host') or 'an unknown host'} (pid {ident.get('pid', '?')})"
+
+
 class Fleet:
-    """This node's heartbeat, and the takeover of dead nodes' in-flight jobs. `clock`: epoch
-    seconds; None = the database's clock (nodes' own clocks may disagree)."""
+    """This node's heartbeat, its fence, and the takeover of dead nodes' in-flight jobs.
+    `clock`: epoch seconds; None = the database's clock (nodes' own clocks may disagree).
+
+    Fence: a node whose last successful beat (started at `monotonic` time `_last_ok`) is older
+    than two thirds of the lease starts no upload and lets none reach its closing boundary;
+    others take over only after a full lease on the database's clock. A beat that succeeds
+    after such a gap bumps `epoch`, so uploads begun before it are abandoned as well."""
 
     def __init__(self, store: Store, node: str, lease_seconds: float,
                  clock: Callable[[], float] | None = None, host: str | None = None,
-                 monotonic: Callable[[], float] = time.monotonic):
+                 monotonic: Callable[[], float] = time.monotonic,
+                 local: Callable[[], float] = time.time):
         self.store, self.node, self.lease = store, node, lease_seconds
-        self.clock, self.monotonic = clock, monotonic
-        self.host = host if host is not None else socket.gethostname()
+        self.clock, self.monotonic, self.local = clock, monotonic, local
+        self.ident = identity(host)
+        self.host = self.ident["host"]
+        self._ident_text = json.dumps(self.ident, sort_keys=True)
         self.started_at: float | None = None
+        self.offset = 0.0  # database clock - local clock, measured at each beat
+        self.lost: str | None = None  # set when another station took our name
         # Since when our beats have succeeded without a gap. Takeover waits a full lease after
         # any gap: when the database itself was away, every node's beat is old, none is dead.
         self._ok_since: float | None = None
+        self._lock = threading.Lock()
+        self._last_ok: float | None = None
+        self.epoch = 0
 
     def _now(self, conn: Any) -> float:
-        return self.clock() if self.clock is not None else engine_mod.db_now(conn)
+        if self.clock is not None:
+            return self.clock()
+        before = self.local()
+        now = engine_mod.db_now(conn)
+        self.offset = now - (before + self.local()) / 2
+        return now
+
+    def wall(self) -> float:
+        """Epoch seconds by the database's clock (as of the last beat's offset): every due
+        time and lease of the fleet is compared on it, whatever this machine's clock says."""
+        return self.clock() if self.clock is not None else self.local() + self.offset
+
+    # ---- the fence ---------------------------------------------------------------------------
+
+    def fenced(self) -> bool:
+        with self._lock:
+            return self._stale()
+
+    def _stale(self) -> bool:
+        return self._last_ok is None or \
+            self.monotonic() - self._last_ok > self.lease * 2 / 3
+
+    def live(self, epoch: int) -> bool:
+        """An upload begun at `epoch` may still complete: no gap in our beats since."""
+        with self._lock:
+            return not self._stale() and self.epoch == epoch
+
+    def _beat_ok(self, started: float) -> None:
+        with self._lock:
+            if self._last_ok is None or started - self._last_ok > self.lease * 2 / 3:
+                self.epoch += 1  # fenced meanwhile: what began before may have been taken
+            self._last_ok = max(started, self._last_ok or started)
+
+    # ---- registering, beating, signing off ----------------------------------------------------
+
+    def register(self) -> None:
+        """At start: take our name, unless a live station of another identity holds it
+        (NameTaken, in one line naming the name and where it runs)."""
+        with engine_mod.write_tx(self.store.engine) as conn:
+            now = self._now(conn)
+            row = conn.execute(sql_select(Node.heartbeat_at, Node.host).where(
+                Node.name == self.node).with_for_update()).first()
+            if row is not None:
+                other = parse_identity(row.host)
+                if not other.get("stopped") and row.heartbeat_at >= now - self.lease and \
+                        other.get("nonce") != self.ident["nonce"] and \
+                        not _gone(other, self.ident):
+                    raise NameTaken(
+                        f"the station name {self.node!r} is in use by a running station on "
+                        f"{where(other)}; give this station its own [node] name")
+            self.started_at = now
+            ins = engine_mod.insert_for(conn)(Node).values(
+                name=self.node, heartbeat_at=now, started_at=now, host=self._ident_text)
+            conn.execute(ins.on_conflict_do_update(index_elements=[Node.name], set_={
+                "heartbeat_at": now, "started_at": now, "host": self._ident_text}))
+        self.beat()
 
     def beat(self) -> list[int]:
         """Record that this node is alive; then take over dead nodes' jobs (ids returned)."""
+        started = self.monotonic()
         try:
             with engine_mod.write_tx(self.store.engine) as conn:
                 now = self._now(conn)
                 if self.started_at is None:
                     self.started_at = now
-                ins = engine_mod.insert_for(conn)(Node).values(
-                    name=self.node, heartbeat_at=now, started_at=self.started_at,
-                    host=self.host)
-                conn.execute(ins.on_conflict_do_update(
-                    index_elements=[Node.name],
-                    set_={"heartbeat_at": now, "started_at": self.started_at,
-                          "host": self.host}))
+                self._upsert(conn, now)
+        except NameTaken as exc:
+            self.lost = str(exc)
+            log.error("fleet.name_taken", node=self.node, reason=self.lost)
+            return []
         except SQLAlchemyError as exc:
             if self._ok_since is not None:
                 log.warning("fleet.beat_failed", node=self.node,
                             reason=str(getattr(exc, "orig", exc))[:200])
             self._ok_since = None
             return []
+        self._beat_ok(started)
         if self._ok_since is None:
             self._ok_since = self.monotonic()
             log.info("fleet.beating", node=self.node, lease_seconds=self.lease)
@@ -90,6 +203,31 @@ class Fleet:
         except SQLAlchemyError as exc:
             log.warning("fleet.takeover_failed", reason=str(getattr(exc, "orig", exc))[:200])
             return []
+
+    def _upsert(self, conn: Any, now: float, text: str | None = None) -> None:
+        """Our row, only while it is ours: a row of another identity means another station
+        took the name while we were away (NameTaken)."""
+        text = text or self._ident_text
+        res = conn.execute(update(Node).where(
+            Node.name == self.node, Node.host.in_([self._ident_text, text])).values(
+            heartbeat_at=now, started_at=self.started_at, host=text))
+        if res.rowcount:
+            return
+        ins = engine_mod.insert_for(conn)(Node).values(
+            name=self.node, heartbeat_at=now, started_at=self.started_at, host=text)
+        added = conn.execute(ins.on_conflict_do_nothing(index_elements=[Node.name])
+                             .returning(Node.name)).first()
+        if added is None:
+            holder = conn.execute(sql_select(Node.host).where(Node.name == self.node)).scalar()
+            raise NameTaken(f"the station name {self.node!r} was taken by a station on "
+                            f"{where(parse_identity(holder))}")
+
+    def sign_off(self) -> None:
+        """A clean stop: `status` shows this station as stopped, not as NOT RUNNING."""
+        stopped = json.dumps({**self.ident, "stopped": True}, sort_keys=True)
+        with contextlib.suppress(SQLAlchemyError, NameTaken), \
+                engine_mod.write_tx(self.store.engine) as conn:
+            self._upsert(conn, self._now(conn), stopped)
 
     def takeover(self) -> list[int]:
         """Requeue the in-flight jobs of every node whose beat is older than the lease."""
@@ -118,71 +256,6 @@ class Fleet:
         return [r.id for r in rows]
 
 
-class Listener:
-    """LISTEN on the jobs channel; call `on_wake` for every notification. Reconnects with
-    backoff when the database goes away (and wakes once then: notices may have been missed)."""
-
-    def __init__(self, engine: Any, on_wake: Callable[[], None],
-                 channel: str = engine_mod.JOBS_CHANNEL):
-        self.engine, self.on_wake, self.channel = engine, on_wake, channel
-        self._stop = threading.Event()
-        self._rsock, self._wsock = socket.socketpair()  # interrupts select() at stop
-        self.connected = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="fleet-listen", daemon=True)
-
-    def start(self) -> Listener:
-        self.thread.start()
-        return self
-
-    def alive(self) -> bool:
-        return self.thread.is_alive()
-
-    def close(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        with contextlib.suppress(OSError):
-            self._wsock.send(b"\0")
-        self.thread.join(timeout)
-        self._rsock.close()
-        self._wsock.close()
-
-    def _run(self) -> None:
-        delay, first = LISTEN_BACKOFF[0], True
-        while not self._stop.is_set():
-            conn = None
-            try:
-                conn = engine_mod.listen_connection(self.engine, self.channel)
-                self.connected.set()
-                if not first:
-                    log.info("fleet.listening_again")
-                    self.on_wake()  # whatever was queued while we were away
-                first, delay = False, LISTEN_BACKOFF[0]
-                self._listen(conn)
-            except Exception as exc:  # the database went away, or refused us: retry
-                if not self._stop.is_set():
-                    log.warning("fleet.listen_failed", reason=str(exc)[:200], retry_in=delay)
-            finally:
-                self.connected.clear()
-                if conn is not None:
-                    with contextlib.suppress(Exception):
-                        conn.close()
-            if self._stop.wait(delay):
-                return
-            delay = min(LISTEN_BACKOFF[1], delay * 2)
-
-    def _listen(self, conn: Any) -> None:
-        fd = conn.fileno()
-        while not self._stop.is_set():
-            ready, _, _ = select.select([fd, self._rsock], [], [])  # no timeout: idle is idle
-            if self._rsock in ready:
-                return
-            # Readable: notifications, or EOF when the server went away (notifies() raises).
-            got = list(conn.notifies(timeout=0))
-            if not got and conn.closed:
-                raise ConnectionError("the listening connection closed")
-            if got:
-                self.on_wake()
-
-
 # ---- wiring, for the service and the pipeline -------------------------------------------------
 
 def watch_roots(watches: Iterable[Any]) -> dict[str, str]:
@@ -194,40 +267,105 @@ def shared_names(watches: Iterable[Any]) -> list[str]:
     return [w.name for w in watches if w.shared and w.name]
 
 
-class Parts:
-    """The fleet pieces one node runs; closed by the service at stop."""
+class Heartbeat:
+    """The node's heartbeat thread, owned by the service: it runs from before the first claim
+    until the last upload has drained at stop (not on the scheduler, which stops first).
+    `wake` after a takeover; `on_lost` when another station took our name."""
 
-    def __init__(self, fleet: Fleet, listener: Listener | None = None):
-        self.fleet, self.listener = fleet, listener
+    def __init__(self, fleet: Fleet, wake: Callable[[], None] = lambda: None,
+                 on_lost: Callable[[str], None] = lambda reason: None):
+        self.fleet, self.wake, self.on_lost = fleet, wake, on_lost
+        self._stop = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def start(self) -> Heartbeat:
+        self.thread = threading.Thread(target=self._run, name="fleet-beat", daemon=True)
+        self.thread.start()
+        return self
+
+    def alive(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.fleet.lease / 3):
+            if self.fleet.beat():
+                self.wake()
+            if self.fleet.lost:
+                self.on_lost(self.fleet.lost)
+                return
+
+    def close(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self.thread is not None:
+            self.thread.join(timeout)
+
+
+class Parts:
+    """The fleet pieces one node runs; closed by the service at stop, after the worker."""
+
+    def __init__(self, fleet: Fleet, heart: Heartbeat, listener: Listener | None = None):
+        self.fleet, self.heart, self.listener = fleet, heart, listener
+
+    def check(self) -> None:
+        """Supervision: a heartbeat thread that died is logged and started again."""
+        if self.heart.thread is not None and not self.heart.alive() and not self.fleet.lost:
+            log.error("fleet.heartbeat_died", node=self.fleet.node)
+            self.heart.start()
+
+    def fence_wait(self) -> float:
+        """For the worker's gate: seconds before a claim, while this node is fenced."""
+        return 1.0 if self.fleet.fenced() else 0.0
 
     def close(self) -> None:
         if self.listener is not None:
             self.listener.close()
+        self.heart.close()
+        if not self.fleet.lost:
+            self.fleet.sign_off()
 
 
-def join(cfg: Any, store: Store) -> Parts | None:
-    """Right after the store opens, before recovery: tell it who we are; in a fleet, beat
-    once so others see us before we claim anything."""
+def join(cfg: Any, store: Store, on_lost: Callable[[str], None] = lambda r: None
+         ) -> Parts | None:
+    """Right after the store opens, before recovery: tell it who we are; in a fleet, take our
+    name (NameTaken when a live station holds it) and start beating, so others see us before
+    we claim anything and our lease holds through a long start-up rescan."""
     store.set_node(cfg.node.name, shared_names(cfg.watches))
     if not store.fleet:
         return None
-    parts = Parts(Fleet(store, cfg.node.name, cfg.node.lease_seconds))
-    parts.fleet.beat()
-    return parts
+    fleet = Fleet(store, cfg.node.name, cfg.node.lease_seconds)
+    fleet.register()
+    return Parts(fleet, Heartbeat(fleet, on_lost=on_lost).start())
 
 
-def start(parts: Parts | None, scheduler: Any, wake: Callable[[], None]) -> None:
-    """Once the worker runs: heartbeats every lease/3 and the LISTEN thread."""
+def rejoin(cfg: Any, store: Store) -> None:
+    """After a reload: shared folders added (or removed) are claimed from now on."""
+    store.set_node(store.node or cfg.node.name, shared_names(cfg.watches))
+
+
+def start(parts: Parts | None, wake: Callable[[], None]) -> None:
+    """Once the worker runs: takeovers wake it, and the LISTEN thread."""
     if parts is None:
         return
-    fleet = parts.fleet
+    parts.heart.wake = wake
+    parts.listener = Listener(parts.fleet.store.engine, wake).start()
 
-    def beat() -> None:
-        if fleet.beat():
-            wake()
 
-    scheduler.add_job(beat, "interval", seconds=fleet.lease / 3, id="fleet-beat")
-    parts.listener = Listener(fleet.store.engine, wake).start()
+def forget(store: Store, name: str, lease: float) -> str:
+    """`nodes forget NAME`: drop a retired station's row (refused while it runs). Jobs that
+    wait for it (its own folders) stay, and `status` still names it as their node."""
+    from sqlalchemy import delete
+
+    with engine_mod.write_tx(store.engine) as conn:
+        row = conn.execute(sql_select(Node.heartbeat_at, Node.host).where(
+            Node.name == name).with_for_update()).first()
+        if row is None:
+            raise DatabaseUnavailable(f"there is no station {name!r} in the job table")
+        ident = parse_identity(row.host)
+        if not ident.get("stopped") and row.heartbeat_at >= engine_mod.db_now(conn) - lease:
+            raise DatabaseUnavailable(f"station {name!r} is running on {where(ident)}; stop "
+                                      f"it before forgetting it")
+        conn.execute(delete(Node).where(Node.name == name))
+    return f"forgot station {name}"
 
 
 def localize(job: Job, watches: Iterable[Any]) -> Job:

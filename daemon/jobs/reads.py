@@ -8,7 +8,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, func, or_, select
+from sqlalchemy import ColumnElement, Connection, Engine, and_, func, or_, select
 
 from daemon.jobs import engine as engine_mod
 from daemon.jobs import paths
@@ -38,6 +38,27 @@ def _load(conn: Connection, job_id: int) -> Job | None:
 class Reads:
     engine: Engine
     owner: str = ""  # this node's node-local jobs (Store sets it; "" on SQLite)
+    fleet: bool = False
+    shared: frozenset[str] = frozenset()
+
+    # Watches (Job.watch) whose root is not there on this node (watch/roots.py): their jobs
+    # are not claimed here; their files are not gone, a fleet's other nodes may take them.
+    absent: frozenset[str] = frozenset()
+
+    def mine(self) -> ColumnElement[bool]:
+        """Jobs this node may claim: in a fleet its own node-local ones and those of the shared
+        folders it sees (a dead station's local jobs wake nobody else); on SQLite, all; never
+        those of a watch folder that is not there."""
+        here = Job.watch.not_in(self.absent)
+        if not self.fleet:
+            return here
+        return and_(here, or_(Job.owner == self.owner,
+                              and_(Job.owner == "", Job.watch.in_(self.shared))))
+
+    def db_now(self) -> float:
+        """Epoch seconds by the database's clock (PostgreSQL), else this machine's."""
+        with self._read() as conn:
+            return engine_mod.db_now(conn)
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
@@ -119,24 +140,33 @@ class Reads:
                             strict=True))
 
     def nodes(self, now: float, lease: float) -> list[dict[str, Any]]:
-        """The fleet's nodes with their last heartbeat; alive = beat within the lease."""
+        """The fleet's nodes with their last heartbeat; alive = beat within the lease (`now`
+        by the database's clock), stopped = signed off at a clean stop."""
+        from daemon.jobs.fleet import parse_identity
+
         with self._read() as conn:
-            return [{"name": n.name, "heartbeat_at": n.heartbeat_at,
-                     "alive": n.heartbeat_at >= now - lease}
-                    for n in conn.execute(select(Node.name, Node.heartbeat_at)
-                                          .order_by(Node.name))]
+            rows = list(conn.execute(select(Node.name, Node.heartbeat_at, Node.host)
+                                     .order_by(Node.name)))
+        out = []
+        for n in rows:
+            ident = parse_identity(n.host)
+            stopped = bool(ident.get("stopped"))
+            out.append({"name": n.name, "heartbeat_at": n.heartbeat_at,
+                        "alive": not stopped and n.heartbeat_at >= now - lease,
+                        "stopped": stopped, "host": ident.get("host") or None})
+        return out
 
     def next_due(self, now: float) -> float | None:
         with self._read() as conn:
             return conn.execute(select(func.min(Job.next_attempt_at)).where(
-                Job.state == JobState.QUEUED, Job.next_attempt_at > now)).scalar()
+                Job.state == JobState.QUEUED, Job.next_attempt_at > now, self.mine())).scalar()
 
     def any_due(self, now: float) -> bool:
         """A queued job is due now (the index on state, next_attempt_at answers it)."""
         with self._read() as conn:
             return conn.execute(select(Job.id).where(
-                Job.state == JobState.QUEUED, Job.next_attempt_at <= now).limit(1)).first() \
-                is not None
+                Job.state == JobState.QUEUED, Job.next_attempt_at <= now, self.mine())
+                .limit(1)).first() is not None
 
     def last_upload_at(self) -> float | None:
         with self._read() as conn:

@@ -44,9 +44,11 @@ class Store(WatcherWrites, WorkerWrites):
                 engine_mod.upgrade(engine)
         except (SQLAlchemyError, OSError) as exc:
             reason = getattr(exc, "orig", None) or getattr(exc, "strerror", None) or exc
+            hint = "the folder's permissions" if url.startswith("sqlite") else \
+                "that the database server is running and reachable"
             raise DatabaseUnavailable(
                 f"cannot open the job database {engine_mod.mask_url(url)}: {reason} (check "
-                f"[database] url and the folder's permissions)") from None
+                f"[database] url and {hint})") from None
         return cls(engine)
 
     def close(self) -> None:

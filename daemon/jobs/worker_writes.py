@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Connection, and_, insert, or_, select, update
+from sqlalchemy import Connection, insert, select, update
 
 from daemon.jobs import engine as engine_mod
 from daemon.jobs import paths
@@ -23,10 +23,6 @@ from daemon.jobs.reads import _load, load_job
 class WorkerWrites(Guarded):
     """What the worker writes, from claim to outcome."""
 
-    # Watches (Job.watch) whose root is not there on this node (watch/roots.py): their jobs
-    # are not claimed here; their files are not gone, a fleet's other nodes may take them.
-    absent: frozenset[str] = frozenset()
-
     def claim(self, now: float) -> Job | None:
         """Atomically take the next due queued job (queued -> reserved) for this node: the
         claim sets the holder and bumps claim_no, which guards every later write."""
@@ -36,8 +32,7 @@ class WorkerWrites(Guarded):
             else:
                 job_id = conn.execute(
                     select(Job.id).where(Job.state == JobState.QUEUED,
-                                         Job.next_attempt_at <= now,
-                                         Job.watch.not_in(self.absent))
+                                         Job.next_attempt_at <= now, self.mine())
                     .order_by(Job.next_attempt_at, Job.id).limit(1)).scalar()
                 if job_id is None:
                     return None
@@ -51,9 +46,8 @@ class WorkerWrites(Guarded):
 
     def _claim_server(self, conn: Connection, now: float) -> Job | None:
         """One statement: nodes claiming at once skip each other's locked rows."""
-        mine = or_(Job.owner == self.node, and_(Job.owner == "", Job.watch.in_(self.shared)))
         pick = (select(Job.id).where(Job.state == JobState.QUEUED, Job.next_attempt_at <= now,
-                                     mine, Job.watch.not_in(self.absent))
+                                     self.mine())
                 .order_by(Job.next_attempt_at, Job.id).limit(1)
                 .with_for_update(skip_locked=True).scalar_subquery())
         row = conn.execute(

@@ -23,7 +23,7 @@ from sqlalchemy.exc import OperationalError
 
 from daemon import logs
 from daemon.jobs.models import Job
-from daemon.work.reserve_ahead import DB_BACKOFF, Backoff, ReserveAhead, smooth
+from daemon.work.reserve_ahead import DB_BACKOFF, Backoff, ReserveAhead, failed, smooth
 
 log = logs.get("worker")
 
@@ -216,8 +216,8 @@ class Dispatcher(ReserveAhead):
                 else:
                     assert self.upload is not None
                     self.upload(token)
-            except Exception:  # the job table failed under it, or a bug: never lose the job
-                log.exception("worker.crashed", job_id=job.id)
+            except Exception as exc:  # the job table failed under it, or a bug: never lose it
+                failed(job.id, exc)
                 self._orphan(job)
             # Not in a `finally`: a thread that dies keeps its job here for check() to requeue.
             # A reserved job that waits is taken in the same step, so the slot's connection

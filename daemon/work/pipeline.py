@@ -144,7 +144,8 @@ class Pipeline:
                 sent = self.uploader.upload(
                     job.path, job.size, res.upload_url, res.upload_fields,
                     job.file_name or "capture.mov", self._progress(job.id, started),
-                    self.abort, job.mtime_ns, ready=started.result, all_sent=turn.give)
+                    self.abort, job.mtime_ns, ready=lambda f=started: (f.result(), turn.check()),
+                    all_sent=turn.give)
             except TransferError as err:
                 started.result()  # the job table's own failure (taken over, locked) first
                 err.session_id, err.lapsed = res.session_id, self.res.lapsed(res)

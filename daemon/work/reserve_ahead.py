@@ -12,6 +12,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from sqlalchemy.exc import DBAPIError, OperationalError
+
 from daemon import logs
 from daemon.jobs.models import Job
 
@@ -93,8 +95,8 @@ class ReserveAhead:
             try:
                 assert self.reserve is not None
                 token = self.reserve(job)
-            except Exception:  # as in a slot: the job table failed under it, or a bug
-                log.exception("worker.crashed", job_id=job.id)
+            except Exception as exc:  # as in a slot: the job table failed under it, or a bug
+                failed(job.id, exc)
                 self._orphan(job)
                 token = None
             # Not in a `finally`: a thread that dies keeps its job for check() to requeue.
@@ -137,6 +139,17 @@ class ReserveAhead:
             self._orphan(job)
         with self._cond:
             self._work += 1  # claimable again
+
+
+def failed(job_id: int, exc: Exception) -> None:
+    """A job's step failed: the job table away is a warning (the job is requeued once it is
+    back, nothing is lost); anything else is a bug, logged with its traceback."""
+    if isinstance(exc, OperationalError) or (isinstance(exc, DBAPIError)
+                                             and exc.connection_invalidated):
+        log.warning("worker.db_unavailable", job_id=job_id,
+                    reason=str(getattr(exc, "orig", exc))[:200])
+    else:
+        log.exception("worker.crashed", job_id=job_id)
 
 
 def smooth(old: float | None, new: float) -> float:

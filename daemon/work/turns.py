@@ -27,6 +27,10 @@ class Turns:
         self.on_waiting = on_waiting  # `waiting()` went down: reserve-ahead may have room
         self._lock = threading.Lock()
         self._waiting = 0
+        # Fleet mode's fence (jobs/fleet.py): the epoch an upload starts in, and whether an
+        # upload of that epoch may still reach its closing boundary.
+        self.epoch: Callable[[], int] = lambda: 0
+        self.live: Callable[[int], bool] = lambda epoch: True
 
     def turn(self, abort: threading.Event) -> Turn:
         """A turn to take (`with`, or `take()`), given back at the end of the block at the
@@ -72,6 +76,7 @@ class Turn:
         self._turns, self._abort = turns, abort
         self._held = False
         self._lock = threading.Lock()
+        self._epoch = turns.epoch()
 
     def take(self) -> None:
         """Wait for a turn; Aborted (the job goes back to the queue, the attempt not counted)
@@ -82,6 +87,13 @@ class Turn:
         self._turns._acquire(self._abort)
         with self._lock:
             self._held = True
+            self._epoch = self._turns.epoch()
+
+    def check(self) -> None:
+        """Just before the closing boundary: Aborted (back to the queue; another node may hold
+        the job by now) when this node was fenced since its turn began."""
+        if not self._turns.live(self._epoch):
+            raise Aborted()
 
     def give(self) -> None:
         with self._lock:

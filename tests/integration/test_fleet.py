@@ -203,8 +203,9 @@ def test_node_local_jobs_wait_for_their_node(url: str) -> None:
         rec = next(r for r in doc["jobs"] if r["id"] == seen.job_id)
         assert rec["node"] == "station-a"
         assert rec["reason"] == "waits for station station-a, which is not running"
-        assert doc["nodes"] == [{"name": "station-a", "heartbeat_at": NOW - 100,
-                                 "alive": False}]
+        assert [{k: n[k] for k in ("name", "heartbeat_at", "alive", "stopped")}
+                for n in doc["nodes"]] == [{"name": "station-a", "heartbeat_at": NOW - 100,
+                                            "alive": False, "stopped": False}]
         assert [r["id"] for r in status_mod.collect(b, now=NOW, node="station-b")["jobs"]] == []
         job = a.claim(NOW)
         assert job is not None and job.id == seen.job_id

@@ -1,0 +1,199 @@
+"""Fleet mode at its edges, on a real PostgreSQL: a station's identity (two stations with one
+name), the fence of a node whose beats fail, one clock (the database's) whatever the local
+clock says, wake-ups only for claimable jobs, clean sign-off and `nodes forget`, config checks."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from support import write_config
+
+from daemon import config as config_mod
+from daemon import status as status_mod
+from daemon.jobs import fleet as fleet_mod
+from daemon.jobs.engine import DatabaseUnavailable
+from daemon.jobs.fleet import Fleet, NameTaken, parse_identity
+from daemon.jobs.models import Node
+from daemon.jobs.store import Ready, Store
+from daemon.parts import last_known
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def pg(pg_db: str) -> Iterator[str]:
+    yield pg_db
+
+
+def node_store(url: str, name: str, shared: tuple[str, ...] = ("nas",)) -> Store:
+    store = Store.open(url)
+    store.set_node(name, shared)
+    return store
+
+
+def ready() -> Ready:
+    return Ready(size=10, mtime_ns=1, athlete_id="a" * 8, session_group_id="g" * 8,
+                 file_name="x.mov", capture_time="2026-01-01T00:00:00.000Z",
+                 camera_configuration="{}", movement_attributes="{}")
+
+
+def queue(store: Store, path: str, root: str, now: float, share: str | None = None) -> int:
+    seen = store.observe(path, root, 10, 1, now, share)
+    assert store.mark_ready(seen.job_id, ready(), now)
+    return seen.job_id
+
+
+def test_a_second_station_with_a_live_name_is_refused(pg: str) -> None:
+    a, b = node_store(pg, "station-1"), node_store(pg, "station-1")
+    try:
+        first = Fleet(a, "station-1", 3.0, host="rink-a")
+        first.register()
+        twin = Fleet(b, "station-1", 3.0, host="rink-b")
+        with pytest.raises(NameTaken) as refused:
+            twin.register()
+        line = str(refused.value)
+        assert "\n" not in line and "'station-1'" in line and "rink-a" in line, line
+        assert isinstance(refused.value, DatabaseUnavailable)  # the CLI prints it in one line
+        assert first.beat() == [] and first.lost is None  # the running one goes on
+        # The same machine after a crash (same boot, its process gone) takes its name back.
+        dead = subprocess.Popen(["true"])
+        dead.wait()
+        crashed = Fleet(b, "station-2", 3.0, host="rink-a")
+        crashed.ident.update(boot="boot-1", pid=dead.pid)
+        crashed._ident_text = json.dumps(crashed.ident, sort_keys=True)
+        crashed.register()
+        again = Fleet(b, "station-2", 3.0, host="rink-a")
+        again.ident["boot"] = "boot-1"
+        again.register()
+        assert crashed.beat() == [] and crashed.lost and "rink-a" in crashed.lost
+        with pytest.raises(NameTaken):  # another machine, while `again` runs
+            Fleet(a, "station-2", 3.0, host="rink-b").register()
+        # A cleanly stopped holder leaves its name free at once.
+        first.sign_off()
+        Fleet(a, "station-1", 3.0, host="rink-c").register()
+    finally:
+        a.close()
+        b.close()
+
+
+def test_the_fence_closes_before_another_node_may_take_over(pg: str) -> None:
+    store = node_store(pg, "station-1")
+    mono = [100.0]
+    try:
+        fleet = Fleet(store, "station-1", 3.0, monotonic=lambda: mono[0])
+        fleet.register()
+        epoch = fleet.epoch
+        assert not fleet.fenced() and fleet.live(epoch)
+        mono[0] += 1.9  # under two thirds of the lease since the last beat
+        assert not fleet.fenced() and fleet.live(epoch)
+        mono[0] += 0.2  # past two thirds: no upload starts or completes
+        assert fleet.fenced() and not fleet.live(epoch)
+        mono[0] += 6.0  # frozen (SIGSTOP) or cut off for a while; then a beat succeeds
+        assert fleet.beat() == []
+        assert not fleet.fenced()
+        # What began before the gap stays abandoned: another node may hold it by now.
+        assert not fleet.live(epoch) and fleet.live(fleet.epoch)
+    finally:
+        store.close()
+
+
+def test_one_clock_whatever_the_local_clock_says(pg: str) -> None:
+    a, b = node_store(pg, "station-a"), node_store(pg, "station-b")
+    try:
+        right = Fleet(a, "station-a", 3.0)
+        right.register()
+        behind = Fleet(b, "station-b", 3.0, local=lambda: time.time() - 3600)
+        behind.register()
+        assert abs(behind.wall() - b.db_now()) < 2.0
+        job_id = queue(a, "/mnt/a/jane/x.mov", "/mnt/a", right.wall(), "nas")
+        assert b.next_due(behind.wall()) is None and b.any_due(behind.wall())
+        claimed = b.claim(behind.wall())  # on its own clock it would wait an hour
+        assert claimed is not None and claimed.id == job_id
+        # `status` judges leases on the database clock too (the local clock is an hour off).
+        doc = status_mod.collect(b, lease=3.0)
+        assert {n["name"]: n["alive"] for n in doc["nodes"]} == {"station-a": True,
+                                                                 "station-b": True}
+    finally:
+        a.close()
+        b.close()
+
+
+def test_wake_ups_only_for_jobs_this_node_may_claim(pg: str) -> None:
+    a, b = node_store(pg, "station-a"), node_store(pg, "station-b", shared=())
+    try:
+        now = a.db_now()
+        queue(a, "/srv/local/jane/x.mov", "/srv/local", now)  # station-a's own folder
+        queue(a, "/mnt/a/jane/y.mov", "/mnt/a", now + 60, "nas")
+        assert a.any_due(now + 1) and a.next_due(now + 1) == now + 60
+        assert not b.any_due(now + 1) and b.next_due(now + 1) is None
+        assert b.claim(now + 1) is None
+    finally:
+        a.close()
+        b.close()
+
+
+def test_a_stopped_station_shows_stopped_and_can_be_forgotten(pg: str) -> None:
+    a, b = node_store(pg, "station-a"), node_store(pg, "station-b")
+    try:
+        fa, fb = Fleet(a, "station-a", 3.0), Fleet(b, "station-b", 3.0)
+        fa.register()
+        fb.register()
+        with pytest.raises(DatabaseUnavailable, match="running"):
+            fleet_mod.forget(a, "station-b", 3.0)
+        fb.sign_off()
+        doc = status_mod.collect(a, lease=3.0)
+        assert "station-a (running), station-b (stopped)" in status_mod.render(doc)
+        assert fleet_mod.forget(a, "station-b", 3.0) == "forgot station station-b"
+        assert [n["name"] for n in a.nodes(a.db_now(), 3.0)] == ["station-a"]
+        with pytest.raises(DatabaseUnavailable, match="no station"):
+            fleet_mod.forget(a, "station-b", 3.0)
+        assert parse_identity("plain-host") == {"host": "plain-host"}  # older rows
+        assert Node.__table__.c.host is not None
+    finally:
+        a.close()
+        b.close()
+
+
+def test_config_refuses_twin_shared_names_and_long_node_names(tmp_path: Path) -> None:
+    (tmp_path / "w").mkdir()
+    (tmp_path / "n1").mkdir()
+    (tmp_path / "n2").mkdir()
+    twins = write_config(tmp_path / "twins.toml", watch=tmp_path / "w", db=tmp_path / "j.db",
+                         extra=''.join(f'[[watch]]\npath = "{tmp_path / d}"\nshared = true\n'
+                                       f'name = "nas"\n' for d in ("n1", "n2")))
+    with pytest.raises(config_mod.ConfigError) as err:
+        config_mod.load(str(twins))
+    assert str(twins) in str(err.value) and "[watch #3] name" in str(err.value)
+    long = write_config(tmp_path / "long.toml", watch=tmp_path / "w", db=tmp_path / "j.db",
+                        extra=f'[node]\nname = "{"s" * 65}"\n')
+    with pytest.raises(config_mod.ConfigError) as err:
+        config_mod.load(str(long))
+    assert str(long) in str(err.value) and "[node] name" in str(err.value)
+
+
+def test_psycopg_pin_allows_only_versions_with_notifies_timeout() -> None:
+    text = (REPO / "pyproject.toml").read_text()
+    pins = re.findall(r'"psycopg\[binary\]([^"]*)"', text)
+    assert len(pins) == 2 and all(p.startswith(">=3.2") for p in pins), pins
+
+
+def test_metrics_serve_the_last_known_counts_while_the_database_is_away() -> None:
+    answers: list[object] = [{"queued": 3}, OSError("server closed the connection")]
+
+    def counts() -> dict[str, int]:
+        got = answers.pop(0) if len(answers) > 1 else answers[0]
+        if isinstance(got, Exception):
+            raise got
+        return got  # type: ignore[return-value]
+
+    cached = last_known(counts)
+    assert cached() == {"queued": 3}
+    assert cached() == {"queued": 3}  # the outage: what is known, not an error
+    assert os.environ is not None
