@@ -4,7 +4,7 @@ transactions only (engine.read_tx): the console never takes the write lock."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,13 +78,15 @@ def athlete_ids(engine: Any) -> list[str]:
                                    .distinct()).scalars())
 
 
-def uploads_since(engine: Any, since: float) -> list[Mapping[str, Any]]:
+def uploads_since(engine: Any, since: float) -> Iterator[Mapping[str, Any]]:
     """Uploads that moved bytes after `since`: finished ones and the ones moving now, with
-    start/end times and bytes (for the per-minute chart)."""
+    start/end times and bytes (for the per-minute chart). Streamed: the first call after a
+    start reads the whole hour, which need not sit in memory at once."""
     with engine_mod.read_tx(engine) as conn:
-        rows = conn.execute(select(
-            Job.state, Job.size, Job.bytes_sent, Job.upload_started_at, Job.finished_at,
-            Job.updated_at).where(or_(
+        rows = conn.execution_options(yield_per=500).execute(select(
+            Job.id, Job.state, Job.size, Job.bytes_sent, Job.upload_started_at,
+            Job.finished_at, Job.updated_at).where(or_(
                 and_(Job.state == JobState.DONE, Job.finished_at >= since),
                 Job.state == JobState.UPLOADING)))
-        return [dict(r._mapping) for r in rows]
+        for r in rows:
+            yield r._mapping
