@@ -131,16 +131,17 @@ class Reads:
             return list(_local(conn.execute(q), roots, self.owner))
 
     def known_versions(self, roots: Mapping[str, str] | None = None
-                       ) -> dict[str, tuple[int, int]]:
-        """path -> (size, mtime_ns) of files that need nothing more from the watcher, so a
-        rescan of a large tree costs a stat per file and no query. `roots`: as above."""
+                       ) -> Iterator[tuple[str, int, int]]:
+        """(path, size, mtime_ns) of files that need nothing more from the watcher, so a
+        rescan of a large tree costs a stat per file and no query; streamed, since the table
+        holds every file ever uploaded. `roots`: as above."""
         with self._read() as conn:
-            rows = list(conn.execute(select(Job.path, Job.watch, Job.rel_path, Job.owner,
-                                            Job.size, Job.mtime_ns).where(
-                Job.state != JobState.PENDING).order_by(Job.id)))
-            return dict(zip(_local(rows, roots, self.owner),
-                            ((r.size, r.mtime_ns) for r in rows if _ours(r, roots, self.owner)),
-                            strict=True))
+            rows = conn.execution_options(yield_per=1000).execute(select(
+                Job.path, Job.watch, Job.rel_path, Job.owner, Job.size, Job.mtime_ns).where(
+                Job.state != JobState.PENDING).order_by(Job.id))
+            for row in rows:
+                if _ours(row, roots, self.owner):
+                    yield next(_local([row], roots, self.owner)), row.size, row.mtime_ns
 
     def nodes(self, now: float, lease: float) -> list[dict[str, Any]]:
         """The fleet's nodes with their last heartbeat; alive = beat within the lease."""

@@ -58,7 +58,7 @@ def test_default_listing_is_bounded_and_says_how_many_more(tmp_path: Path) -> No
 
 
 def test_week_old_skipped_leave_the_listing_but_not_the_counts(tmp_path: Path) -> None:
-    config, store = _table(tmp_path)
+    _config, store = _table(tmp_path)
     try:
         doc = status.collect(store, now=time.time())
         listed = {j["id"] for j in doc["jobs"] if j["state"] == "skipped"}
