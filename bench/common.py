@@ -118,6 +118,9 @@ class Daemon:
                 return e
         return None
 
+    def count(self, name: str) -> int:
+        return sum(1 for e in self.events() if e.get("event") == name)
+
     def job_id(self, path: Path) -> int | None:
         e = self.event("job.seen", path=str(path))
         return e["job_id"] if e else None

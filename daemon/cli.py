@@ -37,7 +37,8 @@ def _parser() -> argparse.ArgumentParser:
     status = sub.add_parser("status", help="what the daemon is doing")
     status.add_argument("--config")
     status.add_argument("--json", action="store_true")
-    status.add_argument("--all", action="store_true", help="list every done job too")
+    status.add_argument("--all", action="store_true",
+                        help="list every job (streamed), not only the newest of each state")
     status.add_argument("--node", metavar="NAME",
                         help="fleet mode: only the jobs this station holds, uploaded or waits for")
 
@@ -156,10 +157,16 @@ def _dispatch(args: argparse.Namespace) -> int:
             from daemon.work.gate import Gate
 
             _, why = Gate(store, cfg.upload.hours).check()
-            data = status.collect(store, include_all=args.all, runtime=_runtime(cfg),
+            with _quiet_when_closed():  # `status | head -1` ends quietly, exit 0
+                if args.all:
+                    status.stream(store, sys.stdout, args.json, runtime=_runtime(cfg),
                                   gate_reason=why, node=args.node,
                                   lease=cfg.node.lease_seconds)
-            print(json.dumps(data, indent=2) if args.json else status.render(data))
+                    return 0
+                data = status.collect(store, runtime=_runtime(cfg), gate_reason=why,
+                                      node=args.node, lease=cfg.node.lease_seconds)
+                print(json.dumps(data, indent=2) if args.json else status.render(data))
+                sys.stdout.flush()
             return 0
         if args.command == "retry":
             if not args.failed and not args.job_ids:
@@ -200,6 +207,16 @@ def open_store(cfg: config_mod.Config, need: str | None = None) -> Store:
     # is an error, so that only a person decides to start afresh.
     return Store.open(cfg.database_url, migrate=False, create=not _used_before(cfg),
                       need=need)
+
+
+@contextlib.contextmanager
+def _quiet_when_closed() -> Any:
+    """A reader that stops early (`status | head -1`) is not an error: stop writing, point
+    stdout at /dev/null so the interpreter's own flush at exit does not complain either."""
+    try:
+        yield
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _used_before(cfg: config_mod.Config) -> bool:

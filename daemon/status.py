@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
+import json
 import os
 import time
-from typing import Any
+from collections import Counter
+from collections.abc import Callable, Iterator
+from typing import Any, TextIO
 
 from daemon import control
 from daemon.jobs import fleet, paths
@@ -12,7 +16,12 @@ from daemon.jobs.models import Job, JobState
 from daemon.jobs.store import Store
 from daemon.timeutil import local_clock
 
-RECENT_DONE = 200
+LISTED = 100  # the newest jobs of each state that `status` lists (`more` counts the rest)
+SKIPPED_LISTED_FOR = 7 * 86400.0  # skipped jobs leave the default listing after a week
+# The order `status --json` lists jobs in: what needs a person first, then what moves, waits,
+# was set aside, and what is finished.
+ORDER = (JobState.FAILED, JobState.UPLOADING, JobState.RESERVED, JobState.QUEUED,
+         JobState.PENDING, JobState.SKIPPED, JobState.DONE)
 
 
 def job_record(job: Job, now: float) -> dict[str, Any]:
@@ -67,35 +76,73 @@ def collect(store: Store, include_all: bool = False, now: float | None = None,
             runtime: dict[str, Any] | None = None,
             gate_reason: str | None = None, node: str | None = None,
             lease: float = 30.0) -> dict[str, Any]:
-    """The `status --json` document. `gate_reason`: why no upload may start now (an
+    """The `status --json` document. By default it lists the newest LISTED jobs of each state
+    (skipped ones for a week), failed first, and says in `more` how many of each state it left
+    out; `include_all`: every job, in id order. `gate_reason`: why no upload may start now (an
     operator's pause, outside upload hours): every queued job waits for that. `node`: only
     that node's jobs (fleet mode); `lease`: a node silent longer is shown not alive."""
-    fleet_mode = getattr(store, "fleet", False)
-    if now is None:  # a fleet's leases and due times are on the database's clock
-        now = store.db_now() if fleet_mode else time.time()
-    counts = store.counts()
+    now = _now(store) if now is None else now
+    doc = _head(store, now, runtime, gate_reason, lease)
     if include_all:
         jobs = store.jobs(node=node)
     else:
-        jobs = store.jobs([s for s in JobState if s is not JobState.DONE], node=node)
-        done = store.jobs([JobState.DONE], newest=RECENT_DONE, node=node)
-        jobs = sorted(jobs + done, key=lambda j: j.id)
+        jobs, totals = store.listing(LISTED, now - SKIPPED_LISTED_FOR, node=node)
+        listed = Counter(j.state for j in jobs)
+        doc["more"] = {s: n - listed[s] for s, n in totals.items() if n > listed[s]}
+        jobs.sort(key=lambda j: (ORDER.index(JobState(j.state)), j.id))
+    doc["jobs"] = [_record(j, now, doc) for j in jobs]
+    return doc
+
+
+def stream(store: Store, out: TextIO, as_json: bool, now: float | None = None,
+           runtime: dict[str, Any] | None = None, gate_reason: str | None = None,
+           node: str | None = None, lease: float = 30.0) -> None:
+    """`status --all`: every job, written as it is read (a table of any size, little
+    memory); the same document or text as `collect` + `render` would give."""
+    now = _now(store) if now is None else now
+    doc = _head(store, now, runtime, gate_reason, lease)
+    if not as_json:
+        def section(states: tuple[JobState, ...]) -> Iterator[dict[str, Any]]:
+            return (_record(j, now, doc) for j in store.each_job(states, node=node))
+        for line in _lines(doc, section, now):
+            out.write(line + "\n")
+        return
+    out.write(json.dumps(doc, indent=2)[:-2] + ',\n  "jobs": [')
+    for i, job in enumerate(store.each_job(node=node)):
+        record = json.dumps(_record(job, now, doc), indent=2).replace("\n", "\n    ")
+        out.write(("," if i else "") + "\n    " + record)
+    out.write("\n  ]\n}\n")
+
+
+def _now(store: Store) -> float:
+    """A fleet's leases and due times are on the database's clock."""
+    return store.db_now() if getattr(store, "fleet", False) else time.time()
+
+
+def _head(store: Store, now: float, runtime: dict[str, Any] | None,
+          gate_reason: str | None, lease: float) -> dict[str, Any]:
+    """Everything of the document but its jobs."""
     notices = {name: n for name, n in {**store.notices(), **live_attention(runtime or {})}.items()
                if not name.startswith("_") and not _expired(name, n, now)}
-    records = [job_record(j, now) for j in jobs]
-    nodes = store.nodes(now, lease) if fleet_mode else []
-    down = {n["name"] for n in nodes if not n["alive"]}
-    for j, r in zip(jobs, records, strict=True):  # the words a coach reads, everywhere alike
-        if j.owner in down and r["state"] in (JobState.PENDING, JobState.QUEUED):
-            r["reason"] = fleet.waiting_reason(j.owner)  # node-local: only its node uploads it
-        elif r["state"] == JobState.QUEUED and gate_reason and "next_attempt_at" not in r:
-            r["reason"] = gate_reason
-        elif r["state"] in (JobState.PENDING, JobState.QUEUED):
-            r["reason"] = waiting_reason(r, now)
-        elif r["state"] in (JobState.FAILED, JobState.SKIPPED):
-            r["reason"] = r["last_error"]
-    return {"counts": counts, "notices": notices, "hold": gate_reason, "jobs": records,
+    nodes = store.nodes(now, lease) if getattr(store, "fleet", False) else []
+    return {"counts": store.counts(), "notices": notices, "hold": gate_reason,
             "nodes": nodes}
+
+
+def _record(job: Job, now: float, doc: dict[str, Any]) -> dict[str, Any]:
+    """One job as `status` shows it, with the words a coach reads, everywhere alike."""
+    r = job_record(job, now)
+    gate_reason = doc["hold"]
+    if job.owner and r["state"] in (JobState.PENDING, JobState.QUEUED) and any(
+            n["name"] == job.owner and not n["alive"] for n in doc["nodes"]):
+        r["reason"] = fleet.waiting_reason(job.owner)  # node-local: only its node uploads it
+    elif r["state"] == JobState.QUEUED and gate_reason and "next_attempt_at" not in r:
+        r["reason"] = gate_reason
+    elif r["state"] in (JobState.PENDING, JobState.QUEUED):
+        r["reason"] = waiting_reason(r, now)
+    elif r["state"] in (JobState.FAILED, JobState.SKIPPED):
+        r["reason"] = r["last_error"]
+    return r
 
 
 def waiting_reason(job: dict[str, Any], now: float) -> str:
@@ -120,50 +167,70 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
+SECTIONS: tuple[tuple[str, tuple[JobState, ...]], ...] = (
+    ("Failed (needs a person):", (JobState.FAILED,)),
+    ("Uploading:", (JobState.RESERVED, JobState.UPLOADING)),
+    ("Waiting:", (JobState.PENDING, JobState.QUEUED)),
+    ("Recently uploaded:", (JobState.DONE,)),
+    ("Skipped:", (JobState.SKIPPED,)),
+)
+
+
 def render(data: dict[str, Any], now: float | None = None) -> str:
     now = time.time() if now is None else now
-    counts = data["counts"]
-    lines = [f"ATTENTION: {n['message']}" for n in data.get("notices", {}).values()]
-    lines.append("Jobs: " + ", ".join(f"{n} {state}" for state, n in counts.items()))
-    if data.get("nodes"):
-        lines.append("Stations: " + ", ".join(
-            f"{n['name']} ({_station(n)})" for n in data["nodes"]))
     jobs = data["jobs"]
-    moving = [j for j in jobs if j["state"] in (JobState.RESERVED, JobState.UPLOADING)]
-    waiting = [j for j in jobs if j["state"] in (JobState.PENDING, JobState.QUEUED)]
-    failed = [j for j in jobs if j["state"] == JobState.FAILED]
-    skipped = [j for j in jobs if j["state"] == JobState.SKIPPED]
-    if moving:
-        lines += ["", "Uploading:"]
-        for j in moving:
-            pct = f"{j.get('percent', 0.0):5.1f}%" if j["state"] == JobState.UPLOADING \
-                else "reserving"
-            speed = ""
-            if "rate_bytes_per_s" in j:
-                speed = (f"  {j['rate_bytes_per_s'] / 1e6:.1f} MB/s, "
-                         f"about {_duration(j['eta_seconds'])} left")
-            lines.append(f"  #{j['id']} {pct}{speed}  {j['path']}")
-    if waiting:
-        lines += ["", "Waiting:"]
-        for j in waiting:
-            lines.append(f"  #{j['id']} {j['path']}\n      "
-                         f"{j.get('reason') or waiting_reason(j, now)}")
-    if failed:
-        lines += ["", "Failed (needs a person):"]
-        for j in failed:
-            lines.append(f"  #{j['id']} {j['path']}\n      {j['last_error']}")
-        ids = " ".join(str(j["id"]) for j in failed[:5])
-        lines.append(f"  Fix the cause, then: uplift-capture retry {ids}  "
-                     f"(or: uplift-capture retry --failed)")
-    done = [j for j in jobs if j["state"] == JobState.DONE][-5:]
-    if done:
-        lines += ["", "Recently uploaded:"]
-        for j in reversed(done):
-            lines.append(f"  #{j['id']} {j['path']}  (session {j['session_id']})")
-    if skipped:
-        lines += ["", "Skipped:"]
-        for j in skipped:
-            lines.append(f"  #{j['id']} {j['path']}\n      {j['last_error']}")
-    if not jobs:
-        lines += ["", "No files seen yet."]
-    return "\n".join(lines)
+
+    def section(states: tuple[JobState, ...]) -> Iterator[dict[str, Any]]:
+        return (j for j in jobs if j["state"] in states)
+    return "\n".join(_lines(data, section, now))
+
+
+def _lines(data: dict[str, Any], section: Callable[[tuple[JobState, ...]],
+                                                    Iterator[dict[str, Any]]],
+           now: float) -> Iterator[str]:
+    """The text of `status`, section by section; `section(states)` gives that section's
+    jobs in id order (from the document, or read from the table as they are written)."""
+    counts, more = data["counts"], data.get("more", {})
+    yield from (f"ATTENTION: {n['message']}" for n in data.get("notices", {}).values())
+    yield "Jobs: " + ", ".join(f"{n} {state}" for state, n in counts.items())
+    if data.get("nodes"):
+        yield "Stations: " + ", ".join(
+            f"{n['name']} ({_station(n)})" for n in data["nodes"])
+    shown = 0
+    for title, states in SECTIONS:
+        rows = section(states)
+        if states == (JobState.DONE,):  # the newest few, newest first
+            rows = iter(list(rows)[-5:][::-1]) if "more" in data else rows
+        first = next(rows, None)
+        if first is None:
+            continue
+        yield from ("", title)
+        ids: list[str] = []
+        for j in itertools.chain([first], rows):
+            shown += 1
+            ids += [str(j["id"])] if len(ids) < 5 else []
+            yield _line(j, now)
+        if states == (JobState.FAILED,):
+            yield (f"  Fix the cause, then: uplift-capture retry {' '.join(ids)}  "
+                   f"(or: uplift-capture retry --failed)")
+        left = sum(more.get(s.value, 0) for s in states)
+        if left and states != (JobState.DONE,):
+            yield f"  ... and {left} more (uplift-capture status --all lists every job)"
+    if not shown:
+        yield from ("", "No files seen yet.")
+
+
+def _line(j: dict[str, Any], now: float) -> str:
+    if j["state"] in (JobState.RESERVED, JobState.UPLOADING):
+        pct = f"{j.get('percent', 0.0):5.1f}%" if j["state"] == JobState.UPLOADING \
+            else "reserving"
+        speed = ""
+        if "rate_bytes_per_s" in j:
+            speed = (f"  {j['rate_bytes_per_s'] / 1e6:.1f} MB/s, "
+                     f"about {_duration(j['eta_seconds'])} left")
+        return f"  #{j['id']} {pct}{speed}  {j['path']}"
+    if j["state"] in (JobState.PENDING, JobState.QUEUED):
+        return f"  #{j['id']} {j['path']}\n      {j.get('reason') or waiting_reason(j, now)}"
+    if j["state"] == JobState.DONE:
+        return f"  #{j['id']} {j['path']}  (session {j['session_id']})"
+    return f"  #{j['id']} {j['path']}\n      {j['last_error']}"

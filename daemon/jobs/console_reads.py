@@ -4,11 +4,11 @@ transactions only (engine.read_tx): the console never takes the write lock."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, func, literal, or_, select
+from sqlalchemy import ColumnElement, and_, func, literal, or_, select
 
 from daemon.jobs import engine as engine_mod
 from daemon.jobs.models import Job, JobState
@@ -49,16 +49,29 @@ def _filters(athlete: str | None, athlete_ids: Sequence[str], states: Iterable[s
 def page(engine: Any, *, athlete: str | None = None, athlete_ids: Sequence[str] = (),
          states: Iterable[str] | None = None, node: str | None = None, page: int = 1,
          per_page: int = 50) -> Page:
-    """One page of jobs, most urgent state first, newest first within a state."""
-    where = _filters(athlete, athlete_ids, states, node)
-    rank = case({str(s): i for i, s in enumerate(ORDER)}, value=Job.state, else_=len(ORDER))
+    """One page of jobs, most urgent state first, newest first within a state. State by
+    state, each from the (state, id) index: a page costs its own rows, not a sort of the
+    whole table."""
+    where = _filters(athlete, athlete_ids, None, node)
+    wanted = ORDER if states is None else [s for s in ORDER if s in {str(x) for x in states}]
+    jobs: list[Job] = []
     with engine_mod.read_tx(engine) as conn:
-        total = conn.execute(select(func.count()).select_from(Job).where(and_(True, *where))
-                             ).scalar_one()
-        rows = conn.execute(select(*Job.__table__.columns).where(and_(True, *where))
-                            .order_by(rank, Job.id.desc())
-                            .limit(per_page).offset(max(page - 1, 0) * per_page))
-        return Page([load_job(r) for r in rows], int(total))
+        per_state = dict(conn.execute(select(Job.state, func.count())
+                                      .where(and_(True, *where)).group_by(Job.state)).all())
+        skip, left = max(page - 1, 0) * per_page, per_page
+        for state in wanted:
+            n = int(per_state.get(state.value, 0))
+            if skip >= n:
+                skip -= n
+                continue
+            rows = conn.execute(select(*Job.__table__.columns)
+                                .where(Job.state == state, *where).order_by(Job.id.desc())
+                                .limit(left).offset(skip))
+            jobs += [load_job(r) for r in rows]
+            skip, left = 0, per_page - len(jobs)
+            if left <= 0:
+                break
+        return Page(jobs, sum(int(per_state.get(s.value, 0)) for s in wanted))
 
 
 def counts(engine: Any, *, athlete: str | None = None, athlete_ids: Sequence[str] = (),
@@ -78,13 +91,15 @@ def athlete_ids(engine: Any) -> list[str]:
                                    .distinct()).scalars())
 
 
-def uploads_since(engine: Any, since: float) -> list[Mapping[str, Any]]:
+def uploads_since(engine: Any, since: float) -> Iterator[Mapping[str, Any]]:
     """Uploads that moved bytes after `since`: finished ones and the ones moving now, with
-    start/end times and bytes (for the per-minute chart)."""
+    start/end times and bytes (for the per-minute chart). Streamed: the first call after a
+    start reads the whole hour, which need not sit in memory at once."""
     with engine_mod.read_tx(engine) as conn:
-        rows = conn.execute(select(
-            Job.state, Job.size, Job.bytes_sent, Job.upload_started_at, Job.finished_at,
-            Job.updated_at).where(or_(
+        rows = conn.execution_options(yield_per=500).execute(select(
+            Job.id, Job.state, Job.size, Job.bytes_sent, Job.upload_started_at,
+            Job.finished_at, Job.updated_at).where(or_(
                 and_(Job.state == JobState.DONE, Job.finished_at >= since),
                 Job.state == JobState.UPLOADING)))
-        return [dict(r._mapping) for r in rows]
+        for r in rows:
+            yield r._mapping

@@ -50,6 +50,10 @@ class Job(Base):
         Index("ix_jobs_state_due", "state", "next_attempt_at"),
         Index("ix_jobs_path", "path"),
         Index("ix_jobs_athlete_fingerprint", "athlete_id", "fingerprint"),
+        # The newest jobs of a state without sorting the table (status, the console's pages);
+        # uploads finished since a time (the console's chart, /metrics).
+        Index("ix_jobs_state_id", "state", "id"),
+        Index("ix_jobs_state_finished", "state", "finished_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

@@ -80,15 +80,50 @@ class Reads:
         """Jobs in id order; with `newest`, only that many of the most recent; with `node`,
         those it holds or uploaded, or that wait for it (its node-local ones)."""
         with self._read() as conn:
-            q = select(*Job.__table__.columns)
-            if node is not None:
-                q = q.where(or_(Job.node == node, and_(Job.node.is_(None), Job.owner == node)))
+            q = select(*Job.__table__.columns).where(*_of_node(node))
             if states is not None:
                 q = q.where(Job.state.in_([str(s) for s in states]))
             if newest is not None:
                 q = q.order_by(Job.id.desc()).limit(newest)
             rows = [load_job(row) for row in conn.execute(q)]
         return sorted(rows, key=lambda j: j.id)
+
+    def listing(self, per_state: int, skipped_since: float, node: str | None = None
+                ) -> tuple[list[Job], dict[str, int]]:
+        """`status`'s default listing: the newest `per_state` jobs of each state (skipped
+        ones only if set aside since `skipped_since`), in id order, and how many jobs of each
+        state there are (with `node`, as in `jobs`): a few small queries whatever the table's
+        size."""
+        found: list[Job] = []
+        with self._read() as conn:
+            totals = dict(conn.execute(select(Job.state, func.count()).where(*_of_node(node))
+                                       .group_by(Job.state)).all())
+            for state in JobState:
+                if not totals.get(state.value):
+                    continue
+                q = select(*Job.__table__.columns).where(Job.state == state, *_of_node(node))
+                if state is JobState.SKIPPED:
+                    q = q.where(Job.updated_at >= skipped_since)
+                found += [load_job(r) for r in conn.execute(
+                    q.order_by(Job.id.desc()).limit(per_state))]
+        return sorted(found, key=lambda j: j.id), \
+            {s.value: int(totals.get(s.value, 0)) for s in JobState}
+
+    def each_job(self, states: Iterable[str] | None = None, node: str | None = None,
+                 batch: int = 500) -> Iterator[Job]:
+        """Every job in id order, read `batch` at a time (one short read transaction each), so
+        `status --all` streams a table of any size in little memory."""
+        after = 0
+        while True:
+            with self._read() as conn:
+                q = select(*Job.__table__.columns).where(Job.id > after, *_of_node(node))
+                if states is not None:
+                    q = q.where(Job.state.in_([str(s) for s in states]))
+                rows = [load_job(r) for r in conn.execute(q.order_by(Job.id).limit(batch))]
+            yield from rows
+            if len(rows) < batch:
+                return
+            after = rows[-1].id
 
     def jobs_at(self, path: str, states: Iterable[str]) -> list[Job]:
         with self._read() as conn:
@@ -126,18 +161,19 @@ class Reads:
             return list(_local(conn.execute(q), roots, self.owner))
 
     def known_versions(self, roots: Mapping[str, str] | None = None
-                       ) -> dict[str, tuple[int, int]]:
-        """path -> (size, mtime_ns) of files that need nothing more from the watcher, so a
-        rescan of a large tree costs a stat per file and no query. `roots`: as above."""
+                       ) -> Iterator[tuple[str, int, int]]:
+        """(path, size, mtime_ns) of files that need nothing more from the watcher, so a
+        rescan of a large tree costs a stat per file and no query; streamed, since the table
+        holds every file ever uploaded. `roots`: as above."""
         with self._read() as conn:
-            rows = list(conn.execute(select(Job.path, Job.watch, Job.rel_path, Job.owner,
-                                            Job.size, Job.mtime_ns).where(
+            rows = conn.execution_options(yield_per=1000).execute(select(
+                Job.path, Job.watch, Job.rel_path, Job.owner, Job.size, Job.mtime_ns).where(
                 Job.state != JobState.PENDING, ~and_(Job.state == JobState.SKIPPED,
                                                      Job.last_error.in_(VANISHED_REASONS)))
-                .order_by(Job.id)))
-            return dict(zip(_local(rows, roots, self.owner),
-                            ((r.size, r.mtime_ns) for r in rows if _ours(r, roots, self.owner)),
-                            strict=True))
+                .order_by(Job.id))
+            for row in rows:
+                if _ours(row, roots, self.owner):
+                    yield next(_local([row], roots, self.owner)), row.size, row.mtime_ns
 
     def nodes(self, now: float, lease: float) -> list[dict[str, Any]]:
         """The fleet's nodes with their last heartbeat; alive = beat within the lease (`now`
@@ -193,6 +229,13 @@ class Reads:
     def is_forced(self, job_id: int) -> bool:
         with self._read() as conn:
             return bool(conn.execute(select(Job.force).where(Job.id == job_id)).scalar())
+
+
+def _of_node(node: str | None) -> list[Any]:
+    """Jobs a node holds or uploaded, or that wait for it (its node-local ones)."""
+    if node is None:
+        return []
+    return [or_(Job.node == node, and_(Job.node.is_(None), Job.owner == node))]
 
 
 def _ours(row: Any, roots: Mapping[str, str] | None, owner: str) -> bool:

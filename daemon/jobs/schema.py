@@ -46,8 +46,10 @@ def is_behind(revision: str | None, need: str = SCHEMA_HEAD) -> bool:
 def too_new(revision: str | None) -> SchemaTooNew:
     from daemon import __version__
 
+    # A foreign table's revision may be anything: shown on one line, and not at length.
+    shown = revision if revision and revision.isprintable() else repr(revision)
     return SchemaTooNew(
-        f"the job table is at schema {revision}, which this uplift-capture {__version__} does "
+        f"the job table is at schema {shown[:40]}, which this uplift-capture {__version__} does "
         f"not know (its newest is {SCHEMA_HEAD}): a newer version upgraded it, here or on "
         f"another station; install that version here too")
 

@@ -37,6 +37,7 @@ from daemon.watch.classify import (
     moved_reason,
     resolve_twins,
 )
+from daemon.watch.known import Known
 from daemon.watch.observers import ObserverSet
 from daemon.watch.roots import Roots
 from daemon.watch.settle import SettleQueue
@@ -72,7 +73,7 @@ class Watcher:
         self.clock, self.wall = clock, wall
         self.on_db_error, self.on_root = on_db_error, on_root
         self._lock = threading.Lock()  # guards _cands, _folders and _known
-        self._known: dict[str, tuple[int, int]] = {}  # path -> version needing nothing more
+        self._known = Known()  # versions of files needing nothing more (watch/known.py)
         self._cands: dict[str, _Candidate] = {}
         self._folders: dict[str, WatchRoot] = {}
         self.on_failed: Callable[[str, str], None] = lambda path, reason: None
@@ -89,7 +90,7 @@ class Watcher:
 
     def start(self) -> None:
         """Observe first, then scan, so nothing that lands in between is missed."""
-        known = self.store.known_versions(fleet.roots_for(self.store, self.cfg.watches))
+        known = Known(self.store.known_versions(fleet.roots_for(self.store, self.cfg.watches)))
         with self._lock:
             self._known = known
         self.queue.start()
@@ -107,7 +108,7 @@ class Watcher:
     def pending_again(self) -> None:
         for path in self.store.pending_paths(fleet.roots_for(self.store, self.cfg.watches)):
             with self._lock:  # `retry --force` may bring back a version we knew
-                self._known.pop(path, None)
+                self._known.forget(path)
             self.resettle(path)
 
     def reconfigure(self, cfg: Config) -> None:
@@ -195,7 +196,7 @@ class Watcher:
                 except OSError:
                     continue
                 with self._lock:
-                    known = self._known.get(path) == (st.st_size, st.st_mtime_ns)
+                    known = self._known.matches(path, st.st_size, st.st_mtime_ns)
                 if not known:
                     self.candidate(root, path)
                     found += 1
@@ -232,7 +233,7 @@ class Watcher:
         with self._lock:
             self._cands.pop(path, None)
             if version is not None:
-                self._known[path] = version
+                self._known.set(path, *version)
 
     def _check(self, path: str, cand: _Candidate) -> None:
         now = self.clock()
@@ -267,7 +268,7 @@ class Watcher:
             self._forget(path)
             return
         with self._lock:
-            if self._known.get(path) == version:
+            if self._known.matches(path, *version):
                 self._cands.pop(path, None)
                 return
         if version != (cand.size, cand.mtime_ns):

@@ -12,8 +12,7 @@ from typing import Any, Protocol
 from daemon import control, status
 from daemon.jobs import console_reads
 from daemon.jobs.models import JobState
-
-MINUTES = 60  # the chart's span: the last hour, one bar per minute
+from daemon.web.history import History
 
 # Words the page's state filter accepts besides the job states themselves.
 STATE_GROUPS: dict[str, tuple[str, ...]] = {
@@ -59,6 +58,7 @@ class StoreBackend:
         # After a retry, pause or resume: the daemon looks again at once (wakes its upload
         # slots, settles re-pending files) instead of at its next poll.
         self._on_change = on_change or (lambda: None)
+        self._history = History(lambda since: console_reads.uploads_since(store.engine, since))
 
     # ---- reads ---------------------------------------------------------------------------
 
@@ -140,22 +140,8 @@ class StoreBackend:
         return out
 
     def history(self, now: float) -> dict[str, Any]:
-        """The last hour, per minute: bytes per second and files finished. An upload's bytes
-        are spread evenly over the minutes it ran."""
-        start = (math.floor(now / 60) - MINUTES + 1) * 60
-        sent = [0.0] * MINUTES
-        files = [0] * MINUTES
-        for row in console_reads.uploads_since(self.store.engine, start):
-            end = row["finished_at"] if row["state"] == JobState.DONE else row["updated_at"]
-            nbytes = row["size"] if row["state"] == JobState.DONE else row["bytes_sent"]
-            begin = row["upload_started_at"] or end
-            if end is None or not nbytes:
-                continue
-            _spread(sent, start, begin, end, float(nbytes))
-            if row["state"] == JobState.DONE and start <= end < start + MINUTES * 60:
-                files[min(int((end - start) // 60), MINUTES - 1)] += 1
-        return {"start": start, "step": 60,
-                "bytes_per_s": [round(b / 60.0, 1) for b in sent], "files": files}
+        """The last hour, per minute: bytes per second and files finished (web/history.py)."""
+        return self._history.snapshot(now)
 
     # ---- actions -------------------------------------------------------------------------
 
@@ -196,16 +182,6 @@ class StoreBackend:
         except Exception as exc:  # any database fault: say so, do not crash the probe
             return False, f"the job database cannot be read: {type(exc).__name__}"
         return True, "ok"
-
-
-def _spread(buckets: list[float], start: float, begin: float, end: float,
-            nbytes: float) -> None:
-    span = max(end - begin, 1e-6)
-    for i in range(len(buckets)):
-        lo, hi = start + i * 60, start + (i + 1) * 60
-        overlap = min(hi, max(end, begin + 1e-6)) - max(lo, begin)
-        if overlap > 0:
-            buckets[i] += nbytes * overlap / span
 
 
 class _PageView:

@@ -165,3 +165,32 @@ def test_filter_and_pages(tmp_path: Path, page: Any) -> None:
         expect(page.locator("#lists")).not_to_contain_text("take-00001.mov")
         expect(page.locator("#pager")).to_be_empty()
         shot(page, "filtered")
+
+
+def test_chart_labels_fit_and_history_is_not_fetched_on_every_poll(tmp_path: Path,
+                                                                   page: Any) -> None:
+    """A busy hour's labels ("2744 files", "118 MB/s") stay inside the chart, and the page
+    asks for /api/history on its own slow cadence, not on each 2 s status poll even while
+    uploads finish (an open console used to slow a backlog threefold)."""
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url))
+    with console(tmp_path) as (server, store, _):
+        page.goto(server.url + "/")
+        page.wait_for_selector("#chart svg")
+        page.evaluate("""drawChart({start: 0, step: 60,
+            bytes_per_s: Array.from({length: 60}, (_, i) => i === 30 ? 117964800 : 1000),
+            files: Array.from({length: 60}, (_, i) => i === 30 ? 2744 : 3)})""")
+        boxes = page.evaluate("""Array.from(document.querySelectorAll('#chart svg text'))
+            .map(t => { const b = t.getBBox(); return [t.textContent, b.x, b.x + b.width]; })""")
+        labels = [b[0] for b in boxes]
+        assert "2744 files" in labels and "118 MB/s" in labels, labels
+        for text, left, right in boxes:
+            assert left >= 0 and right <= 720, (text, left, right)
+        # Uploads finish during several status polls: still one history request so far.
+        for i in range(3):
+            add_job(store, JobState.DONE, f"burst-{i}.mov")
+        deadline = time.monotonic() + 15
+        while sum("/api/status" in u for u in asked) < 4 and time.monotonic() < deadline:
+            page.wait_for_timeout(200)
+        assert sum("/api/status" in u for u in asked) >= 4
+        assert sum("/api/history" in u for u in asked) == 1, asked

@@ -1,4 +1,5 @@
-// The console page: polls /api/status every 2 s while visible and draws it. Everything from the
+// The console page: polls /api/status every 2 s while visible and draws it; the chart of the last
+// hour (/api/history) has its own slow cadence, never tied to a status poll. Everything from the
 // server goes into the page as text (textContent), never as HTML.
 "use strict";
 
@@ -7,9 +8,8 @@ const HISTORY_MS = 20000;
 const csrf = document.querySelector('meta[name="csrf-token"]').content;
 const view = { athlete: "", state: "", node: "", page: 1 };
 let timer = null;
-let lastHistory = 0;
+let historyTimer = null;
 let busy = false;
-let lastDone = null;
 let fleet = false;
 
 const GROUPS = [
@@ -86,7 +86,6 @@ async function refresh() {
     if (!res.ok) throw new Error(String(res.status));
     render(await res.json());
     document.getElementById("offline").hidden = true;
-    if (Date.now() - lastHistory > HISTORY_MS) loadHistory();
   } catch (e) {
     document.getElementById("offline").hidden = false;
   } finally {
@@ -96,11 +95,12 @@ async function refresh() {
 }
 
 async function loadHistory() {
-  lastHistory = Date.now();
+  clearTimeout(historyTimer);
   try {
     const res = await fetch("/api/history", { credentials: "same-origin" });
     if (res.ok) drawChart(await res.json());
   } catch (e) { /* the next round tries again */ }
+  if (!document.hidden) historyTimer = setTimeout(loadHistory, HISTORY_MS);
 }
 
 function isPaused(doc) {
@@ -114,8 +114,6 @@ function render(doc) {
   const sum = (states) => states.reduce((a, s) => a + (counts[s] || 0), 0);
   const paused = isPaused(doc);
   fleet = nodeNames(doc.nodes).length > 1;
-  if (lastDone !== null && counts.done !== lastDone) lastHistory = 0;  // redraw the chart
-  lastDone = counts.done;
   renderBanners(doc, paused);
   renderSummary(sum, paused, doc);
   renderCards(doc.filtered_counts || counts);
@@ -307,11 +305,16 @@ function renderPager(doc) {
 function drawChart(h) {
   const box = document.getElementById("chart");
   const NS = "http://www.w3.org/2000/svg";
-  const W = 720, H = 150, L = 62, R = 46, T = 10, B = 22;
   const rate = h.bytes_per_s || [], files = h.files || [];
   const n = Math.max(rate.length, 1);
   const maxRate = Math.max(...rate, 1);
   const maxFiles = Math.max(...files, 1);
+  // The axis labels decide the margins, so "2744 files" or "112.5 MB/s" is never cut off.
+  const rateLabel = `${bytes(maxRate)}/s`;
+  const filesLabel = `${maxFiles} file${maxFiles === 1 ? "" : "s"}`;
+  const W = 720, H = 150, T = 10, B = 22, CHAR = 7.5;
+  const L = Math.max(62, 12 + CHAR * rateLabel.length);
+  const R = Math.max(46, 12 + CHAR * filesLabel.length);
   const svg = document.createElementNS(NS, "svg");
   svg.setAttribute("viewBox", `0 0 ${W} ${H}`);
   svg.setAttribute("preserveAspectRatio", "none");
@@ -334,9 +337,9 @@ function drawChart(h) {
     add("text", { x: L + plotW / 2, y: T + plotH / 4 + 4, "text-anchor": "middle" },
       "No uploads in the last hour");
   } else {
-    add("text", { x: L - 6, y: T + 4, "text-anchor": "end" }, `${bytes(maxRate)}/s`);
+    add("text", { x: L - 6, y: T + 4, "text-anchor": "end" }, rateLabel);
     add("text", { x: L - 6, y: T + plotH + 4, "text-anchor": "end" }, "0");
-    add("text", { x: W - R + 6, y: T + 4 }, `${maxFiles} file${maxFiles === 1 ? "" : "s"}`);
+    add("text", { x: W - R + 6, y: T + 4 }, filesLabel);
   }
   rate.forEach((v, i) => {
     const hgt = plotH * (v / maxRate);
@@ -356,7 +359,6 @@ async function act(url, button) {
   if (button) button.disabled = true;
   try {
     await post(url);
-    lastHistory = 0;
   } catch (e) {
     window.alert(`That did not work: ${e.message}`);
   } finally {
@@ -396,8 +398,11 @@ function init() {
     window.location.assign("/login");
   });
   // Nobody looking, no polling: a hidden tab stops; it catches up the moment it is shown.
-  document.addEventListener("visibilitychange", () => { if (!document.hidden) refresh(); });
+  document.addEventListener("visibilitychange", () => {
+    if (!document.hidden) { refresh(); loadHistory(); }
+  });
   refresh();
+  loadHistory();
 }
 
 init();
