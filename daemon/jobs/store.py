@@ -74,7 +74,8 @@ class Store(WatcherWrites, WorkerWrites):
             for row in rows:
                 to = JobState.QUEUED if row.file_name and not force else JobState.PENDING
                 self._move(conn, row.id, [row.state], to, now, next_attempt_at=now, force=force,
-                           attempts=0, refusals=0, last_error=None, finished_at=None)
+                           attempts=0, refusals=0, lapses=0, last_error=None,
+                           finished_at=None)
             if rows:
                 engine_mod.notify_jobs(conn)
             return [r.id for r in rows]
