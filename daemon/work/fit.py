@@ -156,4 +156,4 @@ def duration_text(seconds: float) -> str:
     if s < 120:
         return f"{s} s"
     m = round(s / 60)
-    return f"{m} min" if m < 120 else f"{m // 60} h {m % 60} min"
+    return f"{m} min" if m < 60 else f"{m // 60} h {m % 60} min"

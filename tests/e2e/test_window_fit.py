@@ -44,9 +44,10 @@ def test_a_window_no_period_fits_fails_with_a_plain_reason(tmp_path: Path) -> No
                        j["state"] in ("failed", "done") and j, 45, what="the job to end")
         assert job["state"] == "failed"
         reason = job["last_error"]
+        assert job["reason"] == reason  # what `status` shows
         assert "cannot be uploaded inside its upload window" in reason, reason
-        assert "50KiB/s" in reason and "KiB file" in reason and re.search(r"lasts [12] s", reason), \
-            reason
+        assert "50KiB/s" in reason and "KiB file" in reason, reason
+        assert re.search(r"lasts [12] s", reason), reason
         assert "raise [upload] bandwidth_limit" in reason and "free hours" in reason, reason
         assert "the server refused it" not in reason
         # One lapse measured the rate; nothing more was reserved for it, now or later.
@@ -72,6 +73,7 @@ def test_a_window_that_fits_a_later_period_waits_for_it(tmp_path: Path) -> None:
                        j.get("last_error") and j, 45, what="the job to wait or end")
         assert job["state"] == "queued", job
         reason = job["last_error"]
+        assert job["reason"] == reason  # what `status` shows
         assert reason.startswith(f"waits until {free:%H:%M}, when the bandwidth limit is off"), \
             reason
         assert re.search(r"longer than the [12] s upload window", reason), reason
