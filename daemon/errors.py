@@ -26,6 +26,7 @@ class Kind(StrEnum):
     UNREADABLE = "unreadable"  # permission denied, I/O error
     CERTIFICATE = "certificate"  # the server's TLS certificate is not trusted (service-wide)
     TOO_LARGE = "too_large"  # an answer larger than we accept
+    TOO_SLOW = "too_slow"  # at the measured rate the file cannot be sent inside its window
 
 
 class TransferError(Exception):
@@ -40,6 +41,9 @@ class TransferError(Exception):
         self.server_time = server_time  # the answer's Date header, for clock-skew checks
         self.session_id: str | None = None  # the reservation an upload error belongs to
         self.lapsed = False  # our clock (plus skew) was past that reservation's expiry
+        # Set where the caller already decided with more than `decide` knows (a lapse's count,
+        # whether the file fits a window): outcomes apply it as it is, in its own words.
+        self.decided: Decision | None = None
 
 
 def file_error(exc: OSError) -> TransferError:
@@ -54,6 +58,7 @@ def file_error(exc: OSError) -> TransferError:
 class Outcome(StrEnum):
     RETRY = "retry"  # transient: back to queued after `delay`
     RERESERVE = "rereserve"  # the upload window lapsed: reserve again now
+    WAIT = "wait"  # the file fits a window only later (timetable, upload hours): until `delay`
     PAUSE = "pause"  # credentials or trust rejected: stop reserving for everyone for `delay`
     REFUSED = "refused"  # this capture was refused in a way a new one may fix: counted, bounded
     FAIL = "fail"  # this capture was refused, or the file is unusable: a person decides
@@ -73,6 +78,11 @@ BASE_DELAY = 2.0
 MAX_DELAY = 300.0
 PAUSE_PROBE = 60.0
 MAX_REFUSALS = 4  # captures created in a row for one file before a person must look
+# Windows that lapsed: a few re-reservations within one claim, then rounds with growing
+# backoff; a file whose windows lapsed MAX_LAPSES_IN_A_ROW times waits for a person.
+MAX_LAPSES = 3
+MAX_LAPSES_IN_A_ROW = 3 * MAX_LAPSES
+LAPSE_BACKOFF = 30.0  # seconds before the second round, doubling (capped at MAX_DELAY)
 CAPTURE_REJECTED = {400, 404, 409, 422}
 # S3's own words for a slow client: transient, not this file's fault.
 S3_TRANSIENT = {"RequestTimeout", "SlowDown", "InternalError", "ServiceUnavailable"}
@@ -105,6 +115,8 @@ def decide(error: TransferError, attempt: int, rand: Callable[[], float] = rando
         return Decision(Outcome.FAIL, reason=msg)
     if error.kind is Kind.CERTIFICATE:
         return Decision(Outcome.PAUSE, delay=PAUSE_PROBE, reason=msg)
+    if error.kind is Kind.TOO_SLOW:
+        return Decision(Outcome.FAIL, reason=msg)
     if error.where is Where.API and error.kind in (Kind.MALFORMED, Kind.TOO_LARGE):
         return Decision(Outcome.REFUSED, reason=msg)  # a capture may have been created
     status = error.status
@@ -140,6 +152,23 @@ def after_refusal(refusals: int, error: TransferError, attempt: int,
     if refusals == 1 and error.where is Where.STORAGE:
         return Decision(Outcome.RERESERVE, reason=error.message)
     return _retry(error, attempt, rand)
+
+
+def after_lapse(lapses: int, in_claim: int, error: TransferError,
+                rand: Callable[[], float] = random.random) -> Decision:
+    """The `lapses`-th window in a row that ran out before its upload was through, the
+    `in_claim`-th within this claim. A fresh reservation at once, up to MAX_LAPSES per claim;
+    then the job backs off, longer each round; after MAX_LAPSES_IN_A_ROW a person decides."""
+    if lapses >= MAX_LAPSES_IN_A_ROW:
+        return Decision(Outcome.FAIL, reason=(
+            f"the upload window ran out {lapses} times in a row before the upload was through "
+            f"({error.message}); check the bandwidth limit and the connection, then retry it"))
+    if in_claim < MAX_LAPSES:
+        return Decision(Outcome.RERESERVE, reason=error.message)
+    rounds = max(1, lapses // MAX_LAPSES)
+    raw = min(MAX_DELAY, LAPSE_BACKOFF * 2 ** (rounds - 1))
+    return Decision(Outcome.RETRY, delay=raw / 2 + raw / 2 * rand(),
+                    reason=f"the upload window ran out {lapses} times in a row ({error.message})")
 
 
 def _retry(error: TransferError, attempt: int, rand: Callable[[], float]) -> Decision:

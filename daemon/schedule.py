@@ -154,10 +154,15 @@ def waiting_reason(hours: Hours, now_dt: datetime) -> str:
     start = hours.next_start(now_dt)
     if start is None or hours.allows(now_dt):
         return ""
-    when = start.strftime("%H:%M")
-    if start.date() != now_dt.date():
-        when = f"{DAYS[start.weekday()]} {when}"
-    return f"waits for upload hours, from {when}"
+    return f"waits for upload hours, from {local_when(start, now_dt)}"
+
+
+def local_when(at: datetime, now_dt: datetime) -> str:
+    """"19:00" today, "Mon 19:00" on another day: a local time a coach can read."""
+    when = at.strftime("%H:%M")
+    if at.date() != now_dt.date():
+        when = f"{DAYS[at.weekday()]} {when}"
+    return when
 
 
 # --- [notify] daily_summary ---

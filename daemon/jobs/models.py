@@ -86,6 +86,8 @@ class Job(Base):
     # Captures the endpoint refused in a row (non-expiry storage 403, unusable reservations):
     # bounded, so one file never creates captures without end; an operator's retry resets it.
     refusals: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
+    # Upload windows that ran out in a row: bounded like refusals (errors.after_lapse).
+    lapses: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
     last_error: Mapped[str | None] = mapped_column(Text)
     next_attempt_at: Mapped[float] = mapped_column(Float, nullable=False, default=0.0)
     bytes_sent: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)

@@ -70,6 +70,9 @@ class Store(WatcherWrites, WorkerWrites):
         that never got as far as being queued (e.g. refused as not a movie), or a forced one,
         goes back to pending, where the watcher settles it again (forced: without the movie
         check)."""
+        # `retry` runs on a table the service may not have upgraded yet: reset only the
+        # counters that table has (lapses came with 0006).
+        counters = {"refusals": 0, **({"lapses": 0} if schema.has(self.engine, "0006") else {})}
         with self._write() as conn:
             q = select(Job.id, Job.state)
             if job_ids is None:
@@ -81,7 +84,7 @@ class Store(WatcherWrites, WorkerWrites):
             for row in rows:
                 to = JobState.QUEUED if row.file_name and not force else JobState.PENDING
                 self._move(conn, row.id, [row.state], to, now, next_attempt_at=now, force=force,
-                           attempts=0, refusals=0, last_error=None, finished_at=None)
+                           attempts=0, last_error=None, finished_at=None, **counters)
             if rows:
                 engine_mod.notify_jobs(conn)
             return [r.id for r in rows]

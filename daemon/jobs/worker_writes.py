@@ -82,11 +82,13 @@ class WorkerWrites(Guarded):
                        refusals=Job.refusals + 1)
             return int(conn.execute(select(Job.refusals).where(Job.id == job_id)).scalar_one())
 
-    def reserve_again(self, job_id: int, now: float) -> None:
-        """The window lapsed during the upload: uploading -> reserved, for a new reservation."""
+    def reserve_again(self, job_id: int, now: float) -> int:
+        """The window lapsed during the upload: uploading -> reserved, for a new reservation.
+        Counts the lapse; returns how many in a row."""
         with self._write() as conn:
             self._move(conn, job_id, [JobState.UPLOADING], JobState.RESERVED, now,
-                       session_id=None, bytes_sent=0)
+                       session_id=None, bytes_sent=0, lapses=Job.lapses + 1)
+            return int(conn.execute(select(Job.lapses).where(Job.id == job_id)).scalar_one())
 
     def start_upload(self, job_id: int, now: float) -> None:
         with self._write() as conn:
@@ -104,7 +106,8 @@ class WorkerWrites(Guarded):
         # Durable: after-upload may move or delete the file right after this returns.
         with self._write(durable=True) as conn:
             self._move(conn, job_id, [JobState.UPLOADING], JobState.DONE, now, etag=etag,
-                       last_error=note, finished_at=now, bytes_sent=Job.size, refusals=0)
+                       last_error=note, finished_at=now, bytes_sent=Job.size, refusals=0,
+                       lapses=0)
             row = conn.execute(select(Job.session_id, Job.path, Job.owner)
                                .where(Job.id == job_id)).one()
             conn.execute(update(Reservation).where(Reservation.session_id == row.session_id)

@@ -229,6 +229,9 @@ class Handler(BaseHTTPRequestHandler):
                 form = read_form(self.rfile, int(length), match.group(1).encode(), on_fields,
                                  tmp, throttle, int(min(1 << 20, max(16384, rate / 10)))
                                  if rate else 1 << 20)
+            if st.faults.expiry_at_end and "policy" in checked:
+                # An endpoint that checks the expiry when the body ends, not when it starts.
+                check_policy(st.secret, BUCKET, form.fields, time.time())
             if fault:  # read whole, then refused (or redirected): nothing is stored
                 self._fault(fault)
                 return

@@ -25,6 +25,7 @@ class Faults:
     upload_delay: list[float] = field(default_factory=list)  # seconds before reading a body
     upload_rate: float | None = None  # bytes per second for every upload
     upload_window: float | None = None  # overrides the window of new reservations
+    expiry_at_end: bool = False  # check the policy's expiry again once the body is in
     upload_url: str | None = None  # send uploads to another receiver (benchmarks)
     clock_offset: float = 0.0  # the API's clock runs this many seconds from ours
     latency: float | None = None  # seconds every API request waits before its answer

@@ -25,13 +25,13 @@ PAUSE_NOTICE = {"credentials": "the API rejected our credentials ({reason}); all
 log = logs.get("worker")
 # uplift_capture_uploads_total{outcome}: a small fixed set, whatever the decision's detail.
 METRIC_OUTCOME = {Outcome.FAIL: "failed", Outcome.RETRY: "retry", Outcome.RERESERVE: "retry",
-                  Outcome.PAUSE: "retry", Outcome.REFUSED: "retry",
+                  Outcome.PAUSE: "retry", Outcome.REFUSED: "retry", Outcome.WAIT: "retry",
                   Outcome.RESETTLE: "interrupted", Outcome.GONE: "interrupted",
                   Outcome.WAIT_ROOT: "interrupted"}
 
 
 def apply(p: Pipeline, job: Job, err: TransferError, bound: Any) -> None:
-    d = decide(err, job.attempts, p.rand, lapsed=err.lapsed)
+    d = err.decided or decide(err, job.attempts, p.rand, lapsed=err.lapsed)
     if d.outcome is Outcome.REFUSED:
         if err.session_id:
             p.store.reservation_ended(err.session_id, "refused")
@@ -47,7 +47,7 @@ def apply(p: Pipeline, job: Job, err: TransferError, bound: Any) -> None:
 def _retry(p: Pipeline, job: Job, d: Decision, err: TransferError, bound: Any) -> None:
     delay = d.delay or 5.0
     now = p.wall()
-    if d.outcome is Outcome.RERESERVE:
+    if d.outcome is Outcome.RERESERVE:  # a first storage refusal (lapses come decided)
         p.res.drop(job.id)
         delay = 0.0
     p.store.requeue(job.id, IN_FLIGHT, now, due=now + delay,
@@ -58,6 +58,17 @@ def _retry(p: Pipeline, job: Job, d: Decision, err: TransferError, bound: Any) -
         # add load. Hold all reservations for the same delay.
         p.res.pause(delay, d.reason)
     p.schedule(delay)
+
+
+def _wait(p: Pipeline, job: Job, d: Decision, err: TransferError, bound: Any) -> None:
+    """The file fits a window only from a later time (a faster bandwidth period, upload
+    hours): back to the queue until then, not counted as a failure."""
+    p.res.drop(job.id)
+    now = p.wall()
+    p.store.requeue(job.id, IN_FLIGHT, now, due=now + d.delay, count_attempt=False,
+                    reason=d.reason)
+    bound.info("job.waits_for_fit", reason=d.reason, delay=round(d.delay, 1))
+    p.schedule(d.delay)
 
 
 def _pause(p: Pipeline, job: Job, d: Decision, err: TransferError, bound: Any) -> None:
@@ -106,7 +117,9 @@ def _wait_root(p: Pipeline, job: Job, d: Decision, err: TransferError, bound: An
 
 def _fail(p: Pipeline, job: Job, d: Decision, err: TransferError, bound: Any) -> None:
     p.res.drop(job.id)
-    reason = d.reason if err.where is Where.FILE else f"the server refused it: {d.reason}"
+    # Our own decisions (a window the file cannot fit, lapses) are in their own words.
+    plain = err.where is Where.FILE or err.decided is not None
+    reason = d.reason if plain else f"the server refused it: {d.reason}"
     p.store.fail(job.id, IN_FLIGHT, p.wall(), reason)
     p.on_failed(job.path, reason)
     bound.error("job.failed", reason=reason)
@@ -115,6 +128,7 @@ def _fail(p: Pipeline, job: Job, d: Decision, err: TransferError, bound: Any) ->
 TABLE: dict[Outcome, Callable[[Pipeline, Job, Decision, TransferError, Any], None]] = {
     Outcome.RETRY: _retry,
     Outcome.RERESERVE: _retry,
+    Outcome.WAIT: _wait,
     Outcome.PAUSE: _pause,
     Outcome.RESETTLE: _resettle,
     Outcome.GONE: _gone,

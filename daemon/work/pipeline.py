@@ -28,12 +28,11 @@ from daemon.jobs.store import Store, TakenOver
 from daemon.net.api import ApiClient, Reserved
 from daemon.net.upload import CHANGED_WHILE_UPLOADING, Aborted, Sent, Uploader
 from daemon.timeutil import iso_utc, parse_iso
-from daemon.work import finish, outcomes
+from daemon.work import finish, lapses, outcomes
 from daemon.work.recorder import Recorder
 from daemon.work.reservations import Reservations
 from daemon.work.turns import Turn, Turns
 
-MAX_LAPSES = 3  # re-reservations in a row within one claim before the job backs off instead
 PROGRESS_EVERY = 1.0  # seconds between progress writes to the job table
 log = logs.get("worker")
 
@@ -55,6 +54,7 @@ class Pipeline:
         self.metrics: Any = None  # the console's Metrics, when it runs
         self.roots: Any = None  # watch/roots.Roots: is a job's watch folder there (issue 19)
         self.accepted = finish.Accepted()  # uploads the endpoint took, `done` not yet written
+        self.link = lapses.Link()  # the rate and window lengths seen, for the fit check
         self.turns = Turns(cfg.upload.concurrency)  # uploads sending at once
         # Telling people: a file failed (path, reason); a service-wide notice began or ended.
         self.on_failed: Callable[[str, str], None] = lambda path, reason: None
@@ -127,7 +127,7 @@ class Pipeline:
 
     def _reserve_and_upload(self, job: Job, bound: Any, turn: Turn,
                             res: Reserved | None = None) -> None:
-        lapses = 0
+        in_claim = 0  # windows lapsed in this claim
         while True:
             turn.take()  # again after a lapse: this attempt sends anew
             if res is None:  # none yet, or it lapsed: reserve (or reuse a window that fits)
@@ -140,38 +140,44 @@ class Pipeline:
                                                       self.wall())
             except RuntimeError:  # shutting down: the job goes back to the queue
                 raise Aborted() from None
+            meter = lapses.Meter(self.clock)  # bytes acknowledged over time: the rate
             try:
                 sent = self.uploader.upload(
                     job.path, job.size, res.upload_url, res.upload_fields,
-                    job.file_name or "capture.mov", self._progress(job.id, started),
-                    self.abort, job.mtime_ns, ready=lambda f=started: (f.result(), turn.check()),
-                    all_sent=turn.give)
+                    job.file_name or "capture.mov",
+                    meter.wrap(self._progress(job.id, started)), self.abort, job.mtime_ns,
+                    ready=lambda f=started: (f.result(), turn.check()), all_sent=turn.give)
             except TransferError as err:
                 started.result()  # the job table's own failure (taken over, locked) first
                 err.session_id, err.lapsed = res.session_id, self.res.lapsed(res)
                 d = decide(err, 1, self.rand, lapsed=err.lapsed)
-                if d.outcome is Outcome.RERESERVE and lapses < MAX_LAPSES:
-                    lapses += 1
-                    self.lapsed(job, res, bound, err.message)
-                    res = None
-                    continue
+                if d.outcome is Outcome.RERESERVE:  # the window ran out
+                    in_claim += 1
+                    d = lapses.lapsed(self, job, res, err, in_claim, meter, bound)
+                    if d.outcome is Outcome.RERESERVE:
+                        res = None
+                        continue
+                    err.decided = d  # counted and decided: outcomes apply it as it is
                 raise
             except BaseException:
                 futures.wait([started])  # whatever happened, its outcome is written after
                 raise
             # `ready` (started.result) ran before the closing boundary: `uploading` is in.
+            self.link.note_rate(sent.size, sent.seconds, lapses.limit_now(self))
             note = self._check_after(job, sent)
             # The rest is bookkeeping: the slot goes on to its next upload meanwhile.
             finish.accepted(self, job, res, sent, note, bound)
             return
 
-    def lapsed(self, job: Job, res: Reserved, bound: Any, why: str) -> None:
+    def lapsed(self, job: Job, res: Reserved, bound: Any, why: str) -> int:
+        """Record a window that ran out; returns how many did in a row for this job."""
         self.res.drop(job.id)
         self.store.reservation_ended(res.session_id, "lapsed")
-        self.store.reserve_again(job.id, self.wall())
+        count = self.store.reserve_again(job.id, self.wall())
         if self.metrics is not None:
             self.metrics.upload_finished("lapsed", 0, 0.0, self.wall())
-        bound.info("job.window_lapsed", session_id=res.session_id, reason=why)
+        bound.info("job.window_lapsed", session_id=res.session_id, reason=why, lapses=count)
+        return count
 
     def _check_after(self, job: Job, sent: Sent) -> str | None:
         """After a 2xx: were the bytes sent exactly the settled version? A file changed while it
@@ -224,11 +230,14 @@ class Pipeline:
         return res
 
     def _create(self, job: Job) -> Reserved:
-        create: Any = self.api.create_capture
-        try:  # the network layer checks the answer's expiry against our clock and skew
-            return create(self._body(job), now=self.wall(), skew=self.res.skew)
-        except TypeError:
-            return create(self._body(job))
+        """One POST /captures, never repeated here: a second call would be a second capture.
+        A window the file cannot fit (by what uploads measured) is not created at all."""
+        lapses.check_fit(self, job)
+        now, skew = self.wall(), self.res.skew
+        # The network layer checks the answer's expiry against our clock and skew.
+        res = self.api.create_capture(self._body(job), now=now, skew=skew)
+        self.link.note_window(res.expires_at - (now + skew))
+        return res
 
     def _body(self, job: Job) -> dict[str, Any]:
         latest = self.res.latest_capture_time()

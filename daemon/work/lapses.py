@@ -1,0 +1,122 @@
+"""Windows that run out: what the uploads showed about the link (rate, window length), the
+fit check before a capture is created, and what a lapse leads to. The decisions are pure
+(fit.decide, errors.after_lapse); this is their edge: measuring, reading the config, counting."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+from daemon.bandwidth import Timetable, parse_limit
+from daemon.errors import Decision, Kind, Outcome, TransferError, Where, after_lapse
+from daemon.jobs.models import Job
+from daemon.schedule import Hours, parse_hours
+from daemon.work import fit
+
+if TYPE_CHECKING:
+    from daemon.net.api import Reserved
+    from daemon.work.pipeline import Pipeline
+
+MIN_MEASURE = 4.0  # seconds: a shorter upload says more about latency than about the rate
+
+
+class Link:
+    """The latest rate measured over a long enough upload, and the window the API grants."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._measured: fit.Measured | None = None
+        self._window: float | None = None
+
+    def note_rate(self, acked: int, seconds: float, limit: float) -> None:
+        if seconds < MIN_MEASURE or acked <= 0:
+            return
+        with self._lock:
+            self._measured = fit.Measured(acked / seconds, limit)
+
+    def note_window(self, seconds: float) -> None:
+        with self._lock:
+            self._window = seconds
+
+    def facts(self) -> tuple[fit.Measured | None, float | None]:
+        with self._lock:
+            return self._measured, self._window
+
+
+class Meter:
+    """Wraps an upload's progress callback: bytes acknowledged, and when."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic):
+        self.clock = clock
+        self.started = clock()
+        self.acked, self.at = 0, self.started
+
+    def wrap(self, report: Callable[[int], None]) -> Callable[[int], None]:
+        def progress(acked: int) -> None:
+            self.acked, self.at = acked, self.clock()
+            report(acked)
+        return progress
+
+    def seconds(self) -> float:
+        return self.at - self.started
+
+
+@lru_cache(maxsize=8)
+def _table(text: str) -> Timetable:
+    return parse_limit(text)
+
+
+@lru_cache(maxsize=8)
+def _hours(text: str) -> Hours | None:
+    return parse_hours(text) if text else None
+
+
+def limit_now(p: Pipeline) -> float:
+    limiter = getattr(p.uploader, "limiter", None)
+    return float(limiter.rate) if limiter is not None else 0.0
+
+
+def verdict(p: Pipeline, job: Job) -> fit.Fit:
+    measured, window = p.link.facts()
+    if measured is None or window is None:
+        return fit.Fit(fit.Verdict.FITS)  # nothing known: the common case, no parsing
+    up = p.cfg.upload
+    return fit.decide(job.size, measured, window, _table(up.bandwidth_limit), _hours(up.hours),
+                      datetime.fromtimestamp(p.wall()), up.concurrency)
+
+
+def as_decision(f: fit.Fit, now: float) -> Decision | None:
+    """None when it fits; else what the job does: wait for its time, or fail."""
+    if f.verdict is fit.Verdict.FITS:
+        return None
+    if f.verdict is fit.Verdict.WAIT and f.at is not None:
+        return Decision(Outcome.WAIT, delay=max(0.0, f.at.timestamp() - now), reason=f.reason)
+    return Decision(Outcome.FAIL, reason=f.reason)
+
+
+def check_fit(p: Pipeline, job: Job) -> None:
+    """Before a capture is created: a window the file cannot fit is not reserved at all."""
+    d = as_decision(verdict(p, job), p.wall())
+    if d is not None:
+        err = TransferError(Where.STORAGE, Kind.TOO_SLOW, d.reason)
+        err.decided = d
+        raise err
+
+
+def lapsed(p: Pipeline, job: Job, res: Reserved, err: TransferError, in_claim: int,
+           meter: Meter, bound: Any) -> Decision:
+    """A window ran out during its upload (recorded and counted here): RERESERVE to go on in
+    this claim, or what the job does instead (wait, back off, fail)."""
+    p.link.note_rate(meter.acked, meter.seconds(), limit_now(p))
+    lapses = p.lapsed(job, res, bound, err.message)
+    d = as_decision(verdict(p, job), p.wall())
+    if d is None:
+        d = after_lapse(lapses, in_claim, err, p.rand)
+    if d.outcome is not Outcome.RERESERVE:
+        bound.warning("job.lapses_ended", lapses=lapses, outcome=str(d.outcome),
+                      reason=d.reason)
+    return d
