@@ -33,6 +33,10 @@ class CommitDrop:
                 self.left -= 1
                 self._armed.add(_raw(dbapi_conn))
 
+    def disarm(self, dbapi_conn: Any) -> None:
+        with self._lock:
+            self._armed.discard(_raw(dbapi_conn))
+
     def take(self, dbapi_conn: Any) -> bool:
         with self._lock:
             if _raw(dbapi_conn) in self._armed:
@@ -59,6 +63,10 @@ def drop_after_commit(engine: Engine, match: Callable[[str, Any], bool], times: 
               executemany: bool) -> None:
         if match(statement, params):
             drop.arm(conn.connection)
+
+    @event.listens_for(engine, "rollback")
+    def _rolled_back(conn: Any) -> None:  # nothing committed: nothing to drop
+        drop.disarm(conn.connection)
 
     def do_commit(dbapi_conn: Any) -> None:
         real_commit(dbapi_conn)  # it reached the database...
