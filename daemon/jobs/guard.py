@@ -3,8 +3,10 @@
 `_move` is one `UPDATE ... WHERE id = ? AND state IN (...)`; for an in-flight job it is also
 guarded by the claim this process holds (id, node, claim_no). One that matches no row raises
 TransitionError, or TakenOver when another node took the job over meanwhile, instead of passing
-silently. `_write` is one short write transaction (the write lock taken up front) that forgets
-the claims it ended once it commits. The watcher's, the worker's and the operator's transitions
+silently; one that finds the row already where it was going, under this very claim, is this
+process's own earlier write whose commit landed while its answer was lost: that is success.
+`_write` is one short write transaction (the write lock taken up front) that forgets the claims
+it ended once it commits. The watcher's, the worker's and the operator's transitions
 (watcher_writes.py, worker_writes.py, store.py) are all built on these two.
 """
 
@@ -72,8 +74,15 @@ class Guarded(Reads):
         if res.rowcount != 1:
             row = conn.execute(select(Job.state, Job.node, Job.claim_no)
                                .where(Job.id == job_id)).first()
-            if claim is not None and (row is None or (row.node, row.claim_no) != (
-                    self.node, claim)):
+            ours = claim is not None and row is not None and \
+                (row.node, row.claim_no) == (self.node, claim)
+            if ours and row.state == str(to):
+                # Our own earlier write of this very step: its commit reached the database but
+                # the answer was lost (a dropped connection), and the caller retried. Done.
+                if to not in IN_FLIGHT:
+                    conn.info.get(RELEASED, []).append(job_id)
+                return
+            if claim is not None and not ours:
                 # Kept: every later write of this stale claim must fail the same way.
                 raise TakenOver(
                     f"job {job_id}: claim {claim} of {self.node!r} was taken over (now "
