@@ -24,7 +24,7 @@ def mvhd(secs: int = 0, version: int = 0) -> bytes:
     if version == 1:
         times = struct.pack(">QQIQ", secs, secs, 600, 0)
     else:
-        times = struct.pack(">IIII", secs, secs, 600, 0)
+        times = struct.pack(">IIII", secs & 0xFFFFFFFF, secs & 0xFFFFFFFF, 600, 0)
     return atom(b"mvhd", bytes([version, 0, 0, 0]), times, bytes(80))
 
 
