@@ -5,6 +5,9 @@ and reads the creation time (mvhd, or Apple's com.apple.quicktime.creationdate) 
 displayed orientation of the first video track (tkhd size and display matrix). It never reads
 media data. A dependency (e.g. pymediainfo, which needs libmediainfo) is heavier than these
 ~150 lines.
+
+It is total: any bytes end in MovieInfo or NotAMovie with a reason, and it never reads more
+than MAX_READ of any file (tests/unit/test_movie_props.py fuzzes both).
 """
 
 from __future__ import annotations
@@ -14,9 +17,18 @@ import os
 import struct
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import BinaryIO
+
+from daemon.regular import open_regular
 
 QT_EPOCH = datetime(1904, 1, 1, tzinfo=UTC)
-MAX_MOOV = 256 * 1024 * 1024  # a moov this large is not a camera's movie
+# A two-hour 4K capture's moov is a few MiB; one this large is not a camera's movie (and is
+# read whole, so the cap is also the memory one file can cost).
+MAX_MOOV = 64 * 1024 * 1024
+# A fragmented movie has a moof/mdat pair per fragment (two hours of 1 s fragments: 14,400).
+MAX_TOP_ATOMS = 100_000
+HEADER_READ = 16
+MAX_READ = MAX_MOOV + HEADER_READ * MAX_TOP_ATOMS  # the most inspect() reads of any file
 # Atoms a QuickTime or ISO movie may start with; anything else is not a movie.
 FIRST_ATOMS = {b"ftyp", b"moov", b"mdat", b"free", b"skip", b"wide", b"pnot", b"uuid", b"junk",
                b"pdin", b"styp", b"meta", b"PICT"}
@@ -51,14 +63,19 @@ def _atoms(buf: bytes, start: int = 0, end: int | None = None):
         pos += size
 
 
-def _top_level(f, file_size: int) -> dict[bytes, tuple[int, int]]:
+def _top_level(f: BinaryIO, file_size: int) -> dict[bytes, tuple[int, int]]:
     """Walk top-level atoms; they must tile the file exactly."""
     found: dict[bytes, tuple[int, int]] = {}
     pos = 0
     first = True
+    count = 0
     while pos < file_size:
+        count += 1
+        if count > MAX_TOP_ATOMS:
+            raise NotAMovie(f"not a QuickTime movie: it has more than {MAX_TOP_ATOMS} "
+                            f"top-level atoms")
         f.seek(pos)
-        head = f.read(16)
+        head = f.read(HEADER_READ)
         if len(head) < 8:
             raise NotAMovie("recording is incomplete: the file ends inside an atom header")
         size, kind = struct.unpack_from(">I4s", head)
@@ -83,17 +100,35 @@ def _top_level(f, file_size: int) -> dict[bytes, tuple[int, int]]:
     return found
 
 
+def _usable(when: datetime | None) -> datetime | None:
+    """A time classify can turn into a timestamp and a local day; else none (the file's mtime
+    is used): a camera with a garbage clock must not stop its movie."""
+    if when is None:
+        return None
+    try:
+        datetime.fromtimestamp(when.timestamp())
+    except (ValueError, OverflowError, OSError):
+        return None
+    return when
+
+
 def _mvhd_time(body: bytes) -> datetime | None:
-    version = body[0]
-    secs = struct.unpack_from(">Q" if version == 1 else ">I", body, 4)[0]
-    return QT_EPOCH + timedelta(seconds=secs) if secs else None
+    if len(body) < 4 or len(body) < (12 if body[0] == 1 else 8):
+        raise NotAMovie("not a QuickTime movie: its movie header (mvhd) is damaged")
+    secs = struct.unpack_from(">Q" if body[0] == 1 else ">I", body, 4)[0]
+    if not secs:
+        return None
+    try:
+        return _usable(QT_EPOCH + timedelta(seconds=secs))
+    except OverflowError:  # a 64-bit time past the year 9999
+        return None
 
 
 def _tkhd_orientation(body: bytes) -> str | None:
-    version = body[0]
+    version = body[0] if body else 0
     off = 4 + (32 if version == 1 else 20) + 8 + 8  # times/ids/duration, reserved, layer..
     if len(body) < off + 44:
-        return None
+        raise NotAMovie("not a QuickTime movie: a track header (tkhd) is damaged")
     a, b, _u, c, d = struct.unpack_from(">iiiii", body, off)
     width, height = struct.unpack_from(">II", body, off + 36)
     if not width or not height:
@@ -127,7 +162,7 @@ def _meta_creationdate(buf: bytes, start: int, end: int) -> datetime | None:
                         continue
                     for k3, s3, e3 in _atoms(buf, s2, e2):
                         if k3 == b"data" and e3 - s3 > 8:
-                            return _parse_date(buf[s3 + 8:e3].decode("utf-8", "replace"))
+                            return _usable(_parse_date(buf[s3 + 8:e3].decode("utf-8", "replace")))
     return None
 
 
@@ -143,17 +178,36 @@ def _parse_date(text: str) -> datetime | None:
 
 
 def inspect(path: str | os.PathLike[str]) -> MovieInfo:
-    """Raise NotAMovie for anything that is not a complete QuickTime movie."""
-    with open(path, "rb") as f:
-        size = os.fstat(f.fileno()).st_size
-        if size == 0:
-            raise NotAMovie("the file is empty")
-        top = _top_level(f, size)
-        start, end = top[b"moov"]
-        if end - start > MAX_MOOV:
-            raise NotAMovie("not a QuickTime movie: its index is implausibly large")
-        f.seek(start)
-        moov = f.read(end - start)
+    """Raise NotAMovie for anything that is not a complete QuickTime movie (and OSError,
+    regular.NotRegularFile among them, for a file that cannot be read)."""
+    with open_regular(path) as f:
+        return read(f, os.fstat(f.fileno()).st_size)
+
+
+def read(f: BinaryIO, size: int) -> MovieInfo:
+    """inspect() of an open file of `size` bytes: MovieInfo or NotAMovie, whatever the bytes."""
+    try:
+        return _read(f, size)
+    except (LookupError, ValueError, ArithmeticError, struct.error) as exc:
+        # Every case found is handled by name; this keeps the reader total for the next one
+        # (else: a traceback at each rescan and a file pending for ever). The fuzz test fails
+        # on any input that gets here, so each is then handled by name too.
+        raise NotAMovie("not a QuickTime movie: its atoms are damaged") from exc
+
+
+def _read(f: BinaryIO, size: int) -> MovieInfo:
+    if size == 0:
+        raise NotAMovie("the file is empty")
+    top = _top_level(f, size)
+    start, end = top[b"moov"]
+    if end - start > MAX_MOOV:
+        raise NotAMovie(f"not a QuickTime movie: its index (moov) is larger than the "
+                        f"{MAX_MOOV >> 20} MiB a camera's movie has")
+    f.seek(start)
+    return _from_moov(f.read(end - start))
+
+
+def _from_moov(moov: bytes) -> MovieInfo:
     creation: datetime | None = None
     orientation: str | None = None
     apple: datetime | None = None
@@ -182,7 +236,7 @@ def fingerprint(path: str | os.PathLike[str], size: int) -> str:
     a QuickTime file (the header and the index carry durations, offsets and creation times), so
     this finds a re-copied video at the cost of 2 MiB read, not a second read of the whole."""
     h = hashlib.sha256(str(size).encode())
-    with open(path, "rb") as f:
+    with open_regular(path) as f:
         h.update(f.read(FINGERPRINT_SPAN))
         if size > FINGERPRINT_SPAN:
             f.seek(max(FINGERPRINT_SPAN, size - FINGERPRINT_SPAN))

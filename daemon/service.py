@@ -41,6 +41,7 @@ from daemon.reporting import STUCK_EVERY, Reporter
 from daemon.runtime import StateFile, state_path
 from daemon.sandbox import server as sandbox_server
 from daemon.watch import Watcher
+from daemon.watch import settle as settle_mod
 from daemon.watch.roots import Roots
 from daemon.work import Worker
 from daemon.work.gate import Gate
@@ -316,6 +317,9 @@ class Service:
                 log.error("watch.settle_died")
                 ctx.watcher.queue.start()
                 ctx.watcher.rescan()
+            if (problem := settle_mod.supervise(ctx.watcher.queue, ctx.attention)) is not None:
+                self._fatal(problem)
+                return
             ctx.worker.dispatcher.check()
             if self.fleet_parts is not None:
                 self.fleet_parts.check()

@@ -9,8 +9,10 @@ import tomllib
 from pathlib import Path, PurePath
 
 from daemon.config import CaptureSettings, ConfigError, WatchRoot, capture_overrides
+from daemon.regular import not_regular, open_regular
 
 SIDECAR = "capture.toml"
+MAX_SIDECAR = 1024 * 1024  # a few lines of TOML; read whole, so bounded
 _cache: dict[str, tuple[int, dict | ConfigError]] = {}
 _lock = threading.Lock()
 
@@ -18,14 +20,24 @@ _lock = threading.Lock()
 def _read(path: Path) -> dict | None:
     """The sidecar's table, or None when there is none; cached until its mtime changes."""
     try:
-        mtime = os.stat(path).st_mtime_ns
+        st = os.stat(path)
     except FileNotFoundError:
         return None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read: {exc.strerror}") from None
+    # A FIFO named capture.toml would block the settle thread for ever: never opened.
+    if (why := not_regular(st.st_mode)) is not None:
+        raise ConfigError(f"{path}: {why}; it must be a TOML file")
+    if st.st_size > MAX_SIDECAR:
+        raise ConfigError(f"{path}: {st.st_size} bytes is too large for a settings file")
+    mtime = st.st_mtime_ns
     with _lock:
         hit = _cache.get(str(path))
     if hit is None or hit[0] != mtime:
         try:
-            value: dict | ConfigError = tomllib.loads(path.read_text(encoding="utf-8"))
+            with open_regular(path) as f:
+                text = f.read(MAX_SIDECAR + 1).decode("utf-8")
+            value: dict | ConfigError = tomllib.loads(text)
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             value = ConfigError(f"{path}: not valid TOML: {exc}")
         except OSError as exc:

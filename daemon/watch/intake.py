@@ -26,6 +26,7 @@ from daemon.jobs import fleet
 from daemon.jobs.models import Job, JobState
 from daemon.jobs.roots import absent_reason
 from daemon.jobs.store import Ready, Store, TransitionError
+from daemon.regular import not_regular
 from daemon.watch.classify import (
     Facts,
     Fail,
@@ -255,6 +256,9 @@ class Watcher:
                 log.info("job.vanished", job_id=job_id, path=path)
             self._forget(path)
             return
+        if not link and (why := not_regular(st.st_mode)) is not None:
+            self._not_regular(path, cand, st, why)
+            return
         version = (st.st_size, st.st_mtime_ns)
         if self.roots is not None:
             self.roots.seen(cand.root)  # files seen under it: its identity is recorded once
@@ -299,6 +303,16 @@ class Watcher:
 
     def _root_there(self, root: WatchRoot) -> bool:
         return self.roots is None or self.roots.there(root)
+
+    def _not_regular(self, path: str, cand: _Candidate, st: os.stat_result, why: str) -> None:
+        """A pipe, socket, device or folder named like a movie: never opened (a FIFO blocks
+        open() for ever). No job; one that waits for this path ends with the reason."""
+        reason = f"{why}; only regular movie files are uploaded"
+        for job_id in self.store.skip_pending(path, self.wall(), reason, str(cand.root.path),
+                                              fleet.share(cand.root)):
+            log.info("job.skipped", job_id=job_id, path=path, reason=reason)
+        log.warning("watch.not_regular", path=path, reason=why)
+        self._forget(path, (st.st_size, st.st_mtime_ns))  # not logged again at each rescan
 
     def _inside(self, root: WatchRoot, path: str) -> bool:
         return Path(os.path.realpath(path)).is_relative_to(os.path.realpath(root.path))

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import random
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+import qt_atoms as qt
 from support import make_movie
 
 from daemon import movie
@@ -60,3 +62,90 @@ def test_truncated_random_and_empty_files_are_refused_in_plain_words(tmp_path: P
     text.write_text("hello, this is not a movie at all\n" * 100)
     with pytest.raises(NotAMovie, match="not a QuickTime movie"):
         movie.inspect(text)
+
+
+# --- damaged atoms (issue 19 item 5): NotAMovie with a reason, or no time; never a traceback --
+
+def write(tmp_path: Path, data: bytes, name: str = "m.mov") -> Path:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+def test_hand_made_movie_is_read(tmp_path: Path) -> None:
+    """The builder below is right: a well-formed one is read like a camera's."""
+    info = movie.inspect(write(tmp_path, qt.movie(qt.mvhd(3_800_000_000), qt.video_trak(240, 320))))
+    assert info.orientation == "portrait"
+    assert info.creation_time == movie.QT_EPOCH + timedelta(seconds=3_800_000_000)
+
+
+def test_an_empty_mvhd_is_a_damaged_header(tmp_path: Path) -> None:
+    path = write(tmp_path, qt.movie(qt.atom(b"mvhd"), qt.video_trak()))
+    with pytest.raises(NotAMovie, match=r"movie header \(mvhd\) is damaged"):
+        movie.inspect(path)
+
+
+def test_an_empty_tkhd_is_a_damaged_track(tmp_path: Path) -> None:
+    path = write(tmp_path, qt.movie(qt.mvhd(), qt.atom(b"trak", qt.atom(b"tkhd"))))
+    with pytest.raises(NotAMovie, match=r"track header \(tkhd\) is damaged"):
+        movie.inspect(path)
+
+
+def test_a_64_bit_mvhd_time_past_year_9999_is_no_time(tmp_path: Path) -> None:
+    path = write(tmp_path, qt.movie(qt.mvhd(2**64 - 1, version=1), qt.video_trak()))
+    assert movie.inspect(path) == movie.MovieInfo(None, "landscape")
+
+
+def test_an_apple_date_that_has_no_timestamp_is_no_time(tmp_path: Path) -> None:
+    """0001-01-01 in a zone east of UTC is before year 1 in UTC: classify cannot use it."""
+    key = b"com.apple.quicktime.creationdate"
+    keys = qt.atom(b"keys", bytes(4), (1).to_bytes(4, "big"),
+                   (8 + len(key)).to_bytes(4, "big"), b"mdta", key)
+    ilst = qt.atom(b"ilst", qt.atom((1).to_bytes(4, "big"),
+                                    qt.atom(b"data", bytes(8), b"0001-01-01T00:00:00+0100")))
+    path = write(tmp_path, qt.movie(qt.mvhd(), qt.video_trak(), qt.atom(b"meta", keys, ilst)))
+    assert movie.inspect(path) == movie.MovieInfo(None, "landscape")
+
+
+class CountingFile:
+    """A real file object that counts the bytes read from it."""
+
+    def __init__(self, f):
+        self.f, self.read_bytes = f, 0
+
+    def seek(self, pos: int) -> int:
+        return self.f.seek(pos)
+
+    def read(self, n: int = -1) -> bytes:
+        data = self.f.read(n)
+        self.read_bytes += len(data)
+        return data
+
+
+def test_a_moov_over_the_cap_is_refused_unread(tmp_path: Path) -> None:
+    """A 64 MiB + 1 index (a hole: no disk used) is refused without reading it."""
+    head = qt.ftyp() + qt.atom(b"mdat", bytes(32))
+    size = len(head) + 8 + movie.MAX_MOOV + 1
+    path = write(tmp_path, head + (8 + movie.MAX_MOOV + 1).to_bytes(4, "big") + b"moov")
+    os.truncate(path, size)
+    assert movie.MAX_MOOV == 64 * 1024 * 1024
+    with pytest.raises(NotAMovie, match=r"index \(moov\) is larger than the 64 MiB"):
+        movie.inspect(path)
+    with open(path, "rb") as f:
+        counted = CountingFile(f)
+        with pytest.raises(NotAMovie):
+            movie.read(counted, size)
+    assert counted.read_bytes < 100
+
+
+def test_fingerprint_and_inspect_never_block_on_a_fifo(tmp_path: Path) -> None:
+    """The belt behind the intake's lstat: a FIFO swapped in is refused at once, not waited on
+    (without O_NONBLOCK open() blocks until a writer comes, and this test would hang)."""
+    pipe = tmp_path / "pipe.mov"
+    os.mkfifo(pipe)
+    with pytest.raises(OSError, match=r"not a regular file \(a pipe\)"):
+        movie.inspect(pipe)
+    with pytest.raises(OSError):
+        movie.fingerprint(pipe, 0)
+    with pytest.raises(OSError, match=r"\(a folder\)"):
+        movie.inspect(tmp_path)
