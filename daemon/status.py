@@ -90,8 +90,17 @@ def collect(store: Store, include_all: bool = False, now: float | None = None,
         listed = Counter(j.state for j in jobs)
         doc["more"] = {s: n - listed[s] for s, n in totals.items() if n > listed[s]}
         jobs.sort(key=lambda j: (ORDER.index(JobState(j.state)), j.id))
-    doc["jobs"] = [_record(j, now, doc) for j in jobs]
+    earlier = store.earlier_uploads(jobs)
+    doc["jobs"] = [_record(j, now, doc, earlier.get(j.id)) for j in jobs]
     return doc
+
+
+def _with_earlier(store: Store, jobs: Iterator[Job], batch: int = 500
+                  ) -> Iterator[tuple[Job, tuple[int, str | None] | None]]:
+    """Streamed jobs with the upload each one follows, looked up a batch at a time."""
+    while chunk := list(itertools.islice(jobs, batch)):
+        earlier = store.earlier_uploads(chunk)
+        yield from ((j, earlier.get(j.id)) for j in chunk)
 
 
 def stream(store: Store, out: TextIO, as_json: bool, now: float | None = None,
@@ -103,13 +112,14 @@ def stream(store: Store, out: TextIO, as_json: bool, now: float | None = None,
     doc = _head(store, now, runtime, gate_reason, lease)
     if not as_json:
         def section(states: tuple[JobState, ...]) -> Iterator[dict[str, Any]]:
-            return (_record(j, now, doc) for j in store.each_job(states, node=node))
+            return (_record(j, now, doc, e) for j, e in
+                    _with_earlier(store, store.each_job(states, node=node)))
         for line in _lines(doc, section, now):
             out.write(line + "\n")
         return
     out.write(json.dumps(doc, indent=2)[:-2] + ',\n  "jobs": [')
-    for i, job in enumerate(store.each_job(node=node)):
-        record = json.dumps(_record(job, now, doc), indent=2).replace("\n", "\n    ")
+    for i, (job, earlier) in enumerate(_with_earlier(store, store.each_job(node=node))):
+        record = json.dumps(_record(job, now, doc, earlier), indent=2).replace("\n", "\n    ")
         out.write(("," if i else "") + "\n    " + record)
     out.write("\n  ]\n}\n")
 
@@ -129,9 +139,13 @@ def _head(store: Store, now: float, runtime: dict[str, Any] | None,
             "nodes": nodes}
 
 
-def _record(job: Job, now: float, doc: dict[str, Any]) -> dict[str, Any]:
-    """One job as `status` shows it, with the words a coach reads, everywhere alike."""
+def _record(job: Job, now: float, doc: dict[str, Any],
+            earlier: tuple[int, str | None] | None = None) -> dict[str, Any]:
+    """One job as `status` shows it, with the words a coach reads, everywhere alike.
+    `earlier`: the job (and capture) of this file's upload before it changed."""
     r = job_record(job, now)
+    if earlier is not None:
+        r["earlier_upload"] = {"job_id": earlier[0], "session_id": earlier[1]}
     gate_reason = doc["hold"]
     if job.owner and r["state"] in (JobState.PENDING, JobState.QUEUED) and any(
             n["name"] == job.owner and not n["alive"] for n in doc["nodes"]):
@@ -221,6 +235,14 @@ def _lines(data: dict[str, Any], section: Callable[[tuple[JobState, ...]],
 
 
 def _line(j: dict[str, Any], now: float) -> str:
+    line = _line_of(j, now)
+    if (e := j.get("earlier_upload")) is not None:
+        line += (f"\n      changed after it was uploaded as #{e['job_id']} (session "
+                 f"{e['session_id']}): this version is a new capture")
+    return line
+
+
+def _line_of(j: dict[str, Any], now: float) -> str:
     if j["state"] in (JobState.RESERVED, JobState.UPLOADING):
         pct = f"{j.get('percent', 0.0):5.1f}%" if j["state"] == JobState.UPLOADING \
             else "reserving"

@@ -109,6 +109,27 @@ class Reads:
         return sorted(found, key=lambda j: j.id), \
             {s.value: int(totals.get(s.value, 0)) for s in JobState}
 
+    def earlier_uploads(self, jobs: Iterable[Job]) -> dict[int, tuple[int, str | None]]:
+        """For each job, the newest earlier job of the same file that was uploaded (done): a
+        file changed after its upload is a new capture, and `status` names the one before.
+        One query per call (the caller passes a listing or a batch)."""
+        ids = [j.id for j in jobs]
+        if not ids:
+            return {}
+        e = Job.__table__.alias("e")
+        j = Job.__table__.alias("j")
+        newest = select(func.max(e.c.id)).where(
+            e.c.owner == j.c.owner, e.c.watch == j.c.watch, e.c.rel_path == j.c.rel_path,
+            e.c.id < j.c.id, e.c.state == JobState.DONE).scalar_subquery()
+        with self._read() as conn:
+            pairs = {row[0]: row[1] for row in conn.execute(
+                select(j.c.id, newest).where(j.c.id.in_(ids))) if row[1] is not None}
+            if not pairs:
+                return {}
+            sessions = dict(conn.execute(select(Job.id, Job.session_id).where(
+                Job.id.in_(set(pairs.values())))).all())
+        return {job_id: (earlier, sessions.get(earlier)) for job_id, earlier in pairs.items()}
+
     def each_job(self, states: Iterable[str] | None = None, node: str | None = None,
                  batch: int = 500) -> Iterator[Job]:
         """Every job in id order, read `batch` at a time (one short read transaction each), so

@@ -27,6 +27,7 @@ from daemon.jobs.models import Job, JobState
 from daemon.jobs.roots import absent_reason
 from daemon.jobs.store import Ready, Store, TransitionError
 from daemon.regular import not_regular
+from daemon.watch import pickup
 from daemon.watch.classify import (
     Facts,
     Fail,
@@ -59,6 +60,7 @@ class _Candidate:
     mtime_ns: int = -1
     changed_at: float = 0.0  # monotonic
     db_delay: float = 0.0  # current backoff after a failed write
+    closed: bool = False  # its writer closed it since the last look (watch/pickup.py)
 
 
 class Watcher:
@@ -154,19 +156,22 @@ class Watcher:
 
     # ---- intake (any thread) ---------------------------------------------------------------
 
-    def _event(self, root: WatchRoot, path: str, is_dir: bool) -> None:
+    def _event(self, root: WatchRoot, path: str, is_dir: bool, closed: bool = False) -> None:
         if is_dir:
             self.folder_arrived(root, path)
         else:
-            self.candidate(root, path)
+            self.candidate(root, path, closed=closed)
 
-    def candidate(self, root: WatchRoot, path: str, delay: float = 0.0) -> None:
+    def candidate(self, root: WatchRoot, path: str, delay: float = 0.0,
+                  closed: bool = False) -> None:
         rel = PurePath(path).relative_to(root.path)
         if not layout.is_candidate(rel):
             return
         with self._lock:
-            if path not in self._cands:
-                self._cands[path] = _Candidate(root)
+            cand = self._cands.get(path)
+            if cand is None:
+                cand = self._cands[path] = _Candidate(root)
+            cand.closed = cand.closed or (closed and not root.poll)
         self.queue.schedule(path, delay)
 
     def resettle(self, path: str) -> None:
@@ -284,12 +289,15 @@ class Watcher:
                 self._forget(path, version if seen.exact else None)
                 return
             if cand.job_id is None:
-                log.info("job.seen", job_id=seen.job_id, path=path, size=st.st_size)
+                log.info("job.seen", job_id=seen.job_id, path=path, size=st.st_size,
+                         **({"earlier_job": seen.earlier} if seen.earlier else {}))
             cand.job_id, cand.size, cand.mtime_ns, cand.changed_at = \
                 seen.job_id, st.st_size, st.st_mtime_ns, now
-            self.queue.schedule(path, self.settle)
-            return
-        if now - cand.changed_at < self.settle:
+            if not self._closed_complete(path, cand, version):
+                self.queue.schedule(path, self.settle)
+                return
+        elif now - cand.changed_at < self.settle and \
+                not self._closed_complete(path, cand, version):
             self.queue.schedule(path, cand.changed_at + self.settle - now)
             return
         assert cand.job_id is not None
@@ -300,6 +308,19 @@ class Watcher:
             self._forget(path)
         else:
             self._forget(path, version)
+
+    def _closed_complete(self, path: str, cand: _Candidate, version: tuple[int, int]) -> bool:
+        """Its writer closed it and its movie is complete: it goes now, not after settle.
+        The close is used up here: a file closed incomplete waits for its next close."""
+        with self._lock:
+            closed, cand.closed = cand.closed, False
+        if not closed:
+            return False
+        verdict = pickup.decide(pickup.look(path, version, events=not cand.root.poll))
+        if isinstance(verdict, pickup.Wait):
+            log.debug("watch.pickup_waits", path=path, reason=verdict.reason)
+            return False
+        return True
 
     def _root_there(self, root: WatchRoot) -> bool:
         return self.roots is None or self.roots.there(root)
