@@ -91,14 +91,17 @@ class Watcher:
 
     # ---- lifecycle -------------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Observe first, then scan, so nothing that lands in between is missed."""
+    def start(self, scan: bool = True) -> None:
+        """Observe first, then scan, so nothing that lands in between is missed. `scan=False`:
+        the owner runs the first `rescan()` on another thread (the service: its scheduler),
+        so a large tree does not hold up start-up; events are seen meanwhile."""
         known = Known(self.store.known_versions(fleet.roots_for(self.store, self.cfg.watches)))
         with self._lock:
             self._known = known
         self.queue.start()
         self.observers.start(self.cfg.watches)
-        self.rescan()
+        if scan:
+            self.rescan()
         log.info("watch.started", roots=[str(r.path) for r in self.cfg.watches])
 
     def rescan(self) -> None:
