@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEV := .uplift-dev
 
-.PHONY: run test lint fuzz bench clean
+.PHONY: run test lint fuzz bench clean deb deb-test
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed"'
@@ -48,8 +48,17 @@ test: lint
 fuzz: $(VENV)/.installed-dev
 	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -q -p no:timeout $(wildcard tests/*/test_*_props.py)
 
+# uplift-capture_<version>_<arch>.deb in dist/ (packaging/deb/build says how and which version).
+deb: $(VENV)/.installed
+	packaging/deb/build
+
+# Slow (minutes; root; Debian): the .deb installed into a debootstrapped root (cached in
+# .deb-test/), set up, uploading, upgraded and purged. Not part of `make test`.
+deb-test: $(VENV)/.installed-dev
+	UPLIFT_DEB_TEST=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/deb
+
 bench: $(VENV)/.installed-dev
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) $(DEV) build dist *.egg-info
+	rm -rf $(VENV) $(DEV) build dist *.egg-info .deb-test
