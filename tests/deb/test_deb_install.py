@@ -117,6 +117,9 @@ def test_install_setup_upload_upgrade_purge(packages: tuple[Path, Path], root: C
     done = root.run(*args)
     assert "ok   config /etc/uplift-capture/config.toml is valid" in done.stdout, done.stdout
     assert "systemd is not running here" in done.stdout
+    # The root has systemd-creds: the token is encrypted, the unit switched to it by a drop-in.
+    assert "token encrypted with systemd-creds" in done.stdout, done.stdout
+    assert not (root / "/etc/uplift-capture/token").exists()
     assert "console: http://127.0.0.1:8780/" in done.stdout
     again = root.run(*args, check=False)
     assert again.returncode == 2 and "--force" in again.stderr
