@@ -242,6 +242,9 @@ def test_a_node_cut_off_from_the_database_completes_nothing(tmp_path: Path, pg: 
         nas.mkdir(parents=True)
         a = node_config(tmp_path, "node-a", nas.parent,
                         db_url.replace("127.0.0.1", "10.200.1.1"), local_api)
+        # node-a paces its own body (a relay in between would otherwise take the whole file
+        # at once, so its closing boundary would be written before the cut).
+        set_config_key(a, "upload", "bandwidth_limit", '"100KiB/s"')
         b = node_config(tmp_path, "node-b", nas.parent, db_url, local_api)
         cut = Proc([], tmp_path / "a.log")
         log = open(cut.log_path, "ab")  # noqa: SIM115
