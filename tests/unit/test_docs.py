@@ -71,6 +71,13 @@ def test_links_resolve(path: Path) -> None:
     assert broken(path) == []
 
 
+@pytest.mark.parametrize("path", [README, *DOCS], ids=lambda p: p.relative_to(ROOT).as_posix())
+def test_no_placeholder_is_taken_for_html(path: Path) -> None:
+    """`<root>` outside code is an HTML tag to a Markdown renderer: it vanishes from the page.
+    Placeholders are written in capitals (ROOT) or inside backticks."""
+    assert re.findall(r"<[A-Za-z][^>\n]*>", prose(path.read_text(encoding="utf-8"))) == []
+
+
 def test_every_doc_is_linked_from_the_readme() -> None:
     linked = {(README.parent / t.partition("#")[0]).resolve() for t in links(README)}
     assert DOCS, "docs/ holds the detail the README points to"
