@@ -65,7 +65,7 @@ fuzz: $(VENV)/.installed-dev
 	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -q -p no:timeout $(wildcard tests/*/test_*_props.py)
 
 # uplift-capture_<version>_<arch>.deb in dist/ (packaging/deb/build says how and which version).
-deb: $(VENV)/.installed
+deb:
 	packaging/deb/build
 
 # Slow (minutes; root; Debian): the .deb installed into a debootstrapped root (cached in
