@@ -85,7 +85,7 @@ def test_a_slot_whose_thread_died_is_restarted_and_its_job_requeued() -> None:
     try:
         q.put(1)
         d.wake()
-        wait_for(lambda: not d._threads[0].is_alive(), 5)
+        wait_for(lambda: not d.slots._threads[0].is_alive(), 5)
         d.check()
         assert [j.id for j in orphans] == [1]
         q.put(2)
@@ -262,7 +262,7 @@ def test_a_reserver_whose_thread_died_is_restarted_and_its_job_requeued() -> Non
     try:
         q.put(1)
         d.wake()
-        wait_for(lambda: not d._rthreads[0].is_alive(), 5)
+        wait_for(lambda: not d.reserver._threads[0].is_alive(), 5)
         d.check()
         assert [j.id for j in orphans] == [1]
         q.put(2)
