@@ -75,10 +75,6 @@ class Dispatcher:
     def wake_in(self, seconds: float) -> None:
         self.wakeups.wake_in(seconds)
 
-    def held_changed(self) -> None:
-        """Fewer jobs are held ahead by upload threads: reserve-ahead looks for room again."""
-        self.wakeups.nudge()
-
     def stopping(self) -> bool:
         return self.wakeups.stopping()
 
