@@ -4,18 +4,34 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEV := .uplift-dev
 
-.PHONY: run test lint fuzz bench clean
+.PHONY: run test lint fuzz bench clean lock
 
-$(VENV)/.installed: pyproject.toml
+# Installs use the pinned versions (constraints.txt; constraints-dev.txt for the dev extra).
+$(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed"'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e .
+	$(BIN)/python -m pip install -q -c constraints.txt -e .
 	touch $@
 
-$(VENV)/.installed-dev: $(VENV)/.installed
-	$(BIN)/python -m pip install -q -e '.[dev]'
+$(VENV)/.installed-dev: $(VENV)/.installed constraints-dev.txt
+	$(BIN)/python -m pip install -q -c constraints.txt -c constraints-dev.txt -e '.[dev]'
 	touch $@
+
+# Make constraints.txt (what `pip install '.[postgres]'` brings in) and constraints-dev.txt (what
+# the dev extra adds under those pins) afresh, in a clean throw-away venv; their header comments
+# are kept. Run with Python 3.11, the version they are made for.
+lock:
+	set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	$(PYTHON) -m venv "$$tmp/venv"; py="$$tmp/venv/bin/python"; \
+	$$py -m pip install -q --upgrade pip; \
+	$$py -m pip install -q -e '.[postgres]'; \
+	$$py -m pip freeze --exclude-editable > "$$tmp/deploy"; \
+	$$py -m pip install -q -c "$$tmp/deploy" -e '.[dev]'; \
+	$$py -m pip freeze --exclude-editable | grep -vxFf "$$tmp/deploy" > "$$tmp/dev"; \
+	{ grep '^#' constraints.txt; cat "$$tmp/deploy"; } > "$$tmp/c"; \
+	{ grep '^#' constraints-dev.txt; cat "$$tmp/dev"; } > "$$tmp/cd"; \
+	mv "$$tmp/c" constraints.txt; mv "$$tmp/cd" constraints-dev.txt
 
 # Everything `make run` writes stays in $(DEV)/ and captures/ (both git-ignored).
 $(DEV)/config.toml:
