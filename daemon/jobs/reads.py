@@ -4,11 +4,12 @@ lock, so `status` and the console cannot hold up the daemon's writes."""
 from __future__ import annotations
 
 import os
+import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, func, or_, select
+from sqlalchemy import Connection, Engine, and_, func, inspect, or_, select
 
 from daemon.jobs import engine as engine_mod
 from daemon.jobs import paths
@@ -25,6 +26,21 @@ VANISHED_REASONS = (
 )
 
 
+# The job table's columns as this database has them, per engine: a command reads a table the
+# service has not upgraded yet (columns added later are simply absent, read as None).
+_COLUMNS: weakref.WeakKeyDictionary[Engine, list[Any]] = weakref.WeakKeyDictionary()
+
+
+def job_columns(conn: Connection) -> list[Any]:
+    """The model's columns that the table has: all of them once it is at this code's head."""
+    found = _COLUMNS.get(conn.engine)
+    if found is None:
+        have = {c["name"] for c in inspect(conn).get_columns(Job.__tablename__)}
+        found = [c for c in Job.__table__.columns if c.name in have]
+        _COLUMNS[conn.engine] = found
+    return found
+
+
 def load_job(row: Any) -> Job:
     values = dict(row._mapping)
     values["path"] = paths.from_db(values["path"])
@@ -32,7 +48,7 @@ def load_job(row: Any) -> Job:
 
 
 def _load(conn: Connection, job_id: int) -> Job | None:
-    row = conn.execute(select(*Job.__table__.columns).where(Job.id == job_id)).first()
+    row = conn.execute(select(*job_columns(conn)).where(Job.id == job_id)).first()
     return load_job(row) if row is not None else None
 
 
@@ -67,7 +83,7 @@ class Reads:
         """Jobs in id order; with `newest`, only that many of the most recent; with `node`,
         those it holds or uploaded, or that wait for it (its node-local ones)."""
         with self._read() as conn:
-            q = select(*Job.__table__.columns).where(*_of_node(node))
+            q = select(*job_columns(conn)).where(*_of_node(node))
             if states is not None:
                 q = q.where(Job.state.in_([str(s) for s in states]))
             if newest is not None:
@@ -88,7 +104,7 @@ class Reads:
             for state in JobState:
                 if not totals.get(state.value):
                     continue
-                q = select(*Job.__table__.columns).where(Job.state == state, *_of_node(node))
+                q = select(*job_columns(conn)).where(Job.state == state, *_of_node(node))
                 if state is JobState.SKIPPED:
                     q = q.where(Job.updated_at >= skipped_since)
                 found += [load_job(r) for r in conn.execute(
@@ -103,7 +119,7 @@ class Reads:
         after = 0
         while True:
             with self._read() as conn:
-                q = select(*Job.__table__.columns).where(Job.id > after, *_of_node(node))
+                q = select(*job_columns(conn)).where(Job.id > after, *_of_node(node))
                 if states is not None:
                     q = q.where(Job.state.in_([str(s) for s in states]))
                 rows = [load_job(r) for r in conn.execute(q.order_by(Job.id).limit(batch))]
@@ -114,7 +130,7 @@ class Reads:
 
     def jobs_at(self, path: str, states: Iterable[str]) -> list[Job]:
         with self._read() as conn:
-            q = select(*Job.__table__.columns).where(
+            q = select(*job_columns(conn)).where(
                 Job.path == paths.to_db(path), Job.owner.in_(("", self.guard.owner)),
                 Job.state.in_([str(s) for s in states]))
             return [load_job(row) for row in conn.execute(q.order_by(Job.id))]
@@ -123,7 +139,7 @@ class Reads:
               states: Iterable[str]) -> list[Job]:
         """Jobs of the same athlete holding the same video (size + fingerprint)."""
         with self._read() as conn:
-            q = select(*Job.__table__.columns).where(
+            q = select(*job_columns(conn)).where(
                 Job.athlete_id == athlete_id, Job.fingerprint == fingerprint, Job.id != exclude,
                 Job.state.in_([str(s) for s in states]))
             return [load_job(row) for row in conn.execute(q.order_by(Job.id))]
