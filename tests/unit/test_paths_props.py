@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import unicodedata
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from daemon.jobs import paths
@@ -58,10 +58,11 @@ def test_any_encodable_str_names_the_same_file_after_a_round_trip(path: str) -> 
 
 
 @given(names)
+@example("b64:")  # found by the fuzz profile: a test slip, the prefix is stored encoded
 def test_nfc_and_nfd_stay_two_paths(name: str) -> None:
     """macOS writes NFD, people type NFC: both are kept as written, never merged."""
     nfc, nfd = unicodedata.normalize("NFC", name), unicodedata.normalize("NFD", name)
-    assert paths.to_db(nfc) == nfc and paths.to_db(nfd) == nfd
+    assert paths.from_db(paths.to_db(nfc)) == nfc and paths.from_db(paths.to_db(nfd)) == nfd
     assert (paths.to_db(nfc) == paths.to_db(nfd)) is (nfc == nfd)
 
 
