@@ -65,8 +65,8 @@ def place(rel: PurePath, athletes: Mapping[str, str], local_day: date,
     if athlete is None:
         return Placement(None, None,
                          f"folder '{folder}' is not an athlete UUID or an alias in [athletes] of "
-                         f"{config_source}; rename the folder to the athlete's UUID or add "
-                         f"\"{folder}\" = \"<athlete UUID>\" under [athletes]")
+                         f"{config_source}; link it to the athlete in the console or with: "
+                         f"uplift-capture athletes add {_quoted(folder)} <athlete UUID>")
     if len(parts) == 2:
         group = str(uuid.uuid5(NAMESPACE, f"{athlete}/day/{local_day.isoformat()}"))
     else:
@@ -74,6 +74,13 @@ def place(rel: PurePath, athletes: Mapping[str, str], local_day: date,
         session = parts[1]
         group = as_uuid(session) or str(uuid.uuid5(NAMESPACE, f"{athlete}/session/{session}"))
     return Placement(athlete, group, None)
+
+
+def _quoted(folder: str) -> str:
+    """The folder as a shell word a person can paste."""
+    import shlex
+
+    return shlex.quote(folder)
 
 
 def _nfc_get(athletes: Mapping[str, str], folder: str) -> str | None:

@@ -32,6 +32,7 @@ from daemon.bandwidth import Limiter, Timetable, apply_timetable, parse_limit
 from daemon.config import Config, ConfigError
 from daemon.jobs import engine as engine_mod
 from daemon.jobs import fleet
+from daemon.jobs.athletes import Directory
 from daemon.jobs.store import DatabaseUnavailable, Store
 from daemon.net import clients
 from daemon.net.api import ApiClient
@@ -211,6 +212,7 @@ class Service:
                           on_root=attention.root,
                           on_root_deleted=self._health_now, wall=wall)
         worker.pipeline.on_resettle = watcher.resettle
+        watcher.directory = Directory(store)  # links made at a station (athletes command)
         watcher.on_failed = reporter.failed
         # Which watch folders are there (an unmounted share is not): before the first claim.
         watcher.roots = worker.pipeline.roots = Roots(
@@ -226,7 +228,7 @@ class Service:
         parts.append(("watcher", watcher))
         scheduler.start()
         parts.append(("scheduler", scheduler))
-        fleet.start(fleet_parts, worker.wake)  # takeovers wake the worker; LISTEN
+        fleet.start(fleet_parts, worker.wake, self._look_now)  # takeovers wake the worker; LISTEN
         scheduler.add_job(watcher.rescan, "interval", seconds=cfg.watching.rescan_seconds,
                           id="rescan")
         web = parts_mod.start_web(cfg, ctx, lambda: parts_mod.healthy(ctx, self.flags.fatal),
