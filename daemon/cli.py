@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from daemon import __version__, athletescmd, rootscmd
+from daemon import __version__, athletescmd, rootscmd, setup
 from daemon import config as config_mod
 from daemon.config import ConfigError
 from daemon.jobs import schema
@@ -81,6 +81,7 @@ def _parser() -> argparse.ArgumentParser:
 
     rootscmd.add_parser(sub)
     athletescmd.add_parser(sub)
+    setup.add_parser(sub)
 
     sb = sub.add_parser("sandbox", help="run a local stand-in for the Uplift API")
     sb.add_argument("--host", default="127.0.0.1")
@@ -126,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "sandbox":
         return _sandbox(args)
+    if args.command == "setup":  # writes the config: it cannot load one first
+        return setup.run(args)
     cfg = config_mod.load(args.config)
     if args.command == "run":
         from daemon import logs

@@ -64,7 +64,7 @@ class AthleteTable:
     def put(self, links: Iterable[Link], by: str, where: str, now: float) -> Changed:
         """Link each folder (insert or replace), all in one transaction."""
         changed = Changed()
-        with self.store._write() as conn:
+        with self.store.guard.write() as conn:
             ins = engine_mod.insert_for(conn)
             for x in links:
                 old = conn.execute(select(AthleteLink.athlete_id).where(
@@ -82,7 +82,7 @@ class AthleteTable:
     def remove(self, folder: str, now: float) -> Changed | None:
         """Unlink a folder: None when it was not linked. Uploaded files are not touched."""
         changed = Changed()
-        with self.store._write() as conn:
+        with self.store.guard.write() as conn:
             gone = conn.execute(delete(AthleteLink).where(AthleteLink.folder == nfc(folder)))
             if not gone.rowcount:
                 return None
@@ -95,7 +95,7 @@ class AthleteTable:
         under = self._under(folder)
         for job_id in conn.execute(select(Job.id).where(under, Job.state == JobState.QUEUED)
                                    ).scalars():
-            self.store._move(conn, job_id, [JobState.QUEUED], JobState.PENDING, now,
+            self.store.guard.move(conn, job_id, [JobState.QUEUED], JobState.PENDING, now,
                              last_error=f"the athlete of folder '{folder}' changed; looked at "
                                         f"again")
             changed.requeued.append(job_id)

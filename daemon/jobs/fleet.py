@@ -5,7 +5,7 @@
   its beats fail (Fleet).
 - Takeover: any live node requeues the in-flight jobs of a node silent longer than the lease;
   their claim_no is bumped, so the presumed-dead node's later writes change nothing
-  (Store._move raises TakenOver). Upload policies are never stored: a takeover reserves afresh.
+  (ClaimGuard.move raises TakenOver). Upload policies are never stored: a takeover reserves afresh.
 - Wake-ups: one listener thread per node (listen.py).
 On SQLite (one node) none of this runs; `join` only tells the store its node name.
 """

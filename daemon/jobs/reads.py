@@ -8,10 +8,11 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Engine, and_, func, or_, select
+from sqlalchemy import Connection, Engine, and_, func, or_, select
 
 from daemon.jobs import engine as engine_mod
 from daemon.jobs import paths
+from daemon.jobs.guard import ClaimGuard
 from daemon.jobs.models import Job, JobState, Node, Notice, Reservation
 
 # The reasons a job is skipped with because its file was gone (older versions wrote the same
@@ -36,24 +37,10 @@ def _load(conn: Connection, job_id: int) -> Job | None:
 
 
 class Reads:
+    """The Store's reads; who "this node" is (its jobs, the watches not there) is its guard's."""
+
     engine: Engine
-    owner: str = ""  # this node's node-local jobs (Store sets it; "" on SQLite)
-    fleet: bool = False
-    shared: frozenset[str] = frozenset()
-
-    # Watches (Job.watch) whose root is not there on this node (watch/roots.py): their jobs
-    # are not claimed here; their files are not gone, a fleet's other nodes may take them.
-    absent: frozenset[str] = frozenset()
-
-    def mine(self) -> ColumnElement[bool]:
-        """Jobs this node may claim: in a fleet its own node-local ones and those of the shared
-        folders it sees (a dead station's local jobs wake nobody else); on SQLite, all; never
-        those of a watch folder that is not there."""
-        here = Job.watch.not_in(self.absent)
-        if not self.fleet:
-            return here
-        return and_(here, or_(Job.owner == self.owner,
-                              and_(Job.owner == "", Job.watch.in_(self.shared))))
+    guard: ClaimGuard
 
     def db_now(self) -> float:
         """Epoch seconds by the database's clock (PostgreSQL), else this machine's."""
@@ -128,7 +115,7 @@ class Reads:
     def jobs_at(self, path: str, states: Iterable[str]) -> list[Job]:
         with self._read() as conn:
             q = select(*Job.__table__.columns).where(
-                Job.path == paths.to_db(path), Job.owner.in_(("", self.owner)),
+                Job.path == paths.to_db(path), Job.owner.in_(("", self.guard.owner)),
                 Job.state.in_([str(s) for s in states]))
             return [load_job(row) for row in conn.execute(q.order_by(Job.id))]
 
@@ -158,7 +145,7 @@ class Reads:
         with self._read() as conn:
             q = select(Job.path, Job.watch, Job.rel_path, Job.owner).where(
                 Job.state == JobState.PENDING)
-            return list(_local(conn.execute(q), roots, self.owner))
+            return list(_local(conn.execute(q), roots, self.guard.owner))
 
     def known_versions(self, roots: Mapping[str, str] | None = None
                        ) -> Iterator[tuple[str, int, int]]:
@@ -172,8 +159,8 @@ class Reads:
                                                      Job.last_error.in_(VANISHED_REASONS)))
                 .order_by(Job.id))
             for row in rows:
-                if _ours(row, roots, self.owner):
-                    yield next(_local([row], roots, self.owner)), row.size, row.mtime_ns
+                if _ours(row, roots, self.guard.owner):
+                    yield next(_local([row], roots, self.guard.owner)), row.size, row.mtime_ns
 
     def nodes(self, now: float, lease: float) -> list[dict[str, Any]]:
         """The fleet's nodes with their last heartbeat; alive = beat within the lease (`now`
@@ -195,13 +182,14 @@ class Reads:
     def next_due(self, now: float) -> float | None:
         with self._read() as conn:
             return conn.execute(select(func.min(Job.next_attempt_at)).where(
-                Job.state == JobState.QUEUED, Job.next_attempt_at > now, self.mine())).scalar()
+                Job.state == JobState.QUEUED, Job.next_attempt_at > now,
+                self.guard.mine())).scalar()
 
     def any_due(self, now: float) -> bool:
         """A queued job is due now (the index on state, next_attempt_at answers it)."""
         with self._read() as conn:
             return conn.execute(select(Job.id).where(
-                Job.state == JobState.QUEUED, Job.next_attempt_at <= now, self.mine())
+                Job.state == JobState.QUEUED, Job.next_attempt_at <= now, self.guard.mine())
                 .limit(1)).first() is not None
 
     def last_upload_at(self) -> float | None:

@@ -70,7 +70,8 @@ class Watcher:
                  wall: Callable[[], float] = time.time,
                  on_db_error: Callable[[Exception | None], None] = lambda e: None,
                  on_root: Callable[[str, str | None], None] = lambda root, why: None,
-                 on_root_deleted: Callable[[], None] = lambda: None):
+                 on_root_deleted: Callable[[], None] = lambda: None,
+                 directory: Directory | None = None):
         self.cfg, self.store, self.on_queued = cfg, store, on_queued
         self.clock, self.wall = clock, wall
         self.on_db_error, self.on_root = on_db_error, on_root
@@ -80,7 +81,7 @@ class Watcher:
         self._folders: dict[str, WatchRoot] = {}
         self.on_failed: Callable[[str, str], None] = lambda path, reason: None
         self.roots: Roots | None = None  # is a watch folder there (an unmounted share is not)
-        self.directory: Directory | None = None  # links made at a station (jobs/athletes.py)
+        self.directory = directory  # links made at a station (jobs/athletes.py)
         self.queue = SettleQueue(self._due, clock)
         self.observers = ObserverSet(self._event, self._root_lost, self._root_back,
                                      cfg.watching.poll_interval, on_root_deleted)
