@@ -66,8 +66,9 @@ def place(rel: PurePath, athletes: Mapping[str, str], local_day: date,
     if athlete is None:
         return Placement(None, None,
                          f"folder '{shown(folder)}' is not an athlete UUID or an alias in "
-                         f"[athletes] of {config_source}; rename the folder to the athlete's UUID "
-                         f"or add \"{shown(folder)}\" = \"<athlete UUID>\" under [athletes]")
+                         f"[athletes] of {config_source}; link it to the athlete in the console "
+                         f"or with: uplift-capture athletes add {_quoted(shown(folder))} "
+                         f"<athlete UUID>")
     if len(parts) == 2:
         group = _uuid5(f"{athlete}/day/{local_day.isoformat()}")
     else:
@@ -88,6 +89,13 @@ def _uuid5(name: str) -> str:
 def shown(name: str) -> str:
     """A name for a reason people read and the job table stores: undecodable bytes as U+FFFD."""
     return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def _quoted(folder: str) -> str:
+    """The folder as a shell word a person can paste."""
+    import shlex
+
+    return shlex.quote(folder)
 
 
 def _nfc_get(athletes: Mapping[str, str], folder: str) -> str | None:

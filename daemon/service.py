@@ -32,6 +32,7 @@ from daemon.bandwidth import Limiter, Timetable, apply_timetable, parse_limit
 from daemon.config import Config, ConfigError
 from daemon.jobs import engine as engine_mod
 from daemon.jobs import fleet
+from daemon.jobs.athletes import Directory
 from daemon.jobs.store import DatabaseUnavailable, Store
 from daemon.net import clients
 from daemon.net.api import ApiClient
@@ -207,7 +208,8 @@ class Service:
             timezone="UTC")
         watcher = Watcher(cfg, store, on_queued=worker.wake, on_db_error=attention.db_error,
                           on_root=attention.root,
-                          on_root_deleted=self._health_now, wall=wall)
+                          on_root_deleted=self._health_now, wall=wall,
+                          directory=Directory(store))  # links made at a station
         events.watcher = watcher
         watcher.on_failed = reporter.failed
         # Which watch folders are there (an unmounted share is not): before the first claim.
@@ -224,7 +226,7 @@ class Service:
         parts.append(("watcher", watcher))
         scheduler.start()
         parts.append(("scheduler", scheduler))
-        fleet.start(fleet_parts, worker.wake)  # takeovers wake the worker; LISTEN
+        fleet.start(fleet_parts, worker.wake, self._look_now)  # takeovers wake the worker; LISTEN
         scheduler.add_job(watcher.rescan, "interval", seconds=cfg.watching.rescan_seconds,
                           id="rescan")
         web = parts_mod.start_web(cfg, ctx, lambda: parts_mod.healthy(ctx, self.flags.fatal),
