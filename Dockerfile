@@ -7,16 +7,17 @@
 #     uplift-capture
 FROM python:3.11-slim AS build
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY daemon ./daemon
 COPY migrations ./migrations
-RUN pip wheel --no-cache-dir --wheel-dir /wheels .
+# The program and every dependency as wheels, at the versions pinned in constraints.txt.
+RUN pip wheel --no-cache-dir --wheel-dir /wheels -c constraints.txt .
 
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
     UPLIFT_CAPTURE_CONFIG=/etc/uplift-capture/config.toml
 COPY --from=build /wheels /wheels
-RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels \
+RUN pip install --no-cache-dir --no-index /wheels/*.whl && rm -rf /wheels \
  && useradd --system --uid 10001 --home-dir /var/lib/uplift-capture --shell /usr/sbin/nologin \
       uplift-capture \
  && install -d -o uplift-capture -g uplift-capture -m 0700 /var/lib/uplift-capture \

@@ -4,18 +4,34 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEV := .uplift-dev
 
-.PHONY: run test lint fuzz bench clean
+.PHONY: run test lint fuzz bench clean lock deb deb-test
 
-$(VENV)/.installed: pyproject.toml
+# Installs use the pinned versions (constraints.txt; constraints-dev.txt for the dev extra).
+$(VENV)/.installed: pyproject.toml constraints.txt
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed"'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e .
+	$(BIN)/python -m pip install -q -c constraints.txt -e .
 	touch $@
 
-$(VENV)/.installed-dev: $(VENV)/.installed
-	$(BIN)/python -m pip install -q -e '.[dev]'
+$(VENV)/.installed-dev: $(VENV)/.installed constraints-dev.txt
+	$(BIN)/python -m pip install -q -c constraints.txt -c constraints-dev.txt -e '.[dev]'
 	touch $@
+
+# Make constraints.txt (what `pip install '.[postgres]'` brings in) and constraints-dev.txt (what
+# the dev extra adds under those pins) afresh, in a clean throw-away venv; their header comments
+# are kept. Run with Python 3.11, the version they are made for.
+lock:
+	set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	$(PYTHON) -m venv "$$tmp/venv"; py="$$tmp/venv/bin/python"; \
+	$$py -m pip install -q --upgrade pip; \
+	$$py -m pip install -q -e '.[postgres]'; \
+	$$py -m pip freeze --exclude-editable > "$$tmp/deploy"; \
+	$$py -m pip install -q -c "$$tmp/deploy" -e '.[dev]'; \
+	$$py -m pip freeze --exclude-editable | grep -vxFf "$$tmp/deploy" > "$$tmp/dev"; \
+	{ grep '^#' constraints.txt; cat "$$tmp/deploy"; } > "$$tmp/c"; \
+	{ grep '^#' constraints-dev.txt; cat "$$tmp/dev"; } > "$$tmp/cd"; \
+	mv "$$tmp/c" constraints.txt; mv "$$tmp/cd" constraints-dev.txt
 
 # Everything `make run` writes stays in $(DEV)/ and captures/ (both git-ignored).
 $(DEV)/config.toml:
@@ -48,8 +64,17 @@ test: lint
 fuzz: $(VENV)/.installed-dev
 	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest -q -p no:timeout $(wildcard tests/*/test_*_props.py)
 
+# uplift-capture_<version>_<arch>.deb in dist/ (packaging/deb/build says how and which version).
+deb:
+	packaging/deb/build
+
+# Slow (minutes; root; Debian): the .deb installed into a debootstrapped root (cached in
+# .deb-test/), set up, uploading, upgraded and purged. Not part of `make test`.
+deb-test: $(VENV)/.installed-dev
+	UPLIFT_DEB_TEST=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/deb
+
 bench: $(VENV)/.installed-dev
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) $(DEV) build dist *.egg-info
+	rm -rf $(VENV) $(DEV) build dist *.egg-info .deb-test

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from daemon import __version__, rootscmd
+from daemon import __version__, athletescmd, rootscmd, setup
 from daemon import config as config_mod
 from daemon.config import ConfigError
 from daemon.jobs import schema
@@ -80,6 +80,8 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--config")
 
     rootscmd.add_parser(sub)
+    athletescmd.add_parser(sub)
+    setup.add_parser(sub)
 
     sb = sub.add_parser("sandbox", help="run a local stand-in for the Uplift API")
     sb.add_argument("--host", default="127.0.0.1")
@@ -125,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "sandbox":
         return _sandbox(args)
+    if args.command == "setup":  # writes the config: it cannot load one first
+        return setup.run(args)
     cfg = config_mod.load(args.config)
     if args.command == "run":
         from daemon import logs
@@ -149,8 +153,9 @@ def _dispatch(args: argparse.Namespace) -> int:
                 lock.close()
         print("database is up to date")
         return 0
-    # `roots` records watch-folder identities (the 0004 table); the others read what is there.
-    store = open_store(cfg, need="0004" if args.command == "roots" else None)
+    # `roots` records watch-folder identities (the 0004 table), `athletes` links (0007); the
+    # others read what is there.
+    store = open_store(cfg, need={"roots": "0004", "athletes": "0007"}.get(args.command))
     try:
         if args.command == "status":
             from daemon import status
@@ -161,10 +166,11 @@ def _dispatch(args: argparse.Namespace) -> int:
                 if args.all:
                     status.stream(store, sys.stdout, args.json, runtime=_runtime(cfg),
                                   gate_reason=why, node=args.node,
-                                  lease=cfg.node.lease_seconds)
+                                  lease=cfg.node.lease_seconds, athletes=cfg.athletes)
                     return 0
                 data = status.collect(store, runtime=_runtime(cfg), gate_reason=why,
-                                      node=args.node, lease=cfg.node.lease_seconds)
+                                      node=args.node, lease=cfg.node.lease_seconds,
+                                      athletes=cfg.athletes)
                 print(json.dumps(data, indent=2) if args.json else status.render(data))
                 sys.stdout.flush()
             return 0
@@ -184,6 +190,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             done = rootscmd.run(cfg, store, args)
             _poke_daemon(cfg)
             return done
+        if args.command == "athletes":
+            return athletescmd.run(cfg, store, args, lambda: _poke_daemon(cfg))
         if args.command == "nodes":
             from daemon.jobs import fleet
 

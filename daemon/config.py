@@ -5,6 +5,7 @@ Every error names the file and the key, so an admin can fix it without reading c
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -151,6 +152,9 @@ def _plain_values(t: Table, key: str) -> dict[str, Any]:
             kind = "a date or time" if hasattr(value, "isoformat") else type_word(type(value))
             raise ConfigError(f"{t.where(f'{key}.{name}')}: must be a string, number or "
                               f"true/false (it is sent to the API as JSON), got {kind}")
+        if isinstance(value, float) and not math.isfinite(value):  # JSON has no nan or inf
+            raise ConfigError(f"{t.where(f'{key}.{name}')}: must be a finite number (it is sent "
+                              f"to the API as JSON), got {value}")
     return dict(values)
 
 

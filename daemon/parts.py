@@ -6,19 +6,25 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from daemon import logs
 from daemon.attention import Attention
 from daemon.config import Config
+from daemon.jobs.models import Job
 from daemon.jobs.store import Store
 from daemon.net.api import ApiClient
 from daemon.reporting import Reporter
 from daemon.watch import Watcher
+from daemon.watch.roots import Roots
 from daemon.work import Worker
+from daemon.work.events import Events
 from daemon.work.gate import Gate
+
+if TYPE_CHECKING:  # the console is imported only when it runs
+    from daemon.web import Metrics
 
 log = logs.get("service")
 T = TypeVar("T")
@@ -34,6 +40,41 @@ class Ctx:
     scheduler: BackgroundScheduler
     gate: Gate
     reporter: Reporter
+    events: WorkEvents
+
+
+class WorkEvents(Events):
+    """The work's events (work/events.py), routed to the parts that hear them. The watcher, its
+    folder check and the console's metrics come up after the worker (the watcher wakes it):
+    they are connected here as they do, and until then nothing is told or everything is
+    there, as before."""
+
+    def __init__(self, reporter: Reporter):
+        self.reporter = reporter
+        self.watcher: Watcher | None = None
+        self.roots: Roots | None = None
+        self.metrics: Metrics | None = None
+
+    def failed(self, path: str, reason: str) -> None:
+        self.reporter.failed(path, reason)
+
+    def notice(self, name: str, message: str | None) -> None:
+        self.reporter.notice(name, message)
+
+    def resettle(self, path: str) -> None:
+        if self.watcher is not None:
+            self.watcher.resettle(path)
+
+    def reserved(self) -> None:
+        if self.metrics is not None:
+            self.metrics.reserved()
+
+    def upload_finished(self, outcome: str, size: int, seconds: float, wall: float) -> None:
+        if self.metrics is not None:
+            self.metrics.upload_finished(outcome, size, seconds, wall)
+
+    def folder_there(self, job: Job) -> bool:
+        return self.roots is None or self.roots.job_there(job)
 
 
 class Owner(Protocol):
@@ -63,10 +104,10 @@ def start_web(cfg: Config, ctx: Ctx, health: Callable[[], tuple[bool, str]],
     backend = StoreBackend(
         ctx.store, cfg.athletes, health=health, gate_reason=lambda: ctx.gate.check()[1],
         runtime=lambda: {"pid": os.getpid(), "attention": ctx.attention.conditions()},
-        on_change=on_change, lease=cfg.node.lease_seconds)
+        on_change=on_change, lease=cfg.node.lease_seconds, config_source=str(cfg.source))
     # While the job table is away (a PostgreSQL outage), /metrics serves what was last known.
     metrics.bind(counts=last_known(ctx.store.counts), paused=last_known(backend.paused))
-    ctx.worker.pipeline.metrics = metrics
+    ctx.events.metrics = metrics
     try:
         web = start_console(cfg.web.listen, cfg.web.password_file, backend, metrics)
     except (ValueError, OSError) as exc:

@@ -33,6 +33,7 @@ from daemon.bandwidth import Limiter, Timetable, apply_timetable, parse_limit
 from daemon.config import Config, ConfigError
 from daemon.jobs import engine as engine_mod
 from daemon.jobs import fleet
+from daemon.jobs.athletes import Directory
 from daemon.jobs.store import DatabaseUnavailable, Store
 from daemon.net import clients
 from daemon.net.api import ApiClient
@@ -208,28 +209,27 @@ class Service:
         parts.append(("uploader", uploader))
         gate = Gate(store, cfg.upload.hours)
         fence = fleet_parts.fence_wait if fleet_parts is not None else lambda: 0.0
-        worker = Worker(cfg, store, api, uploader, on_db_error=attention.db_error,
-                        gate=lambda: max(gate.seconds(), fence()), wall=wall)
-        if fleet_parts is not None:  # no upload reaches its closing boundary while fenced
-            worker.pipeline.turns.epoch = lambda: fleet_parts.fleet.epoch
-            worker.pipeline.turns.live = fleet_parts.fleet.live
+        events = parts_mod.WorkEvents(reporter)
+        # In a fleet, no upload reaches its closing boundary while this node is fenced.
+        worker = Worker(cfg, store, api, uploader, events, on_db_error=attention.db_error,
+                        gate=lambda: max(gate.seconds(), fence()), wall=wall,
+                        fence=fleet_parts.fleet if fleet_parts is not None else None)
         reporter.held = lambda: gate.check()[1]
-        worker.pipeline.on_failed = reporter.failed
-        worker.pipeline.on_notice = reporter.notice
         scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(4)},
             job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
             timezone="UTC")
         watcher = Watcher(cfg, store, on_queued=worker.wake, on_db_error=attention.db_error,
                           on_root=attention.root,
-                          on_root_deleted=self._health_now, wall=wall)
-        worker.pipeline.on_resettle = watcher.resettle
+                          on_root_deleted=self._health_now, wall=wall,
+                          directory=Directory(store))  # links made at a station
+        events.watcher = watcher
         watcher.on_failed = reporter.failed
         # Which watch folders are there (an unmounted share is not): before the first claim.
-        watcher.roots = worker.pipeline.roots = Roots(
+        watcher.roots = events.roots = Roots(
             store, cfg.watches, on_attention=attention.condition, on_back=watcher.root_there)
         watcher.roots.check()
-        ctx = Ctx(store, api, worker, watcher, attention, scheduler, gate, reporter)
+        ctx = Ctx(store, api, worker, watcher, attention, scheduler, gate, reporter, events)
         # Started in this order, stopped in the reverse: no timers (nothing restarts what is
         # being stopped), then no new files, then no new uploads (in-flight ones finish or go
         # back to the queue).
@@ -239,7 +239,7 @@ class Service:
         parts.append(("watcher", watcher))
         scheduler.start()
         parts.append(("scheduler", scheduler))
-        fleet.start(fleet_parts, worker.wake)  # takeovers wake the worker; LISTEN
+        fleet.start(fleet_parts, worker.wake, self._look_now)  # takeovers wake the worker; LISTEN
         # The first scan (what arrived while stopped) at once, on the scheduler's thread:
         # start-up does not wait for a walk of the whole tree (50,000 files: bench restart).
         scheduler.add_job(watcher.rescan, "interval", seconds=cfg.watching.rescan_seconds,

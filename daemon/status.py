@@ -7,11 +7,12 @@ import json
 import os
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TextIO
 
-from daemon import control
+from daemon import control, directory
 from daemon.jobs import fleet, paths
+from daemon.jobs.athletes import AthleteTable, unknown_folders
 from daemon.jobs.models import Job, JobState
 from daemon.jobs.store import Store
 from daemon.timeutil import local_clock
@@ -75,14 +76,15 @@ def _expired(name: str, notice: dict[str, Any], now: float) -> bool:
 def collect(store: Store, include_all: bool = False, now: float | None = None,
             runtime: dict[str, Any] | None = None,
             gate_reason: str | None = None, node: str | None = None,
-            lease: float = 30.0) -> dict[str, Any]:
+            lease: float = 30.0, athletes: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The `status --json` document. By default it lists the newest LISTED jobs of each state
     (skipped ones for a week), failed first, and says in `more` how many of each state it left
     out; `include_all`: every job, in id order. `gate_reason`: why no upload may start now (an
     operator's pause, outside upload hours): every queued job waits for that. `node`: only
-    that node's jobs (fleet mode); `lease`: a node silent longer is shown not alive."""
+    that node's jobs (fleet mode); `lease`: a node silent longer is shown not alive;
+    `athletes`: the config's [athletes], shown with the table's links."""
     now = _now(store) if now is None else now
-    doc = _head(store, now, runtime, gate_reason, lease)
+    doc = _head(store, now, runtime, gate_reason, lease, athletes)
     if include_all:
         jobs = store.jobs(node=node)
     else:
@@ -105,11 +107,12 @@ def _with_earlier(store: Store, jobs: Iterator[Job], batch: int = 500
 
 def stream(store: Store, out: TextIO, as_json: bool, now: float | None = None,
            runtime: dict[str, Any] | None = None, gate_reason: str | None = None,
-           node: str | None = None, lease: float = 30.0) -> None:
+           node: str | None = None, lease: float = 30.0,
+           athletes: Mapping[str, str] | None = None) -> None:
     """`status --all`: every job, written as it is read (a table of any size, little
     memory); the same document or text as `collect` + `render` would give."""
     now = _now(store) if now is None else now
-    doc = _head(store, now, runtime, gate_reason, lease)
+    doc = _head(store, now, runtime, gate_reason, lease, athletes)
     if not as_json:
         def section(states: tuple[JobState, ...]) -> Iterator[dict[str, Any]]:
             return (_record(j, now, doc, e) for j, e in
@@ -130,13 +133,17 @@ def _now(store: Store) -> float:
 
 
 def _head(store: Store, now: float, runtime: dict[str, Any] | None,
-          gate_reason: str | None, lease: float) -> dict[str, Any]:
+          gate_reason: str | None, lease: float,
+          athletes: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Everything of the document but its jobs."""
     notices = {name: n for name, n in {**store.notices(), **live_attention(runtime or {})}.items()
                if not name.startswith("_") and not _expired(name, n, now)}
     nodes = store.nodes(now, lease) if getattr(store, "fleet", False) else []
+    table = AthleteTable(store)
+    links = directory.merged(athletes or {}, table.links() if table.available() else [])
     return {"counts": store.counts(), "notices": notices, "hold": gate_reason,
-            "nodes": nodes}
+            "nodes": nodes, "athletes": [x.public() for x in links],
+            "unknown_folders": unknown_folders(store)}
 
 
 def _record(job: Job, now: float, doc: dict[str, Any],
@@ -230,8 +237,21 @@ def _lines(data: dict[str, Any], section: Callable[[tuple[JobState, ...]],
         left = sum(more.get(s.value, 0) for s in states)
         if left and states != (JobState.DONE,):
             yield f"  ... and {left} more (uplift-capture status --all lists every job)"
+    yield from _unknown_lines(data.get("unknown_folders") or [], now)
     if not shown:
         yield from ("", "No files seen yet.")
+
+
+def _unknown_lines(folders: list[dict[str, Any]], now: float) -> Iterator[str]:
+    """Folders whose files wait for an athlete, and the command that links each."""
+    if not folders:
+        return
+    yield from ("", "Folders waiting for an athlete:")
+    for f in folders:
+        yield (f"  {f['folder']}: {f['files']} file(s), waiting for "
+               f"{_duration(max(0.0, now - f['oldest']))}")
+    yield ("  Link each to its athlete: uplift-capture athletes add FOLDER ATHLETE_UUID "
+           "[--name NAME] (or in the console)")
 
 
 def _line(j: dict[str, Any], now: float) -> str:

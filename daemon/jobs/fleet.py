@@ -5,7 +5,7 @@
   its beats fail (Fleet).
 - Takeover: any live node requeues the in-flight jobs of a node silent longer than the lease;
   their claim_no is bumped, so the presumed-dead node's later writes change nothing
-  (Store._move raises TakenOver). Upload policies are never stored: a takeover reserves afresh.
+  (ClaimGuard.move raises TakenOver). Upload policies are never stored: a takeover reserves afresh.
 - Wake-ups: one listener thread per node (listen.py).
 On SQLite (one node) none of this runs; `join` only tells the store its node name.
 """
@@ -305,6 +305,7 @@ class Parts:
 
     def __init__(self, fleet: Fleet, heart: Heartbeat, listener: Listener | None = None):
         self.fleet, self.heart, self.listener = fleet, heart, listener
+        self.athletes: Listener | None = None  # the athlete directory's channel
 
     def check(self) -> None:
         """Supervision: a heartbeat thread that died is logged and started again."""
@@ -317,8 +318,9 @@ class Parts:
         return 1.0 if self.fleet.fenced() else 0.0
 
     def close(self) -> None:
-        if self.listener is not None:
-            self.listener.close()
+        for listener in (self.listener, self.athletes):
+            if listener is not None:
+                listener.close()
         self.heart.close()
         if not self.fleet.lost:
             self.fleet.sign_off()
@@ -342,12 +344,17 @@ def rejoin(cfg: Any, store: Store) -> None:
     store.set_node(store.node or cfg.node.name, shared_names(cfg.watches))
 
 
-def start(parts: Parts | None, wake: Callable[[], None]) -> None:
-    """Once the worker runs: takeovers wake it, and the LISTEN thread."""
+def start(parts: Parts | None, wake: Callable[[], None],
+          on_athletes: Callable[[], None] | None = None) -> None:
+    """Once the worker runs: takeovers wake it, and the LISTEN threads (jobs; the athlete
+    directory, whose change makes this node look at its waiting files again)."""
     if parts is None:
         return
     parts.heart.wake = wake
     parts.listener = Listener(parts.fleet.store.engine, wake).start()
+    if on_athletes is not None:
+        parts.athletes = Listener(parts.fleet.store.engine, on_athletes,
+                                  engine_mod.ATHLETES_CHANNEL).start()
 
 
 def forget(store: Store, name: str, lease: float) -> str:

@@ -4,14 +4,16 @@ lock, so `status` and the console cannot hold up the daemon's writes."""
 from __future__ import annotations
 
 import os
+import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Engine, and_, func, or_, select
+from sqlalchemy import Connection, Engine, and_, func, inspect, or_, select
 
 from daemon.jobs import engine as engine_mod
 from daemon.jobs import paths
+from daemon.jobs.guard import ClaimGuard
 from daemon.jobs.models import Job, JobState, Node, Notice, Reservation
 
 # The reasons a job is skipped with because its file was gone (older versions wrote the same
@@ -24,6 +26,21 @@ VANISHED_REASONS = (
 )
 
 
+# The job table's columns as this database has them, per engine: a command reads a table the
+# service has not upgraded yet (columns added later are simply absent, read as None).
+_COLUMNS: weakref.WeakKeyDictionary[Engine, list[Any]] = weakref.WeakKeyDictionary()
+
+
+def job_columns(conn: Connection) -> list[Any]:
+    """The model's columns that the table has: all of them once it is at this code's head."""
+    found = _COLUMNS.get(conn.engine)
+    if found is None:
+        have = {c["name"] for c in inspect(conn).get_columns(Job.__tablename__)}
+        found = [c for c in Job.__table__.columns if c.name in have]
+        _COLUMNS[conn.engine] = found
+    return found
+
+
 def load_job(row: Any) -> Job:
     values = dict(row._mapping)
     values["path"] = paths.from_db(values["path"])
@@ -31,29 +48,15 @@ def load_job(row: Any) -> Job:
 
 
 def _load(conn: Connection, job_id: int) -> Job | None:
-    row = conn.execute(select(*Job.__table__.columns).where(Job.id == job_id)).first()
+    row = conn.execute(select(*job_columns(conn)).where(Job.id == job_id)).first()
     return load_job(row) if row is not None else None
 
 
 class Reads:
+    """The Store's reads; who "this node" is (its jobs, the watches not there) is its guard's."""
+
     engine: Engine
-    owner: str = ""  # this node's node-local jobs (Store sets it; "" on SQLite)
-    fleet: bool = False
-    shared: frozenset[str] = frozenset()
-
-    # Watches (Job.watch) whose root is not there on this node (watch/roots.py): their jobs
-    # are not claimed here; their files are not gone, a fleet's other nodes may take them.
-    absent: frozenset[str] = frozenset()
-
-    def mine(self) -> ColumnElement[bool]:
-        """Jobs this node may claim: in a fleet its own node-local ones and those of the shared
-        folders it sees (a dead station's local jobs wake nobody else); on SQLite, all; never
-        those of a watch folder that is not there."""
-        here = Job.watch.not_in(self.absent)
-        if not self.fleet:
-            return here
-        return and_(here, or_(Job.owner == self.owner,
-                              and_(Job.owner == "", Job.watch.in_(self.shared))))
+    guard: ClaimGuard
 
     def db_now(self) -> float:
         """Epoch seconds by the database's clock (PostgreSQL), else this machine's."""
@@ -80,7 +83,7 @@ class Reads:
         """Jobs in id order; with `newest`, only that many of the most recent; with `node`,
         those it holds or uploaded, or that wait for it (its node-local ones)."""
         with self._read() as conn:
-            q = select(*Job.__table__.columns).where(*_of_node(node))
+            q = select(*job_columns(conn)).where(*_of_node(node))
             if states is not None:
                 q = q.where(Job.state.in_([str(s) for s in states]))
             if newest is not None:
@@ -101,7 +104,7 @@ class Reads:
             for state in JobState:
                 if not totals.get(state.value):
                     continue
-                q = select(*Job.__table__.columns).where(Job.state == state, *_of_node(node))
+                q = select(*job_columns(conn)).where(Job.state == state, *_of_node(node))
                 if state is JobState.SKIPPED:
                     q = q.where(Job.updated_at >= skipped_since)
                 found += [load_job(r) for r in conn.execute(
@@ -137,7 +140,7 @@ class Reads:
         after = 0
         while True:
             with self._read() as conn:
-                q = select(*Job.__table__.columns).where(Job.id > after, *_of_node(node))
+                q = select(*job_columns(conn)).where(Job.id > after, *_of_node(node))
                 if states is not None:
                     q = q.where(Job.state.in_([str(s) for s in states]))
                 rows = [load_job(r) for r in conn.execute(q.order_by(Job.id).limit(batch))]
@@ -148,8 +151,8 @@ class Reads:
 
     def jobs_at(self, path: str, states: Iterable[str]) -> list[Job]:
         with self._read() as conn:
-            q = select(*Job.__table__.columns).where(
-                Job.path == paths.to_db(path), Job.owner.in_(("", self.owner)),
+            q = select(*job_columns(conn)).where(
+                Job.path == paths.to_db(path), Job.owner.in_(("", self.guard.owner)),
                 Job.state.in_([str(s) for s in states]))
             return [load_job(row) for row in conn.execute(q.order_by(Job.id))]
 
@@ -157,7 +160,7 @@ class Reads:
               states: Iterable[str]) -> list[Job]:
         """Jobs of the same athlete holding the same video (size + fingerprint)."""
         with self._read() as conn:
-            q = select(*Job.__table__.columns).where(
+            q = select(*job_columns(conn)).where(
                 Job.athlete_id == athlete_id, Job.fingerprint == fingerprint, Job.id != exclude,
                 Job.state.in_([str(s) for s in states]))
             return [load_job(row) for row in conn.execute(q.order_by(Job.id))]
@@ -179,7 +182,7 @@ class Reads:
         with self._read() as conn:
             q = select(Job.path, Job.watch, Job.rel_path, Job.owner).where(
                 Job.state == JobState.PENDING)
-            return list(_local(conn.execute(q), roots, self.owner))
+            return list(_local(conn.execute(q), roots, self.guard.owner))
 
     def known_versions(self, roots: Mapping[str, str] | None = None
                        ) -> Iterator[tuple[str, int, int]]:
@@ -193,8 +196,8 @@ class Reads:
                                                      Job.last_error.in_(VANISHED_REASONS)))
                 .order_by(Job.id))
             for row in rows:
-                if _ours(row, roots, self.owner):
-                    yield next(_local([row], roots, self.owner)), row.size, row.mtime_ns
+                if _ours(row, roots, self.guard.owner):
+                    yield next(_local([row], roots, self.guard.owner)), row.size, row.mtime_ns
 
     def nodes(self, now: float, lease: float) -> list[dict[str, Any]]:
         """The fleet's nodes with their last heartbeat; alive = beat within the lease (`now`
@@ -216,13 +219,14 @@ class Reads:
     def next_due(self, now: float) -> float | None:
         with self._read() as conn:
             return conn.execute(select(func.min(Job.next_attempt_at)).where(
-                Job.state == JobState.QUEUED, Job.next_attempt_at > now, self.mine())).scalar()
+                Job.state == JobState.QUEUED, Job.next_attempt_at > now,
+                self.guard.mine())).scalar()
 
     def any_due(self, now: float) -> bool:
         """A queued job is due now (the index on state, next_attempt_at answers it)."""
         with self._read() as conn:
             return conn.execute(select(Job.id).where(
-                Job.state == JobState.QUEUED, Job.next_attempt_at <= now, self.mine())
+                Job.state == JobState.QUEUED, Job.next_attempt_at <= now, self.guard.mine())
                 .limit(1)).first() is not None
 
     def last_upload_at(self) -> float | None:

@@ -62,7 +62,7 @@ class RootTable:
         """This node's identity of the root; `replace=False` keeps one already recorded."""
         values = {"node": self.node, "watch": watch, "path": path, "dev": identity[0],
                   "ino": identity[1], "recorded_at": now}
-        with self.store._write() as conn:
+        with self.store.guard.write() as conn:
             ins = engine_mod.insert_for(conn)(RootIdentity).values(**values)
             keys = [RootIdentity.node, RootIdentity.watch]
             conn.execute(ins.on_conflict_do_update(
@@ -81,13 +81,13 @@ class RootTable:
     def hold_queued(self, watch: str, reason: str, now: float) -> list[int]:
         """A node-local root not there: its queued jobs go back to pending with the reason
         (settled again once it is back)."""
-        with self.store._write() as conn:
+        with self.store.guard.write() as conn:
             ids = list(conn.execute(select(Job.id).where(
                 Job.watch == watch, Job.owner == self.store.owner,
                 Job.state == JobState.QUEUED)).scalars())
             for job_id in ids:
-                self.store._move(conn, job_id, [JobState.QUEUED], JobState.PENDING, now,
-                                 last_error=reason)
+                self.store.guard.move(conn, job_id, [JobState.QUEUED], JobState.PENDING, now,
+                                      last_error=reason)
             return ids
 
 

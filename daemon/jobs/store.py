@@ -7,28 +7,152 @@ over meanwhile, it changes nothing and raises TakenOver. Transactions are short:
 transaction; writes take the write lock up front, reads never do (jobs/engine.py). Wording and
 policy (what a duplicate is, which reason a person reads) belong to the callers.
 
-`Store` is put together from one part per side, all in this package: the guarded update
-(guard.py), the watcher's transitions (watcher_writes.py), the worker's (worker_writes.py);
-opening the database, notices and the operator's retry are here.
+`Store` is put together from one part per side, all in this package: the claim guard
+(guard.py: who this node is, the claims it holds, the guarded update), passed to the watcher's
+transitions (watcher_writes.py) and the worker's (worker_writes.py), whose methods it offers as
+its own; the reads (reads.py); opening the database, notices and the operator's retry are here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import Engine, delete, select
 
 from daemon.jobs import engine as engine_mod
 from daemon.jobs import schema
 from daemon.jobs.engine import DatabaseUnavailable
-from daemon.jobs.guard import TakenOver, TransitionError
+from daemon.jobs.guard import ClaimGuard, TakenOver, TransitionError
 from daemon.jobs.models import ACTIVE, TERMINAL, Job, JobState, Notice
+from daemon.jobs.reads import Reads
 from daemon.jobs.watcher_writes import Ready, Seen, WatcherWrites, coarse
 from daemon.jobs.worker_writes import WorkerWrites
 
 
-class Store(WatcherWrites, WorkerWrites):
-    """The job table's gateway: `Store.open(url)`, then reads (reads.py) and guarded writes."""
+class Store(Reads):
+    """The job table's gateway: `Store.open(url)`, then reads (reads.py) and guarded writes:
+    the watcher's (`store.watcher`) and the worker's (`store.worker`), both offered here."""
+
+    def __init__(self, engine: Engine, node: str = ""):
+        self.engine = engine
+        self.guard = ClaimGuard(engine, node)
+        self.watcher = WatcherWrites(self.guard)
+        self.worker = WorkerWrites(self.guard)
+
+    # ---- who this node is (the guard's) -------------------------------------------------------
+
+    @property
+    def node(self) -> str:
+        return self.guard.node
+
+    @property
+    def fleet(self) -> bool:
+        """Several nodes may share this table (PostgreSQL)."""
+        return self.guard.fleet
+
+    @property
+    def owner(self) -> str:
+        """The owner of this node's node-local jobs: its name in a fleet, "" on SQLite."""
+        return self.guard.owner
+
+    @property
+    def shared(self) -> frozenset[str]:
+        return self.guard.shared
+
+    @property
+    def absent(self) -> frozenset[str]:
+        """Watches whose root is not there on this node: their jobs are not claimed here."""
+        return self.guard.absent
+
+    @absent.setter
+    def absent(self, watches: frozenset[str]) -> None:
+        self.guard.absent = watches
+
+    @property
+    def _held(self) -> dict[int, int]:
+        """The claims this process holds (job id -> claim_no); the tests look."""
+        return self.guard.held
+
+    def set_node(self, name: str, shared: Iterable[str] = ()) -> None:
+        """Who this process is in the fleet, and which shared folders it can upload from."""
+        self.guard.set_node(name, shared)
+
+    # ---- the watcher's writes (watcher_writes.py) ---------------------------------------------
+
+    def observe(self, path: str, root: str, size: int, mtime_ns: int, now: float,
+                shared_name: str | None = None) -> Seen:
+        return self.watcher.observe(path, root, size, mtime_ns, now, shared_name)
+
+    def skip_pending(self, path: str, now: float, reason: str, root: str | None = None,
+                     shared_name: str | None = None) -> list[int]:
+        return self.watcher.skip_pending(path, now, reason, root, shared_name)
+
+    def hold_pending(self, path: str, now: float, reason: str, root: str,
+                     shared_name: str | None = None) -> list[int]:
+        return self.watcher.hold_pending(path, now, reason, root, shared_name)
+
+    def hold(self, job_id: int, reason: str, now: float) -> None:
+        self.watcher.hold(job_id, reason, now)
+
+    def mark_ready(self, job_id: int, ready: Ready, now: float) -> bool:
+        return self.watcher.mark_ready(job_id, ready, now)
+
+    def record_facts(self, job_id: int, now: float, **facts: Any) -> None:
+        self.watcher.record_facts(job_id, now, **facts)
+
+    # ---- the worker's writes (worker_writes.py) -----------------------------------------------
+
+    def claim(self, now: float) -> Job | None:
+        return self.worker.claim(now)
+
+    def record_reservation(self, job_id: int, session_id: str, session_group_id: str,
+                           upload_url: str, expires_at: float, now: float) -> None:
+        self.worker.record_reservation(job_id, session_id, session_group_id, upload_url,
+                                       expires_at, now)
+
+    def reservation_ended(self, session_id: str, outcome: str) -> None:
+        self.worker.reservation_ended(session_id, outcome)
+
+    def count_refusal(self, job_id: int, now: float) -> int:
+        return self.worker.count_refusal(job_id, now)
+
+    def reserve_again(self, job_id: int, now: float) -> int:
+        return self.worker.reserve_again(job_id, now)
+
+    def start_upload(self, job_id: int, now: float) -> None:
+        self.worker.start_upload(job_id, now)
+
+    def progress(self, job_id: int, sent: int, now: float) -> None:
+        self.worker.progress(job_id, sent, now)
+
+    def finish(self, job_id: int, etag: str | None, now: float, note: str | None = None) -> None:
+        self.worker.finish(job_id, etag, now, note)
+
+    def requeue(self, job_id: int, from_states: Iterable[str], now: float, *, due: float,
+                reason: str | None, count_attempt: bool = True) -> None:
+        self.worker.requeue(job_id, from_states, now, due=due, reason=reason,
+                            count_attempt=count_attempt)
+
+    def back_to_pending(self, job_id: int, from_states: Iterable[str], now: float,
+                        reason: str) -> None:
+        self.worker.back_to_pending(job_id, from_states, now, reason)
+
+    def fail(self, job_id: int, from_states: Iterable[str], now: float, reason: str) -> None:
+        self.worker.fail(job_id, from_states, now, reason)
+
+    def skip(self, job_id: int, from_states: Iterable[str], now: float, reason: str,
+             **facts: Any) -> None:
+        self.worker.skip(job_id, from_states, now, reason, **facts)
+
+    def recover(self, now: float) -> int:
+        return self.worker.recover(now)
+
+    def set_archived(self, job_id: int, archived_path: str | None, note: str | None,
+                     now: float) -> None:
+        self.worker.set_archived(job_id, archived_path, note, now)
+
+    # ---- opening, notices, the operator's retry -----------------------------------------------
 
     @classmethod
     def open(cls, url: str, migrate: bool = False, create: bool = True,
@@ -55,14 +179,14 @@ class Store(WatcherWrites, WorkerWrites):
         self.engine.dispose()
 
     def set_notice(self, name: str, message: str, until: float | None, now: float) -> None:
-        with self._write() as conn:  # an upsert: several nodes may set the same notice
+        with self.guard.write() as conn:  # an upsert: several nodes may set the same notice
             stmt = engine_mod.insert_for(conn)(Notice).values(
                 name=name, message=message, until=until, updated_at=now)
             conn.execute(stmt.on_conflict_do_update(index_elements=[Notice.name], set_={
                 "message": message, "until": until, "updated_at": now}))
 
     def clear_notice(self, name: str) -> None:
-        with self._write() as conn:
+        with self.guard.write() as conn:
             conn.execute(delete(Notice).where(Notice.name == name))
 
     def retry(self, job_ids: Iterable[int] | None, now: float, force: bool = False) -> list[int]:
@@ -73,7 +197,7 @@ class Store(WatcherWrites, WorkerWrites):
         # `retry` runs on a table the service may not have upgraded yet: reset only the
         # counters that table has (lapses came with 0006).
         counters = {"refusals": 0, **({"lapses": 0} if schema.has(self.engine, "0006") else {})}
-        with self._write() as conn:
+        with self.guard.write() as conn:
             q = select(Job.id, Job.state)
             if job_ids is None:
                 q = q.where(Job.state == JobState.FAILED)
@@ -83,8 +207,9 @@ class Store(WatcherWrites, WorkerWrites):
             rows = list(conn.execute(q.add_columns(Job.athlete_id, Job.file_name)))
             for row in rows:
                 to = JobState.QUEUED if row.file_name and not force else JobState.PENDING
-                self._move(conn, row.id, [row.state], to, now, next_attempt_at=now, force=force,
-                           attempts=0, last_error=None, finished_at=None, **counters)
+                self.guard.move(conn, row.id, [row.state], to, now, next_attempt_at=now,
+                                force=force, attempts=0, last_error=None, finished_at=None,
+                                **counters)
             if rows:
                 engine_mod.notify_jobs(conn)
             return [r.id for r in rows]

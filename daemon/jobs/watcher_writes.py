@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from daemon.jobs import engine as engine_mod
 from daemon.jobs import paths
-from daemon.jobs.guard import Guarded
+from daemon.jobs.guard import ClaimGuard
 from daemon.jobs.models import IN_FLIGHT, Job, JobState
 from daemon.jobs.reads import VANISHED_REASONS
 
@@ -54,13 +54,16 @@ class Ready:
     fingerprint: str | None = None
 
 
-class WatcherWrites(Guarded):
+class WatcherWrites:
     """What the watcher writes: observe, hold, mark_ready, record_facts, skip_pending."""
+
+    def __init__(self, guard: ClaimGuard):
+        self.guard = guard
 
     def _ident(self, path: str, root: str, shared_name: str | None) -> tuple[str, str, str]:
         """(owner, watch, rel_path) naming one file whatever its version: a shared root's
         files by the share's name (every node mounts it elsewhere), node-local ones by node."""
-        owner, watch = ("", shared_name) if shared_name is not None else (self.owner, root)
+        owner, watch = ("", shared_name) if shared_name is not None else (self.guard.owner, root)
         return owner, watch, paths.to_db(os.path.relpath(path, root))
 
     def _where(self, path: str, root: str, shared_name: str | None) -> list[Any]:
@@ -91,15 +94,15 @@ class WatcherWrites(Guarded):
         shared = shared_name is not None
         ident = self._where(path, root, shared_name)
         key_mtime = coarse(mtime_ns) if shared else mtime_ns
-        with self._write() as conn:
+        with self.guard.write() as conn:
             known = conn.execute(select(Job.id, Job.state, Job.last_error).where(
                 *ident, *self._version(size, mtime_ns, shared)).order_by(Job.id)).first()
             if known is not None and known.state == JobState.SKIPPED and \
                     known.last_error in VANISHED_REASONS:
                 # Skipped as gone, yet here at the same version (its folder had dropped out,
                 # or it came back): not gone after all, so it is settled again.
-                self._move(conn, known.id, [JobState.SKIPPED], JobState.PENDING, now,
-                           last_error=None, finished_at=None)
+                self.guard.move(conn, known.id, [JobState.SKIPPED], JobState.PENDING, now,
+                                last_error=None, finished_at=None)
                 return Seen(known.id, JobState.PENDING, True)
             if known is not None:
                 state = JobState(known.state)
@@ -109,8 +112,8 @@ class WatcherWrites(Guarded):
                 .order_by(Job.id.desc()).limit(1)).first()
             if active is not None:
                 # Still being written, or changed after it was queued: settle it again.
-                self._move(conn, active.id, [active.state], JobState.PENDING, now,
-                           size=size, mtime_ns=key_mtime, last_error=None)
+                self.guard.move(conn, active.id, [active.state], JobState.PENDING, now,
+                                size=size, mtime_ns=key_mtime, last_error=None)
                 return Seen(active.id, JobState.PENDING, True)
             busy = conn.execute(select(Job.id, Job.state).where(
                 *ident, Job.state.in_(IN_FLIGHT)).limit(1)).first()
@@ -138,37 +141,38 @@ class WatcherWrites(Guarded):
                      shared_name: str | None = None) -> list[int]:
         """The file is gone while pending (settling or held): end its job with the reason."""
         where = self._where(path, root, shared_name) if root is not None else \
-            [Job.path == paths.to_db(path), Job.owner.in_(("", self.owner))]
-        with self._write() as conn:
+            [Job.path == paths.to_db(path), Job.owner.in_(("", self.guard.owner))]
+        with self.guard.write() as conn:
             ids = list(conn.execute(select(Job.id).where(
                 *where, Job.state == JobState.PENDING)).scalars())
             for job_id in ids:
-                self._move(conn, job_id, [JobState.PENDING], JobState.SKIPPED, now,
-                           last_error=reason, finished_at=now)
+                self.guard.move(conn, job_id, [JobState.PENDING], JobState.SKIPPED, now,
+                                last_error=reason, finished_at=now)
             return ids
 
     def hold_pending(self, path: str, now: float, reason: str, root: str,
                      shared_name: str | None = None) -> list[int]:
         """The file is not at its path because its root is not there: its pending jobs wait,
         with the reason."""
-        with self._write() as conn:
+        with self.guard.write() as conn:
             ids = list(conn.execute(select(Job.id).where(
                 *self._where(path, root, shared_name), Job.state == JobState.PENDING)).scalars())
             for job_id in ids:
-                self._move(conn, job_id, [JobState.PENDING], JobState.PENDING, now,
-                           last_error=reason)
+                self.guard.move(conn, job_id, [JobState.PENDING], JobState.PENDING, now,
+                                last_error=reason)
             return ids
 
     def hold(self, job_id: int, reason: str, now: float) -> None:
         """Keep a pending job pending, with the reason it waits."""
-        with self._write() as conn:
-            self._move(conn, job_id, [JobState.PENDING], JobState.PENDING, now, last_error=reason)
+        with self.guard.write() as conn:
+            self.guard.move(conn, job_id, [JobState.PENDING], JobState.PENDING, now,
+                            last_error=reason)
 
     def mark_ready(self, job_id: int, ready: Ready, now: float) -> bool:
         """pending -> queued with the facts the reservation needs. False when the file went back
         to a version another job of the same path already holds (the caller skips it)."""
         try:
-            with self._write() as conn:
+            with self.guard.write() as conn:
                 version = {"size": ready.size, "mtime_ns": ready.mtime_ns}
                 row = conn.execute(select(Job.watch, Job.root, Job.size, Job.mtime_ns)
                                    .where(Job.id == job_id)).first()
@@ -177,14 +181,14 @@ class WatcherWrites(Guarded):
                         abs(row.mtime_ns - ready.mtime_ns) <= COARSE_NS
                     version = {} if same else {"size": ready.size,
                                                "mtime_ns": coarse(ready.mtime_ns)}
-                self._move(conn, job_id, [JobState.PENDING], JobState.QUEUED, now,
-                           fingerprint=ready.fingerprint, **version,
-                           athlete_id=ready.athlete_id,
-                           session_group_id=ready.session_group_id, file_name=ready.file_name,
-                           capture_time=ready.capture_time,
-                           camera_configuration=ready.camera_configuration,
-                           movement_attributes=ready.movement_attributes,
-                           last_error=None, next_attempt_at=now)
+                self.guard.move(conn, job_id, [JobState.PENDING], JobState.QUEUED, now,
+                                fingerprint=ready.fingerprint, **version,
+                                athlete_id=ready.athlete_id,
+                                session_group_id=ready.session_group_id, file_name=ready.file_name,
+                                capture_time=ready.capture_time,
+                                camera_configuration=ready.camera_configuration,
+                                movement_attributes=ready.movement_attributes,
+                                last_error=None, next_attempt_at=now)
                 engine_mod.notify_jobs(conn)
             return True
         except IntegrityError:
@@ -192,5 +196,5 @@ class WatcherWrites(Guarded):
 
     def record_facts(self, job_id: int, now: float, **facts: Any) -> None:
         """Facts found while settling a job that will not be queued (e.g. its fingerprint)."""
-        with self._write() as conn:
-            self._move(conn, job_id, [JobState.PENDING], JobState.PENDING, now, **facts)
+        with self.guard.write() as conn:
+            self.guard.move(conn, job_id, [JobState.PENDING], JobState.PENDING, now, **facts)

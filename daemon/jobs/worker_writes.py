@@ -15,99 +15,102 @@ from sqlalchemy import Connection, insert, select, update
 
 from daemon.jobs import engine as engine_mod
 from daemon.jobs import paths
-from daemon.jobs.guard import Guarded
+from daemon.jobs.guard import ClaimGuard
 from daemon.jobs.models import IN_FLIGHT, Job, JobState, Reservation
 from daemon.jobs.reads import _load, load_job
 
 
-class WorkerWrites(Guarded):
+class WorkerWrites:
     """What the worker writes, from claim to outcome."""
+
+    def __init__(self, guard: ClaimGuard):
+        self.guard = guard
 
     def claim(self, now: float) -> Job | None:
         """Atomically take the next due queued job (queued -> reserved) for this node: the
         claim sets the holder and bumps claim_no, which guards every later write."""
-        with self._write() as conn:
-            if self.fleet:
+        with self.guard.write() as conn:
+            if self.guard.fleet:
                 job = self._claim_server(conn, now)
             else:
                 job_id = conn.execute(
                     select(Job.id).where(Job.state == JobState.QUEUED,
-                                         Job.next_attempt_at <= now, self.mine())
+                                         Job.next_attempt_at <= now, self.guard.mine())
                     .order_by(Job.next_attempt_at, Job.id).limit(1)).scalar()
                 if job_id is None:
                     return None
-                self._move(conn, job_id, [JobState.QUEUED], JobState.RESERVED, now,
-                           session_id=None, bytes_sent=0, attempts=Job.attempts + 1,
-                           node=self.node, claim_no=Job.claim_no + 1)
+                self.guard.move(conn, job_id, [JobState.QUEUED], JobState.RESERVED, now,
+                                session_id=None, bytes_sent=0, attempts=Job.attempts + 1,
+                                node=self.guard.node, claim_no=Job.claim_no + 1)
                 job = _load(conn, job_id)
         if job is not None:
-            self._held[job.id] = job.claim_no
+            self.guard.hold(job.id, job.claim_no)
         return job
 
     def _claim_server(self, conn: Connection, now: float) -> Job | None:
         """One statement: nodes claiming at once skip each other's locked rows."""
         pick = (select(Job.id).where(Job.state == JobState.QUEUED, Job.next_attempt_at <= now,
-                                     self.mine())
+                                     self.guard.mine())
                 .order_by(Job.next_attempt_at, Job.id).limit(1)
                 .with_for_update(skip_locked=True).scalar_subquery())
         row = conn.execute(
             update(Job).where(Job.id == pick, Job.state == JobState.QUEUED)
-            .values(state=str(JobState.RESERVED), node=self.node, claim_no=Job.claim_no + 1,
+            .values(state=str(JobState.RESERVED), node=self.guard.node, claim_no=Job.claim_no + 1,
                     attempts=Job.attempts + 1, session_id=None, bytes_sent=0, updated_at=now)
             .returning(*Job.__table__.columns)).first()
         return load_job(row) if row is not None else None
 
     def record_reservation(self, job_id: int, session_id: str, session_group_id: str,
                            upload_url: str, expires_at: float, now: float) -> None:
-        with self._write() as conn:
+        with self.guard.write() as conn:
             conn.execute(update(Reservation).where(
                 Reservation.job_id == job_id, Reservation.outcome == "active")
                 .values(outcome="abandoned"))
             conn.execute(insert(Reservation).values(
                 job_id=job_id, session_id=session_id, session_group_id=session_group_id,
                 upload_url=upload_url, expires_at=expires_at, created_at=now, outcome="active"))
-            self._move(conn, job_id, [JobState.RESERVED], JobState.RESERVED, now,
-                       session_id=session_id)
+            self.guard.move(conn, job_id, [JobState.RESERVED], JobState.RESERVED, now,
+                            session_id=session_id)
 
     def reservation_ended(self, session_id: str, outcome: str) -> None:
         """lapsed (window ran out) | refused (the endpoint would not take it) | abandoned."""
-        with self._write() as conn:
+        with self.guard.write() as conn:
             conn.execute(update(Reservation).where(Reservation.session_id == session_id)
                          .values(outcome=outcome))
 
     def count_refusal(self, job_id: int, now: float) -> int:
         """One more capture refused for this job; returns how many in a row."""
-        with self._write() as conn:
-            self._move(conn, job_id, IN_FLIGHT, JobState(_state(conn, job_id)), now,
-                       refusals=Job.refusals + 1)
+        with self.guard.write() as conn:
+            self.guard.move(conn, job_id, IN_FLIGHT, JobState(_state(conn, job_id)), now,
+                            refusals=Job.refusals + 1)
             return int(conn.execute(select(Job.refusals).where(Job.id == job_id)).scalar_one())
 
     def reserve_again(self, job_id: int, now: float) -> int:
         """The window lapsed during the upload: uploading -> reserved, for a new reservation.
         Counts the lapse; returns how many in a row."""
-        with self._write() as conn:
-            self._move(conn, job_id, [JobState.UPLOADING], JobState.RESERVED, now,
-                       session_id=None, bytes_sent=0, lapses=Job.lapses + 1)
+        with self.guard.write() as conn:
+            self.guard.move(conn, job_id, [JobState.UPLOADING], JobState.RESERVED, now,
+                            session_id=None, bytes_sent=0, lapses=Job.lapses + 1)
             return int(conn.execute(select(Job.lapses).where(Job.id == job_id)).scalar_one())
 
     def start_upload(self, job_id: int, now: float) -> None:
-        with self._write() as conn:
-            self._move(conn, job_id, [JobState.RESERVED], JobState.UPLOADING, now, bytes_sent=0,
-                       upload_started_at=now)
+        with self.guard.write() as conn:
+            self.guard.move(conn, job_id, [JobState.RESERVED], JobState.UPLOADING, now,
+                            bytes_sent=0, upload_started_at=now)
 
     def progress(self, job_id: int, sent: int, now: float) -> None:
-        with self._write() as conn:
-            self._move(conn, job_id, [JobState.UPLOADING], JobState.UPLOADING, now,
-                       bytes_sent=sent)
+        with self.guard.write() as conn:
+            self.guard.move(conn, job_id, [JobState.UPLOADING], JobState.UPLOADING, now,
+                            bytes_sent=sent)
 
     def finish(self, job_id: int, etag: str | None, now: float, note: str | None = None) -> None:
         """uploading -> done. An earlier copy of the same path that failed (an unfinished
         recording, say) is moot now: skipped, in the same transaction."""
         # Durable: after-upload may move or delete the file right after this returns.
-        with self._write(durable=True) as conn:
-            self._move(conn, job_id, [JobState.UPLOADING], JobState.DONE, now, etag=etag,
-                       last_error=note, finished_at=now, bytes_sent=Job.size, refusals=0,
-                       lapses=0)
+        with self.guard.write(durable=True) as conn:
+            self.guard.move(conn, job_id, [JobState.UPLOADING], JobState.DONE, now, etag=etag,
+                            last_error=note, finished_at=now, bytes_sent=Job.size, refusals=0,
+                            lapses=0)
             row = conn.execute(select(Job.session_id, Job.path, Job.owner)
                                .where(Job.id == job_id)).one()
             conn.execute(update(Reservation).where(Reservation.session_id == row.session_id)
@@ -116,8 +119,8 @@ class WorkerWrites(Guarded):
                 Job.path == row.path, Job.owner == row.owner, Job.id != job_id,
                 Job.state == JobState.FAILED).order_by(Job.id)).scalars().all()
             for older in olders:
-                self._move(conn, older, [JobState.FAILED], JobState.SKIPPED, now,
-                           finished_at=now, last_error=f"replaced by a newer copy of the file "
+                self.guard.move(conn, older, [JobState.FAILED], JobState.SKIPPED, now,
+                                finished_at=now, last_error=f"replaced by a newer copy of the file "
                                                       f"(job {job_id}), which was uploaded")
 
     def requeue(self, job_id: int, from_states: Iterable[str], now: float, *, due: float,
@@ -125,44 +128,44 @@ class WorkerWrites(Guarded):
         """Back to queued, due at `due`. A retry that was not the job's fault gives the
         attempt back (claim counted it)."""
         extra: dict[str, Any] = {} if count_attempt else {"attempts": Job.attempts - 1}
-        with self._write() as conn:
-            self._move(conn, job_id, from_states, JobState.QUEUED, now, next_attempt_at=due,
-                       last_error=reason, **extra)
+        with self.guard.write() as conn:
+            self.guard.move(conn, job_id, from_states, JobState.QUEUED, now, next_attempt_at=due,
+                            last_error=reason, **extra)
             if due <= now:
                 engine_mod.notify_jobs(conn)
 
     def back_to_pending(self, job_id: int, from_states: Iterable[str], now: float,
                         reason: str) -> None:
-        with self._write() as conn:
-            self._move(conn, job_id, from_states, JobState.PENDING, now, last_error=reason,
-                       session_id=None, attempts=Job.attempts - 1)
+        with self.guard.write() as conn:
+            self.guard.move(conn, job_id, from_states, JobState.PENDING, now, last_error=reason,
+                            session_id=None, attempts=Job.attempts - 1)
 
     def fail(self, job_id: int, from_states: Iterable[str], now: float, reason: str) -> None:
-        with self._write() as conn:
-            self._move(conn, job_id, from_states, JobState.FAILED, now, last_error=reason,
-                       finished_at=now)
+        with self.guard.write() as conn:
+            self.guard.move(conn, job_id, from_states, JobState.FAILED, now, last_error=reason,
+                            finished_at=now)
 
     def skip(self, job_id: int, from_states: Iterable[str], now: float, reason: str,
              **facts: Any) -> None:
-        with self._write() as conn:
-            self._move(conn, job_id, from_states, JobState.SKIPPED, now, last_error=reason,
-                       finished_at=now, **facts)
+        with self.guard.write() as conn:
+            self.guard.move(conn, job_id, from_states, JobState.SKIPPED, now, last_error=reason,
+                            finished_at=now, **facts)
 
     def recover(self, now: float) -> int:
         """At start: jobs a dead process left reserved/uploading go back to the queue. Their
         upload fields were never stored, so each is reserved afresh. In a fleet, only this
         node's own (others' wait for their node or its lease)."""
-        with self._write() as conn:
+        with self.guard.write() as conn:
             q = select(Job.id, Job.state).where(Job.state.in_(IN_FLIGHT))
-            if self.fleet:
-                q = q.where(Job.node == self.node)
+            if self.guard.fleet:
+                q = q.where(Job.node == self.guard.node)
             stuck = list(conn.execute(q))
             for row in stuck:
-                self._move(conn, row.id, [row.state], JobState.QUEUED, now, next_attempt_at=now,
-                           attempts=Job.attempts - 1,
-                           last_error="the daemon stopped during this upload; trying again")
+                self.guard.move(conn, row.id, [row.state], JobState.QUEUED, now,
+                                next_attempt_at=now, attempts=Job.attempts - 1,
+                                last_error="the daemon stopped during this upload; trying again")
             ended = update(Reservation).where(Reservation.outcome == "active")
-            if self.fleet:
+            if self.guard.fleet:
                 ended = ended.where(Reservation.job_id.in_([r.id for r in stuck]))
             conn.execute(ended.values(outcome="abandoned"))
             if stuck:
@@ -171,10 +174,10 @@ class WorkerWrites(Guarded):
 
     def set_archived(self, job_id: int, archived_path: str | None, note: str | None,
                      now: float) -> None:
-        with self._write() as conn:
-            self._move(conn, job_id, [JobState.DONE], JobState.DONE, now,
-                       archived_path=None if archived_path is None else
-                       paths.to_db(archived_path), last_error=note)
+        with self.guard.write() as conn:
+            self.guard.move(conn, job_id, [JobState.DONE], JobState.DONE, now,
+                            archived_path=None if archived_path is None else
+                            paths.to_db(archived_path), last_error=note)
 
 
 def _state(conn: Connection, job_id: int) -> str:

@@ -12,17 +12,18 @@ import os
 import stat
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import Any
 
 from sqlalchemy.exc import OperationalError
 
-from daemon import layout, logs, movie, sidecar
+from daemon import directory, layout, logs, movie, sidecar
 from daemon.config import Config, ConfigError, WatchRoot
 from daemon.errors import file_error
 from daemon.jobs import fleet
+from daemon.jobs.athletes import Directory
 from daemon.jobs.models import Job, JobState
 from daemon.jobs.roots import absent_reason
 from daemon.jobs.store import Ready, Store, TransitionError
@@ -71,7 +72,8 @@ class Watcher:
                  wall: Callable[[], float] = time.time,
                  on_db_error: Callable[[Exception | None], None] = lambda e: None,
                  on_root: Callable[[str, str | None], None] = lambda root, why: None,
-                 on_root_deleted: Callable[[], None] = lambda: None):
+                 on_root_deleted: Callable[[], None] = lambda: None,
+                 directory: Directory | None = None):
         self.cfg, self.store, self.on_queued = cfg, store, on_queued
         self.clock, self.wall = clock, wall
         self.on_db_error, self.on_root = on_db_error, on_root
@@ -81,6 +83,7 @@ class Watcher:
         self._folders: dict[str, WatchRoot] = {}
         self.on_failed: Callable[[str, str], None] = lambda path, reason: None
         self.roots: Roots | None = None  # is a watch folder there (an unmounted share is not)
+        self.directory = directory  # links made at a station (jobs/athletes.py)
         self.queue = SettleQueue(self._due, clock)
         self.observers = ObserverSet(self._event, self._root_lost, self._root_back,
                                      cfg.watching.poll_interval, on_root_deleted)
@@ -111,7 +114,15 @@ class Watcher:
             if str(root.path) not in self.observers.lost():
                 self.scan(root, str(root.path))
 
+    def athletes(self) -> Mapping[str, str]:
+        """The config's [athletes] over the table's links (the config wins)."""
+        if self.directory is None:
+            return self.cfg.athletes
+        return directory.mapping(self.cfg.athletes, self.directory.links())
+
     def pending_again(self) -> None:
+        if self.directory is not None:  # a link may be why we look again: read it afresh
+            self.directory.forget()
         for path in self.store.pending_paths(fleet.roots_for(self.store, self.cfg.watches)):
             with self._lock:  # `retry --force` may bring back a version we knew
                 self._known.forget(path)
@@ -364,7 +375,7 @@ class Watcher:
         job_id = cand.job_id
         assert job_id is not None
         bound = log.bind(job_id=job_id, path=path)
-        verdict = classify(self._facts(path, cand, st, job_id), self.cfg.athletes,
+        verdict = classify(self._facts(path, cand, st, job_id), self.athletes(),
                            str(self.cfg.source))
         now = self.wall()
         if isinstance(verdict, Hold):

@@ -17,9 +17,12 @@ from daemon.jobs.store import Store
 from daemon.net.api import ApiClient
 from daemon.net.upload import Uploader
 from daemon.work.dispatcher import Dispatcher
+from daemon.work.events import Events
 from daemon.work.pipeline import Held, Pipeline
 from daemon.work.recorder import Recorder
 from daemon.work.reservations import Reservations
+from daemon.work.turns import Fence, Turns
+from daemon.work.wakeups import Wakeups
 
 log = logs.get("worker")
 GATE_DB_RETRY = 5.0  # seconds before a slot asks again when the job table could not be read
@@ -35,16 +38,25 @@ def reserve_ahead(concurrency: int) -> int:
 
 
 class Worker:
+    """`events` is what the work tells the service (events.py); `fence` is fleet mode's (no
+    upload reaches its closing boundary while this node is fenced)."""
+
     def __init__(self, cfg: Config, store: Store, api: ApiClient, uploader: Uploader,
-                 on_resettle: Callable[[str], None] = lambda p: None,
+                 events: Events | None = None,
                  on_db_error: Callable[[Exception | None], None] = lambda e: None,
                  gate: Callable[[], float] = lambda: 0.0,
                  clock: Callable[[], float] = time.monotonic,
                  wall: Callable[[], float] = time.time,
-                 rand: Callable[[], float] = random.random):
+                 rand: Callable[[], float] = random.random, *,
+                 fence: Fence | None = None):
         self.cfg, self.store, self.wall = cfg, store, wall
         self.extra_gate = gate
         self.reservations = Reservations(cfg.upload.reserve_margin_seconds, clock, wall)
+        wakeups = Wakeups(clock)
+        # Uploads sending at once. A job waiting for a send turn starts only while new uploads
+        # may start; one that stops waiting leaves room for reserve-ahead.
+        turns = Turns(cfg.upload.concurrency, may_start=self._may_start,
+                      on_waiting=wakeups.nudge, fence=fence)
         self.dispatcher = Dispatcher(cfg.upload.concurrency, self._claim, self._process,
                                      self._orphan, self._gate, on_db_error,
                                      on_abort=uploader.abort_all, clock=clock,
@@ -52,15 +64,11 @@ class Worker:
                                      release=self._release,
                                      reservers=reserve_ahead(cfg.upload.concurrency),
                                      threads=2 * cfg.upload.concurrency,  # see work/turns.py
-                                     held_ahead=lambda: self.pipeline.turns.waiting())
+                                     held_ahead=turns.waiting, wakeups=wakeups)
         self.recorder = Recorder()  # the slots' writes that need not hold up an upload
         self.pipeline = Pipeline(cfg, store, api, uploader, self.reservations, self.recorder,
-                                 self.dispatcher.abort, self.dispatcher.wake_in, on_resettle,
+                                 turns, self.dispatcher.abort, self.dispatcher.wake_in, events,
                                  on_db_error, clock, wall, rand)
-
-        # A job waiting for a send turn starts only while new uploads may start.
-        self.pipeline.turns.may_start = self._may_start
-        self.pipeline.turns.on_waiting = self.dispatcher.held_changed
 
     def _may_start(self) -> bool:
         return not self.dispatcher.stopping() and self._gate() <= 0

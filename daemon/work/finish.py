@@ -80,8 +80,7 @@ def _finish(p: Pipeline, job: Job, res: Reserved, sent: Sent, note: str | None,
         p.res.drop(job.id)
     if outcome != "written":
         return
-    if p.metrics is not None:
-        p.metrics.upload_finished("done", sent.size, sent.seconds, p.wall())
+    p.events.upload_finished("done", sent.size, sent.seconds, p.wall())
     p.res.learn_rate(sent.size, sent.seconds)
     bound.info("upload.done", session_id=res.session_id, etag=sent.etag,
                seconds=round(sent.seconds, 3))
@@ -121,7 +120,7 @@ def _after_upload(p: Pipeline, job: Job, bound: Any) -> None:
         p.store.set_archived(job.id, None, str(exc), p.wall())
         bound.warning("job.after_upload_failed", reason=str(exc))
         if str(exc) == archive.CHANGED:
-            p.on_resettle(job.path)
+            p.events.resettle(job.path)
         return
     finally:
         p.accepted.archived(job.id)

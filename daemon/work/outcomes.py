@@ -40,8 +40,7 @@ def apply(p: Pipeline, job: Job, err: TransferError, bound: Any) -> None:
         d = after_refusal(refusals, err, job.attempts, p.rand)
         bound.warning("job.refused_by_endpoint", refusals=refusals, reason=err.message)
     TABLE[d.outcome](p, job, d, err, bound)
-    if p.metrics is not None:
-        p.metrics.upload_finished(METRIC_OUTCOME[d.outcome], 0, 0.0, p.wall())
+    p.events.upload_finished(METRIC_OUTCOME[d.outcome], 0, 0.0, p.wall())
 
 
 def _retry(p: Pipeline, job: Job, d: Decision, err: TransferError, bound: Any) -> None:
@@ -79,7 +78,7 @@ def _pause(p: Pipeline, job: Job, d: Decision, err: TransferError, bound: Any) -
     p.res.pause(d.delay, message, notice=name)
     p.store.requeue(job.id, IN_FLIGHT, now, due=now, count_attempt=False, reason=message)
     p.store.set_notice(name, message, now + d.delay, now)
-    p.on_notice(name, message)
+    p.events.notice(name, message)
     bound.error("api.credentials_rejected" if name == "credentials" else "net.untrusted",
                 reason=d.reason)
     p.schedule(d.delay)
@@ -89,7 +88,7 @@ def _resettle(p: Pipeline, job: Job, d: Decision, err: TransferError, bound: Any
     p.res.drop(job.id)
     p.store.back_to_pending(job.id, IN_FLIGHT, p.wall(), d.reason)
     bound.info("job.changed", reason=d.reason)
-    p.on_resettle(job.path)
+    p.events.resettle(job.path)
 
 
 def _gone(p: Pipeline, job: Job, d: Decision, err: TransferError, bound: Any) -> None:
@@ -121,7 +120,7 @@ def _fail(p: Pipeline, job: Job, d: Decision, err: TransferError, bound: Any) ->
     plain = err.where is Where.FILE or err.decided is not None
     reason = d.reason if plain else f"the server refused it: {d.reason}"
     p.store.fail(job.id, IN_FLIGHT, p.wall(), reason)
-    p.on_failed(job.path, reason)
+    p.events.failed(job.path, reason)
     bound.error("job.failed", reason=reason)
 
 

@@ -29,6 +29,7 @@ from daemon.net.api import ApiClient, Reserved
 from daemon.net.upload import CHANGED_WHILE_UPLOADING, Aborted, Sent, Uploader
 from daemon.timeutil import iso_utc, parse_iso
 from daemon.work import finish, lapses, outcomes
+from daemon.work.events import Events
 from daemon.work.recorder import Recorder
 from daemon.work.reservations import Reservations
 from daemon.work.turns import Turn, Turns
@@ -39,26 +40,23 @@ log = logs.get("worker")
 
 class Pipeline:
     def __init__(self, cfg: Config, store: Store, api: ApiClient, uploader: Uploader,
-                 reservations: Reservations, recorder: Recorder, abort: threading.Event,
-                 schedule: Callable[[float], None],
-                 on_resettle: Callable[[str], None] = lambda p: None,
+                 reservations: Reservations, recorder: Recorder, turns: Turns,
+                 abort: threading.Event, schedule: Callable[[float], None],
+                 events: Events | None = None,
                  on_db_error: Callable[[Exception | None], None] = lambda e: None,
                  clock: Callable[[], float] = time.monotonic,
                  wall: Callable[[], float] = time.time,
                  rand: Callable[[], float] = random.random):
         self.cfg, self.store, self.api, self.uploader = cfg, store, api, uploader
         self.res, self.recorder = reservations, recorder
+        self.turns = turns  # uploads sending at once
         self.abort, self.schedule = abort, schedule
-        self.on_resettle, self.on_db_error = on_resettle, on_db_error
+        # Telling the service: a file failed, a notice, a resettle, metrics; is a folder there.
+        self.events = events or Events()
+        self.on_db_error = on_db_error
         self.clock, self.wall, self.rand = clock, wall, rand
-        self.metrics: Any = None  # the console's Metrics, when it runs
-        self.roots: Any = None  # watch/roots.Roots: is a job's watch folder there (issue 19)
         self.accepted = finish.Accepted()  # uploads the endpoint took, `done` not yet written
         self.link = lapses.Link()  # the rate and window lengths seen, for the fit check
-        self.turns = Turns(cfg.upload.concurrency)  # uploads sending at once
-        # Telling people: a file failed (path, reason); a service-wide notice began or ended.
-        self.on_failed: Callable[[str, str], None] = lambda path, reason: None
-        self.on_notice: Callable[[str, str | None], None] = lambda name, message: None
 
     def process(self, job: Job) -> None:
         """Reserve and upload a claimed job, in one go."""
@@ -174,8 +172,7 @@ class Pipeline:
         self.res.drop(job.id)
         self.store.reservation_ended(res.session_id, "lapsed")
         count = self.store.reserve_again(job.id, self.wall())
-        if self.metrics is not None:
-            self.metrics.upload_finished("lapsed", 0, 0.0, self.wall())
+        self.events.upload_finished("lapsed", 0, 0.0, self.wall())
         bound.info("job.window_lapsed", session_id=res.session_id, reason=why, lapses=count)
         return count
 
@@ -216,15 +213,14 @@ class Pipeline:
         notice = self.res.resumed()
         if notice:
             self.store.clear_notice(notice)
-            self.on_notice(notice, None)
+            self.events.notice(notice, None)
             bound.info("api.accepted_again", notice=notice)
         if res.server_time is not None:
             self.res.learn_skew(res.server_time)
         self.res.keep(job.id, res)
         self.store.record_reservation(job.id, res.session_id, res.session_group_id,
                                       res.upload_url, res.expires_at, self.wall())
-        if self.metrics is not None:
-            self.metrics.reserved()
+        self.events.reserved()
         bound.info("job.reserved", session_id=res.session_id,
                    expires_at=iso_utc(res.expires_at))
         return res
@@ -275,8 +271,8 @@ class Pipeline:
         try:
             st = os.stat(job.path)
         except OSError as exc:
-            if isinstance(exc, FileNotFoundError) and self.roots is not None and \
-                    not self.roots.job_there(job):  # not gone: its folder is not there
+            if isinstance(exc, FileNotFoundError) and \
+                    not self.events.folder_there(job):  # not gone: its folder is not there
                 raise TransferError(Where.FILE, Kind.ROOT_ABSENT,
                                     absent_reason(job.root)) from None
             raise file_error(exc) from None

@@ -9,10 +9,21 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from types import TracebackType
+from typing import Protocol
 
 from daemon.net.upload import Aborted
 
 WAIT_STEP = 0.2  # seconds between looks at the abort event while waiting for a turn
+
+
+class Fence(Protocol):
+    """Fleet mode's fence (jobs/fleet.py): the epoch an upload starts in, and whether an upload
+    of that epoch may still reach its closing boundary."""
+
+    @property
+    def epoch(self) -> int: ...
+
+    def live(self, epoch: int) -> bool: ...
 
 
 class Turns:
@@ -21,16 +32,19 @@ class Turns:
     queue instead of starting."""
 
     def __init__(self, count: int, may_start: Callable[[], bool] = lambda: True,
-                 on_waiting: Callable[[], None] = lambda: None):
+                 on_waiting: Callable[[], None] = lambda: None, fence: Fence | None = None):
         self._sem = threading.Semaphore(count)
         self.may_start = may_start
         self.on_waiting = on_waiting  # `waiting()` went down: reserve-ahead may have room
         self._lock = threading.Lock()
         self._waiting = 0
-        # Fleet mode's fence (jobs/fleet.py): the epoch an upload starts in, and whether an
-        # upload of that epoch may still reach its closing boundary.
-        self.epoch: Callable[[], int] = lambda: 0
-        self.live: Callable[[int], bool] = lambda epoch: True
+        self._fence = fence
+
+    def epoch(self) -> int:
+        return 0 if self._fence is None else self._fence.epoch
+
+    def live(self, epoch: int) -> bool:
+        return self._fence is None or self._fence.live(epoch)
 
     def turn(self, abort: threading.Event) -> Turn:
         """A turn to take (`with`, or `take()`), given back at the end of the block at the

@@ -60,9 +60,10 @@ def test_a_node_without_the_share_leaves_its_jobs_to_the_others(
     try:
         cfgs = [node_config(tmp_path, f"station-{i + 1}", m, pg_db, box.base_url)
                 for i, m in enumerate(mounts)]
-        # Both stations see the files (each records its mount); uploads paused fleet-wide.
-        procs = [start_daemon(tmp_path, c, name=f"s{i}.log") for i, c in enumerate(cfgs)]
+        # Both stations see the files (each records its mount); uploads paused fleet-wide
+        # before they start (a pause reaches a running station's gate within a second).
         assert cli("pause", "--config", str(cfgs[0])).returncode == 0
+        procs = [start_daemon(tmp_path, c, name=f"s{i}.log") for i, c in enumerate(cfgs)]
         for k in range(FILES):
             make_movie(nas / "jane" / f"f{k}.mov", frames=1)
         def queued() -> bool:

@@ -242,6 +242,9 @@ def test_a_node_cut_off_from_the_database_completes_nothing(tmp_path: Path, pg: 
         nas.mkdir(parents=True)
         a = node_config(tmp_path, "node-a", nas.parent,
                         db_url.replace("127.0.0.1", "10.200.1.1"), local_api)
+        # node-a paces its own body (a relay in between would otherwise take the whole file
+        # at once, so its closing boundary would be written before the cut).
+        set_config_key(a, "upload", "bandwidth_limit", '"100KiB/s"')
         b = node_config(tmp_path, "node-b", nas.parent, db_url, local_api)
         cut = Proc([], tmp_path / "a.log")
         log = open(cut.log_path, "ab")  # noqa: SIM115
@@ -254,6 +257,10 @@ def test_a_node_cut_off_from_the_database_completes_nothing(tmp_path: Path, pg: 
         wait_for(lambda: cut.has_event("daemon.ready"), 30, what="node-a ready")
         make_movie(nas / "cut.mov", frames=10)
         wait_for(lambda: cut.has_event("upload.started"), 30, what="node-a uploading")
+        # Cut once the table shows it uploading: from then on only the fence stops node-a
+        # (before, its own `uploading` write would wait for the database and fail).
+        wait_for(lambda: job(b, "cut.mov").get("state") == "uploading", 30,
+                 what="uploading recorded")
         sh("ip", "link", "set", f"udb{tag}", "down")
         procs.append(start_daemon(tmp_path, b, name="b.log"))
         wait_for(lambda: procs[1].has_event("fleet.takeover"), 30, what="node-b takes over")

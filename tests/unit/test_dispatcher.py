@@ -85,7 +85,7 @@ def test_a_slot_whose_thread_died_is_restarted_and_its_job_requeued() -> None:
     try:
         q.put(1)
         d.wake()
-        wait_for(lambda: not d._threads[0].is_alive(), 5)
+        wait_for(lambda: not d.slots._threads[0].is_alive(), 5)
         d.check()
         assert [j.id for j in orphans] == [1]
         q.put(2)
@@ -262,7 +262,7 @@ def test_a_reserver_whose_thread_died_is_restarted_and_its_job_requeued() -> Non
     try:
         q.put(1)
         d.wake()
-        wait_for(lambda: not d._rthreads[0].is_alive(), 5)
+        wait_for(lambda: not d.reserver._threads[0].is_alive(), 5)
         d.check()
         assert [j.id for j in orphans] == [1]
         q.put(2)
@@ -282,3 +282,24 @@ def test_a_service_wide_pause_runs_on_the_monotonic_clock() -> None:
     wall[0] -= 3600  # NTP steps the wall clock back an hour
     mono[0] += 31.0
     assert res.paused_for() == 0.0  # over after 30 s, whatever the wall clock did
+
+
+def test_the_hand_off_counts_what_is_held_ahead_and_refuses_after_close() -> None:
+    from daemon.work.handoff import ReservedJobs
+
+    held, abort = [1], threading.Event()
+    r = ReservedJobs(1, 2, 4, depth=3, held_ahead=lambda: held[0], abort=abort)
+    job = SimpleNamespace(id=1)
+    assert r.begin() and r.begin()
+    assert not r.begin()  # 2 being reserved + 1 waiting for a send turn = depth
+    assert r.put(job, "token-1") and r.ready() == 1  # type: ignore[arg-type]
+    assert not r.begin()  # still 3 held ahead: 1 ready, 1 reserving, 1 waiting for a turn
+    held[0] = 0
+    assert r.begin()
+    assert r.take() == (job, "token-1") and r.take() is None
+    abort.set()
+    assert not r.put(job, "token-2")  # type: ignore[arg-type]  # aborting: the caller gives it back
+    abort.clear()
+    assert r.put(job, "token-3") and r.reserving() == 0  # type: ignore[arg-type]
+    assert r.close() == [(job, "token-3")]
+    assert not r.begin() and r.take() is None

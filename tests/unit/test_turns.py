@@ -66,3 +66,19 @@ def test_a_closed_gate_sends_a_waiting_job_back() -> None:
     open_[0] = False  # paused, or upload hours ended
     with pytest.raises(Aborted):
         turns.turn(abort).take()
+
+
+def test_a_fenced_node_does_not_reach_the_closing_boundary() -> None:
+    class Fence:  # fleet mode's (jobs/fleet.py): the epoch moves on when this node is fenced
+        epoch = 3
+
+        def live(self, epoch: int) -> bool:
+            return epoch == self.epoch
+
+    fence = Fence()
+    turns, abort = Turns(1, fence=fence), threading.Event()
+    with turns.turn(abort) as turn:
+        turn.check()  # the epoch it began in is still live
+        fence.epoch = 4
+        with pytest.raises(Aborted):
+            turn.check()

@@ -1,0 +1,147 @@
+"""What `setup` asks, as pure functions: parse one answer, render the config from all of them.
+
+Every parser returns the value or raises ValueError with a reason a lab admin can act on; the
+rendered TOML is loaded back by `config.parse` before anything is written."""
+
+from __future__ import annotations
+
+import unicodedata
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from daemon.config import ORIENTATIONS
+
+DEFAULT_API_URL = "https://api.uplift.ai/v1"
+
+
+@dataclass(frozen=True)
+class Answers:
+    watches: tuple[Path, ...]
+    athletes: tuple[tuple[str, str], ...] = ()  # (folder, athlete UUID), in the order given
+    camera_setup_selection: str = "single.front_on"
+    camera_orientation: str = "auto"
+    movement: tuple[tuple[str, str], ...] = field(
+        default=(("activity", "golf"), ("movement", "full_swing")))
+    api_url: str = DEFAULT_API_URL
+
+
+def parse_athlete(text: str) -> tuple[str, str]:
+    """FOLDER=UUID -> (folder in NFC, the UUID in its canonical lower-case form). A UUID holds
+    no "=", so the last one separates (a folder name may contain "=")."""
+    folder, sep, value = text.rpartition("=")
+    if not sep:
+        raise ValueError(f"{text!r}: write it as FOLDER=UUID, e.g. jane-doe={uuid.UUID(int=0)}")
+    folder = unicodedata.normalize("NFC", folder.strip())
+    problem = folder_problem(folder)
+    if problem:
+        raise ValueError(f"{text!r}: {problem}")
+    try:
+        athlete = str(uuid.UUID(value.strip()))
+    except ValueError:
+        raise ValueError(f"{text!r}: {value.strip()!r} is not an athlete UUID") from None
+    return folder, athlete
+
+
+def folder_problem(folder: str) -> str | None:
+    """Why `folder` cannot name an athlete folder (one path component), or None."""
+    if not folder:
+        return "the folder name is empty"
+    if folder in (".", "..") or "/" in folder or "\0" in folder:
+        return f"{folder!r} is not a single folder name (no '/', not '.' or '..')"
+    if folder.startswith("."):
+        return f"{folder!r} starts with '.': hidden folders are not watched"
+    if any(unicodedata.category(c) in ("Cc", "Cs") for c in folder):
+        return f"{folder!r} contains control characters"
+    return None
+
+
+def parse_watch(text: str, cwd: Path) -> Path:
+    """A watch folder, absolute (a relative answer is taken from `cwd`, not from the config's
+    folder, which is what the person typing it means)."""
+    raw = text.strip()
+    if not raw:
+        raise ValueError("the watch folder is empty")
+    if "\0" in raw or any(unicodedata.category(c) == "Cs" for c in raw):
+        raise ValueError(f"{raw!r} is not a usable path")
+    path = Path(raw).expanduser()
+    path = path if path.is_absolute() else cwd / path
+    return Path(*_normal_parts(path))
+
+
+def _normal_parts(path: Path) -> list[str]:
+    parts: list[str] = []
+    for part in path.parts:
+        if part == "..":
+            if len(parts) > 1:
+                parts.pop()
+        elif part != ".":
+            parts.append(part)
+    return parts
+
+
+def parse_orientation(text: str) -> str:
+    value = text.strip().lower()
+    if value not in ORIENTATIONS:
+        raise ValueError(f"{text!r}: the camera orientation is one of {', '.join(ORIENTATIONS)}")
+    return value
+
+
+def parse_word(text: str, what: str) -> str:
+    value = text.strip()
+    if not value:
+        raise ValueError(f"{what} must not be blank")
+    if any(unicodedata.category(c) in ("Cc", "Cs") for c in value):
+        raise ValueError(f"{what} {value!r} contains control characters")
+    return value
+
+
+def parse_token(text: str) -> str:
+    """The API token as read from a file or typed: one word, surrounding blanks dropped."""
+    token = text.strip()
+    if not token:
+        raise ValueError("the API token is empty")
+    if any(c.isspace() or unicodedata.category(c) in ("Cc", "Cs") for c in token):
+        raise ValueError("the API token must be one line without spaces")
+    return token
+
+
+def toml_string(text: str) -> str:
+    """A TOML basic string for any text without surrogates (control characters escaped)."""
+    out = ['"']
+    for c in text:
+        if c in '"\\':
+            out.append("\\" + c)
+        elif ord(c) < 0x20 or ord(c) == 0x7F:
+            out.append(f"\\u{ord(c):04x}")
+        else:
+            out.append(c)
+    out.append('"')
+    return "".join(out)
+
+
+def render(answers: Answers, written_on: str) -> str:
+    """The config file `setup` writes: only what was asked; every other key keeps its default
+    (config.example.toml beside it lists them all)."""
+    s = toml_string
+    lines = [
+        f"# Written by `uplift-capture setup` on {written_on}. Every other setting, with its",
+        "# default: config.example.toml in this folder. The API token is not in here: it is",
+        "# the systemd credential uplift-api-token (run `uplift-capture setup --force` to change",
+        "# it, or see the README).",
+        "",
+        "[api]",
+        f"base_url = {s(answers.api_url)}",
+        "",
+        "[capture]",
+        f"camera_setup_selection = {s(answers.camera_setup_selection)}",
+        f"camera_orientation = {s(answers.camera_orientation)}",
+        "",
+        "[capture.movement]",
+        *(f"{s(k)} = {s(v)}" for k, v in answers.movement),
+    ]
+    for path in answers.watches:
+        lines += ["", "[[watch]]", f"path = {s(str(path))}"]
+    lines += ["", "[athletes]  # folder = athlete UUID; the console can link more folders"]
+    lines += [f"{s(folder)} = {s(athlete)}" for folder, athlete in answers.athletes]
+    return "\n".join(lines) + "\n"
