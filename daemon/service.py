@@ -284,6 +284,7 @@ class Service:
             if self.flags.look:
                 self.flags.look = False
                 gate.forget()
+                watcher.roots.forget()  # `roots accept` from the CLI
                 if control.stops_running_uploads(store, time.time()):
                     worker.dispatcher.interrupt()
                 worker.wake()

@@ -88,6 +88,29 @@ class Roots:
         self._watches = list(watches)
         self._absent: dict[str, str] = {}  # watch key -> ATTENTION message
         self._recorded: set[str] = set()  # keys known to have a record (no write per file)
+        # The recorded identities as last read or written here: the health tick compares each
+        # root with them every few seconds without a query (idle stays idle). A person's
+        # `roots accept` pokes the daemon, which forgets them.
+        self._ids: dict[str, Identity | None] = {}
+
+    def forget(self) -> None:
+        """The table may have changed under us (a poke): read the identities afresh."""
+        with self._lock:
+            self._ids.clear()
+
+    def _recorded_id(self, key: str) -> Identity | None:
+        with self._lock:
+            if key in self._ids:
+                return self._ids[key]
+        found = self.table.recorded(key)
+        with self._lock:
+            self._ids[key] = found
+        return found
+
+    def _record(self, key: str, path: str, identity: Identity, replace: bool = True) -> None:
+        self.table.record(key, path, identity, self.wall(), replace=replace)
+        with self._lock:
+            self._ids.pop(key, None)  # read back: with replace=False another may have won
 
     @property
     def attention_name(self) -> str:
@@ -116,7 +139,7 @@ class Roots:
         identity = identity_of(str(root.path))
         if identity is None:
             return
-        self.table.record(key, str(root.path), identity, self.wall(), replace=False)
+        self._record(key, str(root.path), identity, replace=False)
         with self._lock:
             self._recorded.add(key)
 
@@ -144,13 +167,13 @@ class Roots:
         """A person says this folder is the root now (`roots accept`)."""
         identity = identity_of(str(root.path))
         if identity is not None:
-            self.table.record(watch_key(root), str(root.path), identity, self.wall())
+            self._record(watch_key(root), str(root.path), identity)
         return identity
 
     def _look(self, root: WatchRoot) -> Verdict:
         key, path = watch_key(root), str(root.path)
         current = identity_of(path)
-        recorded = self.table.recorded(key)
+        recorded = self._recorded_id(key)
         waiting = self.table.waiting(key) if current != recorded else []
 
         def found_again() -> bool:
@@ -165,7 +188,7 @@ class Roots:
         verdict = judge(current, recorded, root.shared and self.store.fleet, bool(waiting),
                         found_again)
         if verdict is Verdict.RECORD and current is not None:
-            self.table.record(key, path, current, self.wall())
+            self._record(key, path, current)
             log.info("watch.root_recorded", root=path, dev=current[0], ino=current[1])
         self._settle(root, verdict)
         return verdict

@@ -116,6 +116,7 @@ def test_roots_accept_takes_the_folder_now_there(tmp_path: Path,
     assert not roots.there(root)
     assert cli.main(["roots", "accept", str(watch), "--config", str(cfg)]) == 0
     assert "accepted" in capsys.readouterr().out
+    roots.forget()  # what the running daemon does when the command pokes it
     assert roots.there(root)
     assert cli.main(["roots", "accept", str(tmp_path), "--config", str(cfg)]) == 2
     assert "is not a watch folder" in capsys.readouterr().out
