@@ -13,11 +13,12 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from daemon import __version__, rootscmd, setup
+from daemon import __version__, setup
 from daemon import config as config_mod
 from daemon.config import ConfigError
 from daemon.jobs import schema
 from daemon.jobs.store import DatabaseUnavailable
+from daemon.service import rootscmd
 
 if TYPE_CHECKING:
     from daemon.jobs.store import Store
@@ -131,7 +132,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     cfg = config_mod.load(args.config)
     if args.command == "run":
         from daemon import logs
-        from daemon.service import Service
+        from daemon.service.lifecycle import Service
 
         logs.setup(cfg.log_level)
         return Service(cfg, sandbox=args.sandbox).run()
@@ -235,7 +236,7 @@ class _Skip(Exception):
 
 
 def _pause(cfg: config_mod.Config, store: Any, args: argparse.Namespace) -> int:
-    from daemon import control
+    from daemon.service import control
 
     now = time.time()
     if args.command == "resume":
@@ -274,7 +275,8 @@ def _until(at: str | None, duration: str | None, now: float) -> float | None:
 
 
 def _notify_test(cfg: config_mod.Config) -> int:
-    from daemon import alerts, logs
+    from daemon import logs
+    from daemon.alerts import notifier as alerts
 
     if not cfg.notify.urls:
         print(f"no [notify] urls in {cfg.source}")
@@ -286,8 +288,8 @@ def _notify_test(cfg: config_mod.Config) -> int:
 
 
 def _runtime(cfg: config_mod.Config) -> dict:
-    from daemon import runtime
     from daemon.jobs.engine import sqlite_path
+    from daemon.service import runtime
 
     return runtime.read(runtime.state_path(sqlite_path(cfg.database_url)))
 

@@ -10,10 +10,10 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any, TextIO
 
-from daemon import control
 from daemon.jobs import fleet, paths
 from daemon.jobs.models import Job, JobState
 from daemon.jobs.store import Store
+from daemon.service import control
 from daemon.timeutil import local_clock
 
 LISTED = 100  # the newest jobs of each state that `status` lists (`more` counts the rest)

@@ -19,14 +19,14 @@ from typing import Any
 
 from sqlalchemy.exc import OperationalError
 
-from daemon import layout, logs, movie, sidecar
+from daemon import logs
 from daemon.config import Config, ConfigError, WatchRoot
 from daemon.errors import file_error
 from daemon.jobs import fleet
 from daemon.jobs.models import Job, JobState
 from daemon.jobs.roots import absent_reason
 from daemon.jobs.store import Ready, Store, TransitionError
-from daemon.regular import not_regular
+from daemon.watch import layout, movie, sidecar
 from daemon.watch.classify import (
     Facts,
     Fail,
@@ -40,6 +40,7 @@ from daemon.watch.classify import (
 )
 from daemon.watch.known import Known
 from daemon.watch.observers import ObserverSet
+from daemon.watch.regular import not_regular
 from daemon.watch.roots import Roots
 from daemon.watch.settle import SettleQueue
 

@@ -9,9 +9,10 @@ from collections.abc import Callable, Mapping
 from pathlib import PurePath
 from typing import Any, Protocol
 
-from daemon import control, status
+from daemon import status
 from daemon.jobs import console_reads
 from daemon.jobs.models import JobState
+from daemon.service import control
 from daemon.web.history import History
 
 # Words the page's state filter accepts besides the job states themselves.

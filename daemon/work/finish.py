@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from daemon import archive
 from daemon.jobs.models import Job
 from daemon.jobs.store import TakenOver
 from daemon.net.api import Reserved
 from daemon.net.upload import Sent
+from daemon.work import archive
 
 if TYPE_CHECKING:
     from daemon.work.pipeline import Pipeline

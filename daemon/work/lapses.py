@@ -11,11 +11,11 @@ from datetime import datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from daemon.bandwidth import Timetable, parse_limit
 from daemon.errors import Decision, Kind, Outcome, TransferError, Where, after_lapse
 from daemon.jobs.models import Job
-from daemon.schedule import Hours, parse_hours
+from daemon.net.bandwidth import Timetable, parse_limit
 from daemon.work import fit
+from daemon.work.schedule import Hours, parse_hours
 
 if TYPE_CHECKING:
     from daemon.net.api import Reserved

@@ -28,7 +28,7 @@ from support import (
 
 from daemon.jobs import engine as engine_mod
 from daemon.jobs.engine import SCHEMA_HEAD, current_revision, make_engine
-from daemon.movie import fingerprint
+from daemon.watch.movie import fingerprint
 
 NODE = "station-1"
 PREVIOUS = "0003"  # the schema of the version before issue 19: the table a station has today

@@ -142,7 +142,7 @@ def proxy_url(t: Table) -> str | None:
 def hours_text(t: Table, key: str) -> str:
     value = (t.get(key, str, "") or "").strip()
     if value:
-        from daemon import schedule
+        from daemon.work import schedule
 
         try:
             schedule.parse_hours(value)

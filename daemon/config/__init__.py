@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from daemon.configread import (
+from daemon.config.read import (
     ConfigError,
     Table,
     check_base_url,
@@ -157,7 +157,7 @@ def _plain_values(t: Table, key: str) -> dict[str, Any]:
 def _rate(t: Table, key: str) -> str:
     """A plain rate, or rclone's timetable ("08:00,512KiB/s 18:00,off"), validated here and
     applied live by the service."""
-    from daemon import bandwidth
+    from daemon.net import bandwidth
 
     value = str(t.get(key, (str, int), 0)).strip() or "0"
     try:

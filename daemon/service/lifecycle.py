@@ -25,21 +25,22 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy.exc import OperationalError
 
 from daemon import config as config_mod
-from daemon import control, logs, notify
-from daemon import parts as parts_mod
-from daemon.attention import Attention
-from daemon.bandwidth import Limiter, Timetable, apply_timetable, parse_limit
+from daemon import logs, sdnotify
+from daemon.alerts.reporting import STUCK_EVERY, Reporter
 from daemon.config import Config, ConfigError
 from daemon.jobs import engine as engine_mod
 from daemon.jobs import fleet
 from daemon.jobs.store import DatabaseUnavailable, Store
 from daemon.net import clients
 from daemon.net.api import ApiClient
+from daemon.net.bandwidth import Limiter, Timetable, apply_timetable, parse_limit
 from daemon.net.upload import Uploader
-from daemon.parts import Ctx
-from daemon.reporting import STUCK_EVERY, Reporter
-from daemon.runtime import StateFile, state_path
 from daemon.sandbox import server as sandbox_server
+from daemon.service import control
+from daemon.service import parts as parts_mod
+from daemon.service.attention import Attention
+from daemon.service.parts import Ctx
+from daemon.service.runtime import StateFile, state_path
 from daemon.watch import Watcher
 from daemon.watch import settle as settle_mod
 from daemon.watch.roots import Roots
@@ -236,7 +237,7 @@ class Service:
             scheduler.add_job(reporter.check_stuck, "interval", seconds=STUCK_EVERY,
                               id="stuck")
             self._summary(ctx, reporter.first_summary())
-        notify.notify("READY=1\nSTATUS=watching " + ", ".join(str(w.path) for w in cfg.watches))
+        sdnotify.notify("READY=1\nSTATUS=watching " + ", ".join(str(w.path) for w in cfg.watches))
         log.info("daemon.ready", concurrency=cfg.upload.concurrency,
                  database=engine_mod.mask_url(cfg.database_url))
 
@@ -274,7 +275,7 @@ class Service:
                 log.info("bandwidth.toggled", limit="off" if off else "on",
                          rate=self.limiter.rate)
 
-        notify.notify("STOPPING=1")
+        sdnotify.notify("STOPPING=1")
         log.info("daemon.stopping")
 
     def _timetable(self, ctx: Ctx) -> None:
@@ -335,7 +336,7 @@ class Service:
             log.exception("service.health_failed")
             if isinstance(exc, OperationalError):
                 return
-        notify.notify("WATCHDOG=1")
+        sdnotify.notify("WATCHDOG=1")
 
     def _token_check(self, ctx: Ctx) -> None:
         """While credentials are rejected, pick up a replaced token file at once."""
@@ -381,12 +382,12 @@ class Service:
         ctx.worker.wake()
 
     def _reload(self, cfg: Config, ctx: Ctx) -> Config:
-        notify.notify(f"RELOADING=1\nMONOTONIC_USEC={time.monotonic_ns() // 1000}")
+        sdnotify.notify(f"RELOADING=1\nMONOTONIC_USEC={time.monotonic_ns() // 1000}")
         try:
             new = config_mod.load(str(cfg.source))
         except ConfigError as exc:
             log.error("config.reload_failed", reason=str(exc))
-            notify.notify("READY=1")
+            sdnotify.notify("READY=1")
             return cfg
         if self.use_sandbox:
             new = config_mod.with_base_url(new, cfg.api.base_url)
@@ -412,5 +413,5 @@ class Service:
         ctx.worker.wake()
         log.info("config.reloaded", roots=[str(w.path) for w in new.watches],
                  athletes=len(new.athletes))
-        notify.notify("READY=1")
+        sdnotify.notify("READY=1")
         return new

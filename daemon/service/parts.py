@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from daemon import logs
-from daemon.attention import Attention
+from daemon.alerts.reporting import Reporter
 from daemon.config import Config
 from daemon.jobs.models import Job
 from daemon.jobs.store import Store
 from daemon.net.api import ApiClient
-from daemon.reporting import Reporter
+from daemon.service.attention import Attention
 from daemon.watch import Watcher
 from daemon.watch.roots import Roots
 from daemon.work import Worker

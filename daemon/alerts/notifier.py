@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from daemon import logs
-from daemon.alert_targets import (
+from daemon.alerts.targets import (
     FAILURE,
     INFO,
     SUCCESS,
@@ -30,7 +30,7 @@ from daemon.alert_targets import (
     make_target,
     redact_url,
 )
-from daemon.schedule import DailySummary, next_summary_at, parse_clock
+from daemon.work.schedule import DailySummary, next_summary_at, parse_clock
 
 log = logs.get("notify")
 

@@ -9,11 +9,12 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from daemon import alerts, logs
+from daemon import logs
+from daemon.alerts import notifier as alerts
 from daemon.config import NotifySettings
 from daemon.jobs import paths
 from daemon.jobs.models import JobState
-from daemon.schedule import DailySummary
+from daemon.work.schedule import DailySummary
 
 log = logs.get("notify")
 # Notice names in the job table -> incident names in messages.
