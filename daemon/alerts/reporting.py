@@ -27,14 +27,15 @@ STUCK_EVERY = 60.0  # seconds between stuck checks (only with notification targe
 
 class Reporter:
     def __init__(self, settings: NotifySettings, store: Any,
-                 wall: Callable[[], float] = time.time):
+                 wall: Callable[[], float] = time.time,
+                 held: Callable[[], str | None] = lambda: None):
         self.settings, self.store, self.wall = settings, store, wall
         self.notifier = alerts.Notifier(settings.urls, settings.batch_seconds,
                                         redact=logs.scrub) if settings.urls else None
         self._waiting_since: float | None = None
         # Why uploads are held on purpose now (operator's pause, upload hours), or None: the
-        # service sets it to its Gate's reason, so a held queue is never reported stuck.
-        self.held: Callable[[], str | None] = lambda: None
+        # service passes its Gate's reason, so a held queue is never reported stuck.
+        self.held = held
 
     @property
     def active(self) -> bool:

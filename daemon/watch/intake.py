@@ -20,15 +20,13 @@ from typing import Any
 from sqlalchemy.exc import OperationalError
 
 from daemon import logs
-from daemon.config import Config, ConfigError, WatchRoot
-from daemon.errors import file_error
-from daemon.jobs import fleet
+from daemon.config import Config, WatchRoot
+from daemon.jobs import shares
 from daemon.jobs.models import Job, JobState
 from daemon.jobs.roots import absent_reason
 from daemon.jobs.store import Ready, Store, TransitionError
-from daemon.watch import layout, movie, sidecar
+from daemon.watch import facts, layout
 from daemon.watch.classify import (
-    Facts,
     Fail,
     Hold,
     Queue,
@@ -70,7 +68,12 @@ class Watcher:
                  wall: Callable[[], float] = time.time,
                  on_db_error: Callable[[Exception | None], None] = lambda e: None,
                  on_root: Callable[[str, str | None], None] = lambda root, why: None,
-                 on_root_deleted: Callable[[], None] = lambda: None):
+                 on_root_deleted: Callable[[], None] = lambda: None,
+                 on_failed: Callable[[str, str], None] = lambda path, reason: None,
+                 on_roots: Callable[[str, str | None], None] | None = None):
+        """`on_failed`: a file refused for good (notifications). `on_roots`: the watch roots'
+        ATTENTION line; given it, the watcher checks that each root is there (roots.py) and
+        looks again at a root that came back, else (tests, tools) every root counts as there."""
         self.cfg, self.store, self.on_queued = cfg, store, on_queued
         self.clock, self.wall = clock, wall
         self.on_db_error, self.on_root = on_db_error, on_root
@@ -78,8 +81,9 @@ class Watcher:
         self._known = Known()  # versions of files needing nothing more (watch/known.py)
         self._cands: dict[str, _Candidate] = {}
         self._folders: dict[str, WatchRoot] = {}
-        self.on_failed: Callable[[str, str], None] = lambda path, reason: None
-        self.roots: Roots | None = None  # is a watch folder there (an unmounted share is not)
+        self.on_failed = on_failed
+        self.roots = None if on_roots is None else Roots(
+            store, cfg.watches, on_attention=on_roots, on_back=self.root_there)
         self.queue = SettleQueue(self._due, clock)
         self.observers = ObserverSet(self._event, self._root_lost, self._root_back,
                                      cfg.watching.poll_interval, on_root_deleted)
@@ -92,7 +96,7 @@ class Watcher:
 
     def start(self) -> None:
         """Observe first, then scan, so nothing that lands in between is missed."""
-        known = Known(self.store.known_versions(fleet.roots_for(self.store, self.cfg.watches)))
+        known = Known(self.store.known_versions(shares.roots_for(self.store, self.cfg.watches)))
         with self._lock:
             self._known = known
         self.queue.start()
@@ -108,7 +112,7 @@ class Watcher:
                 self.scan(root, str(root.path))
 
     def pending_again(self) -> None:
-        for path in self.store.pending_paths(fleet.roots_for(self.store, self.cfg.watches)):
+        for path in self.store.pending_paths(shares.roots_for(self.store, self.cfg.watches)):
             with self._lock:  # `retry --force` may bring back a version we knew
                 self._known.forget(path)
             self.resettle(path)
@@ -248,12 +252,12 @@ class Watcher:
             if not self._root_there(cand.root):  # not gone: its folder dropped out; it waits
                 if not cand.root.shared or not self.store.fleet:  # (shared: other nodes')
                     self.store.hold_pending(path, self.wall(), absent_reason(str(
-                        cand.root.path)), str(cand.root.path), fleet.share(cand.root))
+                        cand.root.path)), str(cand.root.path), shares.share(cand.root))
                 self._forget(path)
                 return
             for job_id in self.store.skip_pending(path, self.wall(), "the file was removed "
                                                   "or moved away before it was uploaded",
-                                                  str(cand.root.path), fleet.share(cand.root)):
+                                                  str(cand.root.path), shares.share(cand.root)):
                 log.info("job.vanished", job_id=job_id, path=path)
             self._forget(path)
             return
@@ -265,7 +269,7 @@ class Watcher:
             self.roots.seen(cand.root)  # files seen under it: its identity is recorded once
         if link:
             seen = self.store.observe(path, str(cand.root.path), *version, self.wall(),
-                                      fleet.share(cand.root))
+                                      shares.share(cand.root))
             if seen.state is JobState.PENDING:
                 self.store.skip(seen.job_id, [JobState.PENDING], self.wall(),
                                 "it is a link to a file outside the watch folder; copy the "
@@ -278,7 +282,7 @@ class Watcher:
                 return
         if version != (cand.size, cand.mtime_ns):
             seen = self.store.observe(path, str(cand.root.path), *version, self.wall(),
-                                      fleet.share(cand.root))
+                                      shares.share(cand.root))
             if not seen.new:
                 # already queued, uploading or finished: nothing to do; or an older version is
                 # uploading and the worker re-settles the path after it
@@ -310,7 +314,7 @@ class Watcher:
         open() for ever). No job; one that waits for this path ends with the reason."""
         reason = f"{why}; only regular movie files are uploaded"
         for job_id in self.store.skip_pending(path, self.wall(), reason, str(cand.root.path),
-                                              fleet.share(cand.root)):
+                                              shares.share(cand.root)):
             log.info("job.skipped", job_id=job_id, path=path, reason=reason)
         log.warning("watch.not_regular", path=path, reason=why)
         self._forget(path, (st.st_size, st.st_mtime_ns))  # not logged again at each rescan
@@ -318,31 +322,13 @@ class Watcher:
     def _inside(self, root: WatchRoot, path: str) -> bool:
         return Path(os.path.realpath(path)).is_relative_to(os.path.realpath(root.path))
 
-    def _facts(self, path: str, cand: _Candidate, st: os.stat_result, job_id: int) -> Facts:
-        """Read what classify needs: the side-effect half of the decision."""
-        rel = PurePath(path).relative_to(cand.root.path)
-        facts = Facts(rel=rel, size=st.st_size, mtime=st.st_mtime, mtime_ns=st.st_mtime_ns,
-                      now=self.wall(), forced=self.store.is_forced(job_id))
-        try:
-            facts = _with(facts, settings=sidecar.settings_for(cand.root, rel))
-        except ConfigError as exc:
-            return _with(facts, settings_problem=str(exc))
-        try:
-            try:
-                facts = _with(facts, movie=movie.inspect(path))
-            except movie.NotAMovie as exc:
-                facts = _with(facts, not_a_movie=str(exc))
-            return _with(facts, fingerprint=movie.fingerprint(path, st.st_size))
-        except OSError as exc:
-            return _with(facts, unreadable=file_error(exc).message)
-
     def _promote(self, path: str, cand: _Candidate, st: os.stat_result) -> JobState | None:
         """Settled: queue it, hold it with a reason, or end it with a reason."""
         job_id = cand.job_id
         assert job_id is not None
         bound = log.bind(job_id=job_id, path=path)
-        verdict = classify(self._facts(path, cand, st, job_id), self.cfg.athletes,
-                           str(self.cfg.source))
+        found = facts.read(path, cand.root, st, self.wall(), self.store.is_forced(job_id))
+        verdict = classify(found, self.cfg.athletes, str(self.cfg.source))
         now = self.wall()
         if isinstance(verdict, Hold):
             self.store.hold(job_id, verdict.reason, now)
@@ -385,7 +371,6 @@ class Watcher:
         self.on_queued()
         return JobState.QUEUED
 
-
     def _twin_there(self, job: Job) -> bool:
         """Is a twin's file at its place, as this node sees it? A shared file at this node's
         mount of the share; a file this node cannot look at (another node's, or under a root
@@ -393,10 +378,10 @@ class Watcher:
         if job.owner not in ("", self.store.owner):
             return True
         if job.watch != job.root:  # a shared watch's job, maybe stored by another node
-            roots = fleet.watch_roots(self.cfg.watches)
+            roots = shares.watch_roots(self.cfg.watches)
             if job.watch not in roots:
                 return True
-            job = fleet.localize(job, self.cfg.watches)
+            job = shares.localize(job, self.cfg.watches)
         if _holds(job.path, job.size, job.mtime_ns):
             return True
         root = self.root_of(job.path)
@@ -410,8 +395,3 @@ def _holds(path: str, size: int, mtime_ns: int) -> bool:
         return False
     return (st.st_size, st.st_mtime_ns) == (size, mtime_ns)
 
-
-def _with(facts: Facts, **changes: object) -> Facts:
-    from dataclasses import replace
-
-    return replace(facts, **changes)  # type: ignore[arg-type]
