@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from daemon import __version__, setup
+from daemon import __version__, setup, timeutil
 from daemon import config as config_mod
 from daemon.config import ConfigError
 from daemon.jobs import schema
@@ -244,34 +244,13 @@ def _pause(cfg: config_mod.Config, store: Any, args: argparse.Namespace) -> int:
         print("uploads resume")
     else:
         try:
-            until = _until(args.until, args.duration, now)
+            until = timeutil.until(args.until, args.duration, now)
         except ValueError as exc:
             print(f"uplift-capture: {exc}", file=sys.stderr)
             return 2
         print(control.pause(store, now, until, args.now))
     _poke_daemon(cfg)
     return 0
-
-
-def _until(at: str | None, duration: str | None, now: float) -> float | None:
-    """--until HH:MM (today, or tomorrow if already past) or --for 90m / 2h / 1h30m / 45s."""
-    import re
-    from datetime import datetime, timedelta
-
-    if at:
-        m = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", at.strip())
-        if not m:
-            raise ValueError(f"--until takes a time of day as HH:MM, got {at!r}")
-        start = datetime.fromtimestamp(now)
-        when = start.replace(hour=int(m[1]), minute=int(m[2]), second=0, microsecond=0)
-        return (when if when > start else when + timedelta(days=1)).timestamp()
-    if duration:
-        parts = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?", duration.strip().lower())
-        if not parts or not any(parts.groups()):
-            raise ValueError(f"--for takes a duration like 90m, 2h or 1h30m, got {duration!r}")
-        h, m_, s = (int(x or 0) for x in parts.groups())
-        return now + h * 3600 + m_ * 60 + s
-    return None
 
 
 def _notify_test(cfg: config_mod.Config) -> int:
