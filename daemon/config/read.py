@@ -1,6 +1,6 @@
 """Reading TOML tables for the config: every value checked as it is read, every error naming
 the file and the key, leftover keys reported as typos. The settings themselves live in
-config.py."""
+settings.py, the parsers per section in parse.py."""
 
 from __future__ import annotations
 
