@@ -39,7 +39,14 @@ from bench.common import (
     row,
     wait_for,
 )
-from bench.flow import bench_burst, bench_idle, bench_latency, bench_restart, bench_smallfiles
+from bench.flow import (
+    bench_burst,
+    bench_idle,
+    bench_latency,
+    bench_pickup,
+    bench_restart,
+    bench_smallfiles,
+)
 from bench.net import make_pki, sendfile_upload, upload_variants
 from bench.readside import bench_readside
 
@@ -160,7 +167,8 @@ def bench_window(base_url: str, watch: Path) -> None:
 
 BENCHES: dict[str, Callable[[str, Path], None]] = {
     "upload": bench_upload, "tls": bench_tls, "window": bench_window,
-    "smallfiles": bench_smallfiles, "latency": bench_latency, "burst": bench_burst,
+    "smallfiles": bench_smallfiles, "latency": bench_latency, "pickup": bench_pickup,
+    "burst": bench_burst,
     "idle": bench_idle, "restart": bench_restart, "readside": bench_readside,
     "fleet": lambda base_url, watch: fleet.bench_fleet(base_url, watch, row, TOKEN),
 }

@@ -157,6 +157,33 @@ def bench_latency(base_url: str, watch: Path, settle: float = 0.5) -> None:
         f"settle + curl {ref:.2f} s", f"{pct(dones, .5) / ref:.2f}x", "-")
 
 
+def bench_pickup(base_url: str, watch: Path, settle: float = 2.0, runs: int = 20) -> None:
+    """Close -> upload started for a movie written in place (open, write, close: the close is
+    IN_CLOSE_WRITE), settle_seconds = 2: a complete movie goes on its close (issue 23)."""
+    small = make_movie(WORK / "src" / "small.mov", 600_000, 320, 240).read_bytes()
+    d = Daemon("pickup", watch, base_url, settle=settle)
+    d.start()
+    time.sleep(1)
+    starts = []
+    for i in range(runs):
+        dest = watch / "jane" / f"pick-{i}.mov"
+        with open(dest, "wb") as f:
+            f.write(small)
+        closed = time.time()
+        job = wait_for(lambda p=dest: d.job_id(p), 60, f"{dest.name} seen")
+        started = wait_for(lambda j=job: d.event("upload.started", job_id=j), 60, "started")
+        wait_for(lambda j=job: d.event("upload.done", job_id=j), 60, f"{dest.name} done")
+        starts.append(ts(started) - closed)
+    d.stop()
+    for i in range(runs):
+        (watch / "jane" / f"pick-{i}.mov").unlink()
+    starts.sort()
+    p50, p95 = starts[len(starts) // 2], starts[min(len(starts) - 1, round(.95 * (runs - 1)))]
+    row(f"pickup close -> upload started (p50/p95), settle {settle:.0f} s",
+        f"{p50 * 1000:.0f} / {p95 * 1000:.0f} ms", f"settle {settle:.2f} s", "-",
+        "p50 <= 50 ms, p95 <= 150 ms")
+
+
 def bench_burst(base_url: str, watch: Path, count: int = 2000) -> None:
     tiny = make_movie(WORK / "src" / "tiny.mov", 20_000, 64, 64)
     staging = WORK / "src" / "burst"

@@ -15,10 +15,11 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from daemon import __version__, setup, timeutil
 from daemon import config as config_mod
+from daemon.commands import athletes as athletescmd
+from daemon.commands import roots as rootscmd
 from daemon.config import ConfigError
 from daemon.jobs import schema
 from daemon.jobs.store import DatabaseUnavailable
-from daemon.service import rootscmd
 
 if TYPE_CHECKING:
     from daemon.jobs.store import Store
@@ -81,6 +82,7 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--config")
 
     rootscmd.add_parser(sub)
+    athletescmd.add_parser(sub)
     setup.add_parser(sub)
 
     sb = sub.add_parser("sandbox", help="run a local stand-in for the Uplift API")
@@ -153,8 +155,9 @@ def _dispatch(args: argparse.Namespace) -> int:
                 lock.close()
         print("database is up to date")
         return 0
-    # `roots` records watch-folder identities (the 0004 table); the others read what is there.
-    store = open_store(cfg, need="0004" if args.command == "roots" else None)
+    # `roots` records watch-folder identities (the 0004 table), `athletes` links (0007); the
+    # others read what is there.
+    store = open_store(cfg, need={"roots": "0004", "athletes": "0007"}.get(args.command))
     try:
         if args.command == "status":
             from daemon import status
@@ -165,10 +168,11 @@ def _dispatch(args: argparse.Namespace) -> int:
                 if args.all:
                     status.stream(store, sys.stdout, args.json, runtime=_runtime(cfg),
                                   gate_reason=why, node=args.node,
-                                  lease=cfg.node.lease_seconds)
+                                  lease=cfg.node.lease_seconds, athletes=cfg.athletes)
                     return 0
                 data = status.collect(store, runtime=_runtime(cfg), gate_reason=why,
-                                      node=args.node, lease=cfg.node.lease_seconds)
+                                      node=args.node, lease=cfg.node.lease_seconds,
+                                      athletes=cfg.athletes)
                 print(json.dumps(data, indent=2) if args.json else status.render(data))
                 sys.stdout.flush()
             return 0
@@ -188,6 +192,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             done = rootscmd.run(cfg, store, args)
             _poke_daemon(cfg)
             return done
+        if args.command == "athletes":
+            return athletescmd.run(cfg, store, args, lambda: _poke_daemon(cfg))
         if args.command == "nodes":
             from daemon.jobs import fleet
 

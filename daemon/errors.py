@@ -92,7 +92,9 @@ S3_TOO_BIG = {"EntityTooLarge": "the file is larger than the upload endpoint acc
 
 def backoff(attempt: int, jitter: float) -> float:
     """Exponential from BASE_DELAY, capped, with 'equal jitter' (half fixed, half random)."""
-    raw = min(MAX_DELAY, BASE_DELAY * 2 ** max(0, attempt - 1))
+    # The exponent is clamped: 2.0 ** 1024 overflows (a station offline for days), and the cap
+    # is reached long before 2 ** 32 anyway.
+    raw = min(MAX_DELAY, BASE_DELAY * 2.0 ** min(32, max(0, attempt - 1)))
     return raw / 2 + raw / 2 * jitter
 
 

@@ -7,10 +7,11 @@ import json
 import os
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TextIO
 
-from daemon.jobs import fleet, paths
+from daemon.jobs import directory, fleet, paths
+from daemon.jobs.athletes import AthleteTable, unknown_folders
 from daemon.jobs.models import Job, JobState
 from daemon.jobs.store import Store
 from daemon.service import control
@@ -75,14 +76,15 @@ def _expired(name: str, notice: dict[str, Any], now: float) -> bool:
 def collect(store: Store, include_all: bool = False, now: float | None = None,
             runtime: dict[str, Any] | None = None,
             gate_reason: str | None = None, node: str | None = None,
-            lease: float = 30.0) -> dict[str, Any]:
+            lease: float = 30.0, athletes: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The `status --json` document. By default it lists the newest LISTED jobs of each state
     (skipped ones for a week), failed first, and says in `more` how many of each state it left
     out; `include_all`: every job, in id order. `gate_reason`: why no upload may start now (an
     operator's pause, outside upload hours): every queued job waits for that. `node`: only
-    that node's jobs (fleet mode); `lease`: a node silent longer is shown not alive."""
+    that node's jobs (fleet mode); `lease`: a node silent longer is shown not alive;
+    `athletes`: the config's [athletes], shown with the table's links."""
     now = _now(store) if now is None else now
-    doc = _head(store, now, runtime, gate_reason, lease)
+    doc = _head(store, now, runtime, gate_reason, lease, athletes)
     if include_all:
         jobs = store.jobs(node=node)
     else:
@@ -90,26 +92,37 @@ def collect(store: Store, include_all: bool = False, now: float | None = None,
         listed = Counter(j.state for j in jobs)
         doc["more"] = {s: n - listed[s] for s, n in totals.items() if n > listed[s]}
         jobs.sort(key=lambda j: (ORDER.index(JobState(j.state)), j.id))
-    doc["jobs"] = [_record(j, now, doc) for j in jobs]
+    earlier = store.earlier_uploads(jobs)
+    doc["jobs"] = [_record(j, now, doc, earlier.get(j.id)) for j in jobs]
     return doc
+
+
+def _with_earlier(store: Store, jobs: Iterator[Job], batch: int = 500
+                  ) -> Iterator[tuple[Job, tuple[int, str | None] | None]]:
+    """Streamed jobs with the upload each one follows, looked up a batch at a time."""
+    while chunk := list(itertools.islice(jobs, batch)):
+        earlier = store.earlier_uploads(chunk)
+        yield from ((j, earlier.get(j.id)) for j in chunk)
 
 
 def stream(store: Store, out: TextIO, as_json: bool, now: float | None = None,
            runtime: dict[str, Any] | None = None, gate_reason: str | None = None,
-           node: str | None = None, lease: float = 30.0) -> None:
+           node: str | None = None, lease: float = 30.0,
+           athletes: Mapping[str, str] | None = None) -> None:
     """`status --all`: every job, written as it is read (a table of any size, little
     memory); the same document or text as `collect` + `render` would give."""
     now = _now(store) if now is None else now
-    doc = _head(store, now, runtime, gate_reason, lease)
+    doc = _head(store, now, runtime, gate_reason, lease, athletes)
     if not as_json:
         def section(states: tuple[JobState, ...]) -> Iterator[dict[str, Any]]:
-            return (_record(j, now, doc) for j in store.each_job(states, node=node))
+            return (_record(j, now, doc, e) for j, e in
+                    _with_earlier(store, store.each_job(states, node=node)))
         for line in _lines(doc, section, now):
             out.write(line + "\n")
         return
     out.write(json.dumps(doc, indent=2)[:-2] + ',\n  "jobs": [')
-    for i, job in enumerate(store.each_job(node=node)):
-        record = json.dumps(_record(job, now, doc), indent=2).replace("\n", "\n    ")
+    for i, (job, earlier) in enumerate(_with_earlier(store, store.each_job(node=node))):
+        record = json.dumps(_record(job, now, doc, earlier), indent=2).replace("\n", "\n    ")
         out.write(("," if i else "") + "\n    " + record)
     out.write("\n  ]\n}\n")
 
@@ -120,18 +133,26 @@ def _now(store: Store) -> float:
 
 
 def _head(store: Store, now: float, runtime: dict[str, Any] | None,
-          gate_reason: str | None, lease: float) -> dict[str, Any]:
+          gate_reason: str | None, lease: float,
+          athletes: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Everything of the document but its jobs."""
     notices = {name: n for name, n in {**store.notices(), **live_attention(runtime or {})}.items()
                if not name.startswith("_") and not _expired(name, n, now)}
     nodes = store.nodes(now, lease) if getattr(store, "fleet", False) else []
+    table = AthleteTable(store)
+    links = directory.merged(athletes or {}, table.links() if table.available() else [])
     return {"counts": store.counts(), "notices": notices, "hold": gate_reason,
-            "nodes": nodes}
+            "nodes": nodes, "athletes": [x.public() for x in links],
+            "unknown_folders": unknown_folders(store)}
 
 
-def _record(job: Job, now: float, doc: dict[str, Any]) -> dict[str, Any]:
-    """One job as `status` shows it, with the words a coach reads, everywhere alike."""
+def _record(job: Job, now: float, doc: dict[str, Any],
+            earlier: tuple[int, str | None] | None = None) -> dict[str, Any]:
+    """One job as `status` shows it, with the words a coach reads, everywhere alike.
+    `earlier`: the job (and capture) of this file's upload before it changed."""
     r = job_record(job, now)
+    if earlier is not None:
+        r["earlier_upload"] = {"job_id": earlier[0], "session_id": earlier[1]}
     gate_reason = doc["hold"]
     if job.owner and r["state"] in (JobState.PENDING, JobState.QUEUED) and any(
             n["name"] == job.owner and not n["alive"] for n in doc["nodes"]):
@@ -216,11 +237,32 @@ def _lines(data: dict[str, Any], section: Callable[[tuple[JobState, ...]],
         left = sum(more.get(s.value, 0) for s in states)
         if left and states != (JobState.DONE,):
             yield f"  ... and {left} more (uplift-capture status --all lists every job)"
+    yield from _unknown_lines(data.get("unknown_folders") or [], now)
     if not shown:
         yield from ("", "No files seen yet.")
 
 
+def _unknown_lines(folders: list[dict[str, Any]], now: float) -> Iterator[str]:
+    """Folders whose files wait for an athlete, and the command that links each."""
+    if not folders:
+        return
+    yield from ("", "Folders waiting for an athlete:")
+    for f in folders:
+        yield (f"  {f['folder']}: {f['files']} file(s), waiting for "
+               f"{_duration(max(0.0, now - f['oldest']))}")
+    yield ("  Link each to its athlete: uplift-capture athletes add FOLDER ATHLETE_UUID "
+           "[--name NAME] (or in the console)")
+
+
 def _line(j: dict[str, Any], now: float) -> str:
+    line = _line_of(j, now)
+    if (e := j.get("earlier_upload")) is not None:
+        line += (f"\n      changed after it was uploaded as #{e['job_id']} (session "
+                 f"{e['session_id']}): this version is a new capture")
+    return line
+
+
+def _line_of(j: dict[str, Any], now: float) -> str:
     if j["state"] in (JobState.RESERVED, JobState.UPLOADING):
         pct = f"{j.get('percent', 0.0):5.1f}%" if j["state"] == JobState.UPLOADING \
             else "reserving"

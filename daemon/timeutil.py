@@ -8,7 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 
 def iso_utc(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    # isoformat, not strftime: "%Y" gives "999" for the year 999 (a camera's garbage clock),
+    # which is no ISO 8601 time.
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 def parse_iso(text: str) -> float:

@@ -113,14 +113,15 @@ def cli(*args: str, env: dict[str, str] | None = None,
                           text=True, timeout=timeout, env={**os.environ, **(env or {})})
 
 
-def status(config: Path) -> dict[str, Any]:
-    out = cli("status", "--json", "--config", str(config))
+def status(config: Path, *extra: str) -> dict[str, Any]:
+    out = cli("status", "--json", *extra, "--config", str(config))
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout)
 
 
 def jobs_by_name(config: Path) -> dict[str, dict[str, Any]]:
-    return {Path(j["path"]).name: j for j in status(config)["jobs"]}
+    """Every job, however old (the default listing leaves out week-old skipped ones)."""
+    return {Path(j["path"]).name: j for j in status(config, "--all")["jobs"]}
 
 
 @dataclass

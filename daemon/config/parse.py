@@ -3,6 +3,7 @@ refusing, with the file and key named, what an admin must fix. `parse` puts them
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -233,6 +234,9 @@ def _plain_values(t: Table, key: str) -> dict[str, Any]:
             kind = "a date or time" if hasattr(value, "isoformat") else type_word(type(value))
             raise ConfigError(f"{t.where(f'{key}.{name}')}: must be a string, number or "
                               f"true/false (it is sent to the API as JSON), got {kind}")
+        if isinstance(value, float) and not math.isfinite(value):  # JSON has no nan or inf
+            raise ConfigError(f"{t.where(f'{key}.{name}')}: must be a finite number (it is sent "
+                              f"to the API as JSON), got {value}")
     return dict(values)
 
 

@@ -12,7 +12,7 @@ from sqlalchemy import ColumnElement, and_, func, literal, or_, select
 
 from daemon.jobs import engine as engine_mod
 from daemon.jobs.models import Job, JobState
-from daemon.jobs.reads import load_job
+from daemon.jobs.reads import job_columns, load_job
 
 # The order a person reads: what moves, what needs them, what waits, what is finished.
 ORDER = (JobState.UPLOADING, JobState.RESERVED, JobState.FAILED, JobState.QUEUED,
@@ -64,7 +64,7 @@ def page(engine: Any, *, athlete: str | None = None, athlete_ids: Sequence[str] 
             if skip >= n:
                 skip -= n
                 continue
-            rows = conn.execute(select(*Job.__table__.columns)
+            rows = conn.execute(select(*job_columns(conn))
                                 .where(Job.state == state, *where).order_by(Job.id.desc())
                                 .limit(left).offset(skip))
             jobs += [load_job(r) for r in rows]

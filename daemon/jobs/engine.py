@@ -287,7 +287,7 @@ def migrations_dir() -> Path:
 # The newest migration's revision. A test keeps it equal to Alembic's head; it lets the daemon
 # skip importing Alembic (several MiB resident for the life of the process) when the schema is
 # already current, which is every start but the first after an upgrade.
-SCHEMA_HEAD = "0006"
+SCHEMA_HEAD = "0007"
 
 
 def current_revision(engine: Engine) -> str | None:
@@ -321,6 +321,16 @@ def notify_jobs(conn: Connection) -> None:
     all if it rolls back). SQLite: one node, woken in-process."""
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql(f"NOTIFY {JOBS_CHANNEL}")
+
+
+ATHLETES_CHANNEL = "uplift_athletes"  # NOTIFY'd when the athlete directory changes
+
+
+def notify_athletes(conn: Connection) -> None:
+    """Tell every node the athlete directory changed (at commit; PostgreSQL only: SQLite is
+    one node, told by the caller's poke)."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"NOTIFY {ATHLETES_CHANNEL}")
 
 
 def db_now(conn: Connection) -> float:

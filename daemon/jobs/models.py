@@ -156,3 +156,17 @@ class RootIdentity(Base):
     dev: Mapped[int] = mapped_column(BigInteger, nullable=False)
     ino: Mapped[int] = mapped_column(BigInteger, nullable=False)
     recorded_at: Mapped[float] = mapped_column(Float, nullable=False)
+
+
+class AthleteLink(Base):
+    """The athlete directory: a folder name (NFC) linked to an athlete at a station, by the
+    `athletes` command or the console. The config's [athletes] wins over it."""
+
+    __tablename__ = "athletes"
+
+    folder: Mapped[str] = mapped_column(Text, primary_key=True)
+    athlete_id: Mapped[str] = mapped_column(String(36), nullable=False)
+    name: Mapped[str | None] = mapped_column(Text)
+    set_by: Mapped[str] = mapped_column(Text, nullable=False)  # who (a user, "console")
+    set_where: Mapped[str] = mapped_column(Text, nullable=False)  # which station / client
+    set_at: Mapped[float] = mapped_column(Float, nullable=False)

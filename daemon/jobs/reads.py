@@ -4,11 +4,12 @@ lock, so `status` and the console cannot hold up the daemon's writes."""
 from __future__ import annotations
 
 import os
+import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, func, or_, select
+from sqlalchemy import Connection, Engine, and_, func, inspect, or_, select
 
 from daemon.jobs import engine as engine_mod
 from daemon.jobs import paths
@@ -26,6 +27,21 @@ VANISHED_REASONS = (
 )
 
 
+# The job table's columns as this database has them, per engine: a command reads a table the
+# service has not upgraded yet (columns added later are simply absent, read as None).
+_COLUMNS: weakref.WeakKeyDictionary[Engine, list[Any]] = weakref.WeakKeyDictionary()
+
+
+def job_columns(conn: Connection) -> list[Any]:
+    """The model's columns that the table has: all of them once it is at this code's head."""
+    found = _COLUMNS.get(conn.engine)
+    if found is None:
+        have = {c["name"] for c in inspect(conn).get_columns(Job.__tablename__)}
+        found = [c for c in Job.__table__.columns if c.name in have]
+        _COLUMNS[conn.engine] = found
+    return found
+
+
 def load_job(row: Any) -> Job:
     values = dict(row._mapping)
     values["path"] = paths.from_db(values["path"])
@@ -33,7 +49,7 @@ def load_job(row: Any) -> Job:
 
 
 def _load(conn: Connection, job_id: int) -> Job | None:
-    row = conn.execute(select(*Job.__table__.columns).where(Job.id == job_id)).first()
+    row = conn.execute(select(*job_columns(conn)).where(Job.id == job_id)).first()
     return load_job(row) if row is not None else None
 
 
@@ -68,7 +84,7 @@ class Reads:
         """Jobs in id order; with `newest`, only that many of the most recent; with `node`,
         those it holds or uploaded, or that wait for it (its node-local ones)."""
         with self._read() as conn:
-            q = select(*Job.__table__.columns).where(*_of_node(node))
+            q = select(*job_columns(conn)).where(*_of_node(node))
             if states is not None:
                 q = q.where(Job.state.in_([str(s) for s in states]))
             if newest is not None:
@@ -89,13 +105,34 @@ class Reads:
             for state in JobState:
                 if not totals.get(state.value):
                     continue
-                q = select(*Job.__table__.columns).where(Job.state == state, *_of_node(node))
+                q = select(*job_columns(conn)).where(Job.state == state, *_of_node(node))
                 if state is JobState.SKIPPED:
                     q = q.where(Job.updated_at >= skipped_since)
                 found += [load_job(r) for r in conn.execute(
                     q.order_by(Job.id.desc()).limit(per_state))]
         return sorted(found, key=lambda j: j.id), \
             {s.value: int(totals.get(s.value, 0)) for s in JobState}
+
+    def earlier_uploads(self, jobs: Iterable[Job]) -> dict[int, tuple[int, str | None]]:
+        """For each job, the newest earlier job of the same file that was uploaded (done): a
+        file changed after its upload is a new capture, and `status` names the one before.
+        One query per call (the caller passes a listing or a batch)."""
+        ids = [j.id for j in jobs]
+        if not ids:
+            return {}
+        e = Job.__table__.alias("e")
+        j = Job.__table__.alias("j")
+        newest = select(func.max(e.c.id)).where(
+            e.c.owner == j.c.owner, e.c.watch == j.c.watch, e.c.rel_path == j.c.rel_path,
+            e.c.id < j.c.id, e.c.state == JobState.DONE).scalar_subquery()
+        with self._read() as conn:
+            pairs = {row[0]: row[1] for row in conn.execute(
+                select(j.c.id, newest).where(j.c.id.in_(ids))) if row[1] is not None}
+            if not pairs:
+                return {}
+            sessions = dict(conn.execute(select(Job.id, Job.session_id).where(
+                Job.id.in_(set(pairs.values())))).all())
+        return {job_id: (earlier, sessions.get(earlier)) for job_id, earlier in pairs.items()}
 
     def each_job(self, states: Iterable[str] | None = None, node: str | None = None,
                  batch: int = 500) -> Iterator[Job]:
@@ -104,7 +141,7 @@ class Reads:
         after = 0
         while True:
             with self._read() as conn:
-                q = select(*Job.__table__.columns).where(Job.id > after, *_of_node(node))
+                q = select(*job_columns(conn)).where(Job.id > after, *_of_node(node))
                 if states is not None:
                     q = q.where(Job.state.in_([str(s) for s in states]))
                 rows = [load_job(r) for r in conn.execute(q.order_by(Job.id).limit(batch))]
@@ -115,7 +152,7 @@ class Reads:
 
     def jobs_at(self, path: str, states: Iterable[str]) -> list[Job]:
         with self._read() as conn:
-            q = select(*Job.__table__.columns).where(
+            q = select(*job_columns(conn)).where(
                 Job.path == paths.to_db(path), Job.owner.in_(("", self.guard.owner)),
                 Job.state.in_([str(s) for s in states]))
             return [load_job(row) for row in conn.execute(q.order_by(Job.id))]
@@ -124,7 +161,7 @@ class Reads:
               states: Iterable[str]) -> list[Job]:
         """Jobs of the same athlete holding the same video (size + fingerprint)."""
         with self._read() as conn:
-            q = select(*Job.__table__.columns).where(
+            q = select(*job_columns(conn)).where(
                 Job.athlete_id == athlete_id, Job.fingerprint == fingerprint, Job.id != exclude,
                 Job.state.in_([str(s) for s in states]))
             return [load_job(row) for row in conn.execute(q.order_by(Job.id))]

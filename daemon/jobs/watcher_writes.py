@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from daemon.jobs import engine as engine_mod
@@ -36,6 +36,7 @@ class Seen:
     state: JobState
     new: bool  # a job was created or reset to pending: the watcher should settle it
     exact: bool = True  # the job holds this very version (not an older one being uploaded)
+    earlier: int | None = None  # a new job of a file uploaded before: that upload's job
 
 
 @dataclass(frozen=True)
@@ -129,7 +130,12 @@ class WatcherWrites:
             ).on_conflict_do_nothing())
             row = conn.execute(select(Job.id, Job.state).where(
                 *ident, Job.size == size, Job.mtime_ns == key_mtime)).one()
-            return Seen(row.id, JobState(row.state), row.state == JobState.PENDING)
+            # Changed after it was uploaded (reopened and written to): a new capture, and
+            # the log names the one it follows.
+            earlier = conn.execute(select(func.max(Job.id)).where(
+                *ident, Job.id < row.id, Job.state == JobState.DONE)).scalar()
+            return Seen(row.id, JobState(row.state), row.state == JobState.PENDING,
+                        earlier=earlier)
 
     def skip_pending(self, path: str, now: float, reason: str, root: str | None = None,
                      shared_name: str | None = None) -> list[int]:

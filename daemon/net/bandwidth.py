@@ -31,6 +31,7 @@ BIT_UNITS = {"": 1, "k": 1000, "m": 1000**2, "g": 1000**3, "ki": 1024, "mi": 102
 _RATE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*?)\s*(bits?(?:\s*/\s*s)?|bps|/\s*s)?\s*",
                    re.IGNORECASE)
 OFF = ("off", "unlimited", "none")
+MAX_RATE = 1024**4  # bytes/s; format_rate spells every rate up to it without an exponent
 
 
 def parse_rate(text: str) -> float:
@@ -46,13 +47,28 @@ def parse_rate(text: str) -> float:
     m = _RATE.fullmatch(value)
     if m:
         number, unit, per = float(m.group(1)), m.group(2).lower(), (m.group(3) or "").lower()
+        rate = None
         if per.startswith("bit") or per == "bps":
             if unit in BIT_UNITS:
-                return number * BIT_UNITS[unit] / 8
+                rate = number * BIT_UNITS[unit] / 8
         elif unit in BYTE_UNITS:
-            return number * BYTE_UNITS[unit]
+            rate = number * BYTE_UNITS[unit]
+        if rate is not None:
+            return _sane(text, rate)
     raise ValueError(f"{text!r} is not a rate like \"20MB/s\", \"512KiB/s\", \"10M\", "
                      f"\"8Mbit/s\" or \"off\"")
+
+
+def _sane(text: str, rate: float) -> float:
+    # "999...9" (400 digits) is float inf, and a limiter at inf or at a thousandth of a byte a
+    # second is no limit a person meant: refuse both with a reason.
+    if rate > MAX_RATE:  # also inf
+        raise ValueError(f"{text!r} is more than 1 TiB/s, faster than any link; write \"off\" "
+                         f"for no limit")
+    if 0 < rate < 1:
+        raise ValueError(f"{text!r} is less than one byte a second, no upload would ever finish; "
+                         f"write \"off\" for no limit")
+    return rate
 
 
 def _plain(text: str) -> bool:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from daemon import logs
+from daemon.jobs.engine import ATHLETES_CHANNEL
 from daemon.jobs.fleet import Fleet
 from daemon.jobs.listen import Listener
 from daemon.jobs.shares import shared_names
@@ -62,9 +63,15 @@ class FleetPart:
         self.fleet, self._wake = fleet, wake
         self.heart = Heartbeat(fleet, wake, on_lost)
         self.listener: Listener | None = None
+        self.athletes: Listener | None = None  # the athlete directory's channel
 
-    def listen(self) -> None:
-        self.listener = Listener(self.fleet.store.engine, self._wake).start()
+    def listen(self, on_athletes: Callable[[], None] | None = None) -> None:
+        """The LISTEN threads: jobs (wake the worker), and the athlete directory, whose change
+        makes this node look at its waiting files again."""
+        engine = self.fleet.store.engine
+        self.listener = Listener(engine, self._wake).start()
+        if on_athletes is not None:
+            self.athletes = Listener(engine, on_athletes, ATHLETES_CHANNEL).start()
 
     def check(self) -> None:
         """Supervision: a heartbeat thread that died is logged and started again."""
@@ -77,8 +84,9 @@ class FleetPart:
         return 1.0 if self.fleet.fenced() else 0.0
 
     def stop(self) -> None:
-        if self.listener is not None:
-            self.listener.close()
+        for listener in (self.listener, self.athletes):
+            if listener is not None:
+                listener.close()
         self.heart.close()
         if not self.fleet.lost:
             self.fleet.sign_off()

@@ -18,7 +18,7 @@ from daemon.jobs.models import Job
 from daemon.jobs.store import Store
 from daemon.net.api import ApiClient
 from daemon.service.attention import Attention
-from daemon.watch import Watcher
+from daemon.watch.intake import Watcher
 from daemon.work.events import Events
 from daemon.work.gate import Gate
 from daemon.work.worker import Worker
@@ -115,7 +115,7 @@ def start_web(cfg: Config, ctx: Ctx, metrics: Metrics | None,
     backend = StoreBackend(
         ctx.store, cfg.athletes, health=health, gate_reason=lambda: ctx.gate.check()[1],
         runtime=lambda: {"pid": os.getpid(), "attention": ctx.attention.conditions()},
-        on_change=on_change, lease=cfg.node.lease_seconds)
+        on_change=on_change, lease=cfg.node.lease_seconds, config_source=str(cfg.source))
     # While the job table is away (a PostgreSQL outage), /metrics serves what was last known.
     metrics.bind(counts=last_known(ctx.store.counts), paused=last_known(backend.paused))
     try:

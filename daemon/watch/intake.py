@@ -1,9 +1,10 @@
 """The intake: turns what the observers and scans see into jobs.
 
 Events and scans only make *candidates*. The settle queue hands each back when due; the intake
-stats it until its size and mtime have held for `settle_seconds` (monotonic), then reads the
-facts (sidecar settings, movie header, fingerprint), asks `classify` and `resolve_twins` for a
-verdict and writes it to the job table. It never talks to the network.
+stats it until its size and mtime have held for `settle_seconds` (monotonic) or its writer
+closed it complete (pickup.py), then verdicts.py reads the facts (facts.py: sidecar settings,
+movie header, fingerprint), asks `classify` and `resolve_twins` for a verdict and writes it to
+the job table. It never talks to the network.
 """
 
 from __future__ import annotations
@@ -12,42 +13,30 @@ import os
 import stat
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePath
-from typing import Any
 
 from sqlalchemy.exc import OperationalError
 
 from daemon import logs
 from daemon.config import Config, WatchRoot
-from daemon.jobs import shares
-from daemon.jobs.models import Job, JobState
+from daemon.jobs import directory, shares
+from daemon.jobs.athletes import Directory
+from daemon.jobs.models import JobState
 from daemon.jobs.roots import absent_reason
-from daemon.jobs.store import Ready, Store, TransitionError
-from daemon.watch import facts, layout
-from daemon.watch.classify import (
-    Fail,
-    Hold,
-    Queue,
-    Skip,
-    Twin,
-    classify,
-    moved_reason,
-    resolve_twins,
-)
+from daemon.jobs.store import Store, TransitionError
+from daemon.watch import layout, pickup
 from daemon.watch.known import Known
 from daemon.watch.observers import ObserverSet
 from daemon.watch.regular import not_regular
 from daemon.watch.roots import Roots
 from daemon.watch.settle import SettleQueue
+from daemon.watch.verdicts import Verdicts
 
 log = logs.get("watcher")
 DIR = "dir:"
-HOLD_RECHECK = 5.0  # a file waiting for its twin's upload is looked at again this often
 DB_RETRY = (1.0, 30.0)  # backoff for a database that cannot be written (disk full)
-TWIN_STATES = (JobState.PENDING, JobState.QUEUED, JobState.RESERVED, JobState.UPLOADING,
-               JobState.DONE)
 
 
 @dataclass
@@ -58,6 +47,7 @@ class _Candidate:
     mtime_ns: int = -1
     changed_at: float = 0.0  # monotonic
     db_delay: float = 0.0  # current backoff after a failed write
+    closed: bool = False  # its writer closed it since the last look (watch/pickup.py)
 
 
 class Watcher:
@@ -70,10 +60,12 @@ class Watcher:
                  on_root: Callable[[str, str | None], None] = lambda root, why: None,
                  on_root_deleted: Callable[[], None] = lambda: None,
                  on_failed: Callable[[str, str], None] = lambda path, reason: None,
-                 on_roots: Callable[[str, str | None], None] | None = None):
+                 on_roots: Callable[[str, str | None], None] | None = None,
+                 directory: Directory | None = None):
         """`on_failed`: a file refused for good (notifications). `on_roots`: the watch roots'
         ATTENTION line; given it, the watcher checks that each root is there (roots.py) and
-        looks again at a root that came back, else (tests, tools) every root counts as there."""
+        looks again at a root that came back, else (tests, tools) every root counts as there.
+        `directory`: links made at a station (jobs/athletes.py)."""
         self.cfg, self.store, self.on_queued = cfg, store, on_queued
         self.clock, self.wall = clock, wall
         self.on_db_error, self.on_root = on_db_error, on_root
@@ -84,7 +76,10 @@ class Watcher:
         self.on_failed = on_failed
         self.roots = None if on_roots is None else Roots(
             store, cfg.watches, on_attention=on_roots, on_back=self.root_there)
+        self.directory = directory
         self.queue = SettleQueue(self._due, clock)
+        self.verdicts = Verdicts(store, wall, on_queued, on_failed, self.queue.schedule,
+                                 self._root_absent)
         self.observers = ObserverSet(self._event, self._root_lost, self._root_back,
                                      cfg.watching.poll_interval, on_root_deleted)
 
@@ -94,14 +89,17 @@ class Watcher:
 
     # ---- lifecycle -------------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Observe first, then scan, so nothing that lands in between is missed."""
+    def start(self, scan: bool = True) -> None:
+        """Observe first, then scan, so nothing that lands in between is missed. `scan=False`:
+        the owner runs the first `rescan()` on another thread (the service: its scheduler),
+        so a large tree does not hold up start-up; events are seen meanwhile."""
         known = Known(self.store.known_versions(shares.roots_for(self.store, self.cfg.watches)))
         with self._lock:
             self._known = known
         self.queue.start()
         self.observers.start(self.cfg.watches)
-        self.rescan()
+        if scan:
+            self.rescan()
         log.info("watch.started", roots=[str(r.path) for r in self.cfg.watches])
 
     def rescan(self) -> None:
@@ -111,7 +109,15 @@ class Watcher:
             if str(root.path) not in self.observers.lost():
                 self.scan(root, str(root.path))
 
+    def athletes(self) -> Mapping[str, str]:
+        """The config's [athletes] over the table's links (the config wins)."""
+        if self.directory is None:
+            return self.cfg.athletes
+        return directory.mapping(self.cfg.athletes, self.directory.links())
+
     def pending_again(self) -> None:
+        if self.directory is not None:  # a link may be why we look again: read it afresh
+            self.directory.forget()
         for path in self.store.pending_paths(shares.roots_for(self.store, self.cfg.watches)):
             with self._lock:  # `retry --force` may bring back a version we knew
                 self._known.forget(path)
@@ -159,19 +165,22 @@ class Watcher:
 
     # ---- intake (any thread) ---------------------------------------------------------------
 
-    def _event(self, root: WatchRoot, path: str, is_dir: bool) -> None:
+    def _event(self, root: WatchRoot, path: str, is_dir: bool, closed: bool = False) -> None:
         if is_dir:
             self.folder_arrived(root, path)
         else:
-            self.candidate(root, path)
+            self.candidate(root, path, closed=closed)
 
-    def candidate(self, root: WatchRoot, path: str, delay: float = 0.0) -> None:
+    def candidate(self, root: WatchRoot, path: str, delay: float = 0.0,
+                  closed: bool = False) -> None:
         rel = PurePath(path).relative_to(root.path)
         if not layout.is_candidate(rel):
             return
         with self._lock:
-            if path not in self._cands:
-                self._cands[path] = _Candidate(root)
+            cand = self._cands.get(path)
+            if cand is None:
+                cand = self._cands[path] = _Candidate(root)
+            cand.closed = cand.closed or (closed and not root.poll)
         self.queue.schedule(path, delay)
 
     def resettle(self, path: str) -> None:
@@ -289,16 +298,20 @@ class Watcher:
                 self._forget(path, version if seen.exact else None)
                 return
             if cand.job_id is None:
-                log.info("job.seen", job_id=seen.job_id, path=path, size=st.st_size)
+                log.info("job.seen", job_id=seen.job_id, path=path, size=st.st_size,
+                         **({"earlier_job": seen.earlier} if seen.earlier else {}))
             cand.job_id, cand.size, cand.mtime_ns, cand.changed_at = \
                 seen.job_id, st.st_size, st.st_mtime_ns, now
-            self.queue.schedule(path, self.settle)
-            return
-        if now - cand.changed_at < self.settle:
+            if not self._closed_complete(path, cand, version):
+                self.queue.schedule(path, self.settle)
+                return
+        elif now - cand.changed_at < self.settle and \
+                not self._closed_complete(path, cand, version):
             self.queue.schedule(path, cand.changed_at + self.settle - now)
             return
         assert cand.job_id is not None
-        state = self._promote(path, cand, st)
+        state = self.verdicts.promote(self.cfg, self.athletes(), path, cand.root,
+                                      cand.job_id, st)
         if state is None:
             return  # waits for a twin's upload; its recheck is scheduled
         if state is JobState.PENDING:
@@ -306,8 +319,26 @@ class Watcher:
         else:
             self._forget(path, version)
 
+    def _closed_complete(self, path: str, cand: _Candidate, version: tuple[int, int]) -> bool:
+        """Its writer closed it and its movie is complete: it goes now, not after settle.
+        The close is used up here: a file closed incomplete waits for its next close."""
+        with self._lock:
+            closed, cand.closed = cand.closed, False
+        if not closed:
+            return False
+        verdict = pickup.decide(pickup.look(path, version, events=not cand.root.poll))
+        if isinstance(verdict, pickup.Wait):
+            log.debug("watch.pickup_waits", path=path, reason=verdict.reason)
+            return False
+        return True
+
     def _root_there(self, root: WatchRoot) -> bool:
         return self.roots is None or self.roots.there(root)
+
+    def _root_absent(self, path: str) -> bool:
+        """Is the watch folder of `path` known and not there (an unmounted share)?"""
+        root = self.root_of(path)
+        return root is not None and not self._root_there(root)
 
     def _not_regular(self, path: str, cand: _Candidate, st: os.stat_result, why: str) -> None:
         """A pipe, socket, device or folder named like a movie: never opened (a FIFO blocks
@@ -321,77 +352,3 @@ class Watcher:
 
     def _inside(self, root: WatchRoot, path: str) -> bool:
         return Path(os.path.realpath(path)).is_relative_to(os.path.realpath(root.path))
-
-    def _promote(self, path: str, cand: _Candidate, st: os.stat_result) -> JobState | None:
-        """Settled: queue it, hold it with a reason, or end it with a reason."""
-        job_id = cand.job_id
-        assert job_id is not None
-        bound = log.bind(job_id=job_id, path=path)
-        found = facts.read(path, cand.root, st, self.wall(), self.store.is_forced(job_id))
-        verdict = classify(found, self.cfg.athletes, str(self.cfg.source))
-        now = self.wall()
-        if isinstance(verdict, Hold):
-            self.store.hold(job_id, verdict.reason, now)
-            bound.warning("job.held", reason=verdict.reason)
-            return JobState.PENDING
-        if isinstance(verdict, Fail):
-            self.store.fail(job_id, [JobState.PENDING], now, verdict.reason)
-            self.on_failed(path, verdict.reason)
-            bound.warning("job.refused", reason=verdict.reason)
-            return JobState.FAILED
-        return self._queue(path, job_id, verdict, bound)
-
-    def _queue(self, path: str, job_id: int, ready: Ready, bound: Any) -> JobState | None:
-        now = self.wall()
-        twins_verdict: Queue | Skip | Hold = Queue()
-        if not self.cfg.upload.allow_duplicates and ready.fingerprint is not None:
-            twins = [Twin(j.id, j.path, j.state, self._twin_there(j))
-                     for j in self.store.twins(ready.athlete_id, ready.fingerprint, job_id,
-                                               TWIN_STATES)]
-            twins_verdict = resolve_twins(twins)
-        if isinstance(twins_verdict, Hold):
-            self.store.hold(job_id, twins_verdict.reason, now)
-            self.queue.schedule(path, HOLD_RECHECK)
-            bound.info("job.held", reason=twins_verdict.reason)
-            return None
-        if isinstance(twins_verdict, Skip):
-            self.store.skip(job_id, [JobState.PENDING], now, twins_verdict.reason,
-                            fingerprint=ready.fingerprint, athlete_id=ready.athlete_id)
-            bound.info("job.skipped", reason=twins_verdict.reason)
-            return JobState.SKIPPED
-        for twin in twins_verdict.moved_from:
-            self.store.skip(twin.job_id, [twin.state], now, moved_reason(path))
-            bound.info("job.moved", from_job=twin.job_id, from_path=twin.path)
-        if not self.store.mark_ready(job_id, ready, now):
-            # The file went back to a version another job of this path already holds.
-            self.store.skip(job_id, [JobState.PENDING], now,
-                            "the same version of this file is already a job")
-            return JobState.SKIPPED
-        bound.info("job.queued", athlete_id=ready.athlete_id)
-        self.on_queued()
-        return JobState.QUEUED
-
-    def _twin_there(self, job: Job) -> bool:
-        """Is a twin's file at its place, as this node sees it? A shared file at this node's
-        mount of the share; a file this node cannot look at (another node's, or under a root
-        that is not there) counts as there: it must not be taken for moved."""
-        if job.owner not in ("", self.store.owner):
-            return True
-        if job.watch != job.root:  # a shared watch's job, maybe stored by another node
-            roots = shares.watch_roots(self.cfg.watches)
-            if job.watch not in roots:
-                return True
-            job = shares.localize(job, self.cfg.watches)
-        if _holds(job.path, job.size, job.mtime_ns):
-            return True
-        root = self.root_of(job.path)
-        return root is not None and not self._root_there(root)
-
-
-def _holds(path: str, size: int, mtime_ns: int) -> bool:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return False
-    return (st.st_size, st.st_mtime_ns) == (size, mtime_ns)
-

@@ -8,6 +8,7 @@ Pure functions; nothing here touches the disk.
 
 from __future__ import annotations
 
+import hashlib
 import unicodedata
 import uuid
 from collections.abc import Mapping
@@ -57,23 +58,44 @@ def place(rel: PurePath, athletes: Mapping[str, str], local_day: date,
     parts = rel.parts
     if len(parts) < 2:
         return Placement(None, None,
-                         f"'{rel.name}' is directly in the watch folder; move it into a folder "
-                         f"named for the athlete (their UUID or an alias from [athletes])")
+                         f"'{shown(rel.name)}' is directly in the watch folder; move it into a "
+                         f"folder named for the athlete (their UUID or an alias from [athletes])")
     folder = parts[0]
     # macOS writes names decomposed (NFD), people type them composed (NFC): compare in NFC.
     athlete = as_uuid(folder) or athletes.get(folder) or _nfc_get(athletes, folder)
     if athlete is None:
         return Placement(None, None,
-                         f"folder '{folder}' is not an athlete UUID or an alias in [athletes] of "
-                         f"{config_source}; rename the folder to the athlete's UUID or add "
-                         f"\"{folder}\" = \"<athlete UUID>\" under [athletes]")
+                         f"folder '{shown(folder)}' is not an athlete UUID or an alias in "
+                         f"[athletes] of {config_source}; link it to the athlete in the console "
+                         f"or with: uplift-capture athletes add {_quoted(shown(folder))} "
+                         f"<athlete UUID>")
     if len(parts) == 2:
-        group = str(uuid.uuid5(NAMESPACE, f"{athlete}/day/{local_day.isoformat()}"))
+        group = _uuid5(f"{athlete}/day/{local_day.isoformat()}")
     else:
         # Deeper folders belong to the session folder right under the athlete.
         session = parts[1]
-        group = as_uuid(session) or str(uuid.uuid5(NAMESPACE, f"{athlete}/session/{session}"))
+        group = as_uuid(session) or _uuid5(f"{athlete}/session/{session}")
     return Placement(athlete, group, None)
+
+
+def _uuid5(name: str) -> str:
+    """uuid.uuid5 of the name's bytes as on disk: the same UUID as uuid5 for any name that
+    decodes, and no UnicodeEncodeError for one that does not (a Latin-1 session folder from an
+    SMB share arrives with surrogate escapes)."""
+    digest = hashlib.sha1(NAMESPACE.bytes + name.encode("utf-8", "surrogateescape")).digest()
+    return str(uuid.UUID(bytes=digest[:16], version=5))
+
+
+def shown(name: str) -> str:
+    """A name for a reason people read and the job table stores: undecodable bytes as U+FFFD."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def _quoted(folder: str) -> str:
+    """The folder as a shell word a person can paste."""
+    import shlex
+
+    return shlex.quote(folder)
 
 
 def _nfc_get(athletes: Mapping[str, str], folder: str) -> str | None:

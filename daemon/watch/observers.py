@@ -37,7 +37,7 @@ EVENT_FILTER = [FileCreatedEvent, FileClosedEvent, FileMovedEvent, DirCreatedEve
                 DirMovedEvent, DirDeletedEvent]
 log = logs.get("watcher")
 
-OnPath = Callable[[WatchRoot, str, bool], None]  # root, path, is_directory
+OnPath = Callable[[WatchRoot, str, bool, bool], None]  # root, path, is_directory, closed
 
 
 class _Handler(FileSystemEventHandler):
@@ -54,7 +54,9 @@ class _Handler(FileSystemEventHandler):
                 if path == str(self.root.path):
                     self.owner.lost_event(self.root)
                 return
-            self.owner.on_path(self.root, path, event.is_directory)
+            # A close (IN_CLOSE_WRITE) lets a complete movie go without settling (pickup.py).
+            self.owner.on_path(self.root, path, event.is_directory,
+                               isinstance(event, FileClosedEvent))
         except Exception:  # an exception here would end the observer thread
             log.exception("watch.event_error", path=path)
 

@@ -5,12 +5,14 @@ never stalls the event loop, and nothing runs unless a client asks (no server-si
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
 import jinja2
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.requests import Request
@@ -26,7 +28,8 @@ from starlette.staticfiles import StaticFiles
 
 import daemon
 from daemon import logs
-from daemon.web.backend import Backend
+from daemon.jobs.directory import Invalid
+from daemon.web.backend import Backend, FromConfig
 from daemon.web.limits import BodyLimit
 from daemon.web.metrics import CONTENT_TYPE
 from daemon.web.security import HEADERS, SESSION_COOKIE, Guard
@@ -222,6 +225,43 @@ def create_app(backend: Backend, metrics: Any, guard: Guard) -> Starlette:
         log.info("web.resume")
         return JSONResponse({"paused": False})
 
+    def api_athletes(request: Request) -> Response:
+        return JSONResponse(backend.athletes())
+
+    async def set_athlete(request: Request) -> Response:
+        """{"folder", "athlete_id", "name"?} links a folder; {"folder", "remove": true}
+        unlinks it. A refusal is one plain line in "error"."""
+        try:
+            body = json.loads(await request.body() or b"{}")
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or not isinstance(body.get("folder"), str):
+            return JSONResponse({"error": "send a JSON object with \"folder\" and "
+                                          "\"athlete_id\" (or \"remove\": true)"},
+                                status_code=400)
+        return await run_in_threadpool(_athlete_change, body, client_of(request))
+
+    def _athlete_change(body: dict[str, Any], client: str) -> Response:
+        folder = body["folder"]
+        try:
+            if body.get("remove") is True:
+                if not backend.unlink(folder):
+                    return JSONResponse({"error": f"the folder '{folder}' is not linked"},
+                                        status_code=404)
+                log.info("web.athlete_unlinked", folder=folder, client=client)
+                return JSONResponse({"removed": folder})
+            athlete, name = body.get("athlete_id"), body.get("name")
+            if not isinstance(athlete, str) or not (name is None or isinstance(name, str)):
+                return JSONResponse({"error": "\"athlete_id\" must be a UUID and \"name\" "
+                                              "text"}, status_code=400)
+            x = backend.link(folder, athlete, name, client)
+        except FromConfig as exc:
+            return JSONResponse({"error": str(exc)}, status_code=409)
+        except Invalid as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        log.info("web.athlete_linked", folder=x.folder, athlete_id=x.athlete_id, client=client)
+        return JSONResponse({"linked": x.public()})
+
     def metrics_text(request: Request) -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE)
 
@@ -240,6 +280,8 @@ def create_app(backend: Backend, metrics: Any, guard: Guard) -> Starlette:
         Route("/api/retry-failed", retry_failed, methods=["POST"]),
         Route("/api/pause", pause, methods=["POST"]),
         Route("/api/resume", resume, methods=["POST"]),
+        Route("/api/athletes", api_athletes, methods=["GET"]),
+        Route("/api/athletes", set_athlete, methods=["POST"]),
         Route("/metrics", metrics_text),
         Route("/healthz", healthz),
         Mount("/static", StaticFiles(packages=[("daemon.web", "static")]), name="static"),

@@ -4,13 +4,16 @@ database, so tests and the daemon hand it the same StoreBackend over a real Stor
 from __future__ import annotations
 
 import math
+import socket
 import time
 from collections.abc import Callable, Mapping
 from pathlib import PurePath
 from typing import Any, Protocol
 
 from daemon import status
-from daemon.jobs import console_reads
+from daemon.jobs import console_reads, directory, schema
+from daemon.jobs.athletes import AthleteTable, unknown_folders
+from daemon.jobs.directory import Invalid, Link
 from daemon.jobs.models import JobState
 from daemon.service import control
 from daemon.web.history import History
@@ -20,6 +23,10 @@ STATE_GROUPS: dict[str, tuple[str, ...]] = {
     "moving": (JobState.RESERVED, JobState.UPLOADING),
     "waiting": (JobState.PENDING, JobState.QUEUED),
 }
+
+
+class FromConfig(Invalid):
+    """A folder the config's [athletes] names: changed only there."""
 
 
 class Backend(Protocol):
@@ -39,6 +46,12 @@ class Backend(Protocol):
 
     def history(self, now: float) -> dict[str, Any]: ...
 
+    def athletes(self) -> dict[str, Any]: ...
+
+    def link(self, folder: str, athlete_id: str, name: str | None, client: str) -> Link: ...
+
+    def unlink(self, folder: str) -> bool: ...
+
 
 class StoreBackend:
     """The console over a Store. `health`: the service's own verdict (watching, database);
@@ -48,8 +61,11 @@ class StoreBackend:
                  health: Callable[[], tuple[bool, str]] | None = None,
                  gate_reason: Callable[[], str | None] | None = None,
                  runtime: Callable[[], dict[str, Any]] | None = None,
-                 on_change: Callable[[], None] | None = None, lease: float = 30.0):
+                 on_change: Callable[[], None] | None = None, lease: float = 30.0,
+                 config_source: str = "the config file"):
         self.store = store
+        self.config_source = config_source  # named when a config entry is refused
+        self.directory = AthleteTable(store)
         self.lease = lease  # [node] lease_seconds: a node silent longer is shown not alive
         self.aliases = dict(cfg_aliases)  # folder alias -> athlete UUID
         self._names = {uuid.lower(): alias for alias, uuid in self.aliases.items()}
@@ -72,20 +88,23 @@ class StoreBackend:
         gate = self._gate_reason()
         if page is None and not (athlete or node or state):
             return status.collect(self.store, now=now, runtime=self._runtime(),
-                                  gate_reason=gate, lease=self.lease)
+                                  gate_reason=gate, lease=self.lease, athletes=self.aliases)
         return self._page(athlete, node, state, max(page or 1, 1), per_page, now, gate)
 
     def _page(self, athlete: str | None, node: str | None, state: str | None, page: int,
               per_page: int, now: float, gate: str | None) -> dict[str, Any]:
         per_page = min(max(per_page, 1), 500)
-        ids = self._athlete_ids(athlete)
+        links = self._links()
+        self._shown = {x.athlete_id: x.name or x.folder for x in links}
+        ids = self._athlete_ids(athlete, links)
         states = self._states(state)
         found = console_reads.page(self.store.engine, athlete=athlete, athlete_ids=ids,
                                    states=states, node=node, page=page, per_page=per_page)
         # status.collect over just this page's jobs: the console and `status` use the same
         # words and reasons whatever status.py grows; then back to the page's order.
         doc = status.collect(_PageView(self.store, found.jobs), include_all=True, now=now,
-                             runtime=self._runtime(), gate_reason=gate, lease=self.lease)
+                             runtime=self._runtime(), gate_reason=gate, lease=self.lease,
+                             athletes=self.aliases)
         order = {j.id: i for i, j in enumerate(found.jobs)}
         by_id = {j.id: j for j in found.jobs}
         doc["jobs"] = [self._annotate(r, by_id[r["id"]])
@@ -94,7 +113,7 @@ class StoreBackend:
             doc["filtered_counts"] = console_reads.counts(self.store.engine, athlete=athlete,
                                                           athlete_ids=ids, node=node)
         doc.update(page=page, pages=max(1, math.ceil(found.total / per_page)),
-                   per_page=per_page, total=found.total, athletes=self._athlete_choices())
+                   per_page=per_page, total=found.total, athletes=self._athlete_choices(links))
         return doc
 
     def _annotate(self, record: dict[str, Any], job: Any) -> dict[str, Any]:
@@ -105,6 +124,10 @@ class StoreBackend:
         return record
 
     def _athlete_name(self, job: Any) -> str:
+        """The display name where one is linked, else the folder's name."""
+        shown = getattr(self, "_shown", {})
+        if job.athlete_id and job.athlete_id.lower() in shown:
+            return shown[job.athlete_id.lower()]
         if job.athlete_id and job.athlete_id.lower() in self._names:
             return self._names[job.athlete_id.lower()]
         rel = PurePath(job.path).relative_to(job.root) if job.path.startswith(job.root) \
@@ -113,19 +136,59 @@ class StoreBackend:
             return rel.parts[0]
         return job.athlete_id or ""
 
-    def _athlete_ids(self, athlete: str | None) -> list[str]:
+    def _links(self) -> list[Link]:
+        table = self.directory.links() if self.directory.available() else []
+        return directory.merged(self.aliases, table)
+
+    def _athlete_ids(self, athlete: str | None, links: list[Link]) -> list[str]:
         if not athlete:
             return []
-        uuid = self.aliases.get(athlete, athlete).lower()
-        return [uuid] if len(uuid) == 36 else []
+        by_folder = {x.folder: x.athlete_id for x in links}
+        uuid = self.aliases.get(athlete) or by_folder.get(directory.nfc(athlete), athlete)
+        return [uuid.lower()] if len(uuid) == 36 else []
 
-    def _athlete_choices(self) -> list[dict[str, str]]:
+    def _athlete_choices(self, links: list[Link]) -> list[dict[str, Any]]:
         seen = set(console_reads.athlete_ids(self.store.engine))
-        choices = {alias: uuid for alias, uuid in self.aliases.items()}
+        choices: dict[str, dict[str, Any]] = {
+            x.folder: {"folder": x.folder, "athlete_id": x.athlete_id, "name": x.name}
+            for x in links}
+        linked = {x.athlete_id for x in links}
         for uuid in seen:
-            if uuid.lower() not in self._names:
-                choices[uuid] = uuid
-        return [{"folder": name, "athlete_id": uuid} for name, uuid in sorted(choices.items())]
+            if uuid.lower() not in linked:
+                choices[uuid] = {"folder": uuid, "athlete_id": uuid, "name": None}
+        return [choices[k] for k in sorted(choices)]
+
+    # ---- the athlete directory -------------------------------------------------------------
+
+    def athletes(self) -> dict[str, Any]:
+        """`GET /api/athletes`: every link (source config|table) and the folders that wait."""
+        return {"athletes": [x.public() for x in self._links()],
+                "unknown_folders": unknown_folders(self.store)}
+
+    def link(self, folder: str, athlete_id: str, name: str | None, client: str) -> Link:
+        """Link a folder (Invalid says why not, in one line); its waiting files go now."""
+        x = directory.link(folder, athlete_id, name)
+        self._editable(x.folder)
+        # In-flight jobs that keep the athlete they were reserved with are logged by the table.
+        self.directory.put([x], "the console", f"{socket.gethostname()}, from {client}",
+                           time.time())
+        self._on_change()
+        return x
+
+    def unlink(self, folder: str) -> bool:
+        folder = directory.nfc(folder.strip())
+        self._editable(folder)
+        if self.directory.remove(folder, time.time()) is None:
+            return False
+        self._on_change()
+        return True
+
+    def _editable(self, folder: str) -> None:
+        if not self.directory.available():
+            raise Invalid(schema.lag(self.store.engine) or "the job table has no athletes yet")
+        if directory.from_config(folder, self.aliases):
+            raise FromConfig(f"the folder '{folder}' is linked in the config file "
+                             f"{self.config_source} ([athletes]); change it there")
 
     @staticmethod
     def _states(state: str | None) -> list[str] | None:
