@@ -13,8 +13,10 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from daemon import __version__, athletescmd, rootscmd, setup
+from daemon import __version__, setup, timeutil
 from daemon import config as config_mod
+from daemon.commands import athletes as athletescmd
+from daemon.commands import roots as rootscmd
 from daemon.config import ConfigError
 from daemon.jobs import schema
 from daemon.jobs.store import DatabaseUnavailable
@@ -132,7 +134,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     cfg = config_mod.load(args.config)
     if args.command == "run":
         from daemon import logs
-        from daemon.service import Service
+        from daemon.service.lifecycle import Service
 
         logs.setup(cfg.log_level)
         return Service(cfg, sandbox=args.sandbox).run()
@@ -240,7 +242,7 @@ class _Skip(Exception):
 
 
 def _pause(cfg: config_mod.Config, store: Any, args: argparse.Namespace) -> int:
-    from daemon import control
+    from daemon.service import control
 
     now = time.time()
     if args.command == "resume":
@@ -248,7 +250,7 @@ def _pause(cfg: config_mod.Config, store: Any, args: argparse.Namespace) -> int:
         print("uploads resume")
     else:
         try:
-            until = _until(args.until, args.duration, now)
+            until = timeutil.until(args.until, args.duration, now)
         except ValueError as exc:
             print(f"uplift-capture: {exc}", file=sys.stderr)
             return 2
@@ -257,29 +259,9 @@ def _pause(cfg: config_mod.Config, store: Any, args: argparse.Namespace) -> int:
     return 0
 
 
-def _until(at: str | None, duration: str | None, now: float) -> float | None:
-    """--until HH:MM (today, or tomorrow if already past) or --for 90m / 2h / 1h30m / 45s."""
-    import re
-    from datetime import datetime, timedelta
-
-    if at:
-        m = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", at.strip())
-        if not m:
-            raise ValueError(f"--until takes a time of day as HH:MM, got {at!r}")
-        start = datetime.fromtimestamp(now)
-        when = start.replace(hour=int(m[1]), minute=int(m[2]), second=0, microsecond=0)
-        return (when if when > start else when + timedelta(days=1)).timestamp()
-    if duration:
-        parts = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?", duration.strip().lower())
-        if not parts or not any(parts.groups()):
-            raise ValueError(f"--for takes a duration like 90m, 2h or 1h30m, got {duration!r}")
-        h, m_, s = (int(x or 0) for x in parts.groups())
-        return now + h * 3600 + m_ * 60 + s
-    return None
-
-
 def _notify_test(cfg: config_mod.Config) -> int:
-    from daemon import alerts, logs
+    from daemon import logs
+    from daemon.alerts import notifier as alerts
 
     if not cfg.notify.urls:
         print(f"no [notify] urls in {cfg.source}")
@@ -291,8 +273,8 @@ def _notify_test(cfg: config_mod.Config) -> int:
 
 
 def _runtime(cfg: config_mod.Config) -> dict:
-    from daemon import runtime
     from daemon.jobs.engine import sqlite_path
+    from daemon.service import runtime
 
     return runtime.read(runtime.state_path(sqlite_path(cfg.database_url)))
 

@@ -10,11 +10,11 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TextIO
 
-from daemon import control, directory
-from daemon.jobs import fleet, paths
+from daemon.jobs import directory, fleet, paths
 from daemon.jobs.athletes import AthleteTable, unknown_folders
 from daemon.jobs.models import Job, JobState
 from daemon.jobs.store import Store
+from daemon.service import control
 from daemon.timeutil import local_clock
 
 LISTED = 100  # the newest jobs of each state that `status` lists (`more` counts the rest)

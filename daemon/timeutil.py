@@ -1,8 +1,10 @@
-"""Time formats the API speaks: ISO 8601 UTC with milliseconds and a Z."""
+"""Time formats the API speaks (ISO 8601 UTC with milliseconds and a Z), and the times a person
+types (`pause --until 18:00`, `--for 1h30m`)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import re
+from datetime import UTC, datetime, timedelta
 
 
 def iso_utc(ts: float) -> str:
@@ -18,3 +20,21 @@ def parse_iso(text: str) -> float:
 def local_clock(ts: float) -> str:
     """A time of day for a coach reading `status`, in the workstation's zone."""
     return datetime.fromtimestamp(ts).strftime("%H:%M:%S")
+
+
+def until(at: str | None, duration: str | None, now: float) -> float | None:
+    """--until HH:MM (today, or tomorrow if already past) or --for 90m / 2h / 1h30m / 45s."""
+    if at:
+        m = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", at.strip())
+        if not m:
+            raise ValueError(f"--until takes a time of day as HH:MM, got {at!r}")
+        start = datetime.fromtimestamp(now)
+        when = start.replace(hour=int(m[1]), minute=int(m[2]), second=0, microsecond=0)
+        return (when if when > start else when + timedelta(days=1)).timestamp()
+    if duration:
+        parts = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?", duration.strip().lower())
+        if not parts or not any(parts.groups()):
+            raise ValueError(f"--for takes a duration like 90m, 2h or 1h30m, got {duration!r}")
+        h, m_, s = (int(x or 0) for x in parts.groups())
+        return now + h * 3600 + m_ * 60 + s
+    return None

@@ -31,7 +31,7 @@ def revisions(script_location: Path | None = None) -> list[str]:
 
 
 def upgrade(engine: Engine, revision: str, script_location: Path | None = None) -> None:
-    """As jobs/engine.upgrade does it (the daemon's own connection), from any script folder."""
+    """As jobs/schema.upgrade does it (the daemon's own connection), from any script folder."""
     cfg = config(script_location)
     with write_tx(engine) as conn:
         cfg.attributes["connection"] = conn

@@ -5,7 +5,7 @@ looks at its waiting files again (jobs/listen.py on ATHLETES_CHANNEL).
 A job takes its athlete when it is queued; a link changed before it is reserved sends its
 folder's queued jobs back to be settled again with the new link. A job already reserved or
 uploading keeps the athlete it was reserved with (logged). Files already uploaded are never
-touched. The rules (what a folder name, a UUID, a CSV is) are in daemon/directory.py.
+touched. The rules (what a folder name, a UUID, a CSV is) are in directory.py.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from typing import Any
 from sqlalchemy import delete, func, or_, select
 
 from daemon import logs
-from daemon.directory import Link, hold_folder, nfc
 from daemon.jobs import engine as engine_mod
 from daemon.jobs import schema
+from daemon.jobs.directory import Link, hold_folder, nfc
 from daemon.jobs.models import IN_FLIGHT, AthleteLink, Job, JobState
 
 log = logs.get("athletes")

@@ -297,38 +297,6 @@ def current_revision(engine: Engine) -> str | None:
         return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
-# pg_advisory_xact_lock key serializing migrations across nodes (any constant of our own).
-MIGRATION_LOCK_KEY = 0x75706C696674  # "uplift"
-
-
-def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Migrate: only for `run` and `db upgrade` (jobs/schema.py says why). A table newer than
-    this code is one plain line (jobs/schema.SchemaTooNew), not Alembic's traceback."""
-    current = current_revision(engine)
-    if revision == "head" and current == SCHEMA_HEAD:
-        return
-    from daemon.jobs import schema  # here: it imports this module
-
-    if not schema.is_known(current):
-        raise schema.too_new(current)
-    from alembic import command
-    from alembic.config import Config as AlembicConfig
-
-    cfg = AlembicConfig()
-    cfg.set_main_option("script_location", str(migrations_dir()))
-    # SQLite: the write lock up front, so a second process upgrading at once waits, then
-    # finds head, instead of failing on a read->write lock upgrade.
-    with write_tx(engine) as conn:
-        if conn.dialect.name == "postgresql":
-            # Nodes starting together on an empty database: one migrates, the others wait
-            # here. The lock ends with this transaction (commit or rollback); statements after
-            # it see the winner's commit (READ COMMITTED), so Alembic finds head and does
-            # nothing. PostgreSQL's DDL is transactional: a failed upgrade leaves no trace.
-            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})")
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, revision)
-
-
 # ---- fleet mode: the dialect specifics jobs/store.py and jobs/fleet.py need ----------------
 
 JOBS_CHANNEL = "uplift_jobs"  # NOTIFY'd when work is queued; every node LISTENs

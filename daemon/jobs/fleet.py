@@ -7,7 +7,9 @@
   their claim_no is bumped, so the presumed-dead node's later writes change nothing
   (ClaimGuard.move raises TakenOver). Upload policies are never stored: a takeover reserves afresh.
 - Wake-ups: one listener thread per node (listen.py).
-On SQLite (one node) none of this runs; `join` only tells the store its node name.
+The lease protocol lives here; the threads that run it (heartbeat, listener) belong to the
+service (service/fleet.py), and the mapping of shared watch roots to this node's paths is in
+shares.py. On SQLite (one node) none of this runs.
 """
 
 from __future__ import annotations
@@ -19,20 +21,17 @@ import secrets
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
+from sqlalchemy import Engine, update
 from sqlalchemy import select as sql_select
-from sqlalchemy import update
 from sqlalchemy.exc import SQLAlchemyError
 
 from daemon import logs
 from daemon.jobs import engine as engine_mod
-from daemon.jobs import paths
 from daemon.jobs.engine import DatabaseUnavailable
-from daemon.jobs.listen import Listener
 from daemon.jobs.models import IN_FLIGHT, Job, JobState, Node, Reservation
-from daemon.jobs.store import Store, coarse
 
 log = logs.get("fleet")
 
@@ -43,6 +42,11 @@ def takeover_reason(node: str) -> str:
 
 def waiting_reason(node: str) -> str:
     return f"waits for station {node}, which is not running"
+
+
+class Holder(Protocol):
+    """What the protocol needs of the job store (store.Store): its engine."""
+    engine: Engine
 
 
 class NameTaken(DatabaseUnavailable):
@@ -96,7 +100,7 @@ class Fleet:
     others take over only after a full lease on the database's clock. A beat that succeeds
     after such a gap bumps `epoch`, so uploads begun before it are abandoned as well."""
 
-    def __init__(self, store: Store, node: str, lease_seconds: float,
+    def __init__(self, store: Holder, node: str, lease_seconds: float,
                  clock: Callable[[], float] | None = None, host: str | None = None,
                  monotonic: Callable[[], float] = time.monotonic,
                  local: Callable[[], float] = time.time):
@@ -256,108 +260,7 @@ class Fleet:
         return [r.id for r in rows]
 
 
-# ---- wiring, for the service and the pipeline -------------------------------------------------
-
-def watch_roots(watches: Iterable[Any]) -> dict[str, str]:
-    """Watch identity (a shared root's name, else its path) -> this node's root path."""
-    return {(w.name if w.shared else str(w.path)): str(w.path) for w in watches}
-
-
-def shared_names(watches: Iterable[Any]) -> list[str]:
-    return [w.name for w in watches if w.shared and w.name]
-
-
-class Heartbeat:
-    """The node's heartbeat thread, owned by the service: it runs from before the first claim
-    until the last upload has drained at stop (not on the scheduler, which stops first).
-    `wake` after a takeover; `on_lost` when another station took our name."""
-
-    def __init__(self, fleet: Fleet, wake: Callable[[], None] = lambda: None,
-                 on_lost: Callable[[str], None] = lambda reason: None):
-        self.fleet, self.wake, self.on_lost = fleet, wake, on_lost
-        self._stop = threading.Event()
-        self.thread: threading.Thread | None = None
-
-    def start(self) -> Heartbeat:
-        self.thread = threading.Thread(target=self._run, name="fleet-beat", daemon=True)
-        self.thread.start()
-        return self
-
-    def alive(self) -> bool:
-        return self.thread is not None and self.thread.is_alive()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.fleet.lease / 3):
-            if self.fleet.beat():
-                self.wake()
-            if self.fleet.lost:
-                self.on_lost(self.fleet.lost)
-                return
-
-    def close(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        if self.thread is not None:
-            self.thread.join(timeout)
-
-
-class Parts:
-    """The fleet pieces one node runs; closed by the service at stop, after the worker."""
-
-    def __init__(self, fleet: Fleet, heart: Heartbeat, listener: Listener | None = None):
-        self.fleet, self.heart, self.listener = fleet, heart, listener
-        self.athletes: Listener | None = None  # the athlete directory's channel
-
-    def check(self) -> None:
-        """Supervision: a heartbeat thread that died is logged and started again."""
-        if self.heart.thread is not None and not self.heart.alive() and not self.fleet.lost:
-            log.error("fleet.heartbeat_died", node=self.fleet.node)
-            self.heart.start()
-
-    def fence_wait(self) -> float:
-        """For the worker's gate: seconds before a claim, while this node is fenced."""
-        return 1.0 if self.fleet.fenced() else 0.0
-
-    def close(self) -> None:
-        for listener in (self.listener, self.athletes):
-            if listener is not None:
-                listener.close()
-        self.heart.close()
-        if not self.fleet.lost:
-            self.fleet.sign_off()
-
-
-def join(cfg: Any, store: Store, on_lost: Callable[[str], None] = lambda r: None
-         ) -> Parts | None:
-    """Right after the store opens, before recovery: tell it who we are; in a fleet, take our
-    name (NameTaken when a live station holds it) and start beating, so others see us before
-    we claim anything and our lease holds through a long start-up rescan."""
-    store.set_node(cfg.node.name, shared_names(cfg.watches))
-    if not store.fleet:
-        return None
-    fleet = Fleet(store, cfg.node.name, cfg.node.lease_seconds)
-    fleet.register()
-    return Parts(fleet, Heartbeat(fleet, on_lost=on_lost).start())
-
-
-def rejoin(cfg: Any, store: Store) -> None:
-    """After a reload: shared folders added (or removed) are claimed from now on."""
-    store.set_node(store.node or cfg.node.name, shared_names(cfg.watches))
-
-
-def start(parts: Parts | None, wake: Callable[[], None],
-          on_athletes: Callable[[], None] | None = None) -> None:
-    """Once the worker runs: takeovers wake it, and the LISTEN threads (jobs; the athlete
-    directory, whose change makes this node look at its waiting files again)."""
-    if parts is None:
-        return
-    parts.heart.wake = wake
-    parts.listener = Listener(parts.fleet.store.engine, wake).start()
-    if on_athletes is not None:
-        parts.athletes = Listener(parts.fleet.store.engine, on_athletes,
-                                  engine_mod.ATHLETES_CHANNEL).start()
-
-
-def forget(store: Store, name: str, lease: float) -> str:
+def forget(store: Holder, name: str, lease: float) -> str:
     """`nodes forget NAME`: drop a retired station's row (refused while it runs). Jobs that
     wait for it (its own folders) stay, and `status` still names it as their node."""
     from sqlalchemy import delete
@@ -373,34 +276,3 @@ def forget(store: Store, name: str, lease: float) -> str:
                                       f"it before forgetting it")
         conn.execute(delete(Node).where(Node.name == name))
     return f"forgot station {name}"
-
-
-def localize(job: Job, watches: Iterable[Any]) -> Job:
-    """A shared root's job as this node sees it: its path under this node's mount of the
-    share and, if the file is the queued version (size, mtime within the 2 s that SMB/FAT
-    keep), the exact mtime this node reads, so the pipeline's own checks hold unchanged."""
-    for w in watches:
-        if w.shared and w.name == job.watch:
-            local = os.path.join(str(w.path), paths.from_db(job.rel_path))
-            job.path, job.root = local, str(w.path)
-            try:
-                st = os.stat(local)
-            except OSError:
-                return job  # the pipeline's own stat reports it
-            if st.st_size == job.size and abs(coarse(st.st_mtime_ns) - job.mtime_ns) <= \
-                    2_000_000_000:
-                job.mtime_ns = st.st_mtime_ns
-            return job
-    return job
-
-
-
-
-def share(root: Any) -> str | None:
-    """The shared name of a watch root (its jobs are the fleet's), else None (node-local)."""
-    return root.name if root.shared else None
-
-
-def roots_for(store: Store, watches: Iterable[Any]) -> dict[str, str] | None:
-    """For the intake's path lists: this node's paths of fleet jobs; None on SQLite (as is)."""
-    return watch_roots(watches) if store.fleet else None

@@ -13,6 +13,7 @@ from sqlalchemy import Connection, Engine, and_, func, inspect, or_, select
 
 from daemon.jobs import engine as engine_mod
 from daemon.jobs import paths
+from daemon.jobs.fleet import parse_identity
 from daemon.jobs.guard import ClaimGuard
 from daemon.jobs.models import Job, JobState, Node, Notice, Reservation
 
@@ -178,7 +179,7 @@ class Reads:
 
     def pending_paths(self, roots: Mapping[str, str] | None = None) -> list[str]:
         """Paths of pending jobs; with `roots` (watch identity -> this node's root, see
-        fleet.watch_roots), those of this node's folders, at this node's paths."""
+        shares.watch_roots), those of this node's folders, at this node's paths."""
         with self._read() as conn:
             q = select(Job.path, Job.watch, Job.rel_path, Job.owner).where(
                 Job.state == JobState.PENDING)
@@ -202,8 +203,6 @@ class Reads:
     def nodes(self, now: float, lease: float) -> list[dict[str, Any]]:
         """The fleet's nodes with their last heartbeat; alive = beat within the lease (`now`
         by the database's clock), stopped = signed off at a clean stop."""
-        from daemon.jobs.fleet import parse_identity
-
         with self._read() as conn:
             rows = list(conn.execute(select(Node.name, Node.heartbeat_at, Node.host)
                                      .order_by(Node.name)))

@@ -14,7 +14,13 @@ from __future__ import annotations
 
 from sqlalchemy import Engine
 
-from daemon.jobs.engine import SCHEMA_HEAD, DatabaseUnavailable, current_revision
+from daemon.jobs.engine import (
+    SCHEMA_HEAD,
+    DatabaseUnavailable,
+    current_revision,
+    migrations_dir,
+    write_tx,
+)
 
 
 class SchemaTooNew(DatabaseUnavailable):
@@ -100,3 +106,33 @@ def explain(engine: Engine) -> None:
         return
     if reason is not None:
         raise SchemaBehind(reason)
+
+
+# pg_advisory_xact_lock key serializing migrations across nodes (any constant of our own).
+MIGRATION_LOCK_KEY = 0x75706C696674  # "uplift"
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Migrate: only for `run` and `db upgrade` (this module says why). A table newer than
+    this code is one plain line (SchemaTooNew), not Alembic's traceback."""
+    current = current_revision(engine)
+    if revision == "head" and current == SCHEMA_HEAD:
+        return
+    if not is_known(current):
+        raise too_new(current)
+    from alembic import command
+    from alembic.config import Config as AlembicConfig
+
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(migrations_dir()))
+    # SQLite: the write lock up front, so a second process upgrading at once waits, then
+    # finds head, instead of failing on a read->write lock upgrade.
+    with write_tx(engine) as conn:
+        if conn.dialect.name == "postgresql":
+            # Nodes starting together on an empty database: one migrates, the others wait
+            # here. The lock ends with this transaction (commit or rollback); statements after
+            # it see the winner's commit (READ COMMITTED), so Alembic finds head and does
+            # nothing. PostgreSQL's DDL is transactional: a failed upgrade leaves no trace.
+            conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})")
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)

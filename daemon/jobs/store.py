@@ -165,7 +165,7 @@ class Store(Reads):
             engine = engine_mod.make_engine(url, create=create)
             # An empty database has nothing running on it: any command may lay out the table.
             if migrate or schema.check(engine, need) is None:
-                engine_mod.upgrade(engine)
+                schema.upgrade(engine)
         except (SQLAlchemyError, OSError) as exc:
             reason = getattr(exc, "orig", None) or getattr(exc, "strerror", None) or exc
             hint = "the folder's permissions" if url.startswith("sqlite") else \

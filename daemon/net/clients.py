@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import httpx
 
-from daemon.bandwidth import Limiter, Timetable
 from daemon.config import Config, ConfigError
 from daemon.net.api import ApiClient
+from daemon.net.bandwidth import Limiter, Timetable
 from daemon.net.transport import TrustFileError
 from daemon.net.upload import Uploader, chunk_for_rate
 

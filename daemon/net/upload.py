@@ -28,9 +28,9 @@ from typing import Any
 
 import httpx
 
-from daemon.bandwidth import Limiter
 from daemon.errors import Kind, TransferError, Where, file_error
 from daemon.net.api import http_error, read_capped, transport_error
+from daemon.net.bandwidth import Limiter
 from daemon.net.redirect import redirect_error, redirect_stored
 from daemon.net.transport import (
     current_socket,

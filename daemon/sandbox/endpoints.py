@@ -11,10 +11,11 @@ import re
 import socket
 import ssl
 import tempfile
+import threading
 import time
 import uuid
 from http.server import BaseHTTPRequestHandler
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from daemon.sandbox import answers, rules
 from daemon.sandbox.rules import ApiRefusal, validate_capture
@@ -28,11 +29,19 @@ from daemon.sandbox.s3post import (
 )
 from daemon.sandbox.state import Faults, SandboxState
 
-if TYPE_CHECKING:
-    from daemon.sandbox.server import SandboxServer
-
 BUCKET = "uplift-sandbox"
 API_PREFIX = "/v1"
+
+
+class Serving(Protocol):
+    """What the handler needs of its server (server.py's SandboxServer)."""
+    state: SandboxState
+    stopping: threading.Event
+
+    @property
+    def root_url(self) -> str: ...
+
+    def write_endpoint(self) -> None: ...
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -40,7 +49,7 @@ class Handler(BaseHTTPRequestHandler):
     # Headers and body go in two writes: with Nagle on, a kept-alive connection's body waits
     # for the client's delayed ACK (~40 ms per answer), which no real API adds.
     disable_nagle_algorithm = True
-    server: SandboxServer
+    server: Serving  # type: ignore[assignment]  # narrower than socketserver's
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet: the daemon logs enough
         pass

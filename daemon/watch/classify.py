@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import PurePath
 
-from daemon import layout
 from daemon.config import CaptureSettings
 from daemon.jobs.models import JobState
 from daemon.jobs.store import Ready
-from daemon.movie import MovieInfo
 from daemon.timeutil import iso_utc
+from daemon.watch import layout
+from daemon.watch.movie import MovieInfo
 
 # The most one S3 POST can take (AWS: "The maximum allowed upload size is 5 GB").
 MAX_UPLOAD = 5 * 1024**3

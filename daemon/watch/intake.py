@@ -1,9 +1,10 @@
 """The intake: turns what the observers and scans see into jobs.
 
 Events and scans only make *candidates*. The settle queue hands each back when due; the intake
-stats it until its size and mtime have held for `settle_seconds` (monotonic), then reads the
-facts (sidecar settings, movie header, fingerprint), asks `classify` and `resolve_twins` for a
-verdict and writes it to the job table. It never talks to the network.
+stats it until its size and mtime have held for `settle_seconds` (monotonic) or its writer
+closed it complete (pickup.py), then verdicts.py reads the facts (facts.py: sidecar settings,
+movie header, fingerprint), asks `classify` and `resolve_twins` for a verdict and writes it to
+the job table. It never talks to the network.
 """
 
 from __future__ import annotations
@@ -15,42 +16,27 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePath
-from typing import Any
 
 from sqlalchemy.exc import OperationalError
 
-from daemon import directory, layout, logs, movie, sidecar
-from daemon.config import Config, ConfigError, WatchRoot
-from daemon.errors import file_error
-from daemon.jobs import fleet
+from daemon import logs
+from daemon.config import Config, WatchRoot
+from daemon.jobs import directory, shares
 from daemon.jobs.athletes import Directory
-from daemon.jobs.models import Job, JobState
+from daemon.jobs.models import JobState
 from daemon.jobs.roots import absent_reason
-from daemon.jobs.store import Ready, Store, TransitionError
-from daemon.regular import not_regular
-from daemon.watch import pickup
-from daemon.watch.classify import (
-    Facts,
-    Fail,
-    Hold,
-    Queue,
-    Skip,
-    Twin,
-    classify,
-    moved_reason,
-    resolve_twins,
-)
+from daemon.jobs.store import Store, TransitionError
+from daemon.watch import layout, pickup
 from daemon.watch.known import Known
 from daemon.watch.observers import ObserverSet
+from daemon.watch.regular import not_regular
 from daemon.watch.roots import Roots
 from daemon.watch.settle import SettleQueue
+from daemon.watch.verdicts import Verdicts
 
 log = logs.get("watcher")
 DIR = "dir:"
-HOLD_RECHECK = 5.0  # a file waiting for its twin's upload is looked at again this often
 DB_RETRY = (1.0, 30.0)  # backoff for a database that cannot be written (disk full)
-TWIN_STATES = (JobState.PENDING, JobState.QUEUED, JobState.RESERVED, JobState.UPLOADING,
-               JobState.DONE)
 
 
 @dataclass
@@ -73,7 +59,13 @@ class Watcher:
                  on_db_error: Callable[[Exception | None], None] = lambda e: None,
                  on_root: Callable[[str, str | None], None] = lambda root, why: None,
                  on_root_deleted: Callable[[], None] = lambda: None,
+                 on_failed: Callable[[str, str], None] = lambda path, reason: None,
+                 on_roots: Callable[[str, str | None], None] | None = None,
                  directory: Directory | None = None):
+        """`on_failed`: a file refused for good (notifications). `on_roots`: the watch roots'
+        ATTENTION line; given it, the watcher checks that each root is there (roots.py) and
+        looks again at a root that came back, else (tests, tools) every root counts as there.
+        `directory`: links made at a station (jobs/athletes.py)."""
         self.cfg, self.store, self.on_queued = cfg, store, on_queued
         self.clock, self.wall = clock, wall
         self.on_db_error, self.on_root = on_db_error, on_root
@@ -81,10 +73,13 @@ class Watcher:
         self._known = Known()  # versions of files needing nothing more (watch/known.py)
         self._cands: dict[str, _Candidate] = {}
         self._folders: dict[str, WatchRoot] = {}
-        self.on_failed: Callable[[str, str], None] = lambda path, reason: None
-        self.roots: Roots | None = None  # is a watch folder there (an unmounted share is not)
-        self.directory = directory  # links made at a station (jobs/athletes.py)
+        self.on_failed = on_failed
+        self.roots = None if on_roots is None else Roots(
+            store, cfg.watches, on_attention=on_roots, on_back=self.root_there)
+        self.directory = directory
         self.queue = SettleQueue(self._due, clock)
+        self.verdicts = Verdicts(store, wall, on_queued, on_failed, self.queue.schedule,
+                                 self._root_absent)
         self.observers = ObserverSet(self._event, self._root_lost, self._root_back,
                                      cfg.watching.poll_interval, on_root_deleted)
 
@@ -98,7 +93,7 @@ class Watcher:
         """Observe first, then scan, so nothing that lands in between is missed. `scan=False`:
         the owner runs the first `rescan()` on another thread (the service: its scheduler),
         so a large tree does not hold up start-up; events are seen meanwhile."""
-        known = Known(self.store.known_versions(fleet.roots_for(self.store, self.cfg.watches)))
+        known = Known(self.store.known_versions(shares.roots_for(self.store, self.cfg.watches)))
         with self._lock:
             self._known = known
         self.queue.start()
@@ -123,7 +118,7 @@ class Watcher:
     def pending_again(self) -> None:
         if self.directory is not None:  # a link may be why we look again: read it afresh
             self.directory.forget()
-        for path in self.store.pending_paths(fleet.roots_for(self.store, self.cfg.watches)):
+        for path in self.store.pending_paths(shares.roots_for(self.store, self.cfg.watches)):
             with self._lock:  # `retry --force` may bring back a version we knew
                 self._known.forget(path)
             self.resettle(path)
@@ -266,12 +261,12 @@ class Watcher:
             if not self._root_there(cand.root):  # not gone: its folder dropped out; it waits
                 if not cand.root.shared or not self.store.fleet:  # (shared: other nodes')
                     self.store.hold_pending(path, self.wall(), absent_reason(str(
-                        cand.root.path)), str(cand.root.path), fleet.share(cand.root))
+                        cand.root.path)), str(cand.root.path), shares.share(cand.root))
                 self._forget(path)
                 return
             for job_id in self.store.skip_pending(path, self.wall(), "the file was removed "
                                                   "or moved away before it was uploaded",
-                                                  str(cand.root.path), fleet.share(cand.root)):
+                                                  str(cand.root.path), shares.share(cand.root)):
                 log.info("job.vanished", job_id=job_id, path=path)
             self._forget(path)
             return
@@ -283,7 +278,7 @@ class Watcher:
             self.roots.seen(cand.root)  # files seen under it: its identity is recorded once
         if link:
             seen = self.store.observe(path, str(cand.root.path), *version, self.wall(),
-                                      fleet.share(cand.root))
+                                      shares.share(cand.root))
             if seen.state is JobState.PENDING:
                 self.store.skip(seen.job_id, [JobState.PENDING], self.wall(),
                                 "it is a link to a file outside the watch folder; copy the "
@@ -296,7 +291,7 @@ class Watcher:
                 return
         if version != (cand.size, cand.mtime_ns):
             seen = self.store.observe(path, str(cand.root.path), *version, self.wall(),
-                                      fleet.share(cand.root))
+                                      shares.share(cand.root))
             if not seen.new:
                 # already queued, uploading or finished: nothing to do; or an older version is
                 # uploading and the worker re-settles the path after it
@@ -315,7 +310,8 @@ class Watcher:
             self.queue.schedule(path, cand.changed_at + self.settle - now)
             return
         assert cand.job_id is not None
-        state = self._promote(path, cand, st)
+        state = self.verdicts.promote(self.cfg, self.athletes(), path, cand.root,
+                                      cand.job_id, st)
         if state is None:
             return  # waits for a twin's upload; its recheck is scheduled
         if state is JobState.PENDING:
@@ -339,113 +335,20 @@ class Watcher:
     def _root_there(self, root: WatchRoot) -> bool:
         return self.roots is None or self.roots.there(root)
 
+    def _root_absent(self, path: str) -> bool:
+        """Is the watch folder of `path` known and not there (an unmounted share)?"""
+        root = self.root_of(path)
+        return root is not None and not self._root_there(root)
+
     def _not_regular(self, path: str, cand: _Candidate, st: os.stat_result, why: str) -> None:
         """A pipe, socket, device or folder named like a movie: never opened (a FIFO blocks
         open() for ever). No job; one that waits for this path ends with the reason."""
         reason = f"{why}; only regular movie files are uploaded"
         for job_id in self.store.skip_pending(path, self.wall(), reason, str(cand.root.path),
-                                              fleet.share(cand.root)):
+                                              shares.share(cand.root)):
             log.info("job.skipped", job_id=job_id, path=path, reason=reason)
         log.warning("watch.not_regular", path=path, reason=why)
         self._forget(path, (st.st_size, st.st_mtime_ns))  # not logged again at each rescan
 
     def _inside(self, root: WatchRoot, path: str) -> bool:
         return Path(os.path.realpath(path)).is_relative_to(os.path.realpath(root.path))
-
-    def _facts(self, path: str, cand: _Candidate, st: os.stat_result, job_id: int) -> Facts:
-        """Read what classify needs: the side-effect half of the decision."""
-        rel = PurePath(path).relative_to(cand.root.path)
-        facts = Facts(rel=rel, size=st.st_size, mtime=st.st_mtime, mtime_ns=st.st_mtime_ns,
-                      now=self.wall(), forced=self.store.is_forced(job_id))
-        try:
-            facts = _with(facts, settings=sidecar.settings_for(cand.root, rel))
-        except ConfigError as exc:
-            return _with(facts, settings_problem=str(exc))
-        try:
-            try:
-                facts = _with(facts, movie=movie.inspect(path))
-            except movie.NotAMovie as exc:
-                facts = _with(facts, not_a_movie=str(exc))
-            return _with(facts, fingerprint=movie.fingerprint(path, st.st_size))
-        except OSError as exc:
-            return _with(facts, unreadable=file_error(exc).message)
-
-    def _promote(self, path: str, cand: _Candidate, st: os.stat_result) -> JobState | None:
-        """Settled: queue it, hold it with a reason, or end it with a reason."""
-        job_id = cand.job_id
-        assert job_id is not None
-        bound = log.bind(job_id=job_id, path=path)
-        verdict = classify(self._facts(path, cand, st, job_id), self.athletes(),
-                           str(self.cfg.source))
-        now = self.wall()
-        if isinstance(verdict, Hold):
-            self.store.hold(job_id, verdict.reason, now)
-            bound.warning("job.held", reason=verdict.reason)
-            return JobState.PENDING
-        if isinstance(verdict, Fail):
-            self.store.fail(job_id, [JobState.PENDING], now, verdict.reason)
-            self.on_failed(path, verdict.reason)
-            bound.warning("job.refused", reason=verdict.reason)
-            return JobState.FAILED
-        return self._queue(path, job_id, verdict, bound)
-
-    def _queue(self, path: str, job_id: int, ready: Ready, bound: Any) -> JobState | None:
-        now = self.wall()
-        twins_verdict: Queue | Skip | Hold = Queue()
-        if not self.cfg.upload.allow_duplicates and ready.fingerprint is not None:
-            twins = [Twin(j.id, j.path, j.state, self._twin_there(j))
-                     for j in self.store.twins(ready.athlete_id, ready.fingerprint, job_id,
-                                               TWIN_STATES)]
-            twins_verdict = resolve_twins(twins)
-        if isinstance(twins_verdict, Hold):
-            self.store.hold(job_id, twins_verdict.reason, now)
-            self.queue.schedule(path, HOLD_RECHECK)
-            bound.info("job.held", reason=twins_verdict.reason)
-            return None
-        if isinstance(twins_verdict, Skip):
-            self.store.skip(job_id, [JobState.PENDING], now, twins_verdict.reason,
-                            fingerprint=ready.fingerprint, athlete_id=ready.athlete_id)
-            bound.info("job.skipped", reason=twins_verdict.reason)
-            return JobState.SKIPPED
-        for twin in twins_verdict.moved_from:
-            self.store.skip(twin.job_id, [twin.state], now, moved_reason(path))
-            bound.info("job.moved", from_job=twin.job_id, from_path=twin.path)
-        if not self.store.mark_ready(job_id, ready, now):
-            # The file went back to a version another job of this path already holds.
-            self.store.skip(job_id, [JobState.PENDING], now,
-                            "the same version of this file is already a job")
-            return JobState.SKIPPED
-        bound.info("job.queued", athlete_id=ready.athlete_id)
-        self.on_queued()
-        return JobState.QUEUED
-
-
-    def _twin_there(self, job: Job) -> bool:
-        """Is a twin's file at its place, as this node sees it? A shared file at this node's
-        mount of the share; a file this node cannot look at (another node's, or under a root
-        that is not there) counts as there: it must not be taken for moved."""
-        if job.owner not in ("", self.store.owner):
-            return True
-        if job.watch != job.root:  # a shared watch's job, maybe stored by another node
-            roots = fleet.watch_roots(self.cfg.watches)
-            if job.watch not in roots:
-                return True
-            job = fleet.localize(job, self.cfg.watches)
-        if _holds(job.path, job.size, job.mtime_ns):
-            return True
-        root = self.root_of(job.path)
-        return root is not None and not self._root_there(root)
-
-
-def _holds(path: str, size: int, mtime_ns: int) -> bool:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return False
-    return (st.st_size, st.st_mtime_ns) == (size, mtime_ns)
-
-
-def _with(facts: Facts, **changes: object) -> Facts:
-    from dataclasses import replace
-
-    return replace(facts, **changes)  # type: ignore[arg-type]

@@ -16,8 +16,8 @@ import os
 from dataclasses import dataclass
 from enum import StrEnum
 
-from daemon import movie
-from daemon.regular import open_regular
+from daemon.watch import movie
+from daemon.watch.regular import open_regular
 
 
 class Movie(StrEnum):

@@ -28,7 +28,7 @@ from starlette.staticfiles import StaticFiles
 
 import daemon
 from daemon import logs
-from daemon.directory import Invalid
+from daemon.jobs.directory import Invalid
 from daemon.web.backend import Backend, FromConfig
 from daemon.web.limits import BodyLimit
 from daemon.web.metrics import CONTENT_TYPE

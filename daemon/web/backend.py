@@ -10,11 +10,12 @@ from collections.abc import Callable, Mapping
 from pathlib import PurePath
 from typing import Any, Protocol
 
-from daemon import control, directory, status
-from daemon.directory import Invalid, Link
-from daemon.jobs import console_reads, schema
+from daemon import status
+from daemon.jobs import console_reads, directory, schema
 from daemon.jobs.athletes import AthleteTable, unknown_folders
+from daemon.jobs.directory import Invalid, Link
 from daemon.jobs.models import JobState
+from daemon.service import control
 from daemon.web.history import History
 
 # Words the page's state filter accepts besides the job states themselves.

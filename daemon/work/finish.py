@@ -5,18 +5,20 @@ is already sending its next file. `accepted` is what the slot calls."""
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from sqlalchemy.exc import InterfaceError, OperationalError
 
-from daemon import archive
+from daemon.config import Config
 from daemon.jobs.models import Job
-from daemon.jobs.store import TakenOver
+from daemon.jobs.store import Store, TakenOver
 from daemon.net.api import Reserved
 from daemon.net.upload import Sent
-
-if TYPE_CHECKING:
-    from daemon.work.pipeline import Pipeline
+from daemon.work import archive
+from daemon.work.events import Events
+from daemon.work.recorder import Recorder
+from daemon.work.reservations import Reservations
 
 DONE_RETRY = (0.5, 30.0)  # backoff for writing an accepted upload's outcome
 
@@ -57,7 +59,19 @@ class Accepted:
             self._pending.clear()
 
 
-def accepted(p: Pipeline, job: Job, res: Reserved, sent: Sent, note: str | None,
+class Finishing(Protocol):
+    """What finishing an accepted upload needs of the pipeline (pipeline.py passes itself)."""
+    cfg: Config
+    store: Store
+    res: Reservations
+    recorder: Recorder
+    events: Events
+    accepted: Accepted
+    wall: Callable[[], float]
+    on_db_error: Callable[[Exception | None], None]
+
+
+def accepted(p: Finishing, job: Job, res: Reserved, sent: Sent, note: str | None,
              bound: Any) -> None:
     """On the slot: hand the bookkeeping over (or do it here once the lanes are stopped)."""
     p.accepted.add(job.id)
@@ -66,7 +80,7 @@ def accepted(p: Pipeline, job: Job, res: Reserved, sent: Sent, note: str | None,
                     job_id=job.id, path=job.path)
 
 
-def _finish(p: Pipeline, job: Job, res: Reserved, sent: Sent, note: str | None,
+def _finish(p: Finishing, job: Job, res: Reserved, sent: Sent, note: str | None,
             bound: Any) -> None:
     outcome = "unwritten"
     try:
@@ -90,7 +104,7 @@ def _finish(p: Pipeline, job: Job, res: Reserved, sent: Sent, note: str | None,
                         job_id=job.id, path=job.path)
 
 
-def _write_done(p: Pipeline, job: Job, sent: Sent, note: str | None, bound: Any) -> bool:
+def _write_done(p: Finishing, job: Job, sent: Sent, note: str | None, bound: Any) -> bool:
     """The endpoint has the file: that must be written down, or it would be uploaded again.
     A job table that cannot be written (disk full, locked) is retried with backoff for as long
     as the process lives. False: shutting down with it unwritten; the service exits non-zero
@@ -109,7 +123,7 @@ def _write_done(p: Pipeline, job: Job, sent: Sent, note: str | None, bound: Any)
             delay = min(DONE_RETRY[1], delay * 2)
 
 
-def _after_upload(p: Pipeline, job: Job, bound: Any) -> None:
+def _after_upload(p: Finishing, job: Job, bound: Any) -> None:
     up = p.cfg.upload
     try:
         # Some time may have passed since the upload: a newer file that took the uploaded one's

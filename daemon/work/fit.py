@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from daemon.bandwidth import Timetable, format_rate
-from daemon.schedule import Hours, local_when
+from daemon.net.bandwidth import Timetable, format_rate
+from daemon.work.schedule import Hours, local_when
 
 LIMIT_BOUND = 0.8  # a measured rate this close to its share of the limit was held back by it
 CYCLE = timedelta(days=7)  # timetables and upload hours repeat weekly

@@ -12,9 +12,9 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from daemon import control
-from daemon.schedule import Hours, parse_hours, waiting_reason
+from daemon.service import control
 from daemon.timeutil import local_clock
+from daemon.work.schedule import Hours, parse_hours, waiting_reason
 
 PAUSE_RECHECK = 3600.0  # an open-ended pause: slots sleep until `resume` wakes them
 # The pause is read from the job table at most this often (seconds): every reserve-ahead

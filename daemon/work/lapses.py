@@ -9,17 +9,17 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from daemon.bandwidth import Timetable, parse_limit
+from daemon.config import Config
 from daemon.errors import Decision, Kind, Outcome, TransferError, Where, after_lapse
 from daemon.jobs.models import Job
-from daemon.schedule import Hours, parse_hours
+from daemon.net.bandwidth import Timetable, parse_limit
 from daemon.work import fit
+from daemon.work.schedule import Hours, parse_hours
 
 if TYPE_CHECKING:
     from daemon.net.api import Reserved
-    from daemon.work.pipeline import Pipeline
 
 MIN_MEASURE = 4.0  # seconds: a shorter upload says more about latency than about the rate
 
@@ -75,12 +75,20 @@ def _hours(text: str) -> Hours | None:
     return parse_hours(text) if text else None
 
 
-def limit_now(p: Pipeline) -> float:
+class Measuring(Protocol):
+    """What the fit check needs of the pipeline (pipeline.py passes itself)."""
+    cfg: Config
+    uploader: Any  # its `limiter`, when it has one
+    link: Link
+    wall: Callable[[], float]
+
+
+def limit_now(p: Measuring) -> float:
     limiter = getattr(p.uploader, "limiter", None)
     return float(limiter.rate) if limiter is not None else 0.0
 
 
-def verdict(p: Pipeline, job: Job) -> fit.Fit:
+def verdict(p: Measuring, job: Job) -> fit.Fit:
     measured, window = p.link.facts()
     if measured is None or window is None:
         return fit.Fit(fit.Verdict.FITS)  # nothing known: the common case, no parsing
@@ -98,7 +106,7 @@ def as_decision(f: fit.Fit, now: float) -> Decision | None:
     return Decision(Outcome.FAIL, reason=f.reason)
 
 
-def check_fit(p: Pipeline, job: Job) -> None:
+def check_fit(p: Measuring, job: Job) -> None:
     """Before a capture is created: a window the file cannot fit is not reserved at all."""
     d = as_decision(verdict(p, job), p.wall())
     if d is not None:
@@ -107,7 +115,7 @@ def check_fit(p: Pipeline, job: Job) -> None:
         raise err
 
 
-def lapsed(p: Pipeline, job: Job, res: Reserved, err: TransferError, in_claim: int,
+def lapsed(p: Measuring, job: Job, res: Reserved, err: TransferError, in_claim: int,
            meter: Meter, bound: Any) -> Decision:
     """A window ran out during its upload (recorded and counted here): RERESERVE to go on in
     this claim, or what the job does instead (wait, back off, fail)."""

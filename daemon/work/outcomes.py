@@ -4,15 +4,15 @@ turns that into one store call and, where needed, a wake-up or a service-wide pa
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from daemon import logs
 from daemon.errors import Decision, Outcome, TransferError, Where, after_refusal, decide
 from daemon.jobs.models import IN_FLIGHT, Job
+from daemon.jobs.store import Store
 from daemon.timeutil import local_clock
-
-if TYPE_CHECKING:
-    from daemon.work.pipeline import Pipeline
+from daemon.work.events import Events
+from daemon.work.reservations import Reservations
 
 INTERNAL_RETRY = 60.0
 # The notice a service-wide pause sets, by what caused it; `status` shows it as ATTENTION.
@@ -30,7 +30,17 @@ METRIC_OUTCOME = {Outcome.FAIL: "failed", Outcome.RETRY: "retry", Outcome.RERESE
                   Outcome.WAIT_ROOT: "interrupted"}
 
 
-def apply(p: Pipeline, job: Job, err: TransferError, bound: Any) -> None:
+class Deciding(Protocol):
+    """What carrying out a decision needs of the pipeline (pipeline.py passes itself)."""
+    store: Store
+    res: Reservations
+    events: Events
+    wall: Callable[[], float]
+    rand: Callable[[], float]
+    schedule: Callable[[float], None]
+
+
+def apply(p: Deciding, job: Job, err: TransferError, bound: Any) -> None:
     d = err.decided or decide(err, job.attempts, p.rand, lapsed=err.lapsed)
     if d.outcome is Outcome.REFUSED:
         if err.session_id:
@@ -43,7 +53,7 @@ def apply(p: Pipeline, job: Job, err: TransferError, bound: Any) -> None:
     p.events.upload_finished(METRIC_OUTCOME[d.outcome], 0, 0.0, p.wall())
 
 
-def _retry(p: Pipeline, job: Job, d: Decision, err: TransferError, bound: Any) -> None:
+def _retry(p: Deciding, job: Job, d: Decision, err: TransferError, bound: Any) -> None:
     delay = d.delay or 5.0
     now = p.wall()
     if d.outcome is Outcome.RERESERVE:  # a first storage refusal (lapses come decided)
@@ -59,7 +69,7 @@ def _retry(p: Pipeline, job: Job, d: Decision, err: TransferError, bound: Any) -
     p.schedule(delay)
 
 
-def _wait(p: Pipeline, job: Job, d: Decision, err: TransferError, bound: Any) -> None:
+def _wait(p: Deciding, job: Job, d: Decision, err: TransferError, bound: Any) -> None:
     """The file fits a window only from a later time (a faster bandwidth period, upload
     hours): back to the queue until then, not counted as a failure."""
     p.res.drop(job.id)
@@ -70,7 +80,7 @@ def _wait(p: Pipeline, job: Job, d: Decision, err: TransferError, bound: Any) ->
     p.schedule(d.delay)
 
 
-def _pause(p: Pipeline, job: Job, d: Decision, err: TransferError, bound: Any) -> None:
+def _pause(p: Deciding, job: Job, d: Decision, err: TransferError, bound: Any) -> None:
     now = p.wall()
     name = "certificate" if err.kind == "certificate" else "credentials"
     p.res.drop(job.id)
@@ -84,14 +94,14 @@ def _pause(p: Pipeline, job: Job, d: Decision, err: TransferError, bound: Any) -
     p.schedule(d.delay)
 
 
-def _resettle(p: Pipeline, job: Job, d: Decision, err: TransferError, bound: Any) -> None:
+def _resettle(p: Deciding, job: Job, d: Decision, err: TransferError, bound: Any) -> None:
     p.res.drop(job.id)
     p.store.back_to_pending(job.id, IN_FLIGHT, p.wall(), d.reason)
     bound.info("job.changed", reason=d.reason)
     p.events.resettle(job.path)
 
 
-def _gone(p: Pipeline, job: Job, d: Decision, err: TransferError, bound: Any) -> None:
+def _gone(p: Deciding, job: Job, d: Decision, err: TransferError, bound: Any) -> None:
     """The file is not at its path any more: moved (a rename, a folder renamed) or deleted.
     Not a failure: if it moved, the intake finds it at its new path and uploads it from there."""
     p.res.drop(job.id)
@@ -101,7 +111,7 @@ def _gone(p: Pipeline, job: Job, d: Decision, err: TransferError, bound: Any) ->
     bound.info("job.vanished", reason=d.reason)
 
 
-def _wait_root(p: Pipeline, job: Job, d: Decision, err: TransferError, bound: Any) -> None:
+def _wait_root(p: Deciding, job: Job, d: Decision, err: TransferError, bound: Any) -> None:
     """Its watch folder is not there on this node (an unmounted share): the file is not gone.
     A node-local job waits pending (settled again once the folder is back); a shared one goes
     back to the queue for the fleet's other nodes (this node's claim leaves it alone)."""
@@ -114,7 +124,7 @@ def _wait_root(p: Pipeline, job: Job, d: Decision, err: TransferError, bound: An
     bound.warning("job.root_not_there", reason=d.reason)
 
 
-def _fail(p: Pipeline, job: Job, d: Decision, err: TransferError, bound: Any) -> None:
+def _fail(p: Deciding, job: Job, d: Decision, err: TransferError, bound: Any) -> None:
     p.res.drop(job.id)
     # Our own decisions (a window the file cannot fit, lapses) are in their own words.
     plain = err.where is Where.FILE or err.decided is not None
@@ -124,7 +134,7 @@ def _fail(p: Pipeline, job: Job, d: Decision, err: TransferError, bound: Any) ->
     bound.error("job.failed", reason=reason)
 
 
-TABLE: dict[Outcome, Callable[[Pipeline, Job, Decision, TransferError, Any], None]] = {
+TABLE: dict[Outcome, Callable[[Deciding, Job, Decision, TransferError, Any], None]] = {
     Outcome.RETRY: _retry,
     Outcome.RERESERVE: _retry,
     Outcome.WAIT: _wait,
@@ -136,7 +146,7 @@ TABLE: dict[Outcome, Callable[[Pipeline, Job, Decision, TransferError, Any], Non
 }
 
 
-def interrupted(p: Pipeline, job: Job, bound: Any) -> None:
+def interrupted(p: Deciding, job: Job, bound: Any) -> None:
     p.res.drop(job.id)
     now = p.wall()
     p.store.requeue(job.id, IN_FLIGHT, now, due=now, count_attempt=False,
@@ -144,7 +154,7 @@ def interrupted(p: Pipeline, job: Job, bound: Any) -> None:
     bound.info("upload.interrupted")
 
 
-def internal_error(p: Pipeline, job: Job, exc: Exception) -> None:
+def internal_error(p: Deciding, job: Job, exc: Exception) -> None:
     p.res.drop(job.id)
     now = p.wall()
     p.store.requeue(job.id, IN_FLIGHT, now, due=now + INTERNAL_RETRY,

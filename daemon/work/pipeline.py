@@ -21,7 +21,7 @@ from sqlalchemy.exc import OperationalError
 from daemon import logs
 from daemon.config import Config
 from daemon.errors import Kind, Outcome, TransferError, Where, decide, file_error
-from daemon.jobs import fleet
+from daemon.jobs import shares
 from daemon.jobs.models import IN_FLIGHT, Job
 from daemon.jobs.roots import absent_reason
 from daemon.jobs.store import Store, TakenOver
@@ -67,7 +67,7 @@ class Pipeline:
     def reserve(self, job: Job) -> Held | None:
         """A claimed job's reservation, to upload soon (reserve-ahead); None when the job ended
         here instead (its outcome is written, as in `process`)."""
-        job = fleet.localize(job, self.cfg.watches)  # a shared file: at this node's mount
+        job = shares.localize(job, self.cfg.watches)  # a shared file: at this node's mount
         bound = log.bind(job_id=job.id, path=job.path, athlete_id=job.athlete_id)
         got: list[Reserved] = []
 

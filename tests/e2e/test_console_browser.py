@@ -133,7 +133,7 @@ def test_page_updates_itself_when_the_table_changes(tmp_path: Path, page: Any) -
 def test_pause_shows_the_banner_and_resume_clears_it(tmp_path: Path, page: Any) -> None:
     from playwright.sync_api import expect
 
-    from daemon import control
+    from daemon.service import control
 
     with console(tmp_path) as (server, store, _):
         add_job(store, JobState.QUEUED, "waits.mov")

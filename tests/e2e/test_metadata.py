@@ -22,7 +22,7 @@ from support import (
     write_config,
 )
 
-from daemon.layout import NAMESPACE
+from daemon.watch.layout import NAMESPACE
 
 
 def request_for(box: Sandbox, name: str) -> dict:

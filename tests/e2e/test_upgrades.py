@@ -27,8 +27,9 @@ from support import (
 )
 
 from daemon.jobs import engine as engine_mod
+from daemon.jobs import schema
 from daemon.jobs.engine import SCHEMA_HEAD, current_revision, make_engine
-from daemon.movie import fingerprint
+from daemon.watch.movie import fingerprint
 
 NODE = "station-1"
 PREVIOUS = "0003"  # the schema of the version before issue 19: the table a station has today
@@ -64,7 +65,7 @@ def previous_table(url: str, captures: Path) -> None:
     """The job table at 0003 as a daemon of that version left it: a job in every state, each
     file in the watch folder (after_upload = keep). Plain SQL, 0003's columns only."""
     eng = make_engine(url)
-    engine_mod.upgrade(eng, PREVIOUS)
+    schema.upgrade(eng, PREVIOUS)
     owner = NODE if engine_mod.is_server(eng) else ""  # node-local jobs in a fleet: its own
     group = str(uuid.uuid4())
     facts = {"athlete_id": ATHLETE, "session_group_id": group,

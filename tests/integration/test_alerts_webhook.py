@@ -11,7 +11,7 @@ import structlog
 from support import TOKEN, free_port, wait_for
 from webhooks import Receiver, Silent
 
-from daemon.alerts import CREDENTIALS_REJECTED, Notifier
+from daemon.alerts.notifier import CREDENTIALS_REJECTED, Notifier
 
 
 def redact(text: str) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon import archive
+from daemon.work import archive
 
 
 def _take(root: Path, data: bytes) -> tuple[Path, tuple[int, int]]:

@@ -10,7 +10,7 @@ from pathlib import Path
 from console_support import add_job
 from support import cli, write_config
 
-from daemon import directory
+from daemon.jobs import directory, schema
 from daemon.jobs import engine as engine_mod
 from daemon.jobs.athletes import AthleteTable
 from daemon.jobs.models import JobState
@@ -41,7 +41,7 @@ def test_a_changed_link_relooks_queued_files_and_keeps_uploading_ones(tmp_path: 
 def test_commands_refuse_a_table_older_than_0007_in_one_line(tmp_path: Path) -> None:
     db = tmp_path / "jobs.db"
     engine = engine_mod.make_engine(f"sqlite:///{db}")
-    engine_mod.upgrade(engine, "0006")
+    schema.upgrade(engine, "0006")
     engine.dispose()
     config = write_config(tmp_path / "config.toml", watch=tmp_path, db=db)
     out = cli("athletes", "add", "Tom", TOM, "--config", str(config))

@@ -12,8 +12,9 @@ import httpx
 import pytest
 from console_support import ALIASES, SECRET, add_job, bulk_jobs, console, csrf_token, dump
 
-from daemon import control, status
+from daemon import status
 from daemon.jobs.models import JobState
+from daemon.service import control
 from daemon.web import Metrics, check_listen
 
 

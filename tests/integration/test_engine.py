@@ -29,10 +29,10 @@ from daemon.jobs.engine import (
     make_engine,
     mask_url,
     read_tx,
-    upgrade,
     write_tx,
 )
 from daemon.jobs.models import Node
+from daemon.jobs.schema import upgrade
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -235,7 +235,8 @@ def test_check_writable_names_a_read_only_database(tmp_path: Path) -> None:
 MIGRATOR = """
 import sys
 import alembic.command  # imported up front: the three start migrating at the same instant
-from daemon.jobs.engine import current_revision, make_engine, upgrade
+from daemon.jobs.engine import current_revision, make_engine
+from daemon.jobs.schema import upgrade
 eng = make_engine(sys.argv[1])
 eng.connect().close()
 print("ready", flush=True)

@@ -18,7 +18,8 @@ from sqlalchemy import create_engine, text, update
 from sqlalchemy.engine import make_url
 
 from daemon import status as status_mod
-from daemon.jobs.fleet import Fleet, Listener, takeover_reason
+from daemon.jobs.fleet import Fleet, takeover_reason
+from daemon.jobs.listen import Listener
 from daemon.jobs.models import Job, JobState, Node
 from daemon.jobs.store import Ready, Store, TakenOver, TransitionError
 
@@ -319,7 +320,8 @@ def test_listener_reconnects_after_the_connection_is_killed(pg: str) -> None:
 
 
 def test_migration_from_0002_fills_the_identity(tmp_path: Path) -> None:
-    from daemon.jobs.engine import make_engine, upgrade
+    from daemon.jobs.engine import make_engine
+    from daemon.jobs.schema import upgrade
 
     db = f"sqlite:///{tmp_path / 'jobs.db'}"
     engine = make_engine(db)

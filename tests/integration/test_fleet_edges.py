@@ -22,7 +22,7 @@ from daemon.jobs.engine import DatabaseUnavailable
 from daemon.jobs.fleet import Fleet, NameTaken, parse_identity
 from daemon.jobs.models import Node
 from daemon.jobs.store import Ready, Store
-from daemon.parts import last_known
+from daemon.service.parts import last_known
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -14,8 +14,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import text
 
-from daemon.jobs.engine import SCHEMA_HEAD, make_engine, upgrade
+from daemon.jobs.engine import SCHEMA_HEAD, make_engine
 from daemon.jobs.models import Base
+from daemon.jobs.schema import upgrade
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -17,7 +17,7 @@ from daemon.net import api as api_mod
 from daemon.net.api import ApiClient
 from daemon.net.upload import Uploader
 from daemon.sandbox import server
-from daemon.work import Worker
+from daemon.work.worker import Worker
 
 GROUP = "22222222-3333-4444-5555-666666666666"
 

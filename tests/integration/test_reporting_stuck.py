@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from daemon import control
-from daemon.alerts import Message, Notifier, Target
+from daemon.alerts.notifier import Message, Notifier, Target
+from daemon.alerts.reporting import Reporter
 from daemon.config import NotifySettings
 from daemon.jobs.store import Ready, Store
-from daemon.reporting import Reporter
+from daemon.service import control
 from daemon.work.gate import Gate
 
 NOW = 1_800_000_000.0

@@ -240,7 +240,7 @@ def test_a_stalled_upload_is_aborted_and_retried(api: ApiClient, box: server.San
 
 
 def test_bandwidth_limit_holds_the_rate(api: ApiClient, tmp_path: Path) -> None:
-    from daemon.bandwidth import Limiter
+    from daemon.net.bandwidth import Limiter
 
     data = tmp_path / "d.mov"
     data.write_bytes(os.urandom(3_000_000))

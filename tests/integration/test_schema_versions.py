@@ -15,7 +15,8 @@ from support import TOKEN, cli, set_config_key, write_config
 
 from daemon import cli as cli_mod
 from daemon.jobs import schema
-from daemon.jobs.engine import SCHEMA_HEAD, current_revision, make_engine, upgrade
+from daemon.jobs.engine import SCHEMA_HEAD, current_revision, make_engine
+from daemon.jobs.schema import upgrade
 from daemon.jobs.store import Store
 
 REPO = Path(__file__).resolve().parents[2]

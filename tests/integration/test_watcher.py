@@ -15,7 +15,7 @@ from support import ATHLETE, make_movie, wait_for, write_config
 from daemon import config as config_mod
 from daemon.jobs.models import JobState
 from daemon.jobs.store import Store
-from daemon.watch import Watcher
+from daemon.watch.intake import Watcher
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from daemon.alerts import (
+from daemon.alerts.notifier import (
     CREDENTIALS_REJECTED,
     STUCK,
     DailySummary,
@@ -157,7 +157,7 @@ def test_redact_url(url: str, shown: str) -> None:
 
 
 def test_apprise_privacy_form_and_secrets() -> None:
-    from daemon.alert_targets import make_target
+    from daemon.alerts.targets import make_target
 
     t = make_target("slack://T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7FQ")
     assert "TIiajkdnlazkcOXrIdevi7FQ" not in t.shown and t.plugin is not None
@@ -169,7 +169,7 @@ def test_apprise_privacy_form_and_secrets() -> None:
 
 
 def test_importing_alerts_does_not_import_apprise() -> None:
-    code = "import daemon.alerts, sys; print('apprise' in sys.modules)"
+    code = "import daemon.alerts.notifier, sys; print('apprise' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "False"

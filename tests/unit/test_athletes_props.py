@@ -1,4 +1,4 @@
-"""The athlete directory's pure rules (daemon/directory.py) over generated input (Hypothesis):
+"""The athlete directory's pure rules (daemon/jobs/directory.py) over generated input (Hypothesis):
 the CSV parser takes back what export wrote, refuses a bad line by its number and raises
 nothing but Invalid on any text; folder names match in NFC whichever form the disk uses; the
 config wins over a link; the hold reason names its folder back."""
@@ -16,8 +16,9 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from daemon import directory, layout
-from daemon.directory import Invalid, Link
+from daemon.jobs import directory
+from daemon.jobs.directory import Invalid, Link
+from daemon.watch import layout
 
 # Folder names people use: letters with accents (composed or not), spaces, punctuation.
 folder_chars = st.characters(blacklist_categories=("Cs", "Cc", "Cf", "Zl", "Zp", "Co", "Cn"),

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from daemon.bandwidth import Limiter, apply_timetable, parse_limit, parse_rate
+from daemon.net.bandwidth import Limiter, apply_timetable, parse_limit, parse_rate
 
 
 @pytest.mark.parametrize(("text", "rate"), [

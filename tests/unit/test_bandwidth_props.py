@@ -12,10 +12,11 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from daemon.bandwidth import MAX_RATE, Timetable, format_rate, parse_limit, parse_rate
-from daemon.config import ConfigError, _rate
-from daemon.configread import Table
-from daemon.schedule import DAY, DAYS, WEEK
+from daemon.config import ConfigError
+from daemon.config.parse import _rate
+from daemon.config.read import Table
+from daemon.net.bandwidth import MAX_RATE, Timetable, format_rate, parse_limit, parse_rate
+from daemon.work.schedule import DAY, DAYS, WEEK
 
 MON = datetime(2024, 6, 3)  # a Monday
 # Pieces of what people write, so random text often gets deep into the parser.

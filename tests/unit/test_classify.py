@@ -8,7 +8,6 @@ from pathlib import PurePath
 
 from daemon.config import CaptureSettings
 from daemon.jobs.store import Ready
-from daemon.movie import MovieInfo
 from daemon.watch.classify import (
     MAX_UPLOAD,
     Facts,
@@ -20,6 +19,7 @@ from daemon.watch.classify import (
     classify,
     resolve_twins,
 )
+from daemon.watch.movie import MovieInfo
 
 ATHLETE = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
 NOW = 1_800_000_000.0

@@ -16,12 +16,12 @@ from typing import Any
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from daemon import layout
 from daemon.config import ORIENTATIONS, CaptureSettings, ConfigError, capture_overrides
 from daemon.jobs.store import Ready
-from daemon.movie import MovieInfo, _usable
 from daemon.timeutil import parse_iso
+from daemon.watch import layout
 from daemon.watch.classify import MAX_UPLOAD, Facts, Fail, Hold, classify
+from daemon.watch.movie import MovieInfo, _usable
 
 ATHLETE = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
 ALIASES = {"jane": ATHLETE, "jos\u00e9": "bbbbbbbb-bbbb-cccc-dddd-eeeeeeeeeeee"}

@@ -10,7 +10,6 @@ from datetime import datetime, timedelta
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from daemon.bandwidth import Timetable, parse_limit
 from daemon.errors import (
     LAPSE_BACKOFF,
     MAX_DELAY,
@@ -22,8 +21,9 @@ from daemon.errors import (
     Where,
     after_lapse,
 )
-from daemon.schedule import WEEK, Hours, local_when, parse_hours
+from daemon.net.bandwidth import Timetable, parse_limit
 from daemon.work import fit
+from daemon.work.schedule import WEEK, Hours, local_when, parse_hours
 
 KiB, MiB = 1024, 1024**2
 sizes = st.integers(1, 20 * 1024 * MiB)

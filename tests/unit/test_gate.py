@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from daemon import control
+from daemon.service import control
 from daemon.work.gate import PAUSE_FRESH, PAUSE_RECHECK, Gate
 
 

@@ -5,7 +5,7 @@ from pathlib import PurePath
 
 import pytest
 
-from daemon.layout import is_candidate, place, safe_file_name
+from daemon.watch.layout import is_candidate, place, safe_file_name
 
 ATHLETE = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
 DAY = date(2026, 11, 28)

@@ -13,7 +13,7 @@ from pathlib import PurePath
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
-from daemon.layout import (
+from daemon.watch.layout import (
     MAX_FILE_NAME,
     NAMESPACE,
     TEMP_SUFFIXES,

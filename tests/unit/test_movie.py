@@ -11,8 +11,8 @@ import pytest
 import qt_atoms as qt
 from support import make_movie
 
-from daemon import movie
-from daemon.movie import NotAMovie
+from daemon.watch import movie
+from daemon.watch.movie import NotAMovie
 
 
 def test_landscape_portrait_and_rotated(tmp_path: Path) -> None:

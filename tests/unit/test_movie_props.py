@@ -17,8 +17,8 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from support import make_movie
 
-from daemon import movie
-from daemon.movie import MovieInfo, NotAMovie
+from daemon.watch import movie
+from daemon.watch.movie import MovieInfo, NotAMovie
 
 
 class VirtualFile:

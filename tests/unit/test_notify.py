@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon import notify
+from daemon import sdnotify as notify
 
 
 def test_notify_sends_one_datagram(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -5,7 +5,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from daemon.schedule import parse_hours, waiting_reason
+from daemon.work.schedule import parse_hours, waiting_reason
 
 # 2024-06-03 is a Monday.
 MON = datetime(2024, 6, 3)

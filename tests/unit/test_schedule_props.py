@@ -12,8 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from daemon.config import ConfigError
-from daemon.configread import Table, hours_text
-from daemon.schedule import DAY, DAYS, WEEK, Hours, local_when, parse_hours, waiting_reason
+from daemon.config.read import Table, hours_text
+from daemon.work.schedule import DAY, DAYS, WEEK, Hours, local_when, parse_hours, waiting_reason
 
 FRAGMENTS = ["0", "7", "07:00", "19:00", "24:00", "00:00", "23:59", "24:01", "99:00", "1:5",
              ":", "-", " - ", ",", ", ", " ", "Mon", "fri", "Sunday", "Mun", "Sat-Sun", "x",

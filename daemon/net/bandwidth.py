@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from datetime import time as dtime
 
-from daemon.schedule import DAY, WEEK, clock_minutes, weekday
+from daemon.work.schedule import DAY, WEEK, clock_minutes, weekday
 
 _BIN = {"": 1, "b": 1, "k": 1024, "ki": 1024, "kib": 1024, "m": 1024**2, "mi": 1024**2,
         "mib": 1024**2, "g": 1024**3, "gi": 1024**3, "gib": 1024**3, "t": 1024**4,

@@ -21,7 +21,7 @@ def add_parser(sub: Any) -> None:
 
 
 def run(cfg: Config, store: Any, args: argparse.Namespace) -> int:
-    from daemon.jobs.fleet import shared_names
+    from daemon.jobs.shares import shared_names
     from daemon.watch.roots import Roots
 
     want = os.path.realpath(args.path)

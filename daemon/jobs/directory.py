@@ -2,7 +2,7 @@
 must be, how the config's [athletes] and the table's links make one view (the config wins),
 and the CSV a lab keeps its athletes in (`folder,athlete_id,name`, checked whole).
 
-The table itself is read and written in jobs/athletes.py; the command in athletescmd.py.
+The table itself is read and written in jobs/athletes.py; the command in commands/athletes.py.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from daemon.layout import as_uuid
+from daemon.watch.layout import as_uuid
 
 CSV_HEADER = ("folder", "athlete_id", "name")
 MAX_FOLDER = 255  # a file name's limit on every file system we watch

@@ -1,6 +1,6 @@
 """Apprise targets: one notification URL parsed, redacted for logs, and sent one message.
 
-Kept apart from the notifier's queue and thread (alerts.py) so that what touches apprise sits
+Kept apart from the notifier's queue and thread (notifier.py) so that what touches apprise sits
 in one place: apprise is imported on the first parse or send only, its own log lines (which can
 carry webhook tokens) are caught per thread instead of reaching the root logger, and every
 detail a person reads is scrubbed of the URL's secret parts.

@@ -9,7 +9,7 @@ import tomllib
 from pathlib import Path, PurePath
 
 from daemon.config import CaptureSettings, ConfigError, WatchRoot, capture_overrides
-from daemon.regular import not_regular, open_regular
+from daemon.watch.regular import not_regular, open_regular
 
 SIDECAR = "capture.toml"
 MAX_SIDECAR = 1024 * 1024  # a few lines of TOML; read whole, so bounded

@@ -13,7 +13,7 @@ from sqlalchemy.exc import OperationalError
 
 from daemon import logs
 from daemon.jobs.store import Store
-from daemon.runtime import StateFile
+from daemon.service.runtime import StateFile
 
 log = logs.get("service")
 

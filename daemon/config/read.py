@@ -1,6 +1,6 @@
 """Reading TOML tables for the config: every value checked as it is read, every error naming
 the file and the key, leftover keys reported as typos. The settings themselves live in
-config.py."""
+settings.py, the parsers per section in parse.py."""
 
 from __future__ import annotations
 
@@ -142,7 +142,7 @@ def proxy_url(t: Table) -> str | None:
 def hours_text(t: Table, key: str) -> str:
     value = (t.get(key, str, "") or "").strip()
     if value:
-        from daemon import schedule
+        from daemon.work import schedule
 
         try:
             schedule.parse_hours(value)

@@ -1,5 +1,6 @@
-"""The running service's parts: what the main loop holds, the console wired to them, and how each
-part is stopped (in the reverse of the order it was started, by service.py)."""
+"""The running service's parts: what the main loop holds, the events the work tells the rest,
+the console wired to them, and the one shape every started part has for stopping (`Part`),
+stopped in the reverse of the order it was started (lifecycle.py's shutdown)."""
 
 from __future__ import annotations
 
@@ -11,23 +12,36 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from daemon import logs
-from daemon.attention import Attention
+from daemon.alerts.reporting import Reporter
 from daemon.config import Config
 from daemon.jobs.models import Job
 from daemon.jobs.store import Store
 from daemon.net.api import ApiClient
-from daemon.reporting import Reporter
-from daemon.watch import Watcher
-from daemon.watch.roots import Roots
-from daemon.work import Worker
+from daemon.service.attention import Attention
+from daemon.watch.intake import Watcher
 from daemon.work.events import Events
 from daemon.work.gate import Gate
+from daemon.work.worker import Worker
 
 if TYPE_CHECKING:  # the console is imported only when it runs
     from daemon.web import Metrics
 
 log = logs.get("service")
 T = TypeVar("T")
+
+
+class Stoppable(Protocol):
+    """A started part: its name for the logs, and how it stops."""
+    name: str
+
+    def stop(self) -> None: ...
+
+
+@dataclass
+class Part:
+    """A started part whose own object stops otherwise (close(), shutdown()...): `stop` says how."""
+    name: str
+    stop: Callable[[], None]
 
 
 @dataclass
@@ -44,16 +58,11 @@ class Ctx:
 
 
 class WorkEvents(Events):
-    """The work's events (work/events.py), routed to the parts that hear them. The watcher, its
-    folder check and the console's metrics come up after the worker (the watcher wakes it):
-    they are connected here as they do, and until then nothing is told or everything is
-    there, as before."""
+    """The work's events (work/events.py), routed to the parts that hear them; all of them
+    exist before the worker is made (the console's metrics only when it runs)."""
 
-    def __init__(self, reporter: Reporter):
-        self.reporter = reporter
-        self.watcher: Watcher | None = None
-        self.roots: Roots | None = None
-        self.metrics: Metrics | None = None
+    def __init__(self, reporter: Reporter, watcher: Watcher, metrics: Metrics | None):
+        self.reporter, self.watcher, self.metrics = reporter, watcher, metrics
 
     def failed(self, path: str, reason: str) -> None:
         self.reporter.failed(path, reason)
@@ -62,8 +71,7 @@ class WorkEvents(Events):
         self.reporter.notice(name, message)
 
     def resettle(self, path: str) -> None:
-        if self.watcher is not None:
-            self.watcher.resettle(path)
+        self.watcher.resettle(path)
 
     def reserved(self) -> None:
         if self.metrics is not None:
@@ -74,13 +82,8 @@ class WorkEvents(Events):
             self.metrics.upload_finished(outcome, size, seconds, wall)
 
     def folder_there(self, job: Job) -> bool:
-        return self.roots is None or self.roots.job_there(job)
-
-
-class Owner(Protocol):
-    """What stopping needs of the service: its config and its signal flags."""
-    cfg: Config
-    flags: Any
+        roots = self.watcher.roots
+        return roots is None or roots.job_there(job)
 
 
 def healthy(ctx: Ctx, fatal: str | None) -> tuple[bool, str]:
@@ -92,22 +95,29 @@ def healthy(ctx: Ctx, fatal: str | None) -> tuple[bool, str]:
     return (not problems, "; ".join(problems) or "ok")
 
 
-def start_web(cfg: Config, ctx: Ctx, health: Callable[[], tuple[bool, str]],
-              on_change: Callable[[], None]) -> Any:
-    """The web console, in its own thread; a console that cannot start (its port taken) is
-    shown as ATTENTION, and uploads go on without it."""
+def new_metrics(cfg: Config) -> Metrics | None:
+    """The console's metrics, made before the worker that feeds them; None without a console."""
     if not cfg.web.listen:
         return None
-    from daemon.web import Metrics, StoreBackend, start_console
+    from daemon.web import Metrics
 
-    metrics = Metrics()
+    return Metrics()
+
+
+def start_web(cfg: Config, ctx: Ctx, metrics: Metrics | None,
+              health: Callable[[], tuple[bool, str]], on_change: Callable[[], None]) -> Any:
+    """The web console, in its own thread; a console that cannot start (its port taken) is
+    shown as ATTENTION, and uploads go on without it."""
+    if not cfg.web.listen or metrics is None:
+        return None
+    from daemon.web import StoreBackend, start_console
+
     backend = StoreBackend(
         ctx.store, cfg.athletes, health=health, gate_reason=lambda: ctx.gate.check()[1],
         runtime=lambda: {"pid": os.getpid(), "attention": ctx.attention.conditions()},
         on_change=on_change, lease=cfg.node.lease_seconds, config_source=str(cfg.source))
     # While the job table is away (a PostgreSQL outage), /metrics serves what was last known.
     metrics.bind(counts=last_known(ctx.store.counts), paused=last_known(backend.paused))
-    ctx.events.metrics = metrics
     try:
         web = start_console(cfg.web.listen, cfg.web.password_file, backend, metrics)
     except (ValueError, OSError) as exc:
@@ -132,26 +142,3 @@ def last_known(read: Callable[[], T]) -> Callable[[], T]:
         return seen[0]
 
     return answer
-
-
-def stop_part(name: str, part: Any, owner: Owner) -> None:
-    if name == "watcher":
-        part.stop()
-    elif name == "scheduler":
-        part.shutdown(wait=False)
-    elif name == "worker":
-        part.stop(owner.cfg.upload.shutdown_timeout, force=lambda: owner.flags.stop > 1)
-        if part.pipeline.accepted.unwritten:
-            owner.flags.fatal = (f"uploads accepted but not recorded: jobs "
-                                 f"{sorted(part.pipeline.accepted.unwritten)}")
-    elif name == "sandbox":
-        part.shutdown()
-        part.server_close()
-    elif name == "reporter":
-        part.close()
-    elif name == "web":
-        part.stop(5.0)
-    elif name == "state":
-        part.close(remove=owner.flags.fatal is None)
-    else:  # api, uploader, store, lock
-        part.close()

@@ -22,10 +22,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from daemon import directory
 from daemon.config import Config
-from daemon.directory import Invalid, Link
+from daemon.jobs import directory
 from daemon.jobs.athletes import AthleteTable, Changed, unknown_folders
+from daemon.jobs.directory import Invalid, Link
 
 
 def add_parser(sub: Any) -> None:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import BinaryIO
 
-from daemon.regular import open_regular
+from daemon.watch.regular import open_regular
 
 QT_EPOCH = datetime(1904, 1, 1, tzinfo=UTC)
 # A two-hour 4K capture's moov is a few MiB; one this large is not a camera's movie (and is

@@ -8,7 +8,7 @@ other registered secrets); target URLs are logged only in apprise's privacy form
 
 apprise is imported on the first send (about 17 MiB of RSS on import, ~30 MiB once its
 plugins are loaded), so a station without [notify] urls never pays for it. Parsing a URL and
-sending one message to it (everything that touches apprise) is in alert_targets.py.
+sending one message to it (everything that touches apprise) is in targets.py.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from daemon import logs
-from daemon.alert_targets import (
+from daemon.alerts.targets import (
     FAILURE,
     INFO,
     SUCCESS,
@@ -30,7 +30,7 @@ from daemon.alert_targets import (
     make_target,
     redact_url,
 )
-from daemon.schedule import DailySummary, next_summary_at, parse_clock
+from daemon.work.schedule import DailySummary, next_summary_at, parse_clock
 
 log = logs.get("notify")
 

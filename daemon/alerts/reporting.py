@@ -9,11 +9,12 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from daemon import alerts, logs
+from daemon import logs
+from daemon.alerts import notifier as alerts
 from daemon.config import NotifySettings
 from daemon.jobs import paths
 from daemon.jobs.models import JobState
-from daemon.schedule import DailySummary
+from daemon.work.schedule import DailySummary
 
 log = logs.get("notify")
 # Notice names in the job table -> incident names in messages.
@@ -26,14 +27,15 @@ STUCK_EVERY = 60.0  # seconds between stuck checks (only with notification targe
 
 class Reporter:
     def __init__(self, settings: NotifySettings, store: Any,
-                 wall: Callable[[], float] = time.time):
+                 wall: Callable[[], float] = time.time,
+                 held: Callable[[], str | None] = lambda: None):
         self.settings, self.store, self.wall = settings, store, wall
         self.notifier = alerts.Notifier(settings.urls, settings.batch_seconds,
                                         redact=logs.scrub) if settings.urls else None
         self._waiting_since: float | None = None
         # Why uploads are held on purpose now (operator's pause, upload hours), or None: the
-        # service sets it to its Gate's reason, so a held queue is never reported stuck.
-        self.held: Callable[[], str | None] = lambda: None
+        # service passes its Gate's reason, so a held queue is never reported stuck.
+        self.held = held
 
     @property
     def active(self) -> bool:

@@ -1,9 +1,11 @@
-"""Service lifecycle: start the parts in order, supervise them, stop them in the reverse order.
+"""Service lifecycle, in the open as uvicorn's Server has it: `startup()` starts the parts in
+order, `main_loop()` supervises them, `shutdown()` stops every started part in the reverse
+order, whatever happened. `run()` is the three in a try/finally.
 
 Signal handlers only set flags. The main thread sleeps in select() on a wake-up socket that
 Python's C-level handler writes to, so it reacts at once and uses no CPU while idle. Every part
-that owns a thread is checked by the health tick and restarted (or the process exits non-zero
-for systemd) when it died.
+that owns a thread is checked by the health tick (health.py) and restarted (or the process
+exits non-zero for systemd) when it died.
 """
 
 from __future__ import annotations
@@ -19,41 +21,36 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import FrameType
-from typing import Any
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy.exc import OperationalError
 
 from daemon import config as config_mod
-from daemon import control, logs, notify
-from daemon import parts as parts_mod
-from daemon.attention import Attention
-from daemon.bandwidth import Limiter, Timetable, apply_timetable, parse_limit
+from daemon import logs, sdnotify
+from daemon.alerts.reporting import STUCK_EVERY, Reporter
 from daemon.config import Config, ConfigError
 from daemon.jobs import engine as engine_mod
-from daemon.jobs import fleet
 from daemon.jobs.athletes import Directory
 from daemon.jobs.store import DatabaseUnavailable, Store
-from daemon.net import clients
-from daemon.net.api import ApiClient
-from daemon.net.upload import Uploader
-from daemon.parts import Ctx
-from daemon.reporting import STUCK_EVERY, Reporter
-from daemon.runtime import StateFile, state_path
-from daemon.watch import Watcher
-from daemon.watch import settle as settle_mod
-from daemon.watch.roots import Roots
-from daemon.work import Worker
+from daemon.service import control, health
+from daemon.service import fleet as fleet_mod
+from daemon.service import parts as parts_mod
+from daemon.service.attention import Attention
+from daemon.service.clients import Connections
+from daemon.service.fleet import FleetPart
+from daemon.service.parts import Ctx, Part, Stoppable, WorkEvents
+from daemon.service.runtime import StateFile, state_path
+from daemon.watch.intake import Watcher
 from daemon.work.gate import Gate
+from daemon.work.worker import Worker
 
 log = logs.get("service")
 # Imported only when the config uses them: the console, [notify] urls, PostgreSQL, Alembic
 # (a schema to upgrade), the in-process sandbox.
 OPTIONAL_IMPORTS = ("starlette", "uvicorn", "jinja2", "prometheus_client", "apprise",
                     "psycopg", "psycopg2", "alembic", "daemon.sandbox.server")
-# Seconds between supervision ticks, run by the main thread between signals: a stat or two
-# and no table scan, so an idle daemon wakes once per tick and nowhere else.
+# Seconds between supervision ticks, run by the main thread between signals.
 HEALTH_EVERY = 5.0
 
 
@@ -93,10 +90,14 @@ class Service:
         self.use_sandbox = sandbox
         self.flags = Flags()
         self._rsock, self._wsock = socket.socketpair()
-        self.token = ""
-        self.limiter: Limiter | None = None
-        self.table: Timetable | None = None
-        self.fleet_parts: fleet.Parts | None = None
+        self.net = Connections(sandbox)
+        self.parts: list[Stoppable] = []  # started so far; stopped in reverse by shutdown()
+        self.fleet: FleetPart | None = None
+        self.worker: Worker | None = None
+        self.ctx: Ctx | None = None
+        self.db_identity: object = None
+
+    # ---- signals and waking the main thread ----------------------------------------------------
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         if signum == signal.SIGHUP:
@@ -142,130 +143,146 @@ class Service:
         with contextlib.suppress(OSError):
             self._wsock.send(b"\0")
 
+    def _wake_work(self) -> None:
+        """Files queued, takeovers and NOTIFYs wake the worker. The parts that tell it (the
+        watcher, the fleet's threads) are made before it and are given this method."""
+        if self.worker is not None:
+            self.worker.wake()
+
+    # ---- the lifecycle -------------------------------------------------------------------------
+
     def run(self) -> int:
         self._install_signals()
         limit_malloc_arenas()
-        cfg = self.cfg
-        parts: list[tuple[str, Any]] = []  # stopped in reverse order, whatever happens
         try:
-            if self.use_sandbox:
-                from daemon.sandbox import server as sandbox_server  # only for --sandbox
-
-                sandbox = sandbox_server.start(cfg.sandbox.data_dir,
-                                               upload_window=cfg.sandbox.upload_window)
-                parts.append(("sandbox", sandbox))
-                cfg = config_mod.with_base_url(cfg, sandbox.base_url)
-                self.token = sandbox.state.token
-                log.info("sandbox.started", base_url=sandbox.base_url,
-                         data_dir=str(cfg.sandbox.data_dir))
-            else:
-                self.token = config_mod.read_token(cfg)
-            logs.add_secret(self.token)
-            lock = engine_mod.acquire_instance_lock(cfg.database_url)
-            if lock is not None:
-                parts.append(("lock", lock))
-            self.cfg = cfg
-            self._serve(cfg, parts)
+            self.startup()
+            self.main_loop()
         finally:
-            for name, part in reversed(parts):
-                try:
-                    parts_mod.stop_part(name, part, self)
-                except Exception:
-                    log.exception("daemon.stop_failed", part=name)
+            self.shutdown()
         if self.flags.fatal:
             log.error("daemon.failed", reason=self.flags.fatal)
             return 1
         log.info("daemon.stopped")
         return 0
 
-    def _serve(self, cfg: Config, parts: list[tuple[str, Any]]) -> None:
+    def _started(self, part: Stoppable) -> None:
+        self.parts.append(part)
+
+    def startup(self) -> None:
+        """Start the parts in order, each added to `parts` once started. Timers come last and
+        stop first (nothing restarts what is being stopped), then no new files, then no new
+        uploads (in-flight ones finish or go back to the queue), then the fleet's lease."""
+        cfg = self.cfg
+        if self.use_sandbox:
+            from daemon.sandbox import server as sandbox_server  # only for --sandbox
+
+            sandbox = sandbox_server.start(cfg.sandbox.data_dir,
+                                           upload_window=cfg.sandbox.upload_window)
+
+            def stop_sandbox() -> None:
+                sandbox.shutdown()
+                sandbox.server_close()
+
+            self._started(Part("sandbox", stop_sandbox))
+            cfg = self.cfg = config_mod.with_base_url(cfg, sandbox.base_url)
+            self.net.token = sandbox.state.token
+            logs.add_secret(self.net.token)
+            log.info("sandbox.started", base_url=sandbox.base_url,
+                     data_dir=str(cfg.sandbox.data_dir))
+        else:
+            self.net.read_token(cfg)
+        lock = engine_mod.acquire_instance_lock(cfg.database_url)
+        if lock is not None:
+            self._started(Part("lock", lock.close))
         problem = engine_mod.check_writable(cfg.database_url)
         if problem:
             raise DatabaseUnavailable(problem)
         store = Store.open(cfg.database_url, migrate=True)
-        parts.append(("store", store))
+        self._started(Part("store", store.close))
         # Our node name; in a fleet, our name taken and the heartbeat thread started. It stops
-        # after the worker (parts stop in reverse), so the lease holds until uploads drained.
-        fleet_parts = fleet.join(cfg, store, on_lost=self._fatal)
-        self.fleet_parts = fleet_parts
-        if fleet_parts is not None:
-            parts.append(("fleet", fleet_parts))
+        # after the worker, so the lease holds until uploads drained.
+        self.fleet = fleet_mod.join(cfg, store, wake=self._wake_work, on_lost=self._fatal)
+        if self.fleet is not None:
+            self._started(self.fleet)
         # In a fleet every due time is compared on the database's clock (Fleet.wall).
-        wall = fleet_parts.fleet.wall if fleet_parts is not None else time.time
-        db_file = engine_mod.sqlite_path(cfg.database_url)
+        wall = self.fleet.fleet.wall if self.fleet is not None else time.time
         self.db_identity = engine_mod.db_identity(cfg.database_url)
-        state = StateFile(state_path(db_file))
+        state = StateFile(state_path(engine_mod.sqlite_path(cfg.database_url)))
         state.write({"pid": os.getpid(), "attention": {}})
-        parts.append(("state", state))
-        reporter = Reporter(cfg.notify, store)
-        parts.append(("reporter", reporter))
+        self._started(Part("state", lambda: state.close(remove=self.flags.fatal is None)))
+        gate = Gate(store, cfg.upload.hours)
+        # A queue held on purpose (operator's pause, upload hours) is never reported stuck.
+        reporter = Reporter(cfg.notify, store, held=lambda: gate.check()[1])
+        self._started(Part("reporter", reporter.close))
         reporter.start()
         attention = Attention(store, state, on_change=reporter.notice)
         recovered = store.recover(wall())
         if recovered:
             log.info("jobs.recovered", count=recovered)
-        api, uploader = self._clients(cfg)
-        parts.append(("api", api))
-        parts.append(("uploader", uploader))
-        gate = Gate(store, cfg.upload.hours)
-        fence = fleet_parts.fence_wait if fleet_parts is not None else lambda: 0.0
-        events = parts_mod.WorkEvents(reporter)
-        # In a fleet, no upload reaches its closing boundary while this node is fenced.
-        worker = Worker(cfg, store, api, uploader, events, on_db_error=attention.db_error,
-                        gate=lambda: max(gate.seconds(), fence()), wall=wall,
-                        fence=fleet_parts.fleet if fleet_parts is not None else None)
-        reporter.held = lambda: gate.check()[1]
+        api, uploader = self.net.build(cfg)
+        self._started(Part("api", api.close))
+        self._started(Part("uploader", uploader.close))
         scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(4)},
             job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
             timezone="UTC")
-        watcher = Watcher(cfg, store, on_queued=worker.wake, on_db_error=attention.db_error,
-                          on_root=attention.root,
-                          on_root_deleted=self._health_now, wall=wall,
+        watcher = Watcher(cfg, store, on_queued=self._wake_work, on_db_error=attention.db_error,
+                          on_root=attention.root, on_root_deleted=self._health_now, wall=wall,
+                          on_failed=reporter.failed, on_roots=attention.condition,
                           directory=Directory(store))  # links made at a station
-        events.watcher = watcher
-        watcher.on_failed = reporter.failed
         # Which watch folders are there (an unmounted share is not): before the first claim.
-        watcher.roots = events.roots = Roots(
-            store, cfg.watches, on_attention=attention.condition, on_back=watcher.root_there)
-        watcher.roots.check()
-        ctx = Ctx(store, api, worker, watcher, attention, scheduler, gate, reporter, events)
-        # Started in this order, stopped in the reverse: no timers (nothing restarts what is
-        # being stopped), then no new files, then no new uploads (in-flight ones finish or go
-        # back to the queue).
+        watcher.check_roots()
+        metrics = parts_mod.new_metrics(cfg)
+        events = WorkEvents(reporter, watcher, metrics)
+        fence = self.fleet.fence_wait if self.fleet is not None else lambda: 0.0
+        # In a fleet, no upload reaches its closing boundary while this node is fenced.
+        worker = self.worker = Worker(
+            cfg, store, api, uploader, events, on_db_error=attention.db_error,
+            gate=lambda: max(gate.seconds(), fence()), wall=wall,
+            fence=self.fleet.fleet if self.fleet is not None else None)
+        ctx = self.ctx = Ctx(store, api, worker, watcher, attention, scheduler, gate, reporter,
+                             events)
         worker.start()
-        parts.append(("worker", worker))
+        self._started(Part("worker", self._stop_worker))
         watcher.start(scan=False)
-        parts.append(("watcher", watcher))
+        self._started(Part("watcher", watcher.stop))
         scheduler.start()
-        parts.append(("scheduler", scheduler))
-        fleet.start(fleet_parts, worker.wake, self._look_now)  # takeovers wake the worker; LISTEN
+        self._started(Part("scheduler", lambda: scheduler.shutdown(wait=False)))
+        if self.fleet is not None:  # LISTEN: another process queued or freed a job, or
+            self.fleet.listen(on_athletes=self._look_now)  # changed the athlete directory
         # The first scan (what arrived while stopped) at once, on the scheduler's thread:
         # start-up does not wait for a walk of the whole tree (50,000 files: bench restart).
         scheduler.add_job(watcher.rescan, "interval", seconds=cfg.watching.rescan_seconds,
                           id="rescan", next_run_time=datetime.now(UTC))
-        web = parts_mod.start_web(cfg, ctx, lambda: parts_mod.healthy(ctx, self.flags.fatal),
+        web = parts_mod.start_web(cfg, ctx, metrics,
+                                  lambda: parts_mod.healthy(ctx, self.flags.fatal),
                                   self._look_now)
         if web is not None:
-            parts.append(("web", web))
-        self._timetable(ctx)
+            self._started(Part("web", lambda: web.stop(5.0)))
+        self.net.timetable(ctx)
         if reporter.active:
             scheduler.add_job(reporter.check_stuck, "interval", seconds=STUCK_EVERY,
                               id="stuck")
             self._summary(ctx, reporter.first_summary())
-        notify.notify("READY=1\nSTATUS=watching " + ", ".join(str(w.path) for w in cfg.watches))
+        sdnotify.notify("READY=1\nSTATUS=watching " +
+                        ", ".join(str(w.path) for w in cfg.watches))
         log.info("daemon.ready", concurrency=cfg.upload.concurrency,
                  database=engine_mod.mask_url(cfg.database_url))
         # What the config made us import of the optional stacks (tests guard the lazy imports).
         log.debug("daemon.imports", optional=sorted(m for m in OPTIONAL_IMPORTS
                                                     if m in sys.modules))
 
+    def main_loop(self) -> None:
+        """Until a signal says stop (or a part cannot recover): the health tick, the worker's
+        safety-net poll, and what the signals asked for, all on this thread."""
+        assert self.ctx is not None and self.worker is not None
+        ctx, worker = self.ctx, self.worker
         now = time.monotonic()
-        next_health, next_poll = now + HEALTH_EVERY, now + cfg.upload.poll_seconds
+        next_health, next_poll = now + HEALTH_EVERY, now + self.cfg.upload.poll_seconds
         while not self.flags.stop and not self.flags.fatal:
+            poll_seconds = self.cfg.upload.poll_seconds
             # A poll interval of a tick or more rides on the ticks: one wake-up, not two.
-            until = next_health if cfg.upload.poll_seconds >= HEALTH_EVERY else \
-                min(next_health, next_poll)
+            until = next_health if poll_seconds >= HEALTH_EVERY else min(next_health, next_poll)
             self._wait(max(0.0, until - time.monotonic()))
             now = time.monotonic()
             ticked = self.flags.health or now >= next_health
@@ -277,48 +294,48 @@ class Service:
             # more threads woken): with the tick when it is nearly due, so idle wakes once.
             if now >= next_poll or (ticked and next_poll - now < HEALTH_EVERY / 2):
                 worker.poll()
-                next_poll = time.monotonic() + cfg.upload.poll_seconds
+                next_poll = time.monotonic() + self.cfg.upload.poll_seconds
             if self.flags.reload and not self.flags.stop:
                 self.flags.reload = False
-                cfg = self._reload(cfg, ctx)
+                self._reload(ctx)
             if self.flags.look:
                 self.flags.look = False
-                gate.forget()
-                watcher.roots.forget()  # `roots accept` from the CLI
-                if control.stops_running_uploads(store, time.time()):
+                ctx.gate.forget()
+                ctx.watcher.roots.forget()  # `roots accept` from the CLI
+                if control.stops_running_uploads(ctx.store, time.time()):
                     worker.dispatcher.interrupt()
                 worker.wake()
-                watcher.pending_again()
+                ctx.watcher.pending_again()
             if self.flags.toggle_limit:
                 self.flags.toggle_limit = False
-                off = self.limiter.toggle()
-                log.info("bandwidth.toggled", limit="off" if off else "on",
-                         rate=self.limiter.rate)
-
-        notify.notify("STOPPING=1")
+                self.net.toggle_limit()
+        sdnotify.notify("STOPPING=1")
         log.info("daemon.stopping")
 
-    def _timetable(self, ctx: Ctx) -> None:
-        """The bandwidth slot in force now, and a timer for the next slot."""
-        if self.limiter is None or self.table is None:
-            return
-        nxt = apply_timetable(self.limiter, self.table, datetime.now())
-        if nxt is not None:
-            ctx.scheduler.add_job(self._timetable, "date", run_date=nxt.astimezone(),
-                                  args=[ctx], id="timetable", replace_existing=True)
-            log.info("bandwidth.slot", rate=self.limiter.rate, until=nxt.isoformat())
+    def shutdown(self) -> None:
+        """Every started part, in the reverse of the order it started; one that fails to stop
+        is logged and the others still stop."""
+        while self.parts:
+            part = self.parts.pop()
+            try:
+                part.stop()
+            except Exception:
+                log.exception("daemon.stop_failed", part=part.name)
+
+    def _stop_worker(self) -> None:
+        assert self.worker is not None
+        self.worker.stop(self.cfg.upload.shutdown_timeout, force=lambda: self.flags.stop > 1)
+        unwritten = self.worker.pipeline.accepted.unwritten
+        if unwritten:
+            self.flags.fatal = f"uploads accepted but not recorded: jobs {sorted(unwritten)}"
+
+    # ---- on the main thread, between signals ---------------------------------------------------
 
     def _summary(self, ctx: Ctx, when: datetime | None) -> None:
         if when is not None:
             ctx.scheduler.add_job(lambda: self._summary(ctx, ctx.reporter.send_summary()),
                                   "date", run_date=when.astimezone(), id="summary",
                                   replace_existing=True)
-
-    def _clients(self, cfg: Config) -> tuple[ApiClient, Uploader]:
-        self.table = parse_limit(cfg.upload.bandwidth_limit)
-        if self.limiter is None:  # one limiter for the life of the process: changed live
-            self.limiter = Limiter(self.table.rate_at(datetime.now()))
-        return clients.build(cfg, self.token, self.limiter, self.table)
 
     def _health(self, ctx: Ctx) -> None:
         """Supervision tick: threads alive, watch roots present, the job table still the one we
@@ -330,85 +347,24 @@ class Service:
                 self._fatal("the job database was deleted or replaced while the daemon ran; "
                             "restarting to open it afresh")
                 return
-            ctx.watcher.observers.check()
-            ctx.watcher.check_roots()
-            if not ctx.watcher.queue.alive():
-                log.error("watch.settle_died")
-                ctx.watcher.queue.start()
-                ctx.watcher.rescan()
-            if (problem := settle_mod.supervise(ctx.watcher.queue, ctx.attention)) is not None:
-                self._fatal(problem)
+            if not health.tick(ctx, self.fleet, self._fatal):
                 return
-            ctx.worker.dispatcher.check()
-            if self.fleet_parts is not None:
-                self.fleet_parts.check()
-            if "database" in ctx.attention.conditions():
-                try:  # a real write (a deletion of nothing may pass on a full disk)
-                    ctx.store.set_notice("_probe", "", None, time.time())
-                    ctx.store.clear_notice("_probe")
-                    ctx.attention.db_error(None)
-                    ctx.watcher.rescan()
-                except OperationalError:
-                    pass
-            ctx.attention.sync()
-            self._token_check(ctx)
+            self.net.token_check(self.cfg, ctx)
         except Exception as exc:
             log.exception("service.health_failed")
             if isinstance(exc, OperationalError):
                 return
-        notify.notify("WATCHDOG=1")
+        sdnotify.notify("WATCHDOG=1")
 
-    def _token_check(self, ctx: Ctx) -> None:
-        """While credentials are rejected, pick up a replaced token file at once."""
-        if ctx.worker.reservations.paused_for() <= 0 or self.use_sandbox:
-            return
-        if "credentials" not in ctx.store.notices():
-            return
-        self._reread_token(ctx)
-
-    def _reread_token(self, ctx: Ctx) -> None:
-        try:
-            token = config_mod.read_token(self.cfg)
-        except ConfigError as exc:
-            log.error("config.token_unreadable", reason=str(exc))
-            return
-        if token != self.token:
-            self.token = token
-            logs.add_secret(token)
-            ctx.api.set_token(token)
-            notice = ctx.worker.reservations.lift()
-            if notice == "credentials" or "credentials" in ctx.store.notices():
-                ctx.store.clear_notice("credentials")  # the next reservation tells anew
-            log.info("api.token_replaced")
-            ctx.worker.wake()
-
-    def _swap_clients(self, cfg: Config, ctx: Ctx) -> None:
-        """New proxy or trust settings (or a certificate problem someone may have fixed):
-        fresh clients for new requests. The one uploader takes the new storage client, so
-        uploads in flight finish on the old one yet a shutdown or `pause --now` still aborts
-        them; the old client is closed when they end."""
-        try:
-            api, uploader = self._clients(cfg)
-        except ConfigError as exc:
-            log.error("config.reload_failed", reason=str(exc))
-            return
-        old_api = ctx.api
-        ctx.api = ctx.worker.pipeline.api = api
-        ctx.worker.pipeline.uploader.adopt(uploader)
-        old_api.close()
-        if ctx.worker.reservations.lift() or "certificate" in ctx.store.notices():
-            ctx.store.clear_notice("certificate")  # the next reservation tells anew
-        log.info("net.clients_replaced", proxy=bool(cfg.api.proxy), ca_file=str(cfg.api.ca_file))
-        ctx.worker.wake()
-
-    def _reload(self, cfg: Config, ctx: Ctx) -> Config:
-        notify.notify(f"RELOADING=1\nMONOTONIC_USEC={time.monotonic_ns() // 1000}")
+    def _reload(self, ctx: Ctx) -> None:
+        cfg = self.cfg
+        sdnotify.notify(f"RELOADING=1\nMONOTONIC_USEC={time.monotonic_ns() // 1000}")
         try:
             new = config_mod.load(str(cfg.source))
         except ConfigError as exc:
             log.error("config.reload_failed", reason=str(exc))
-            notify.notify("READY=1")
-            return cfg
+            sdnotify.notify("READY=1")
+            return
         if self.use_sandbox:
             new = config_mod.with_base_url(new, cfg.api.base_url)
         needs_restart = [name for name, a, b in (
@@ -420,18 +376,16 @@ class Service:
             log.warning("config.restart_needed", keys=needs_restart)
         self.cfg = new
         if not self.use_sandbox:
-            self._reread_token(ctx)
+            self.net.reread_token(new, ctx)
         if (new.api.proxy, new.api.ca_file) != (cfg.api.proxy, cfg.api.ca_file) or \
                 "certificate" in ctx.store.notices():
-            self._swap_clients(new, ctx)
+            self.net.swap(new, ctx)
         ctx.worker.reconfigure(new)
         ctx.watcher.reconfigure(new)
-        fleet.rejoin(new, ctx.store)  # a shared folder added: claimed from now on
+        fleet_mod.rejoin(new, ctx.store)  # a shared folder added: claimed from now on
         ctx.gate.hours = Gate(ctx.store, new.upload.hours).hours
-        self.table = parse_limit(new.upload.bandwidth_limit)
-        self._timetable(ctx)
+        self.net.retable(new, ctx)
         ctx.worker.wake()
         log.info("config.reloaded", roots=[str(w.path) for w in new.watches],
                  athletes=len(new.athletes))
-        notify.notify("READY=1")
-        return new
+        sdnotify.notify("READY=1")

@@ -1,0 +1,283 @@
+"""One parser per section of the config file, each reading its TOML table into settings and
+refusing, with the file and key named, what an admin must fix. `parse` puts them together."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from daemon.config.read import (
+    ConfigError,
+    Table,
+    check_base_url,
+    database_url,
+    existing_file,
+    hhmm,
+    hours_text,
+    is_loopback,
+    parse_uuid,
+    proxy_url,
+    resolve_path,
+    type_word,
+)
+from daemon.config.settings import (
+    AFTER_UPLOAD,
+    NODE_NAME_MAX,
+    ORIENTATIONS,
+    ApiSettings,
+    CaptureSettings,
+    Config,
+    NodeSettings,
+    NotifySettings,
+    SandboxSettings,
+    UploadSettings,
+    WatchingSettings,
+    WatchRoot,
+    WebSettings,
+)
+
+
+def parse(data: Mapping[str, Any], source: Path) -> Config:
+    top = Table(data, "", source)
+    api_s = api(top.table("api"), source)
+    db_url = database(top.table("database"), source)
+    up_t = top.table("upload")
+    upload_s = upload(up_t, source)
+    watching_s = watching(top.table("watching"))
+    cap_t = top.table("capture")
+    capture = _capture(cap_t, CaptureSettings())
+    cap_t.finish()
+    watches_s = watches(top.get("watch", list, []), capture, upload_s,
+                        up_t.where("archive_dir"), source)
+    athletes_s = athletes(top.table("athletes"))
+    sandbox_s = sandbox(top.table("sandbox"), source)
+    web_s = web(top.table("web"), source)
+    notify_s = notify(top.table("notify"))
+    node_s = node(top.table("node"))
+    level = logging(top.table("logging"))
+    top.finish()
+    return Config(source, api_s, db_url, upload_s, capture, watches_s, athletes_s,
+                  sandbox_s, watching_s, level, web_s, notify_s, node_s)
+
+
+def api(api_t: Table, source: Path) -> ApiSettings:
+    token_file = api_t.get("token_file", str)
+    api = ApiSettings(
+        base_url=check_base_url(api_t.get("base_url", str, ApiSettings.base_url),
+                                api_t.where("base_url")),
+        token_file=resolve_path(token_file, source) if token_file else None,
+        connect_timeout=api_t.number("connect_timeout", ApiSettings.connect_timeout, 0.1),
+        read_timeout=api_t.number("read_timeout", ApiSettings.read_timeout, 0.1),
+        proxy=proxy_url(api_t),
+        ca_file=existing_file(api_t, "ca_file", source),
+    )
+    api_t.finish()
+    return api
+
+
+def database(db_t: Table, source: Path) -> str:
+    db_url = database_url(
+        db_t.get("url", str, "sqlite:////var/lib/uplift-capture/jobs.db"), source)
+    db_t.finish()
+    return db_url
+
+
+def upload(up_t: Table, source: Path) -> UploadSettings:
+    d = UploadSettings()
+    archive_dir = up_t.get("archive_dir", str)
+    upload = UploadSettings(
+        concurrency=up_t.number("concurrency", d.concurrency, 1, integer=True),
+        settle_seconds=up_t.number("settle_seconds", d.settle_seconds, 0.1),
+        stall_seconds=up_t.number("stall_seconds", d.stall_seconds, 1.0),
+        reserve_margin_seconds=up_t.number("reserve_margin_seconds", d.reserve_margin_seconds, 0),
+        poll_seconds=up_t.number("poll_seconds", d.poll_seconds, 0.5),
+        shutdown_timeout=up_t.number("shutdown_timeout", d.shutdown_timeout, 0),
+        after_upload=up_t.get("after_upload", str, d.after_upload),
+        archive_dir=resolve_path(archive_dir, source) if archive_dir else None,
+        allow_duplicates=up_t.get("allow_duplicates", bool, d.allow_duplicates),
+        bandwidth_limit=_rate(up_t, "bandwidth_limit"),
+        hours=hours_text(up_t, "hours"),
+    )
+    if upload.after_upload not in AFTER_UPLOAD:
+        raise ConfigError(f"{up_t.where('after_upload')}: must be one of "
+                          f"{', '.join(AFTER_UPLOAD)}, got {upload.after_upload!r}")
+    if upload.after_upload == "move" and upload.archive_dir is None:
+        raise ConfigError(f"{up_t.where('archive_dir')}: required when after_upload = \"move\"")
+    up_t.finish()
+    return upload
+
+
+def watching(wt: Table) -> WatchingSettings:
+    watching = WatchingSettings(
+        rescan_seconds=wt.number("rescan_seconds", WatchingSettings.rescan_seconds, 1.0),
+        poll_interval=wt.number("poll_interval", WatchingSettings.poll_interval, 0.1),
+    )
+    wt.finish()
+    return watching
+
+
+def watches(raw_watches: list[Any], capture: CaptureSettings, upload: UploadSettings,
+            archive_where: str, source: Path) -> tuple[WatchRoot, ...]:
+    if not raw_watches:
+        raise ConfigError(f"{source}: [[watch]]: at least one watch folder is required")
+    watches = []
+    for i, raw in enumerate(raw_watches):
+        w = Table(raw, f"watch #{i + 1}", source)
+        path = resolve_path(w.get("path", str, required=True), source)
+        if path.exists() and not path.is_dir():
+            raise ConfigError(f"{w.where('path')}: {str(path)!r} is not a folder")
+        # A folder that does not exist (yet: an unmounted share) is not a config error: the
+        # daemon shows it as ATTENTION and watches it as soon as it is there; `check` fails.
+        shared = w.get("shared", bool, False)
+        name = w.get("name", str)
+        if shared and not (name and name.strip()):
+            raise ConfigError(f"{w.where('name')}: required with shared = true (the same name "
+                              f"on every node that sees this folder)")
+        if shared and any(o.shared and o.name == name for o in watches):
+            raise ConfigError(f"{w.where('name')}: {name!r} names another shared folder "
+                              f"already; each shared folder needs its own name")
+        watches.append(WatchRoot(path, _capture(w, capture), w.get("poll", bool, False),
+                                 shared, name))
+        w.finish()
+        if upload.archive_dir is not None and upload.archive_dir.is_relative_to(path):
+            raise ConfigError(f"{archive_where}: must be outside the watch folder "
+                              f"{str(path)!r}, or moved files would be found again")
+    return tuple(watches)
+
+
+def athletes(ath_t: Table) -> dict[str, str]:
+    athletes = {}
+    for alias in list(ath_t.data):
+        value = ath_t.get(alias, str)
+        athletes[alias] = parse_uuid(value, ath_t.where(f'"{alias}"'))
+    ath_t.finish()
+    return athletes
+
+
+def sandbox(sb_t: Table, source: Path) -> SandboxSettings:
+    sandbox = SandboxSettings(
+        data_dir=resolve_path(sb_t.get("data_dir", str, "sandbox-data"), source),
+        upload_window=sb_t.number("upload_window", 1800.0, 1.0),
+    )
+    sb_t.finish()
+    return sandbox
+
+
+def web(web_t: Table, source: Path) -> WebSettings:
+    web = WebSettings(listen=web_t.get("listen", str, WebSettings.listen).strip(),
+                      password_file=existing_file(web_t, "password_file", source))
+    reason = _web_listen_problem(web)
+    if reason:
+        raise ConfigError(f"{web_t.where('listen')}: {reason}")
+    web_t.finish()
+    return web
+
+
+def notify(n_t: Table) -> NotifySettings:
+    urls = n_t.get("urls", list, [])
+    for i, url in enumerate(urls):
+        if not isinstance(url, str) or "://" not in url:
+            raise ConfigError(f"{n_t.where('urls')}: entry {i + 1} is not a URL such as "
+                              f"\"mailtos://user:pass@host?to=a@b\" or \"json://host/path\"")
+    summary = n_t.get("daily_summary", str, "").strip()
+    if summary:
+        hhmm(summary, n_t.where("daily_summary"))
+    notify_s = NotifySettings(
+        urls=tuple(urls),
+        batch_seconds=n_t.number("batch_seconds", NotifySettings.batch_seconds, 0.0),
+        stuck_minutes=n_t.number("stuck_minutes", NotifySettings.stuck_minutes, 0.0),
+        daily_summary=summary)
+    n_t.finish()
+    return notify_s
+
+
+def node(node_t: Table) -> NodeSettings:
+    node = NodeSettings(name=node_t.get("name", str, "").strip() or _hostname(),
+                        lease_seconds=node_t.number("lease_seconds", 30.0, 3.0))
+    if len(node.name) > NODE_NAME_MAX:
+        raise ConfigError(f"{node_t.where('name')}: {node.name[:20]!r}... is "
+                          f"{len(node.name)} characters; at most {NODE_NAME_MAX}")
+    node_t.finish()
+    return node
+
+
+def logging(log_t: Table) -> str:
+    level = log_t.get("level", str, "info").lower()
+    if level not in ("debug", "info", "warning", "error"):
+        raise ConfigError(f"{log_t.where('level')}: must be debug, info, warning or error")
+    log_t.finish()
+    return level
+
+
+def _capture(t: Table, base: CaptureSettings) -> CaptureSettings:
+    selection = t.get("camera_setup_selection", str, base.camera_setup_selection)
+    if not selection.strip():
+        raise ConfigError(f"{t.where('camera_setup_selection')}: must not be blank")
+    orientation = t.get("camera_orientation", str, base.camera_orientation)
+    if orientation not in ORIENTATIONS:
+        raise ConfigError(
+            f"{t.where('camera_orientation')}: must be one of {', '.join(ORIENTATIONS)}, "
+            f"got {orientation!r}")
+    movement = {**base.movement, **_plain_values(t, "movement")}
+    camera = {**base.camera, **_plain_values(t, "camera")}
+    return CaptureSettings(selection, orientation, movement, camera)
+
+
+def _plain_values(t: Table, key: str) -> dict[str, Any]:
+    """Keys passed through to the API as JSON: strings, numbers and booleans only (a TOML date
+    or table cannot be sent, and would otherwise only fail at upload time)."""
+    values = t.get(key, dict, {})
+    for name, value in values.items():
+        if not isinstance(value, str | int | float | bool):
+            kind = "a date or time" if hasattr(value, "isoformat") else type_word(type(value))
+            raise ConfigError(f"{t.where(f'{key}.{name}')}: must be a string, number or "
+                              f"true/false (it is sent to the API as JSON), got {kind}")
+        if isinstance(value, float) and not math.isfinite(value):  # JSON has no nan or inf
+            raise ConfigError(f"{t.where(f'{key}.{name}')}: must be a finite number (it is sent "
+                              f"to the API as JSON), got {value}")
+    return dict(values)
+
+
+def _rate(t: Table, key: str) -> str:
+    """A plain rate, or rclone's timetable ("08:00,512KiB/s 18:00,off"), validated here and
+    applied live by the service."""
+    from daemon.net import bandwidth
+
+    value = str(t.get(key, (str, int), 0)).strip() or "0"
+    try:
+        bandwidth.parse_limit(value)
+    except ValueError as exc:
+        raise ConfigError(f"{t.where(key)}: {exc}") from None
+    return value
+
+
+def capture_overrides(data: Mapping[str, Any], base: CaptureSettings,
+                      source: Path) -> CaptureSettings:
+    """A capture.toml sidecar: the keys of [capture], applied over `base`."""
+    t = Table(data, "", source)
+    settings = _capture(t, base)
+    t.finish()
+    return settings
+
+
+def _hostname() -> str:
+    import socket
+
+    return (socket.gethostname() or "node")[:NODE_NAME_MAX]
+
+
+def _web_listen_problem(web: WebSettings) -> str | None:
+    if not web.listen:
+        return None
+    host, sep, port = web.listen.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        return f"must be HOST:PORT such as \"127.0.0.1:8780\" (or \"\" for off), got " \
+               f"{web.listen!r}"
+    host = host.strip("[]")
+    if not is_loopback(host) and web.password_file is None:
+        return (f"{web.listen!r} is reachable from other machines; set [web] password_file "
+                f"to expose the console (it can retry and pause uploads), or listen on "
+                f"127.0.0.1")
+    return None

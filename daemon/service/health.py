@@ -1,0 +1,45 @@
+"""The supervision tick, run by the main thread between signals: every part that owns a thread
+is checked and restarted when it died (or the service is told to exit non-zero, for systemd),
+the watch roots looked at, and the job table probed while it was unwritable. A stat or two and
+no table scan, so an idle daemon wakes once per tick and nowhere else."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from sqlalchemy.exc import OperationalError
+
+from daemon import logs
+from daemon.service.fleet import FleetPart
+from daemon.service.parts import Ctx
+from daemon.watch import settle as settle_mod
+
+log = logs.get("service")
+
+
+def tick(ctx: Ctx, fleet: FleetPart | None, fatal: Callable[[str], None]) -> bool:
+    """One supervision round; False when it stopped early (a fatal problem, found here)."""
+    watcher = ctx.watcher
+    watcher.observers.check()
+    watcher.check_roots()
+    if not watcher.queue.alive():
+        log.error("watch.settle_died")
+        watcher.queue.start()
+        watcher.rescan()
+    if (problem := settle_mod.supervise(watcher.queue, ctx.attention)) is not None:
+        fatal(problem)
+        return False
+    ctx.worker.dispatcher.check()
+    if fleet is not None:
+        fleet.check()
+    if "database" in ctx.attention.conditions():
+        try:  # a real write (a deletion of nothing may pass on a full disk)
+            ctx.store.set_notice("_probe", "", None, time.time())
+            ctx.store.clear_notice("_probe")
+            ctx.attention.db_error(None)
+            watcher.rescan()
+        except OperationalError:
+            pass
+    ctx.attention.sync()
+    return True
