@@ -58,7 +58,7 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 
 test: lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 3 --dist loadfile
 
 # The property-based, stateful and fuzz tests (test_*_props.py) with many more examples than CI.
 fuzz: $(VENV)/.installed-dev

@@ -34,6 +34,10 @@ PG_MAX_OVERFLOW = 10
 PG_CONNECT_DEFAULTS: dict[str, Any] = {
     "application_name": "uplift-capture", "connect_timeout": 10,
     "keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3,
+    # A station frozen (SIGSTOP, a paused VM) inside a transaction would hold its row locks, and
+    # with them the fleet's takeover of its work, until it wakes: the server ends such a
+    # transaction after 10 s (ours last milliseconds), so a takeover is not held up for ever.
+    "options": "-c idle_in_transaction_session_timeout=10000",
 }
 PG_DRIVER = "postgresql+psycopg"
 

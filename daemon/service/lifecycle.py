@@ -301,7 +301,8 @@ class Service:
             if self.flags.look:
                 self.flags.look = False
                 ctx.gate.forget()
-                ctx.watcher.roots.forget()  # `roots accept` from the CLI
+                if ctx.watcher.roots is not None:  # `roots accept` from the CLI
+                    ctx.watcher.roots.forget()
                 if control.stops_running_uploads(ctx.store, time.time()):
                     worker.dispatcher.interrupt()
                 worker.wake()

@@ -113,6 +113,10 @@ def test_renamed_while_queued_is_uploaded_once_under_the_new_name(tmp_path: Path
 def test_renamed_while_settling_is_uploaded_once_under_the_new_name(tmp_path: Path,
                                                                     sandbox: Sandbox) -> None:
     captures, config = setup(tmp_path, sandbox, settle=2.0, upload="")
+    # A polled folder (a share): no close events, so a complete movie waits out its settle
+    # there too (on a local disk it would go the moment the copy closes it: instant pickup).
+    config.write_text(config.read_text().replace(
+        "[[watch]]\n", "[watching]\npoll_interval = 0.3\n[[watch]]\npoll = true\n", 1))
     jane = captures / "jane"
     daemon = start_daemon(tmp_path, config)
     try:
