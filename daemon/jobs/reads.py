@@ -124,7 +124,9 @@ class Reads:
         j = Job.__table__.alias("j")
         newest = select(func.max(e.c.id)).where(
             e.c.owner == j.c.owner, e.c.watch == j.c.watch, e.c.rel_path == j.c.rel_path,
-            e.c.id < j.c.id, e.c.state == JobState.DONE).scalar_subquery()
+            # The state through a function: without table statistics SQLite would otherwise
+            # walk every done row by the (state, id) index instead of the file identity's.
+            e.c.id < j.c.id, func.coalesce(e.c.state, "") == JobState.DONE).scalar_subquery()
         with self._read() as conn:
             pairs = {row[0]: row[1] for row in conn.execute(
                 select(j.c.id, newest).where(j.c.id.in_(ids))) if row[1] is not None}
