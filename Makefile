@@ -56,6 +56,7 @@ run: $(VENV)/.installed $(DEV)/config.toml
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 test: lint
 	$(BIN)/python -m pytest -q -n 3 --dist loadfile

@@ -189,9 +189,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         if args.command in ("pause", "resume"):
             return _pause(cfg, store, args)
         if args.command == "roots":
-            done = rootscmd.run(cfg, store, args)
+            code = rootscmd.run(cfg, store, args)
             _poke_daemon(cfg)
-            return done
+            return code
         if args.command == "athletes":
             return athletescmd.run(cfg, store, args, lambda: _poke_daemon(cfg))
         if args.command == "nodes":
@@ -272,7 +272,7 @@ def _notify_test(cfg: config_mod.Config) -> int:
     return 0 if all(good for _, good, _ in results) else 1
 
 
-def _runtime(cfg: config_mod.Config) -> dict:
+def _runtime(cfg: config_mod.Config) -> dict[str, Any]:
     from daemon.jobs.engine import sqlite_path
     from daemon.service import runtime
 
@@ -322,7 +322,7 @@ def _check(cfg: config_mod.Config, offline: bool = False) -> int:
     from daemon.jobs import engine as engine_mod
     from daemon.jobs.store import Store
 
-    notices: dict = {}
+    notices: dict[str, Any] = {}
     storage_url = None
     db = engine_mod.sqlite_path(cfg.database_url)
     try:

@@ -83,4 +83,5 @@ def setup(level: str = "info", json_lines: bool | None = None,
 
 
 def get(name: str = "uplift") -> structlog.stdlib.BoundLogger:
-    return structlog.get_logger(name)
+    logger: structlog.stdlib.BoundLogger = structlog.get_logger(name)
+    return logger

@@ -63,7 +63,7 @@ def make_target(url: str) -> Target:
     plugin = apprise.Apprise.instantiate(url)
     if plugin is None:
         return Target(url, redact_url(url), parsed=True)
-    shown = plugin.url(privacy=True).split("?", 1)[0]
+    shown = str(plugin.url(privacy=True)).split("?", 1)[0]  # type: ignore[no-untyped-call]
     pieces = {p for p in re.split(r"[/:@?&=#,]+", url) if len(p) >= 4}
     secrets = tuple(sorted((p for p in pieces if p not in shown), key=len, reverse=True))
     return Target(url, shown, secrets, plugin, parsed=True)

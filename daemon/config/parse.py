@@ -122,7 +122,7 @@ def watches(raw_watches: list[Any], capture: CaptureSettings, upload: UploadSett
             archive_where: str, source: Path) -> tuple[WatchRoot, ...]:
     if not raw_watches:
         raise ConfigError(f"{source}: [[watch]]: at least one watch folder is required")
-    watches = []
+    watches: list[WatchRoot] = []
     for i, raw in enumerate(raw_watches):
         w = Table(raw, f"watch #{i + 1}", source)
         path = resolve_path(w.get("path", str, required=True), source)
@@ -204,7 +204,7 @@ def node(node_t: Table) -> NodeSettings:
 
 
 def logging(log_t: Table) -> str:
-    level = log_t.get("level", str, "info").lower()
+    level: str = log_t.get("level", str, "info").lower()
     if level not in ("debug", "info", "warning", "error"):
         raise ConfigError(f"{log_t.where('level')}: must be debug, info, warning or error")
     log_t.finish()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import ColumnElement, and_, func, literal, or_, select
 
@@ -87,8 +87,8 @@ def athlete_ids(engine: Any) -> list[str]:
     """Every athlete a job has been queued for (the filter's choices, with the config's
     aliases)."""
     with engine_mod.read_tx(engine) as conn:
-        return sorted(conn.execute(select(Job.athlete_id).where(Job.athlete_id.is_not(None))
-                                   .distinct()).scalars())
+        return sorted(str(a) for a in conn.execute(select(Job.athlete_id).where(
+            Job.athlete_id.is_not(None)).distinct()).scalars())
 
 
 def uploads_since(engine: Any, since: float) -> Iterator[Mapping[str, Any]]:
@@ -102,4 +102,4 @@ def uploads_since(engine: Any, since: float) -> Iterator[Mapping[str, Any]]:
                 and_(Job.state == JobState.DONE, Job.finished_at >= since),
                 Job.state == JobState.UPLOADING)))
         for r in rows:
-            yield r._mapping
+            yield cast(Mapping[str, Any], r._mapping)

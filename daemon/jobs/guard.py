@@ -94,7 +94,7 @@ class ClaimGuard:
                                .where(Job.id == job_id)).first()
             ours = claim is not None and row is not None and \
                 (row.node, row.claim_no) == (self.node, claim)
-            if ours and row.state == str(to):
+            if ours and row is not None and row.state == str(to):
                 # Our own earlier write of this very step: its commit reached the database but
                 # the answer was lost (a dropped connection), and the caller retried. Done.
                 if to not in IN_FLIGHT:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 
@@ -48,7 +49,7 @@ class RootTable:
     def node(self) -> str:
         return self.store.owner  # this node's name in a fleet, "" on SQLite
 
-    def _mine(self, watch: str) -> list:
+    def _mine(self, watch: str) -> list[Any]:
         return [Job.watch == watch, Job.owner.in_(("", self.store.owner))]
 
     def recorded(self, watch: str) -> Identity | None:

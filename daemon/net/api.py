@@ -51,7 +51,8 @@ def retry_after(response: httpx.Response) -> float | None:
         return max(0.0, float(value))
     except ValueError:
         try:
-            return max(0.0, parsedate_to_datetime(value).timestamp() - _date(response, 0.0))
+            return max(0.0, parsedate_to_datetime(value).timestamp() -
+                       (_date(response, 0.0) or 0.0))
         except (TypeError, ValueError):
             return None
 

@@ -103,7 +103,7 @@ def deadline(seconds: float | None) -> Iterator[None]:
 
 
 def _bounded(timeout: float | None, exc: type[Exception]) -> float | None:
-    end = getattr(_local, "deadline", None)
+    end: float | None = getattr(_local, "deadline", None)
     if end is None:
         return timeout
     left = end - time.monotonic()
@@ -202,7 +202,7 @@ def _transport(ctx: ssl.SSLContext, proxy: str | None, limits: httpx.Limits,
         verify=ctx, trust_env=False, limits=limits, socket_options=socket_options,
         proxy=_proxy(proxy, ctx) if proxy else None)
     # httpx has no public knob for the network backend; the pool reads it per new connection.
-    transport._pool._network_backend = _Backend()  # type: ignore[attr-defined]
+    transport._pool._network_backend = _Backend()
     return transport
 
 

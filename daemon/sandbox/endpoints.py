@@ -15,7 +15,7 @@ import threading
 import time
 import uuid
 from http.server import BaseHTTPRequestHandler
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol, cast
 
 from daemon.sandbox import answers, rules
 from daemon.sandbox.rules import ApiRefusal, validate_capture
@@ -235,9 +235,10 @@ class Handler(BaseHTTPRequestHandler):
         try:
             with tmp:
                 # Throttled: small reads, so the link trickles rather than stalls.
-                form = read_form(self.rfile, int(length), match.group(1).encode(), on_fields,
-                                 tmp, throttle, int(min(1 << 20, max(16384, rate / 10)))
-                                 if rate else 1 << 20)
+                chunk = int(min(1 << 20, max(16384, rate / 10))) if rate else 1 << 20
+                form = read_form(cast(BinaryIO, self.rfile), int(length),
+                                 match.group(1).encode(), on_fields, cast(BinaryIO, tmp),
+                                 throttle, chunk)
             if st.faults.expiry_at_end and "policy" in checked:
                 # An endpoint that checks the expiry when the body ends, not when it starts.
                 check_policy(st.secret, BUCKET, form.fields, time.time())

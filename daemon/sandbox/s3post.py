@@ -10,7 +10,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import BinaryIO
+from typing import Any, BinaryIO
 from urllib.parse import urlencode, urlsplit
 from xml.sax.saxutils import escape
 
@@ -51,7 +51,7 @@ def make_fields(secret: bytes, bucket: str, key: str, expires_at: float,
         "x-amz-credential": f"SANDBOXKEY/{stamp:%Y%m%d}/us-east-1/s3/aws4_request",
         "x-amz-date": f"{stamp:%Y%m%dT%H%M%SZ}",
     }
-    conditions: list = [{"bucket": bucket}]
+    conditions: list[Any] = [{"bucket": bucket}]
     conditions += [{k: v} for k, v in fields.items()]
     conditions.append(["content-length-range", 1, MAX_OBJECT])
     policy = base64.b64encode(json.dumps(
@@ -61,7 +61,8 @@ def make_fields(secret: bytes, bucket: str, key: str, expires_at: float,
     return fields
 
 
-def check_policy(secret: bytes, bucket: str, fields: dict[str, str], now: float) -> dict:
+def check_policy(secret: bytes, bucket: str, fields: dict[str, str], now: float
+                 ) -> dict[str, Any]:
     """Raise S3Error as S3 would for a form whose policy does not allow it."""
     policy = fields.get("policy")
     if not policy:
@@ -91,7 +92,7 @@ def check_policy(secret: bytes, bucket: str, fields: dict[str, str], now: float)
     if extra:
         raise S3Error(403, "AccessDenied",
                       f"Invalid according to Policy: Extra input fields: {', '.join(extra)}")
-    return doc
+    return dict(doc)
 
 
 def redirect_location(url: str, bucket: str, key: str, etag: str) -> str:

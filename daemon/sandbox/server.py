@@ -100,7 +100,7 @@ class SandboxServer(ThreadingHTTPServer):
     @property
     def root_url(self) -> str:
         host, port = self.server_address[:2]
-        return f"{'https' if self.tls else 'http'}://{host}:{port}"
+        return f"{'https' if self.tls else 'http'}://{host!s}:{port}"
 
     @property
     def base_url(self) -> str:

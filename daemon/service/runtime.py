@@ -50,6 +50,7 @@ def read(path: Path | None) -> dict[str, Any]:
     if path is None:
         return {}
     try:
-        return json.loads(path.read_bytes().strip() or b"{}")
+        found: dict[str, Any] = json.loads(path.read_bytes().strip() or b"{}")
+        return found
     except (OSError, ValueError):
         return {}

@@ -22,7 +22,7 @@ from daemon.setup.host import SERVICE, SERVICE_USER, Host, SetupError, write_fil
 Ask = Callable[[str], str]
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("setup", help="configure this station and start the service",
                        description="Asks for the watch folders, athletes, capture defaults and "
                                    "the API token; writes the config and starts the service.")

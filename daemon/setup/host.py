@@ -126,9 +126,10 @@ def run_check(config: Path, token: str, user: str | None) -> int:
 
     env = {**os.environ, "UPLIFT_API_TOKEN": token}
     env.pop("UPLIFT_CAPTURE_CONFIG", None)
-    as_user = {"user": user, "group": user} if user and os.geteuid() == 0 else {}
-    return subprocess.run([sys.executable, "-m", "daemon", "check", "--config", str(config)],
-                          env=env, cwd="/", check=False, **as_user).returncode
+    who = user if user and os.geteuid() == 0 else None
+    done = subprocess.run([sys.executable, "-m", "daemon", "check", "--config", str(config)],
+                          env=env, cwd="/", check=False, user=who, group=who)
+    return done.returncode
 
 
 def start_service(host: Host) -> list[str]:

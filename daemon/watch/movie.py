@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import BinaryIO
@@ -44,7 +45,8 @@ class MovieInfo:
     orientation: str | None  # portrait | landscape as displayed, None without a video track
 
 
-def _atoms(buf: bytes, start: int = 0, end: int | None = None):
+def _atoms(buf: bytes, start: int = 0,
+           end: int | None = None) -> Iterator[tuple[bytes, int, int]]:
     end = len(buf) if end is None else end
     pos = start
     while pos + 8 <= end:

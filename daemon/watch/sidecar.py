@@ -7,17 +7,18 @@ import os
 import threading
 import tomllib
 from pathlib import Path, PurePath
+from typing import Any
 
 from daemon.config import CaptureSettings, ConfigError, WatchRoot, capture_overrides
 from daemon.watch.regular import not_regular, open_regular
 
 SIDECAR = "capture.toml"
 MAX_SIDECAR = 1024 * 1024  # a few lines of TOML; read whole, so bounded
-_cache: dict[str, tuple[int, dict | ConfigError]] = {}
+_cache: dict[str, tuple[int, dict[str, Any] | ConfigError]] = {}
 _lock = threading.Lock()
 
 
-def _read(path: Path) -> dict | None:
+def _read(path: Path) -> dict[str, Any] | None:
     """The sidecar's table, or None when there is none; cached until its mtime changes."""
     try:
         st = os.stat(path)
@@ -37,7 +38,7 @@ def _read(path: Path) -> dict | None:
         try:
             with open_regular(path) as f:
                 text = f.read(MAX_SIDECAR + 1).decode("utf-8")
-            value: dict | ConfigError = tomllib.loads(text)
+            value: dict[str, Any] | ConfigError = tomllib.loads(text)
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             value = ConfigError(f"{path}: not valid TOML: {exc}")
         except OSError as exc:

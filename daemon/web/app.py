@@ -185,7 +185,7 @@ def create_app(backend: Backend, metrics: Any, guard: Guard) -> Starlette:
     def api_status(request: Request) -> Response:
         q = request.query_params
         if not any(q.get(k) for k in ("athlete", "node", "state", "page", "per_page")):
-            return JSONResponse(backend.status(None, None, None, None, 50))  # type: ignore
+            return JSONResponse(backend.status(None, None, None, None, 50))
         try:
             page_no = int(q.get("page") or 1)
             per_page = int(q.get("per_page") or 50)

@@ -8,7 +8,7 @@ import socket
 import time
 from collections.abc import Callable, Mapping
 from pathlib import PurePath
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from daemon import status
 from daemon.jobs import console_reads, directory, schema
@@ -17,6 +17,9 @@ from daemon.jobs.directory import Invalid, Link
 from daemon.jobs.models import JobState
 from daemon.service import control
 from daemon.web.history import History
+
+if TYPE_CHECKING:
+    from daemon.jobs.store import Store
 
 # Words the page's state filter accepts besides the job states themselves.
 STATE_GROUPS: dict[str, tuple[str, ...]] = {
@@ -102,7 +105,8 @@ class StoreBackend:
                                    states=states, node=node, page=page, per_page=per_page)
         # status.collect over just this page's jobs: the console and `status` use the same
         # words and reasons whatever status.py grows; then back to the page's order.
-        doc = status.collect(_PageView(self.store, found.jobs), include_all=True, now=now,
+        view = cast("Store", _PageView(self.store, found.jobs))  # the Store's reads, this page
+        doc = status.collect(view, include_all=True, now=now,
                              runtime=self._runtime(), gate_reason=gate, lease=self.lease,
                              athletes=self.aliases)
         order = {j.id: i for i, j in enumerate(found.jobs)}
@@ -127,7 +131,7 @@ class StoreBackend:
         """The display name where one is linked, else the folder's name."""
         shown = getattr(self, "_shown", {})
         if job.athlete_id and job.athlete_id.lower() in shown:
-            return shown[job.athlete_id.lower()]
+            return str(shown[job.athlete_id.lower()])
         if job.athlete_id and job.athlete_id.lower() in self._names:
             return self._names[job.athlete_id.lower()]
         rel = PurePath(job.path).relative_to(job.root) if job.path.startswith(job.root) \

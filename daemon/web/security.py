@@ -147,7 +147,8 @@ class Guard:
         return False
 
     def csrf_ok(self, token: str | None) -> bool:
-        return bool(token) and hmac.compare_digest(token.encode(), self.csrf_token.encode())
+        return token is not None and token != "" and hmac.compare_digest(
+            token.encode(), self.csrf_token.encode())
 
     # ---- password ------------------------------------------------------------------------
 
@@ -160,7 +161,8 @@ class Guard:
             return True
         if self.sessions.valid(cookie):
             return True
-        return bool(authorization) and self.basic_ok(authorization)
+        return authorization is not None and authorization != "" and \
+            self.basic_ok(authorization)
 
     def basic_ok(self, authorization: str) -> bool:
         """Does this Authorization header carry the password (basic auth, any user name)?"""

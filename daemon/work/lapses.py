@@ -81,6 +81,9 @@ class Measuring(Protocol):
     uploader: Any  # its `limiter`, when it has one
     link: Link
     wall: Callable[[], float]
+    rand: Callable[[], float]
+
+    def lapsed(self, job: Job, res: Reserved, bound: Any, why: str) -> int: ...
 
 
 def limit_now(p: Measuring) -> float:

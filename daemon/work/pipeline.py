@@ -14,6 +14,7 @@ from collections.abc import Callable
 from concurrent import futures
 from concurrent.futures import Future
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from sqlalchemy.exc import OperationalError
@@ -144,7 +145,7 @@ class Pipeline:
                     job.path, job.size, res.upload_url, res.upload_fields,
                     job.file_name or "capture.mov",
                     meter.wrap(self._progress(job.id, started)), self.abort, job.mtime_ns,
-                    ready=lambda f=started: (f.result(), turn.check()), all_sent=turn.give)
+                    ready=partial(_ready, started, turn), all_sent=turn.give)
             except TransferError as err:
                 started.result()  # the job table's own failure (taken over, locked) first
                 err.session_id, err.lapsed = res.session_id, self.res.lapsed(res)
@@ -291,3 +292,10 @@ class Held:
 
 
 __all__ = ["IN_FLIGHT", "Held", "Pipeline"]
+
+
+def _ready(started: Future[None], turn: Turn) -> None:
+    """Just before the closing boundary: the table shows the upload (else its failure raises),
+    and this node may still complete it (fleet's fence)."""
+    started.result()
+    turn.check()

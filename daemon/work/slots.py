@@ -71,11 +71,13 @@ class Slots:
     def _run(self, slot: int) -> None:
         backoff = Backoff()
         item: Item | None = None  # handed over as the previous upload ended
+        gen = 0
         while True:
             if item is None:
-                gen = self.wakeups.generation()
-                if gen is None:
+                now_gen = self.wakeups.generation()
+                if now_gen is None:
                     return
+                gen = now_gen
                 wait = self.gate()
                 if wait > 0:
                     self.claims.gated(gen, wait)
