@@ -63,6 +63,16 @@ def job(config: Path, name: str) -> dict[str, Any]:
     return {**(found[0] if found else {}), "_nodes": doc["nodes"]}
 
 
+def two_nodes(tmp_path: Path, pg: Any, box: Sandbox) -> tuple[Path, Path, Path]:
+    """node-a and node-b on a fresh fleet database, both seeing the share `nas`: its athlete
+    folder, and each node's config."""
+    db_url = pg.create_db("fleet")
+    nas = tmp_path / "nas" / "jane"
+    nas.mkdir(parents=True)
+    return (nas, node_config(tmp_path, "node-a", nas.parent, db_url, box.base_url),
+            node_config(tmp_path, "node-b", nas.parent, db_url, box.base_url))
+
+
 def uploads(box: Sandbox, name: str) -> int:
     return len(box.uploads_for(name))
 
@@ -71,11 +81,7 @@ def test_stopping_keeps_the_lease_until_the_upload_drained(tmp_path: Path, pg: A
     box = Sandbox(tmp_path / "sandbox").start()
     procs: list[Proc] = []
     try:
-        db_url = pg.create_db("fleet")
-        nas = tmp_path / "nas" / "jane"
-        nas.mkdir(parents=True)
-        a = node_config(tmp_path, "node-a", nas.parent, db_url, box.base_url)
-        b = node_config(tmp_path, "node-b", nas.parent, db_url, box.base_url)
+        nas, a, b = two_nodes(tmp_path, pg, box)
         box.faults(upload_rate=100_000)  # about 5 s for the file: longer than the lease
         procs.append(start_daemon(tmp_path, a, name="a.log"))
         make_movie(nas / "drain.mov", frames=10)
@@ -106,11 +112,7 @@ def test_a_frozen_node_completes_nothing_another_took_over(tmp_path: Path, pg: A
     box = Sandbox(tmp_path / "sandbox").start()
     procs: list[Proc] = []
     try:
-        db_url = pg.create_db("fleet")
-        nas = tmp_path / "nas" / "jane"
-        nas.mkdir(parents=True)
-        a = node_config(tmp_path, "node-a", nas.parent, db_url, box.base_url)
-        b = node_config(tmp_path, "node-b", nas.parent, db_url, box.base_url)
+        nas, a, b = two_nodes(tmp_path, pg, box)
         box.faults(upload_rate=100_000)
         procs.append(start_daemon(tmp_path, a, name="a.log"))
         make_movie(nas / "frozen.mov", frames=10)
