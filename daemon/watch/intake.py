@@ -326,8 +326,14 @@ class Watcher:
             closed, cand.closed = cand.closed, False
         if not closed:
             return False
-        verdict = pickup.decide(pickup.look(path, version, events=not cand.root.poll))
+        facts = pickup.look(path, version, events=not cand.root.poll)
+        verdict = pickup.decide(facts)
         if isinstance(verdict, pickup.Wait):
+            if not facts.steady:
+                # It changed since this look began: the close was of a newer version, which
+                # the check its close scheduled looks at. Keep the close for that check.
+                with self._lock:
+                    cand.closed = True
             log.debug("watch.pickup_waits", path=path, reason=verdict.reason)
             return False
         return True
