@@ -23,7 +23,7 @@ import httpx
 from daemon import __version__
 from daemon.errors import Kind, TransferError, Where
 from daemon.net import tls
-from daemon.net.transport import deadline, make_client, redact_url
+from daemon.net.transport import Swappable, deadline, make_client, redact_url
 
 MAX_ANSWER = 1 << 20  # bytes: a reservation is a few KiB
 MAX_QUOTED = 4000  # bytes of an error answer we look at
@@ -226,13 +226,18 @@ class ApiClient:
                  max_answer: int = MAX_ANSWER):
         self.base_url = base_url.rstrip("/")
         self._token = token
-        self.proxy = proxy
         self.total_seconds, self.max_answer = total_seconds, max_answer
-        self._client = client or make_client("api", timeout, proxy, ca_file)
+        self._clients = Swappable(client or make_client("api", timeout, proxy, ca_file), proxy)
         self._headers = {"User-Agent": f"uplift-capture-daemon/{__version__}"}
 
     def close(self) -> None:
-        self._client.close()
+        self._clients.close()
+
+    def adopt(self, other: ApiClient) -> None:
+        """New connection settings (a reload): requests from now on use `other`'s client,
+        which this one then owns (`other` is spent); those in flight finish on the old one."""
+        self._clients.replace(other._clients)
+        self.base_url, self.total_seconds = other.base_url, other.total_seconds
 
     def set_token(self, token: str) -> None:
         """A replaced token (rotation): the next request uses it."""
@@ -242,17 +247,18 @@ class ApiClient:
         """POST JSON under the total deadline; the answer read (capped) before returning.
         A 2xx answer over the cap is refused; an error answer is cut at the cap."""
         started = time.monotonic()
+        proxy = self._clients.proxy
         try:
-            with deadline(self.total_seconds), self._client.stream(
-                    "POST", f"{self.base_url}{path}", json=body,
-                    headers={**self._headers, "Authorization": f"Bearer {self._token}"}) as r:
+            with self._clients.lease() as (client, proxy), deadline(self.total_seconds), \
+                    client.stream("POST", f"{self.base_url}{path}", json=body, headers={
+                        **self._headers, "Authorization": f"Bearer {self._token}"}) as r:
                 return read_capped(r, self.max_answer, Where.API, refuse=r.is_success)
         except httpx.HTTPError as exc:
             if time.monotonic() - started >= self.total_seconds - 0.05:
                 raise TransferError(Where.API, Kind.TIMEOUT,
                                     f"the Uplift API did not complete its answer within "
                                     f"{self.total_seconds:g} s") from None
-            raise transport_error(exc, Where.API, self.proxy) from None
+            raise transport_error(exc, Where.API, proxy) from None
 
     def create_capture(self, body: dict[str, Any], now: float | None = None,
                        skew: float = 0.0) -> Reserved:

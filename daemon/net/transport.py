@@ -226,3 +226,51 @@ def make_client(kind: ClientKind, timeout: httpx.Timeout, proxy: str | None = No
     return httpx.Client(timeout=timeout, trust_env=False, follow_redirects=False,
                         transport=_transport(ctx, None, limits, socket_options),
                         mounts=mounts)
+
+
+class Swappable:
+    """One client that a reload may replace (new proxy or trust) while requests are under way:
+    each request leases the current client; a replaced client is closed when its last request
+    ends, so nothing in flight is cut off by a reload. Shared by the API and storage clients."""
+
+    def __init__(self, client: httpx.Client, proxy: str | None):
+        self._lock = threading.Lock()
+        self._client, self._proxy = client, proxy
+        self._users: dict[httpx.Client, int] = {}  # client -> requests on it now
+
+    def replace(self, other: Swappable) -> None:
+        """Requests from now on use `other`'s client (`other` is spent)."""
+        with self._lock:
+            old = self._client
+            self._client, self._proxy = other._client, other._proxy
+            idle = old not in self._users
+        if idle:
+            old.close()
+
+    @property
+    def proxy(self) -> str | None:
+        return self._proxy
+
+    @contextlib.contextmanager
+    def lease(self) -> Iterator[tuple[httpx.Client, str | None]]:
+        with self._lock:
+            client, proxy = self._client, self._proxy
+            self._users[client] = self._users.get(client, 0) + 1
+        try:
+            yield client, proxy
+        finally:
+            with self._lock:
+                self._users[client] -= 1
+                last = not self._users[client]
+                if last:
+                    del self._users[client]
+                replaced = last and client is not self._client
+            if replaced:  # its last request ended: nothing else will use it
+                client.close()
+
+    def close(self) -> None:
+        """Shutdown: every client, those replaced but still in use included."""
+        with self._lock:
+            clients = {self._client, *self._users}
+        for client in clients:
+            client.close()

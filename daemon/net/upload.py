@@ -33,6 +33,7 @@ from daemon.net.api import http_error, read_capped, transport_error
 from daemon.net.bandwidth import Limiter
 from daemon.net.redirect import redirect_error, redirect_stored
 from daemon.net.transport import (
+    Swappable,
     current_socket,
     forget_socket,
     make_client,
@@ -125,54 +126,29 @@ class Uploader:
                  ca_file: Path | str | None = None, socket_options: list[Any] | None = None,
                  drain: bool = True):
         self.limiter = limiter
-        self.stall_seconds, self.proxy, self.drain = stall_seconds, proxy, drain
+        self.stall_seconds, self.drain = stall_seconds, drain
         # write/read timeouts are the stall detector: no byte moved for this long -> abort.
         timeout = httpx.Timeout(connect=connect_timeout, read=stall_seconds,
                                 write=stall_seconds, pool=stall_seconds)
-        self._client = client or make_client("storage", timeout, proxy, ca_file,
-                                             socket_options=socket_options)
+        self._clients = Swappable(client or make_client("storage", timeout, proxy, ca_file,
+                                                        socket_options=socket_options), proxy)
         # `chunk_size` is the most one send carries (sends start smaller, see CHUNK).
         self.chunk_size = chunk_for_rate(limiter.rate if limiter is not None else 0, chunk_size)
         self.drain_seconds = 0.0  # the last upload's wait for the send queue (benchmarks)
         self._lock = threading.Lock()
         self._sockets: dict[int, socket.socket] = {}  # upload thread -> its socket, for abort
-        self._users: dict[httpx.Client, int] = {}  # client -> uploads on it now
 
     def close(self) -> None:
         """Shutdown: every client, those replaced but still in use included."""
-        with self._lock:
-            clients = {self._client, *self._users}
-        for client in clients:
-            client.close()
+        self._clients.close()
 
     def adopt(self, other: Uploader) -> None:
         """New connection settings (a reload): uploads from now on use `other`'s client, which
         this uploader then owns (`other` is spent). Uploads in flight finish on the old client,
         stay abortable (abort_all ends every upload, whatever its client), and the old client
         is closed when the last of them ends."""
-        with self._lock:
-            old = self._client
-            self._client, self.proxy = other._client, other.proxy
-            self.stall_seconds, self.chunk_size = other.stall_seconds, other.chunk_size
-            idle = old not in self._users
-        if idle:
-            old.close()
-
-    def _lease(self) -> tuple[httpx.Client, str | None]:
-        with self._lock:
-            client = self._client
-            self._users[client] = self._users.get(client, 0) + 1
-            return client, self.proxy
-
-    def _release(self, client: httpx.Client) -> None:
-        with self._lock:
-            self._users[client] -= 1
-            if self._users[client]:
-                return
-            del self._users[client]
-            replaced = client is not self._client
-        if replaced:  # its last upload ended: nothing else will use it
-            client.close()
+        self._clients.replace(other._clients)
+        self.stall_seconds, self.chunk_size = other.stall_seconds, other.chunk_size
 
     def _track(self, sock: socket.socket | None) -> None:
         with self._lock:
@@ -283,9 +259,10 @@ class Uploader:
         headers = {"Content-Type": f"multipart/form-data; boundary={boundary.decode()}",
                    "Content-Length": str(len(head) + size + len(tail))}
         forget_socket()
-        client, proxy = self._lease()
+        proxy = self._clients.proxy
         try:
-            with client.stream("POST", url, content=body(), headers=headers) as r:
+            with self._clients.lease() as (client, proxy), \
+                    client.stream("POST", url, content=body(), headers=headers) as r:
                 response = read_capped(r, MAX_ERROR_ANSWER, Where.STORAGE, refuse=False)
         except httpx.HTTPError as exc:
             raise transport_error(exc, Where.STORAGE, proxy) from None
@@ -293,7 +270,6 @@ class Uploader:
             raise file_error(exc) from None
         finally:
             self._track(None)
-            self._release(client)
             # The file we read, even if its name was removed meanwhile.
             st = os.fstat(fd)
             os.close(fd)

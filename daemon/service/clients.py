@@ -91,10 +91,8 @@ class Connections:
         except ConfigError as exc:
             log.error("config.reload_failed", reason=str(exc))
             return
-        old_api = ctx.api
-        ctx.api = ctx.worker.pipeline.api = api
+        ctx.api.adopt(api)  # the one API client and uploader of the process take them
         ctx.worker.pipeline.uploader.adopt(uploader)
-        old_api.close()
         if ctx.worker.reservations.lift() or "certificate" in ctx.store.notices():
             ctx.store.clear_notice("certificate")  # the next reservation tells anew
         log.info("net.clients_replaced", proxy=bool(cfg.api.proxy), ca_file=str(cfg.api.ca_file))
