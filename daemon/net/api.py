@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import ssl
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -223,11 +224,12 @@ class ApiClient:
     def __init__(self, base_url: str, token: str, timeout: httpx.Timeout,
                  client: httpx.Client | None = None, *, proxy: str | None = None,
                  ca_file: Path | str | None = None, total_seconds: float = TOTAL_SECONDS,
-                 max_answer: int = MAX_ANSWER):
+                 max_answer: int = MAX_ANSWER, trust: ssl.SSLContext | None = None):
         self.base_url = base_url.rstrip("/")
         self._token = token
         self.total_seconds, self.max_answer = total_seconds, max_answer
-        self._clients = Swappable(client or make_client("api", timeout, proxy, ca_file), proxy)
+        self._clients = Swappable(
+            client or make_client("api", timeout, proxy, ca_file, trust=trust), proxy)
         self._headers = {"User-Agent": f"uplift-capture-daemon/{__version__}"}
 
     def close(self) -> None:

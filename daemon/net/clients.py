@@ -9,7 +9,7 @@ import httpx
 from daemon.config import Config, ConfigError
 from daemon.net.api import ApiClient
 from daemon.net.bandwidth import Limiter, Timetable
-from daemon.net.transport import TrustFileError
+from daemon.net.transport import TrustFileError, ssl_context
 from daemon.net.upload import Uploader, chunk_for_rate
 
 
@@ -20,10 +20,11 @@ def build(cfg: Config, token: str, limiter: Limiter,
                             write=cfg.api.read_timeout, pool=cfg.api.read_timeout)
     chunk = chunk_for_rate(table.min_rate)  # the lowest rate of the day sets it
     try:
+        trust = ssl_context(cfg.api.ca_file)  # one CA store for both clients
         api = ApiClient(cfg.api.base_url, token, timeout, proxy=cfg.api.proxy,
-                        ca_file=cfg.api.ca_file, total_seconds=cfg.api.read_timeout)
+                        total_seconds=cfg.api.read_timeout, trust=trust)
         uploader = Uploader(cfg.upload.stall_seconds, cfg.api.connect_timeout, chunk_size=chunk,
-                            limiter=limiter, proxy=cfg.api.proxy, ca_file=cfg.api.ca_file)
+                            limiter=limiter, proxy=cfg.api.proxy, trust=trust)
     except TrustFileError as exc:
         raise ConfigError(f"{cfg.source}: [api] ca_file: {exc}") from None
     return api, uploader

@@ -209,9 +209,11 @@ def _transport(ctx: ssl.SSLContext, proxy: str | None, limits: httpx.Limits,
 def make_client(kind: ClientKind, timeout: httpx.Timeout, proxy: str | None = None,
                 ca_file: Path | str | None = None, *,
                 socket_options: list[Any] | None = None,
-                limits: httpx.Limits | None = None) -> httpx.Client:
-    """A pooled keep-alive client: one for the API, one for storage uploads."""
-    ctx = ssl_context(ca_file)
+                limits: httpx.Limits | None = None,
+                trust: ssl.SSLContext | None = None) -> httpx.Client:
+    """A pooled keep-alive client: one for the API, one for storage uploads. `trust`: an
+    `ssl_context` to share (each one holds the whole CA store, about 0.8 MiB)."""
+    ctx = trust or ssl_context(ca_file)
     if limits is None:
         # A connection per thread that uses it (2 x concurrency upload threads, as many
         # reserve-ahead threads) stays open between requests; idle ones expire.

@@ -19,6 +19,7 @@ import contextlib
 import os
 import secrets
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -124,14 +125,14 @@ class Uploader:
                  client: httpx.Client | None = None, chunk_size: int = CHUNK,
                  limiter: Limiter | None = None, *, proxy: str | None = None,
                  ca_file: Path | str | None = None, socket_options: list[Any] | None = None,
-                 drain: bool = True):
+                 drain: bool = True, trust: ssl.SSLContext | None = None):
         self.limiter = limiter
         self.stall_seconds, self.drain = stall_seconds, drain
         # write/read timeouts are the stall detector: no byte moved for this long -> abort.
         timeout = httpx.Timeout(connect=connect_timeout, read=stall_seconds,
                                 write=stall_seconds, pool=stall_seconds)
-        self._clients = Swappable(client or make_client("storage", timeout, proxy, ca_file,
-                                                        socket_options=socket_options), proxy)
+        self._clients = Swappable(client or make_client(
+            "storage", timeout, proxy, ca_file, socket_options=socket_options, trust=trust), proxy)
         # `chunk_size` is the most one send carries (sends start smaller, see CHUNK).
         self.chunk_size = chunk_for_rate(limiter.rate if limiter is not None else 0, chunk_size)
         self.drain_seconds = 0.0  # the last upload's wait for the send queue (benchmarks)
@@ -240,6 +241,7 @@ class Uploader:
                 sent += n
                 handed = time.monotonic()
                 yield data  # returns once the kernel took all of it
+                del data  # before the next read: one chunk in memory, not two
                 chunk = _next_chunk(chunk, time.monotonic() - handed, self.chunk_size)
                 on_progress(acked(sent, sock))
             if self.drain:
