@@ -92,11 +92,16 @@ class Roots:
         # root with them every few seconds without a query (idle stays idle). A person's
         # `roots accept` pokes the daemon, which forgets them.
         self._ids: dict[str, Identity | None] = {}
+        # Node-local roots with no record where nothing waited at the last look, with the
+        # identity they had: until files are seen under one, nothing can come to wait there
+        # (only this node's intake makes its jobs), so the tick asks the table no more.
+        self._quiet: dict[str, Identity] = {}
 
     def forget(self) -> None:
         """The table may have changed under us (a poke): read the identities afresh."""
         with self._lock:
             self._ids.clear()
+            self._quiet.clear()
 
     def _recorded_id(self, key: str) -> Identity | None:
         with self._lock:
@@ -134,6 +139,7 @@ class Roots:
         """Files are seen under `root`: record its identity if none is recorded yet."""
         key = watch_key(root)
         with self._lock:
+            self._quiet.pop(key, None)
             if key in self._recorded or key in self._absent:
                 return
         identity = identity_of(str(root.path))
@@ -174,7 +180,13 @@ class Roots:
         key, path = watch_key(root), str(root.path)
         current = identity_of(path)
         recorded = self._recorded_id(key)
-        waiting = self.table.waiting(key) if current != recorded else []
+        local = not (root.shared and self.store.fleet)
+        with self._lock:
+            quiet = current is not None and self._quiet.get(key) == current
+        waiting = self.table.waiting(key) if current != recorded and not quiet else []
+        if local and recorded is None and current is not None and not waiting:
+            with self._lock:
+                self._quiet[key] = current
 
         def found_again() -> bool:
             for w in waiting:
@@ -185,8 +197,7 @@ class Roots:
                     continue
             return False
 
-        verdict = judge(current, recorded, root.shared and self.store.fleet, bool(waiting),
-                        found_again)
+        verdict = judge(current, recorded, not local, bool(waiting), found_again)
         if verdict is Verdict.RECORD and current is not None:
             self._record(key, path, current)
             log.info("watch.root_recorded", root=path, dev=current[0], ino=current[1])

@@ -121,3 +121,38 @@ def test_roots_accept_takes_the_folder_now_there(tmp_path: Path,
     assert cli.main(["roots", "accept", str(tmp_path), "--config", str(cfg)]) == 2
     assert "is not a watch folder" in capsys.readouterr().out
     store.close()
+
+
+def test_an_idle_root_costs_the_tick_no_query_and_is_still_watched(
+        db_url: str, tmp_path: Path) -> None:
+    """The health tick looks at every root every few seconds: a root under which nothing was
+    ever seen is asked of the table once, not on each tick (idle CPU), and the first files
+    seen under it make it watched as before."""
+    from sqlalchemy import event
+
+    store = Store.open(db_url)
+    store.set_node("station-1")
+    real, bare = tmp_path / "real", tmp_path / "bare"
+    real.mkdir()
+    bare.mkdir()
+    root = _root(real)
+    roots = Roots(store, [root])
+    statements: list[str] = []
+    event.listen(store.engine, "before_cursor_execute",
+                 lambda conn, cursor, sql, *rest: statements.append(sql))
+    roots.check()
+    assert any("jobs" in s for s in statements)  # asked once: does anything wait there?
+    statements.clear()
+    roots.check()
+    roots.check()
+    assert statements == []
+
+    (real / "a.mov").write_bytes(b"x" * 10)
+    seen = store.observe(str(real / "a.mov"), str(real), 10, 1, 1.0)
+    roots.seen(root)
+    store.mark_ready(seen.job_id, _ready(10, 1), 2.0)
+    real.rename(tmp_path / "away")
+    bare.rename(real)  # unmounted: a bare mount point at the same path
+    roots.check()
+    assert roots.absent() == {str(real)}
+    store.close()
