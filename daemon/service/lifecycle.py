@@ -72,13 +72,13 @@ MMAP_THRESHOLD = 256 * 1024
 
 
 def limit_malloc_arenas() -> None:
-    """glibc gives each thread that allocates its own heap arena, and each keeps freed 2 MiB
+    """glibc gives each thread that allocates its own heap arena, and each keeps freed
     upload chunks for reuse: with a dozen threads that took peak RSS to 80.7 MiB for one
     upload (bench; 77.2 MiB with two arenas). Two are plenty for threads that mostly wait."""
     with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to do
         libc = ctypes.CDLL(None)
         libc.mallopt(M_ARENA_MAX, MALLOC_ARENAS)
-        # A fixed threshold: upload chunks (up to 2 MiB) are mapped and given back on free.
+        # A fixed threshold: upload chunks (up to 1 MiB) are mapped and given back on free.
         # glibc's sliding one rises after the first free, and the heap then keeps them
         # (bench: peak RSS of one upload 2.5 MiB lower).
         libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
