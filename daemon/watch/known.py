@@ -10,6 +10,7 @@ path strings and tuples), with a small dict for what changed since the last merg
 from __future__ import annotations
 
 import hashlib
+import sys
 from array import array
 from bisect import bisect_left
 from collections.abc import Iterable
@@ -37,6 +38,7 @@ class Known:
         self._keys = array("Q")
         self._versions = array("Q")
         self._recent: dict[int, int] = {}  # key -> version (0: forgotten)
+        self._journal = False
         # Sorted by path digest, then row order (a later row of one path is its newer version,
         # which wins); one Python int per row while building, not a tuple of objects.
         low = (1 << 64) - 1
@@ -49,6 +51,19 @@ class Known:
             else:
                 self._keys.append(key)
                 self._versions.append(item & low)
+
+    @classmethod
+    def journal(cls) -> Known:
+        """An empty Known that keeps every change in its dict, forgets of paths it never saw
+        included, so they can be replayed on a Known loaded later (`replay`)."""
+        known = cls(merge_at=sys.maxsize)
+        known._journal = True
+        return known
+
+    def replay(self, journal: Known) -> None:
+        """The changes a `journal()` holds, on top of this."""
+        for key, version in journal._recent.items():
+            self._put(key, version)
 
     def __len__(self) -> int:
         fresh = [k for k in self._recent if self._find(k) < 0]
@@ -73,7 +88,7 @@ class Known:
 
     def forget(self, path: str) -> None:
         key = _key(path)
-        if key in self._recent or self._find(key) >= 0:
+        if self._journal or key in self._recent or self._find(key) >= 0:
             self._put(key, 0)
 
     def _find(self, key: int) -> int:

@@ -37,3 +37,34 @@ def test_a_path_it_never_saw_is_not_known() -> None:
     known = Known([("/a/b.mov", 10, 20)])
     assert known.matches("/a/b.mov", 10, 20)
     assert not known.matches("/a/b.mov", 10, 21) and not known.matches("/a/c.mov", 10, 20)
+
+
+@given(st.lists(st.tuples(paths, versions), max_size=20), ops, ops, st.integers(1, 5))
+def test_changes_made_before_the_load_are_replayed_on_it(start: list, early: list, late: list,
+                                                         merge_at: int) -> None:
+    """The watcher observes before it loads the known versions (start-up): what it learnt
+    meanwhile is kept in a journal and wins over the rows loaded later."""
+    model: dict[str, tuple[int, int]] = {}
+    for path, version in start:
+        model[path] = version
+    journal = Known.journal()
+
+    def apply(known: Known, op: str, path: str, version: tuple[int, int]) -> None:
+        if op == "set":
+            known.set(path, *version)
+            model[path] = version
+        else:
+            known.forget(path)
+            model.pop(path, None)
+
+    for op, path, version in early:
+        apply(journal, op, path, version)
+    known = Known([(p, *v) for p, v in start], merge_at=merge_at)
+    known.replay(journal)
+    for op, path, version in late:
+        apply(known, op, path, version)
+    for p in {path for path, _ in start} | {path for _, path, _ in early + late}:
+        assert (p in known) == (p in model)
+        if p in model:
+            assert known.matches(p, *model[p])
+    assert len(known) == len(model)
