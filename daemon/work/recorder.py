@@ -31,20 +31,24 @@ log = logs.get("worker")
 _STOP = object()
 
 
+IDLE_EXIT = 30.0  # seconds: a lane with nothing to do for this long ends its thread
+
+
 class Lane:
     """One daemon thread running submitted calls in order. A call's exception lands in its
-    Future, so nothing ends the thread but `stop`; being a daemon thread, a call that hangs
-    (a job table that never answers) cannot keep the process from exiting."""
+    Future, so nothing ends the thread but `stop` or idleness; being a daemon thread, a call
+    that hangs (a job table that never answers) cannot keep the process from exiting. The
+    thread starts with the first call and ends after `idle_exit` seconds without one: an idle
+    station keeps no thread for uploads it is not doing."""
 
-    def __init__(self, name: str):
-        self.name = name
+    def __init__(self, name: str, idle_exit: float = IDLE_EXIT):
+        self.name, self.idle_exit = name, idle_exit
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._closed = False
         self._pending = 0  # submitted and not finished
         self._idle = threading.Condition(self._lock)
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
+        self._thread: threading.Thread | None = None  # running calls now, if any
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
         """Raises RuntimeError once the lane is stopped."""
@@ -54,11 +58,25 @@ class Lane:
                 raise RuntimeError(f"{self.name} is stopped")
             self._pending += 1
             self._queue.put((fut, fn, args))
+            if self._thread is None:  # under the lock the thread decides to end: no call lost
+                self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+                self._thread.start()
         return fut
+
+    def running(self) -> bool:
+        with self._lock:
+            return self._thread is not None
 
     def _run(self) -> None:
         while True:
-            item = self._queue.get()
+            try:
+                item = self._queue.get(timeout=self.idle_exit)
+            except queue.Empty:
+                with self._lock:
+                    if self._queue.empty():
+                        self._thread = None
+                        return
+                continue
             if item is _STOP:
                 return
             fut, fn, args = item

@@ -63,3 +63,69 @@ def test_stop_does_not_wait_forever_for_a_write_that_hangs() -> None:
         assert time.monotonic() - started < 5
     finally:
         hung.set()
+
+
+def test_an_idle_lane_keeps_no_thread_and_loses_no_call_at_the_edge() -> None:
+    """The thread starts with the first call and ends when idle; calls submitted from several
+    threads while it keeps ending (idle_exit ~0) all run, each submitter's in order."""
+    lane = Lane("t", idle_exit=0.0005)
+    assert not lane.running() and threading.active_count() >= 1
+    ran: dict[int, list[int]] = {n: [] for n in range(4)}
+
+    def submitter(n: int) -> None:
+        for i in range(300):
+            lane.submit(ran[n].append, i)
+            if i % 7 == 0:
+                time.sleep(0.001)  # let the lane go idle and end its thread
+
+    threads = [threading.Thread(target=submitter, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert lane.drain(time.monotonic() + 10)
+    assert all(ran[n] == list(range(300)) for n in ran)
+    deadline = time.monotonic() + 5
+    while lane.running() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not lane.running()
+    lane.submit(ran[0].append, 300)
+    assert lane.drain(time.monotonic() + 5) and ran[0][-1] == 300
+    lane.stop()
+
+
+def test_a_call_submitted_as_the_idle_thread_ends_still_runs() -> None:
+    """The race itself, made to happen: a call arrives after the thread's wait timed out and
+    before it decides to end. It must run (on that thread, or a new one)."""
+    import queue
+
+    lane = Lane("t", idle_exit=0.01)
+    ran: list[str] = []
+    real = lane._queue
+
+    class Racing:
+        raced = False
+
+        def put(self, item: object) -> None:
+            real.put(item)
+
+        def empty(self) -> bool:
+            return real.empty()
+
+        def get(self, timeout: float | None = None) -> object:
+            try:
+                return real.get(timeout=timeout)
+            except queue.Empty:
+                if not Racing.raced:
+                    Racing.raced = True
+                    lane.submit(ran.append, "raced")
+                raise
+
+    lane._queue = Racing()  # type: ignore[assignment]
+    lane.submit(ran.append, "first")
+    assert lane.drain(time.monotonic() + 5)
+    deadline = time.monotonic() + 5
+    while "raced" not in ran and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert Racing.raced and ran == ["first", "raced"]
+    lane.stop()
