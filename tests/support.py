@@ -107,6 +107,18 @@ def write_config(path: Path, *, watch: Path, db: Path, base_url: str = "http://1
     return path
 
 
+def captures_config(tmp_path: Path, base_url: str, athlete: str = "jane",
+                    db: Path | None = None, **options: Any) -> tuple[Path, Path]:
+    """The usual station: tmp_path/captures, with the folder `athlete` in it, watched by
+    tmp_path/config.toml, its jobs in `db` (by default tmp_path/jobs.db); `options` go to
+    write_config. Returns (captures, config)."""
+    captures = tmp_path / "captures"
+    (captures / athlete).mkdir(parents=True)
+    config = write_config(tmp_path / "config.toml", watch=captures,
+                          db=db or tmp_path / "jobs.db", base_url=base_url, **options)
+    return captures, config
+
+
 def cli(*args: str, env: dict[str, str] | None = None,
         timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "daemon", *args], capture_output=True,
