@@ -53,3 +53,12 @@ def receiver() -> Iterator[Receiver]:
 @pytest.fixture
 def movie_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("movies")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh database on each dialect: a SQLite file, then a new database on a real PostgreSQL
+    server (skipped with the reason when PostgreSQL is not installed)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'jobs.db'}"
+    return str(request.getfixturevalue("pg_db"))

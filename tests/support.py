@@ -12,7 +12,7 @@ import ssl
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -105,6 +105,18 @@ def write_config(path: Path, *, watch: Path, db: Path, base_url: str = "http://1
     ]
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def captures_config(tmp_path: Path, base_url: str, athlete: str = "jane",
+                    db: Path | None = None, **options: Any) -> tuple[Path, Path]:
+    """The usual station: tmp_path/captures, with the folder `athlete` in it, watched by
+    tmp_path/config.toml, its jobs in `db` (by default tmp_path/jobs.db); `options` go to
+    write_config. Returns (captures, config)."""
+    captures = tmp_path / "captures"
+    (captures / athlete).mkdir(parents=True)
+    config = write_config(tmp_path / "config.toml", watch=captures,
+                          db=db or tmp_path / "jobs.db", base_url=base_url, **options)
+    return captures, config
 
 
 def cli(*args: str, env: dict[str, str] | None = None,
@@ -305,33 +317,35 @@ def peak_rss_mib(pid: int) -> float:
 
 
 @contextlib.contextmanager
-def small_tmpfs(path: Path, size: str = "1m") -> Any:
-    """A real, tiny file system at `path` (needs root); the test is skipped if it cannot mount."""
+def undone_after(do: list[str], undo: list[str], cannot: str) -> Iterator[None]:
+    """Run the command `do` (the test is skipped, `cannot` and the command's error the reason,
+    if it fails here), and the command `undo` at the end, whatever happened."""
     import pytest
 
-    path.mkdir(parents=True, exist_ok=True)
-    out = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
-                         capture_output=True, text=True)
+    out = subprocess.run(do, capture_output=True, text=True)
     if out.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {out.stderr.strip()}")
+        pytest.skip(f"{cannot}: {out.stderr.strip()}")
     try:
-        yield path
+        yield
     finally:
-        subprocess.run(["umount", "-l", str(path)], capture_output=True)
+        subprocess.run(undo, capture_output=True)
 
 
 @contextlib.contextmanager
-def immutable(path: Path) -> Any:
-    """`chattr +i`: read-only even for root (who ignores file modes); skipped if unsupported."""
-    import pytest
-
-    out = subprocess.run(["chattr", "+i", str(path)], capture_output=True, text=True)
-    if out.returncode != 0:
-        pytest.skip(f"cannot make {path.name} immutable here: {out.stderr.strip()}")
-    try:
+def small_tmpfs(path: Path, size: str = "1m") -> Iterator[Path]:
+    """A real, tiny file system at `path` (needs root); the test is skipped if it cannot mount."""
+    path.mkdir(parents=True, exist_ok=True)
+    with undone_after(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                      ["umount", "-l", str(path)], "cannot mount a tmpfs here"):
         yield path
-    finally:
-        subprocess.run(["chattr", "-i", str(path)], capture_output=True)
+
+
+@contextlib.contextmanager
+def immutable(path: Path) -> Iterator[Path]:
+    """`chattr +i`: read-only even for root (who ignores file modes); skipped if unsupported."""
+    with undone_after(["chattr", "+i", str(path)], ["chattr", "-i", str(path)],
+                      f"cannot make {path.name} immutable here"):
+        yield path
 
 
 def fill_disk(folder: Path, name: str = "filler.bin") -> Path:

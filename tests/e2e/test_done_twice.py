@@ -9,36 +9,25 @@ import json
 import shutil
 from pathlib import Path
 
-import pytest
 from dbfaults import sitecustomize_dir
 from support import (
     TOKEN,
     Proc,
     Sandbox,
+    captures_config,
     jobs_by_name,
     make_movie,
     set_config_key,
     wait_for,
-    write_config,
 )
 
 TESTS = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'jobs.db'}"
-    return str(request.getfixturevalue("pg_db"))
-
-
 def test_done_whose_answer_was_lost_is_not_unwritten_and_the_file_is_deleted(
         tmp_path: Path, sandbox: Sandbox, db_url: str) -> None:
-    captures = tmp_path / "captures"
-    (captures / "jane").mkdir(parents=True)
-    config = write_config(tmp_path / "config.toml", watch=captures, db=tmp_path / "jobs.db",
-                          base_url=sandbox.base_url, settle=0.3,
-                          upload='after_upload = "delete"')
+    captures, config = captures_config(tmp_path, sandbox.base_url, settle=0.3,
+                                       upload='after_upload = "delete"')
     set_config_key(config, "database", "url", json.dumps(db_url))
     site = sitecustomize_dir(tmp_path)
     daemon = Proc(["run", "--config", str(config)], tmp_path / "daemon.log",

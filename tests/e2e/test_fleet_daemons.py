@@ -6,75 +6,27 @@ the dead node's shared work is done by the others, its own folder's files wait w
 
 from __future__ import annotations
 
-import contextlib
 import json
 import signal
-import subprocess
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-from support import (
-    Proc,
-    Sandbox,
-    cli,
-    make_movie,
-    set_config_key,
-    start_daemon,
-    wait_for,
-    write_config,
-)
+from fleet_support import bind_mounts, fleet_status, node_config
+from pgserver import PgServer
+from support import Proc, Sandbox, cli, make_movie, start_daemon, wait_for
 
 SHARED_FILES = 300
 LOCAL_FILES = 10  # per node
-LEASE = 3.0
 NODES = ("station-1", "station-2", "station-3")
+UPLOAD = "concurrency = 2\npoll_seconds = 5.0"
 
 
-@contextlib.contextmanager
-def bind_mounts(source: Path, targets: list[Path]) -> Iterator[list[Path]]:
-    done: list[Path] = []
-    try:
-        for t in targets:
-            t.mkdir(parents=True, exist_ok=True)
-            out = subprocess.run(["mount", "--bind", str(source), str(t)],
-                                 capture_output=True, text=True)
-            if out.returncode != 0:
-                pytest.skip(f"cannot bind-mount here: {out.stderr.strip()}")
-            done.append(t)
-        yield done
-    finally:
-        for t in done:
-            subprocess.run(["umount", "-l", str(t)], capture_output=True)
-
-
-def node_config(tmp: Path, name: str, mount: Path, local: Path, db_url: str,
-                base_url: str) -> Path:
-    cfg = write_config(
-        tmp / f"{name}.toml", watch=local, db=tmp / "unused.db", base_url=base_url,
-        settle=0.3, upload="concurrency = 2\npoll_seconds = 5.0",
-        extra=f'[node]\nname = "{name}"\nlease_seconds = {LEASE}\n'
-              f'[[watch]]\npath = "{mount}"\nshared = true\nname = "nas"\npoll = true\n')
-    return set_config_key(cfg, "database", "url", json.dumps(db_url))
-
-
-def fleet_status(config: Path) -> dict[str, Any]:
-    out = cli("status", "--json", "--all", "--config", str(config))
-    assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout)
-
-
-def test_three_nodes_one_nas_kill_and_db_restart(tmp_path: Path) -> None:
-    pgserver = pytest.importorskip("pgserver")
-    if pgserver.unavailable():
-        pytest.skip(pgserver.unavailable())
-    server = pgserver.start_postgres(tmp_path)
+def test_three_nodes_one_nas_kill_and_db_restart(tmp_path: Path, own_pg: PgServer) -> None:
     procs: list[Proc] = []
     box = Sandbox(tmp_path / "sandbox").start()
     try:
-        db_url = server.create_db("fleet")
+        db_url = own_pg.create_db("fleet")
         nas = tmp_path / "nas"
         (nas / "jane").mkdir(parents=True)
         mounts = [tmp_path / f"mnt{i}" for i in range(3)]
@@ -85,8 +37,8 @@ def test_three_nodes_one_nas_kill_and_db_restart(tmp_path: Path) -> None:
             for i, name in enumerate(NODES):
                 local = tmp_path / f"local{i}" / "jane"
                 local.mkdir(parents=True)
-                configs.append(node_config(tmp_path, name, mounts[i], local.parent, db_url,
-                                           box.base_url))
+                configs.append(node_config(tmp_path, name, mounts[i], db_url, box.base_url,
+                                           upload=UPLOAD, local=local.parent))
             procs = [start_daemon(tmp_path, c, name=f"{n}.log") for n, c in zip(NODES, configs,
                                                                                  strict=True)]
             seed = tmp_path / "seed.mov"
@@ -105,7 +57,7 @@ def test_three_nodes_one_nas_kill_and_db_restart(tmp_path: Path) -> None:
 
             wait_for(lambda: len(box.state()["uploads"]) >= 60, 90, interval=0.5,
                      what="uploads to get going")
-            server.restart()  # every node loses its connections and must carry on
+            own_pg.restart()  # every node loses its connections and must carry on
             box.faults(upload_rate=None)
 
             total = SHARED_FILES + 2 * LOCAL_FILES
@@ -161,4 +113,3 @@ def test_three_nodes_one_nas_kill_and_db_restart(tmp_path: Path) -> None:
         for p in procs:
             p.kill()
         box.stop()
-        server.stop()

@@ -16,43 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import (
-    Proc,
-    Sandbox,
-    cli,
-    make_movie,
-    set_config_key,
-    start_daemon,
-    wait_for,
-    write_config,
-)
+from fleet_support import node_config
+from pgserver import PgServer
+from support import Proc, Sandbox, cli, make_movie, set_config_key, start_daemon, wait_for
 
-LEASE = 3.0
-
-
-@pytest.fixture
-def pg(tmp_path: Path) -> Iterator[Any]:
-    pgserver = pytest.importorskip("pgserver")
-    if pgserver.unavailable():
-        pytest.skip(pgserver.unavailable())
-    server = pgserver.start_postgres(tmp_path)
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-def node_config(tmp: Path, name: str, nas: Path, db_url: str, base_url: str,
-                shared: bool = True) -> Path:
-    local = tmp / f"local-{name}"
-    local.mkdir(parents=True, exist_ok=True)
-    watch = (f'[[watch]]\npath = "{nas}"\nshared = true\nname = "nas"\npoll = true\n'
-             if shared else "")
-    cfg = write_config(
-        tmp / f"{name}.toml", watch=local, db=tmp / "unused.db", base_url=base_url,
-        settle=0.3, upload="concurrency = 1\npoll_seconds = 1.0\nshutdown_timeout = 20.0",
-        extra=f'[node]\nname = "{name}"\nlease_seconds = {LEASE}\n{watch}')
-    return set_config_key(cfg, "database", "url", json.dumps(db_url))
+UPLOAD = "concurrency = 1\npoll_seconds = 1.0\nshutdown_timeout = 20.0"
 
 
 def job(config: Path, name: str) -> dict[str, Any]:
@@ -63,97 +31,88 @@ def job(config: Path, name: str) -> dict[str, Any]:
     return {**(found[0] if found else {}), "_nodes": doc["nodes"]}
 
 
-def two_nodes(tmp_path: Path, pg: Any, box: Sandbox) -> tuple[Path, Path, Path]:
-    """node-a and node-b on a fresh fleet database, both seeing the share `nas`: its athlete
-    folder, and each node's config."""
+def node_a_uploading(tmp_path: Path, pg: PgServer, box: Sandbox, procs: list[Proc],
+                     name: str) -> Path:
+    """node-a and node-b on a fresh fleet database, both seeing the share `nas`; node-a started
+    (into `procs`) and uploading `name` from it slowly: about 5 s for the file, longer than the
+    lease. Returns node-b's config."""
     db_url = pg.create_db("fleet")
     nas = tmp_path / "nas" / "jane"
     nas.mkdir(parents=True)
-    return (nas, node_config(tmp_path, "node-a", nas.parent, db_url, box.base_url),
-            node_config(tmp_path, "node-b", nas.parent, db_url, box.base_url))
+    a = node_config(tmp_path, "node-a", nas.parent, db_url, box.base_url, upload=UPLOAD)
+    b = node_config(tmp_path, "node-b", nas.parent, db_url, box.base_url, upload=UPLOAD)
+    box.faults(upload_rate=100_000)
+    procs.append(start_daemon(tmp_path, a, name="a.log"))
+    make_movie(nas / name, frames=10)
+    wait_for(lambda: procs[0].has_event("upload.started"), 30, what="node-a uploading")
+    return b
+
+
+def node_b_takes_over(tmp_path: Path, box: Sandbox, procs: list[Proc], b: Path,
+                      name: str) -> None:
+    """node-b started (into `procs`, after node-a) takes `name` over from node-a, which can
+    no longer renew its lease, and uploads it at full speed; then uploads are slow again
+    (100 KB/s) for what node-a does next."""
+    procs.append(start_daemon(tmp_path, b, name="b.log"))
+    wait_for(lambda: procs[1].has_event("fleet.takeover"), 30, what="node-b takes over")
+    box.faults(upload_rate=None)
+    wait_for(lambda: job(b, name).get("node") == "node-b" and
+             job(b, name).get("state") == "done", 30, what="node-b uploads it")
+    box.faults(upload_rate=100_000)
 
 
 def uploads(box: Sandbox, name: str) -> int:
     return len(box.uploads_for(name))
 
 
-def test_stopping_keeps_the_lease_until_the_upload_drained(tmp_path: Path, pg: Any) -> None:
-    box = Sandbox(tmp_path / "sandbox").start()
-    procs: list[Proc] = []
-    try:
-        nas, a, b = two_nodes(tmp_path, pg, box)
-        box.faults(upload_rate=100_000)  # about 5 s for the file: longer than the lease
-        procs.append(start_daemon(tmp_path, a, name="a.log"))
-        make_movie(nas / "drain.mov", frames=10)
-        wait_for(lambda: procs[0].has_event("upload.started"), 30, what="node-a uploading")
-        procs.append(start_daemon(tmp_path, b, name="b.log"))
-        # A second station under a running station's name is refused, in one line.
-        twin = cli("run", "--config", str(b), env={"UPLIFT_API_TOKEN": box.token})
-        assert twin.returncode == 1, twin.stderr
-        refusal = twin.stderr.strip().splitlines()[-1]
-        assert "'node-b' is in use by a running station on" in refusal, twin.stderr
-        procs[0].signal(signal.SIGTERM)  # drains its upload: ~5 s, beyond the lease
-        assert procs[0].popen.wait(30) == 0
-        wait_for(lambda: job(b, "drain.mov").get("state") == "done", 30, what="done")
-        assert uploads(box, "drain.mov") == 1
-        assert job(b, "drain.mov")["node"] == "node-a"
-        assert not procs[1].has_event("fleet.takeover")
-        stations = {n["name"]: n for n in job(b, "drain.mov")["_nodes"]}
-        assert stations["node-a"]["stopped"] and not stations["node-a"]["alive"]
-        out = cli("status", "--config", str(b))
-        assert "node-a (stopped)" in out.stdout, out.stdout
-    finally:
-        for p in procs:
-            p.kill()
-        box.stop()
+def test_stopping_keeps_the_lease_until_the_upload_drained(
+        tmp_path: Path, own_pg: PgServer, sandbox: Sandbox, procs: list[Proc]) -> None:
+    b = node_a_uploading(tmp_path, own_pg, sandbox, procs, "drain.mov")
+    procs.append(start_daemon(tmp_path, b, name="b.log"))
+    # A second station under a running station's name is refused, in one line.
+    twin = cli("run", "--config", str(b), env={"UPLIFT_API_TOKEN": sandbox.token})
+    assert twin.returncode == 1, twin.stderr
+    refusal = twin.stderr.strip().splitlines()[-1]
+    assert "'node-b' is in use by a running station on" in refusal, twin.stderr
+    procs[0].signal(signal.SIGTERM)  # drains its upload: ~5 s, beyond the lease
+    assert procs[0].popen.wait(30) == 0
+    wait_for(lambda: job(b, "drain.mov").get("state") == "done", 30, what="done")
+    assert uploads(sandbox, "drain.mov") == 1
+    assert job(b, "drain.mov")["node"] == "node-a"
+    assert not procs[1].has_event("fleet.takeover")
+    stations = {n["name"]: n for n in job(b, "drain.mov")["_nodes"]}
+    assert stations["node-a"]["stopped"] and not stations["node-a"]["alive"]
+    out = cli("status", "--config", str(b))
+    assert "node-a (stopped)" in out.stdout, out.stdout
 
 
-def test_a_frozen_node_completes_nothing_another_took_over(tmp_path: Path, pg: Any) -> None:
-    box = Sandbox(tmp_path / "sandbox").start()
-    procs: list[Proc] = []
-    try:
-        nas, a, b = two_nodes(tmp_path, pg, box)
-        box.faults(upload_rate=100_000)
-        procs.append(start_daemon(tmp_path, a, name="a.log"))
-        make_movie(nas / "frozen.mov", frames=10)
-        wait_for(lambda: procs[0].has_event("upload.started"), 30, what="node-a uploading")
-        procs[0].signal(signal.SIGSTOP)  # a VM paused mid-upload
-        procs.append(start_daemon(tmp_path, b, name="b.log"))
-        wait_for(lambda: procs[1].has_event("fleet.takeover"), 30, what="node-b takes over")
-        box.faults(upload_rate=None)
-        wait_for(lambda: job(b, "frozen.mov").get("node") == "node-b" and
-                 job(b, "frozen.mov").get("state") == "done", 30, what="node-b uploads it")
-        box.faults(upload_rate=100_000)
-        procs[0].signal(signal.SIGCONT)  # awake: its body must not reach the boundary
-        procs[0].signal(signal.SIGTERM)
-        assert procs[0].popen.wait(30) == 0
-        assert uploads(box, "frozen.mov") == 1
-    finally:
-        for p in procs:
-            p.kill()
-        box.stop()
+def test_a_frozen_node_completes_nothing_another_took_over(
+        tmp_path: Path, own_pg: PgServer, sandbox: Sandbox, procs: list[Proc]) -> None:
+    b = node_a_uploading(tmp_path, own_pg, sandbox, procs, "frozen.mov")
+    procs[0].signal(signal.SIGSTOP)  # a VM paused mid-upload
+    node_b_takes_over(tmp_path, sandbox, procs, b, "frozen.mov")
+    procs[0].signal(signal.SIGCONT)  # awake: its body must not reach the boundary
+    procs[0].signal(signal.SIGTERM)
+    assert procs[0].popen.wait(30) == 0
+    assert uploads(sandbox, "frozen.mov") == 1
 
 
-def test_a_shared_folder_added_by_sighup_is_claimed(tmp_path: Path, pg: Any) -> None:
-    box = Sandbox(tmp_path / "sandbox").start()
-    proc: Proc | None = None
-    try:
-        db_url = pg.create_db("fleet")
-        nas = tmp_path / "nas" / "jane"
-        nas.mkdir(parents=True)
-        plain = node_config(tmp_path, "node-a", nas.parent, db_url, box.base_url,
-                            shared=False)
-        proc = start_daemon(tmp_path, plain, name="a.log")
-        node_config(tmp_path, "node-a", nas.parent, db_url, box.base_url)  # same file
-        proc.signal(signal.SIGHUP)
-        wait_for(lambda: proc.has_event("config.reloaded"), 10, what="reloaded")
-        make_movie(nas / "added.mov", frames=1)
-        wait_for(lambda: uploads(box, "added.mov") == 1, 20, what="the shared file uploaded")
-        assert proc.stop() == 0
-    finally:
-        if proc is not None:
-            proc.kill()
-        box.stop()
+def test_a_shared_folder_added_by_sighup_is_claimed(
+        tmp_path: Path, own_pg: PgServer, sandbox: Sandbox, procs: list[Proc]) -> None:
+    db_url = own_pg.create_db("fleet")
+    nas = tmp_path / "nas" / "jane"
+    nas.mkdir(parents=True)
+    plain = node_config(tmp_path, "node-a", None, db_url, sandbox.base_url,  # no share yet
+                        upload=UPLOAD)
+    proc = start_daemon(tmp_path, plain, name="a.log")
+    procs.append(proc)
+    node_config(tmp_path, "node-a", nas.parent, db_url, sandbox.base_url,  # the same file
+                upload=UPLOAD)
+    proc.signal(signal.SIGHUP)
+    wait_for(lambda: proc.has_event("config.reloaded"), 10, what="reloaded")
+    make_movie(nas / "added.mov", frames=1)
+    wait_for(lambda: uploads(sandbox, "added.mov") == 1, 20, what="the shared file uploaded")
+    assert proc.stop() == 0
 
 
 RELAY = """
@@ -211,16 +170,16 @@ def netns() -> Iterator[str]:
         subprocess.run(["ip", "netns", "del", ns], capture_output=True)
 
 
-def test_a_node_cut_off_from_the_database_completes_nothing(tmp_path: Path, pg: Any,
+def test_a_node_cut_off_from_the_database_completes_nothing(tmp_path: Path, own_pg: PgServer,
                                                            netns: str) -> None:
     """The node reaches the storage but not PostgreSQL for three leases, mid-upload."""
     import os
 
     tag = os.getpid() % 100000
-    with (pg.data / "pg_hba.conf").open("a") as hba:
+    with (own_pg.data / "pg_hba.conf").open("a") as hba:
         hba.write("host all postgres 10.200.1.0/30 trust\n")
-    pg.execute("ALTER SYSTEM SET listen_addresses = '127.0.0.1,10.200.1.1'")
-    pg.restart()
+    own_pg.execute("ALTER SYSTEM SET listen_addresses = '127.0.0.1,10.200.1.1'")
+    own_pg.restart()
     box = Sandbox(tmp_path / "sandbox")
     box.proc.args += ["--host", "10.200.2.1"]
     box.start()
@@ -239,15 +198,15 @@ def test_a_node_cut_off_from_the_database_completes_nothing(tmp_path: Path, pg: 
                                          f", {port}), 1)"]).returncode == 0, 10,
                  what="the relays")
         box.faults(upload_rate=100_000, upload_url=f"http://127.0.0.1:{port}/s3/{BUCKET}")
-        db_url = pg.create_db("fleet")
+        db_url = own_pg.create_db("fleet")
         nas = tmp_path / "nas" / "jane"
         nas.mkdir(parents=True)
         a = node_config(tmp_path, "node-a", nas.parent,
-                        db_url.replace("127.0.0.1", "10.200.1.1"), local_api)
+                        db_url.replace("127.0.0.1", "10.200.1.1"), local_api, upload=UPLOAD)
         # node-a paces its own body (a relay in between would otherwise take the whole file
         # at once, so its closing boundary would be written before the cut).
         set_config_key(a, "upload", "bandwidth_limit", '"100KiB/s"')
-        b = node_config(tmp_path, "node-b", nas.parent, db_url, local_api)
+        b = node_config(tmp_path, "node-b", nas.parent, db_url, local_api, upload=UPLOAD)
         cut = Proc([], tmp_path / "a.log")
         log = open(cut.log_path, "ab")  # noqa: SIM115
         cut.popen = subprocess.Popen(
@@ -264,12 +223,7 @@ def test_a_node_cut_off_from_the_database_completes_nothing(tmp_path: Path, pg: 
         wait_for(lambda: job(b, "cut.mov").get("state") == "uploading", 30,
                  what="uploading recorded")
         sh("ip", "link", "set", f"udb{tag}", "down")
-        procs.append(start_daemon(tmp_path, b, name="b.log"))
-        wait_for(lambda: procs[1].has_event("fleet.takeover"), 30, what="node-b takes over")
-        box.faults(upload_rate=None)
-        wait_for(lambda: job(b, "cut.mov").get("node") == "node-b" and
-                 job(b, "cut.mov").get("state") == "done", 30, what="node-b uploads it")
-        box.faults(upload_rate=100_000)
+        node_b_takes_over(tmp_path, box, procs, b, "cut.mov")
         sh("ip", "link", "set", f"udb{tag}", "up")
         cut.signal(signal.SIGTERM)
         cut.popen.wait(40)

@@ -16,6 +16,7 @@ from support import (
     OTHER_ATHLETE,
     Proc,
     Sandbox,
+    captures_config,
     cli,
     job_state,
     jobs_by_name,
@@ -25,7 +26,6 @@ from support import (
     start_daemon,
     wait_for,
     wait_settled,
-    write_config,
 )
 
 SESSION_A = "5e551011-aaaa-4aaa-8aaa-00000000000a"
@@ -38,11 +38,7 @@ ONE_SLOT = 'concurrency = 1\nbandwidth_limit = "100K"'
 
 def setup(tmp_path: Path, box: Sandbox, settle: float = 0.3,
           upload: str = ONE_SLOT) -> tuple[Path, Path]:
-    captures = tmp_path / "captures"
-    (captures / "jane").mkdir(parents=True)
-    config = write_config(tmp_path / "config.toml", watch=captures, db=tmp_path / "jobs.db",
-                          base_url=box.base_url, settle=settle, upload=upload)
-    return captures, config
+    return captures_config(tmp_path, box.base_url, settle=settle, upload=upload)
 
 
 def hold_the_slot(tmp_path: Path, box: Sandbox, daemon: Proc, folder: Path) -> None:

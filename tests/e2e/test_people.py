@@ -14,6 +14,7 @@ from support import (
     TOKEN,
     Proc,
     Sandbox,
+    captures_config,
     cli,
     free_port,
     job_state,
@@ -22,19 +23,15 @@ from support import (
     set_config_key,
     start_daemon,
     wait_for,
-    write_config,
 )
 from webhooks import Receiver, Silent
 
 
 def setup(tmp_path: Path, box: Sandbox, urls: list[str],
           batch: float = 1.0) -> tuple[Path, Path]:
-    captures = tmp_path / "captures"
-    (captures / "jane").mkdir(parents=True)
     notify = "[notify]\nurls = [" + ", ".join(f'"{u}"' for u in urls) + "]\n" \
              f"batch_seconds = {batch}"
-    config = write_config(tmp_path / "config.toml", watch=captures, db=tmp_path / "jobs.db",
-                          base_url=box.base_url, extra=notify)
+    captures, config = captures_config(tmp_path, box.base_url, extra=notify)
     return captures / "jane", config
 
 

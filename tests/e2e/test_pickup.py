@@ -7,14 +7,18 @@ folders keep settle."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from support import (
     ATHLETE,
+    Proc,
     Sandbox,
+    captures_config,
     cli,
     jobs_by_name,
     logged,
@@ -23,7 +27,6 @@ from support import (
     start_daemon,
     status,
     wait_for,
-    write_config,
 )
 
 SETTLE = 30.0  # longer than every wait below: what goes, went on its writer's close
@@ -42,11 +45,9 @@ def _top_atoms(data: bytes) -> list[tuple[bytes, int, int]]:
 
 def _setup(tmp_path: Path, sandbox: Sandbox, settle: float = SETTLE, poll: bool = False,
            frames: int = 12) -> tuple[Path, Path, bytes]:
-    captures = tmp_path / "captures"
-    (captures / ATHLETE).mkdir(parents=True)
-    config = write_config(tmp_path / "config.toml", watch=captures, db=tmp_path / "jobs.db",
-                          base_url=sandbox.base_url, settle=settle,
-                          extra='[logging]\nlevel = "debug"\n[watching]\npoll_interval = 0.2')
+    captures, config = captures_config(
+        tmp_path, sandbox.base_url, athlete=ATHLETE, settle=settle,
+        extra='[logging]\nlevel = "debug"\n[watching]\npoll_interval = 0.2')
     if poll:
         text = config.read_text().replace("[[watch]]\n", "[[watch]]\npoll = true\n")
         config.write_text(text)
@@ -60,6 +61,16 @@ def _write(path: Path, data: bytes, mode: str = "wb") -> None:
         f.write(data)
 
 
+@contextlib.contextmanager
+def _running(tmp_path: Path, config: Path) -> Iterator[Proc]:
+    """The daemon for the block; at its end it is stopped and must exit 0."""
+    daemon = start_daemon(tmp_path, config)
+    try:
+        yield daemon
+    finally:
+        assert daemon.stop() == 0
+
+
 def _done(config: Path, name: str) -> bool:
     return jobs_by_name(config).get(name, {}).get("state") == "done"
 
@@ -67,16 +78,13 @@ def _done(config: Path, name: str) -> bool:
 def test_a_movie_closed_complete_goes_without_waiting_for_settle(
         tmp_path: Path, sandbox: Sandbox) -> None:
     folder, config, movie = _setup(tmp_path, sandbox)
-    daemon = start_daemon(tmp_path, config)
-    try:
+    with _running(tmp_path, config):
         t0 = time.monotonic()
         _write(folder / "clip.mov", movie)
         wait_for(lambda: _done(config, "clip.mov"), 15, 0.05, what="uploaded on its close")
         assert time.monotonic() - t0 < SETTLE
         (upload,) = sandbox.uploads_for("clip.mov")
         assert upload["sha256"] == sha256(folder / "clip.mov")
-    finally:
-        assert daemon.stop() == 0
 
 
 def test_a_writer_that_closes_incomplete_and_reopens_to_append(
@@ -88,9 +96,8 @@ def test_a_writer_that_closes_incomplete_and_reopens_to_append(
     (moov,) = [(s, e) for kind, s, e in _top_atoms(movie) if kind == b"moov"]
     assert moov[1] == len(movie), "the muxer writes moov last"
     cuts = [moov[0] // 2, moov[0], len(movie)]
-    daemon = start_daemon(tmp_path, config)
     path = folder / "clip.mov"
-    try:
+    with _running(tmp_path, config) as daemon:
         start = 0
         for n, cut in enumerate(cuts):
             _write(path, movie[start:cut], "wb" if n == 0 else "ab")
@@ -107,16 +114,13 @@ def test_a_writer_that_closes_incomplete_and_reopens_to_append(
         assert [u["sha256"] for u in uploads] == [sha256(path)]
         assert path.read_bytes() == movie
         assert len(status(config)["jobs"]) == 1
-    finally:
-        assert daemon.stop() == 0
 
 
 def test_a_writer_that_pauses_without_closing_is_not_taken_early(
         tmp_path: Path, sandbox: Sandbox) -> None:
     folder, config, movie = _setup(tmp_path, sandbox)
-    daemon = start_daemon(tmp_path, config)
     path = folder / "clip.mov"
-    try:
+    with _running(tmp_path, config) as daemon:
         with open(path, "wb") as f:
             f.write(movie[: len(movie) // 2])
             f.flush()
@@ -131,16 +135,13 @@ def test_a_writer_that_pauses_without_closing_is_not_taken_early(
         wait_for(lambda: _done(config, "clip.mov"), 15, 0.05, what="uploaded on its close")
         (upload,) = sandbox.uploads_for("clip.mov")
         assert upload["sha256"] == sha256(path)
-    finally:
-        assert daemon.stop() == 0
 
 
 def test_a_movie_changed_after_its_upload_is_a_new_capture_naming_the_earlier(
         tmp_path: Path, sandbox: Sandbox) -> None:
     folder, config, movie = _setup(tmp_path, sandbox)
-    daemon = start_daemon(tmp_path, config)
     path = folder / "clip.mov"
-    try:
+    with _running(tmp_path, config) as daemon:
         _write(path, movie)
         wait_for(lambda: _done(config, "clip.mov"), 15, 0.05, what="the first upload")
         first = jobs_by_name(config)["clip.mov"]
@@ -155,14 +156,11 @@ def test_a_movie_changed_after_its_upload_is_a_new_capture_naming_the_earlier(
         assert [e.get("earlier_job") for e in seen] == [None, first["id"]]
         text = cli("status", "--config", str(config)).stdout
         assert f"changed after it was uploaded as #{first['id']}" in text
-    finally:
-        assert daemon.stop() == 0
 
 
 def test_a_polled_folder_keeps_settle(tmp_path: Path, sandbox: Sandbox) -> None:
     folder, config, movie = _setup(tmp_path, sandbox, settle=2.0, poll=True)
-    daemon = start_daemon(tmp_path, config)
-    try:
+    with _running(tmp_path, config) as daemon:
         _write(folder / "clip.mov", movie)
         closed = time.time()
         wait_for(lambda: _done(config, "clip.mov"), 20, 0.1, what="uploaded after settle")
@@ -170,5 +168,3 @@ def test_a_polled_folder_keeps_settle(tmp_path: Path, sandbox: Sandbox) -> None:
         from datetime import datetime
         at = datetime.fromisoformat(queued["timestamp"].replace("Z", "+00:00")).timestamp()
         assert at - closed >= 2.0
-    finally:
-        assert daemon.stop() == 0

@@ -13,12 +13,12 @@ from typing import Any
 from support import (
     Proc,
     Sandbox,
+    captures_config,
     jobs_by_name,
     make_movie,
     sha256,
     start_daemon,
     wait_for,
-    write_config,
 )
 
 NAMES = [f"take{i}.mov" for i in range(1, 5)]
@@ -35,10 +35,7 @@ def _lines(daemon: Proc, event: str) -> dict[int, int]:
 
 def _start(tmp_path: Path, latency: float, upload: str) -> tuple[Sandbox, Path, Path, Proc]:
     box = Sandbox(tmp_path / "sandbox", latency=latency).start()
-    captures = tmp_path / "captures"
-    (captures / "jane").mkdir(parents=True)
-    config = write_config(tmp_path / "config.toml", watch=captures, db=tmp_path / "jobs.db",
-                          base_url=box.base_url, settle=0.5, upload=upload)
+    captures, config = captures_config(tmp_path, box.base_url, settle=0.5, upload=upload)
     return box, captures, config, start_daemon(tmp_path, config)
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from support import (
     Sandbox,
+    captures_config,
     cli,
     job_state,
     jobs_by_name,
@@ -18,7 +19,6 @@ from support import (
     set_config_key,
     start_daemon,
     wait_for,
-    write_config,
 )
 from tls_proxy import PrivateCA
 
@@ -29,11 +29,8 @@ SIZE = 48 * 1024 * 1024
 
 def test_an_upload_on_the_replaced_client_is_aborted_by_pause_now(
         tmp_path: Path, sandbox: Sandbox, pki: PrivateCA) -> None:
-    captures = tmp_path / "captures"
-    (captures / "jane").mkdir(parents=True)
-    config = write_config(tmp_path / "config.toml", watch=captures, db=tmp_path / "jobs.db",
-                          base_url=sandbox.base_url, settle=0.3,
-                          upload="concurrency = 1\nstall_seconds = 60.0")
+    captures, config = captures_config(tmp_path, sandbox.base_url, settle=0.3,
+                                       upload="concurrency = 1\nstall_seconds = 60.0")
     # The endpoint reads nothing for a minute: the upload's send blocks on a full socket,
     # where only shutting its connection down ends it (the abort flag is not looked at).
     sandbox.faults(upload_delay=[60.0])

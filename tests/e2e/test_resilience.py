@@ -12,6 +12,7 @@ from pathlib import Path
 from support import (
     OTHER_ATHLETE,
     Sandbox,
+    captures_config,
     cli,
     job_state,
     jobs_by_name,
@@ -20,17 +21,13 @@ from support import (
     start_daemon,
     status,
     wait_for,
-    write_config,
 )
 
 from daemon.jobs.store import Store
 
 
 def setup(tmp_path: Path, box: Sandbox, upload: str = "", settle: float = 0.5) -> tuple[Path, Path]:
-    captures = tmp_path / "captures"
-    (captures / "jane").mkdir(parents=True)
-    config = write_config(tmp_path / "config.toml", watch=captures, db=tmp_path / "jobs.db",
-                          base_url=box.base_url, settle=settle, upload=upload)
+    captures, config = captures_config(tmp_path, box.base_url, settle=settle, upload=upload)
     return captures / "jane", config
 
 

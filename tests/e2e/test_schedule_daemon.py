@@ -14,6 +14,7 @@ from pathlib import Path
 from support import (
     Proc,
     Sandbox,
+    captures_config,
     cli,
     job_state,
     jobs_by_name,
@@ -22,15 +23,11 @@ from support import (
     start_daemon,
     status,
     wait_for,
-    write_config,
 )
 
 
 def setup(tmp_path: Path, box: Sandbox, upload: str = "") -> tuple[Path, Path]:
-    captures = tmp_path / "captures"
-    (captures / "jane").mkdir(parents=True)
-    config = write_config(tmp_path / "config.toml", watch=captures, db=tmp_path / "jobs.db",
-                          base_url=box.base_url, upload=upload)
+    captures, config = captures_config(tmp_path, box.base_url, upload=upload)
     return captures / "jane", config
 
 

@@ -16,6 +16,7 @@ from support import (
     ATHLETE,
     TOKEN,
     Sandbox,
+    captures_config,
     cli,
     job_state,
     jobs_by_name,
@@ -30,11 +31,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def setup(tmp_path: Path, box: Sandbox, upload: str = "", athletes: dict | None = None):
-    captures = tmp_path / "captures"
-    (captures / "jane").mkdir(parents=True)
-    config = write_config(tmp_path / "config.toml", watch=captures, db=tmp_path / "jobs.db",
-                          base_url=box.base_url, upload=upload, athletes=athletes)
-    return captures, config
+    return captures_config(tmp_path, box.base_url, upload=upload, athletes=athletes)
 
 
 def test_sigterm_with_upload_in_flight_exits_0_and_resumes(tmp_path: Path,

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from support import (
     Sandbox,
+    captures_config,
     cli,
     job_state,
     jobs_by_name,
@@ -23,7 +24,6 @@ from support import (
     start_daemon,
     status,
     wait_for,
-    write_config,
 )
 
 NO_ENV_TOKEN = ""  # UPLIFT_API_TOKEN="" counts as unset: the daemon falls back to token_file
@@ -31,11 +31,7 @@ ROTATED = "rotated-token-4c1d9e"
 
 
 def setup(tmp_path: Path, box: Sandbox, upload: str = "", extra: str = "") -> tuple[Path, Path]:
-    captures = tmp_path / "captures"
-    (captures / "jane").mkdir(parents=True)
-    config = write_config(tmp_path / "config.toml", watch=captures, db=tmp_path / "jobs.db",
-                          base_url=box.base_url, upload=upload, extra=extra)
-    return captures, config
+    return captures_config(tmp_path, box.base_url, upload=upload, extra=extra)
 
 
 def notice_with(config: Path, *words: str) -> dict[str, Any] | None:

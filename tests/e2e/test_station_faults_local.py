@@ -13,6 +13,7 @@ from support import (
     OTHER_ATHLETE,
     Proc,
     Sandbox,
+    captures_config,
     cli,
     fill_disk,
     immutable,
@@ -23,18 +24,12 @@ from support import (
     start_daemon,
     status,
     wait_for,
-    write_config,
 )
 
 
 def setup(tmp_path: Path, box: Sandbox, db: Path | None = None, upload: str = "",
           athletes: dict[str, str] | None = None) -> tuple[Path, Path]:
-    captures = tmp_path / "captures"
-    (captures / "jane").mkdir(parents=True)
-    config = write_config(tmp_path / "config.toml", watch=captures,
-                          db=db or tmp_path / "jobs.db", base_url=box.base_url, upload=upload,
-                          athletes=athletes)
-    return captures, config
+    return captures_config(tmp_path, box.base_url, db=db, upload=upload, athletes=athletes)
 
 
 def drop_bytes_name(movie: Path, folder: Path, name: bytes) -> bytes:

@@ -11,19 +11,18 @@ import uuid
 from collections import Counter
 from pathlib import Path
 
-import pytest
 from migration_rules import copy_with, record, upgrade, violations
 from sqlalchemy import Engine, inspect, text
 from support import (
     ATHLETE,
     Sandbox,
+    captures_config,
     cli,
     jobs_by_name,
     make_movie,
     set_config_key,
     start_daemon,
     wait_for,
-    write_config,
 )
 
 from daemon.jobs import engine as engine_mod
@@ -37,19 +36,9 @@ STATES = ("done", "failed", "skipped", "pending", "queued", "reserved", "uploadi
 WAITING = ("pending", "queued", "reserved", "uploading")
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'jobs.db'}"
-    return str(request.getfixturevalue("pg_db"))
-
-
 def station(tmp_path: Path, url: str, box: Sandbox) -> tuple[Path, Path]:
-    captures = tmp_path / "captures"
-    (captures / "jane").mkdir(parents=True)
-    config = write_config(tmp_path / "config.toml", watch=captures, db=tmp_path / "jobs.db",
-                          base_url=box.base_url, settle=0.3,
-                          extra=f'[node]\nname = "{NODE}"\nlease_seconds = 3.0\n')
+    captures, config = captures_config(tmp_path, box.base_url, settle=0.3,
+                                       extra=f'[node]\nname = "{NODE}"\nlease_seconds = 3.0\n')
     return captures, set_config_key(config, "database", "url", json.dumps(url))
 
 
@@ -100,29 +89,29 @@ def previous_table(url: str, captures: Path) -> None:
     eng.dispose()
 
 
-def test_new_status_then_new_run_on_the_previous_table(tmp_path: Path, url: str) -> None:
+def test_new_status_then_new_run_on_the_previous_table(tmp_path: Path, db_url: str) -> None:
     box = Sandbox(tmp_path / "sandbox").start()
     daemon = None
     try:
-        captures, config = station(tmp_path, url, box)
-        previous_table(url, captures)
+        captures, config = station(tmp_path, db_url, box)
+        previous_table(db_url, captures)
 
         # The new `status`: reads the table as it is, migrates nothing.
         out = cli("status", "--config", str(config))
         assert out.returncode == 0, out.stderr
-        assert revision(url) == PREVIOUS
+        assert revision(db_url) == PREVIOUS
         counts = re.search(r"^Jobs: (.*)$", out.stdout, re.M)
         assert counts is not None, out.stdout
         assert sorted(counts[1].split(", ")) == sorted(f"1 {s}" for s in STATES)
 
         # The new `run`: migrates, then every waiting file goes, once; nothing else does.
         daemon = start_daemon(tmp_path, config)
-        assert revision(url) == SCHEMA_HEAD
+        assert revision(db_url) == SCHEMA_HEAD
         wait_for(lambda: len(box.state()["uploads"]) >= len(WAITING), 60,
                  what="every waiting file uploaded")
         wait_for(lambda: all(jobs_by_name(config)[f"{s}.mov"]["state"] == "done"
                              for s in WAITING), 20, interval=0.3, what="recorded as done")
-        if url.startswith("sqlite"):
+        if db_url.startswith("sqlite"):
             # SQLite: a `db upgrade` does not change the schema under the running daemon.
             refused = cli("db", "upgrade", "--config", str(config))
             assert refused.returncode == 1 and "already using" in refused.stderr

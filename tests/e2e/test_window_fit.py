@@ -9,7 +9,14 @@ import re
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from support import Sandbox, jobs_by_name, make_movie, start_daemon, wait_for, write_config
+from support import (
+    Sandbox,
+    captures_config,
+    jobs_by_name,
+    make_movie,
+    start_daemon,
+    wait_for,
+)
 
 # 300+ KiB at 50 KiB/s takes 6+ s (long enough to measure); the sandbox's windows last 2 s
 # (1-2 s as the daemon sees them: the expiry is given in whole seconds).
@@ -20,11 +27,9 @@ FRAMES = 3  # ~300 KiB
 def _station(tmp_path: Path, limit: str) -> tuple[Sandbox, Path, Path]:
     box = Sandbox(tmp_path / "sandbox", upload_window=2.0).start()
     box.faults(expiry_at_end=True)
-    captures = tmp_path / "captures"
-    (captures / "jane").mkdir(parents=True)
-    config = write_config(tmp_path / "config.toml", watch=captures, db=tmp_path / "jobs.db",
-                          base_url=box.base_url, settle=0.3,
-                          upload=f'reserve_margin_seconds = 0\nbandwidth_limit = "{limit}"')
+    captures, config = captures_config(
+        tmp_path, box.base_url, settle=0.3,
+        upload=f'reserve_margin_seconds = 0\nbandwidth_limit = "{limit}"')
     return box, captures, config
 
 

@@ -1,5 +1,6 @@
 """Fixtures of the integration tier: one sandbox server per module, reset for every test, and a
-database URL on each dialect."""
+watched folder with its loaded config and open job table (`db_url`, a fresh database on each
+dialect, is in tests/conftest.py: the end-to-end tier uses it too)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import TOKEN
+from support import ATHLETE, TOKEN, write_config
 
+from daemon import config as config_mod
+from daemon.config import Config
+from daemon.jobs.store import Store
 from daemon.sandbox import server
 
 
@@ -29,10 +33,14 @@ def box(shared_box: server.SandboxServer) -> server.SandboxServer:
     return shared_box
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A fresh database on each dialect: a SQLite file, then a new database on a real PostgreSQL
-    server (skipped with the reason when PostgreSQL is not installed)."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'jobs.db'}"
-    return str(request.getfixturevalue("pg_db"))
+@pytest.fixture
+def watched_store(tmp_path: Path) -> Iterator[tuple[Config, Store, Path]]:
+    """A config watching tmp_path/captures (an athlete folder ATHLETE in it, settle 0.2 s),
+    loaded, and its job table (SQLite) open: (config, store, captures)."""
+    captures = tmp_path / "captures"
+    (captures / ATHLETE).mkdir(parents=True)
+    cfg = config_mod.load(str(write_config(tmp_path / "c.toml", watch=captures,
+                                           db=tmp_path / "jobs.db", settle=0.2)))
+    store = Store.open(cfg.database_url)
+    yield cfg, store, captures
+    store.close()

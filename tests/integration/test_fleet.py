@@ -4,6 +4,7 @@ shared file seen by several nodes is one job."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -278,30 +279,34 @@ def test_concurrent_claims_from_processes_never_share_a_job(pg: str) -> None:
     assert sum(1 for out in outs if out.split()) >= 2  # they did race
 
 
-def test_notify_wakes_a_listener_within_a_second(pg: str) -> None:
+@contextlib.contextmanager
+def listening(pg: str) -> Iterator[tuple[Store, Listener, threading.Event]]:
+    """station-a's store, and a Listener on station-b's engine, connected, that sets the event
+    when woken; closed at the end."""
     a, b = node_store(pg, "station-a"), node_store(pg, "station-b")
     woke = threading.Event()
     listener = Listener(b.engine, woke.set).start()
     try:
         assert listener.connected.wait(10)
+        yield a, listener, woke
+    finally:
+        listener.close()
+        a.close()
+        b.close()
+
+
+def test_notify_wakes_a_listener_within_a_second(pg: str) -> None:
+    with listening(pg) as (a, listener, woke):
         assert not woke.wait(0.3)  # idle: nothing arrives
         t0 = time.monotonic()
         queue_shared(a, "a.mov")  # mark_ready commits with a NOTIFY
         assert woke.wait(1.0), "no wake-up within 1 s"
         assert time.monotonic() - t0 < 1.0
-    finally:
-        listener.close()
-        a.close()
-        b.close()
     assert not listener.alive()
 
 
 def test_listener_reconnects_after_the_connection_is_killed(pg: str) -> None:
-    a, b = node_store(pg, "station-a"), node_store(pg, "station-b")
-    woke = threading.Event()
-    listener = Listener(b.engine, woke.set).start()
-    try:
-        assert listener.connected.wait(10)
+    with listening(pg) as (a, listener, woke):
         with a.engine.connect() as conn:  # what a database restart does to the connection
             conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
                               "query LIKE 'LISTEN%' AND pid <> pg_backend_pid()"))
@@ -313,10 +318,6 @@ def test_listener_reconnects_after_the_connection_is_killed(pg: str) -> None:
         woke.clear()
         queue_shared(a, "b.mov")
         assert woke.wait(2.0)
-    finally:
-        listener.close()
-        a.close()
-        b.close()
 
 
 def test_migration_from_0002_fills_the_identity(tmp_path: Path) -> None:

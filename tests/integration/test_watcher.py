@@ -10,24 +10,17 @@ import time
 from pathlib import Path
 
 import pytest
-from support import ATHLETE, make_movie, wait_for, write_config
+from support import ATHLETE, make_movie, wait_for
 
-from daemon import config as config_mod
 from daemon.jobs.models import JobState
 from daemon.jobs.store import Store
 from daemon.watch.intake import Watcher
 
 
 @pytest.fixture
-def setup(tmp_path: Path):
-    captures = tmp_path / "captures"
-    (captures / ATHLETE).mkdir(parents=True)
-    cfg = config_mod.load(str(write_config(tmp_path / "c.toml", watch=captures,
-                                           db=tmp_path / "jobs.db", settle=0.2)))
-    store = Store.open(cfg.database_url)
-    queued = threading.Event()
-    yield cfg, store, queued, captures / ATHLETE
-    store.close()
+def setup(watched_store):
+    cfg, store, captures = watched_store
+    return cfg, store, threading.Event(), captures / ATHLETE
 
 
 def states(store: Store) -> dict[str, str]:

@@ -10,27 +10,14 @@ import socket
 import threading
 from pathlib import Path
 
-import pytest
 import qt_atoms as qt
 import structlog
-from support import ATHLETE, make_movie, wait_for, write_config
+from support import ATHLETE, make_movie, wait_for
 
-from daemon import config as config_mod
 from daemon.jobs.models import JobState
 from daemon.jobs.store import Store
 from daemon.watch import movie
 from daemon.watch.intake import Watcher
-
-
-@pytest.fixture
-def setup(tmp_path: Path):
-    captures = tmp_path / "captures"
-    (captures / ATHLETE).mkdir(parents=True)
-    cfg = config_mod.load(str(write_config(tmp_path / "c.toml", watch=captures,
-                                           db=tmp_path / "jobs.db", settle=0.2)))
-    store = Store.open(cfg.database_url)
-    yield cfg, store, captures
-    store.close()
 
 
 def job(store: Store, name: str):
@@ -42,8 +29,8 @@ def ended(store: Store, name: str, state: JobState, timeout: float = 10):
                     timeout, 0.05, what=f"{name} {state}")
 
 
-def test_damaged_movies_end_failed_with_a_reason_and_no_traceback(setup, tmp_path) -> None:
-    cfg, store, captures = setup
+def test_damaged_movies_end_failed_with_a_reason_and_no_traceback(watched_store, tmp_path) -> None:
+    cfg, store, captures = watched_store
     folder = captures / ATHLETE
     watcher = Watcher(cfg, store, on_queued=lambda: None)
     with structlog.testing.capture_logs() as events:
@@ -78,8 +65,9 @@ def test_damaged_movies_end_failed_with_a_reason_and_no_traceback(setup, tmp_pat
                                                               "index.mov"))} == {"failed"}
 
 
-def test_pipes_sockets_and_folders_named_like_movies_are_never_opened(setup, tmp_path) -> None:
-    cfg, store, captures = setup
+def test_pipes_sockets_and_folders_named_like_movies_are_never_opened(watched_store,
+                                                                      tmp_path) -> None:
+    cfg, store, captures = watched_store
     folder = captures / ATHLETE
     stranger = captures / "stranger"  # not an athlete: its file waits, pending, with a reason
     stranger.mkdir()

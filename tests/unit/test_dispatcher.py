@@ -32,22 +32,15 @@ class Queue:
             return self.items.pop(0) if self.items else None
 
 
-def test_every_wake_up_is_seen_even_when_it_races_a_slot_going_idle() -> None:
-    q, done = Queue(), []
-    d = Dispatcher(2, q.claim, lambda job: done.append(job.id), lambda job: None)
-    d.start()
-    try:
-        for i in range(300):  # queue-then-wake from another thread, as the intake does
-            q.put(i)
-            d.wake()
-        wait_for(lambda: len(done) == 300, 10, what="every job processed")
-    finally:
-        d.stop(1)
+def queue_300_waking_each(q: Queue, d: Dispatcher) -> None:
+    """Queue-then-wake from another thread, as the intake does, 300 times."""
+    for i in range(300):
+        q.put(i)
+        d.wake()
 
 
-def test_idle_slots_do_not_poll() -> None:
-    q = Queue()
-    d = Dispatcher(2, q.claim, lambda job: None, lambda job: None)
+def assert_idle_does_not_poll(q: Queue, d: Dispatcher) -> None:
+    """Started with nothing to do, `d` claims once, then sleeps until woken: no more claims."""
     d.start()
     try:
         wait_for(lambda: q.claims >= 1, 5)
@@ -56,6 +49,22 @@ def test_idle_slots_do_not_poll() -> None:
         assert q.claims == before  # asleep until woken
     finally:
         d.stop(1)
+
+
+def test_every_wake_up_is_seen_even_when_it_races_a_slot_going_idle() -> None:
+    q, done = Queue(), []
+    d = Dispatcher(2, q.claim, lambda job: done.append(job.id), lambda job: None)
+    d.start()
+    try:
+        queue_300_waking_each(q, d)
+        wait_for(lambda: len(done) == 300, 10, what="every job processed")
+    finally:
+        d.stop(1)
+
+
+def test_idle_slots_do_not_poll() -> None:
+    q = Queue()
+    assert_idle_does_not_poll(q, Dispatcher(2, q.claim, lambda job: None, lambda job: None))
 
 
 def test_a_timer_wakes_the_slots() -> None:
@@ -194,9 +203,7 @@ def test_every_job_is_uploaded_once_with_reserve_ahead() -> None:
     d = lane.dispatcher(q, 2, reservers=2)
     d.start()
     try:
-        for i in range(300):
-            q.put(i)
-            d.wake()
+        queue_300_waking_each(q, d)
         wait_for(lambda: len(lane.uploads()) == 300, 10, what="every job uploaded")
         assert sorted(lane.uploads()) == list(range(300)) and lane.released == []
     finally:
@@ -205,15 +212,7 @@ def test_every_job_is_uploaded_once_with_reserve_ahead() -> None:
 
 def test_idle_reservers_do_not_poll() -> None:
     q, lane = Queue(), Lane()
-    d = lane.dispatcher(q, 2, reservers=2)
-    d.start()
-    try:
-        wait_for(lambda: q.claims >= 1, 5)
-        before = q.claims
-        time.sleep(0.5)
-        assert q.claims == before  # asleep until woken
-    finally:
-        d.stop(1)
+    assert_idle_does_not_poll(q, lane.dispatcher(q, 2, reservers=2))
 
 
 def test_jobs_reserved_ahead_go_back_on_stop() -> None:
