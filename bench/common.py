@@ -67,6 +67,20 @@ def make_movie(path: Path, size: int, width: int = 1920, height: int = 1080) -> 
     return path
 
 
+def as_installed() -> dict[str, str]:
+    """The daemon's environment as installed (constraints.txt), not as in the dev venv: there
+    greenlet is present for Playwright only, and structlog loads it when it can (with the C++
+    runtime: 1.1 MiB of the footprint a station never has). A module that refuses to import
+    stands in for its absence."""
+    stub = WORK / "as-installed" / "greenlet"
+    if not stub.exists():
+        stub.mkdir(parents=True)
+        (stub / "__init__.py").write_text(
+            'raise ImportError("greenlet: not in a production install (constraints.txt)")\n')
+    path = os.environ.get("PYTHONPATH")
+    return {"PYTHONPATH": str(stub.parent) + (os.pathsep + path if path else "")}
+
+
 class Daemon:
     def __init__(self, name: str, watch: Path, base_url: str, settle: float = 0.5,
                  extra: str = "", env: dict[str, str] | None = None):
@@ -100,7 +114,7 @@ class Daemon:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "daemon", "run", "--config", str(self.config)],
             stdout=out, stderr=subprocess.STDOUT,
-            env={**os.environ, "UPLIFT_API_TOKEN": TOKEN, **self.env})
+            env={**os.environ, **as_installed(), "UPLIFT_API_TOKEN": TOKEN, **self.env})
         out.close()
         wait_for(lambda: self.event("watch.started"), 120, "watch.started", 0.01)
         return time.monotonic() - started

@@ -65,23 +65,20 @@ class Flags:
     signals: list[int] = field(default_factory=list)
 
 
-MALLOC_ARENAS = 2
-M_ARENA_MAX = -8  # glibc's mallopt parameters
-M_MMAP_THRESHOLD = -3
-MMAP_THRESHOLD = 256 * 1024
+MALLOC_ARENAS = 1
+M_ARENA_MAX = -8  # glibc's mallopt parameter
 
 
 def limit_malloc_arenas() -> None:
-    """glibc gives each thread that allocates its own heap arena, and each keeps freed
-    upload chunks for reuse: with a dozen threads that took peak RSS to 80.7 MiB for one
-    upload (bench; 77.2 MiB with two arenas). Two are plenty for threads that mostly wait."""
+    """glibc gives each thread that allocates its own heap arena, and each keeps the upload
+    chunks it freed for its own reuse: with a dozen threads that took peak RSS to 80.7 MiB for
+    one upload (bench). One arena serves threads that mostly wait: an upload's chunks reuse
+    the blocks the last upload freed, whichever slot runs it. (Chunks are not mapped afresh
+    each: a fixed M_MMAP_THRESHOLD below the chunk size cost 263,000 page faults per GiB,
+    about 0.3 s of CPU, for 0.6 MiB less peak; bench/RESULTS.md.)"""
     with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to do
         libc = ctypes.CDLL(None)
         libc.mallopt(M_ARENA_MAX, MALLOC_ARENAS)
-        # A fixed threshold: upload chunks (up to 1 MiB) are mapped and given back on free.
-        # glibc's sliding one rises after the first free, and the heap then keeps them
-        # (bench: peak RSS of one upload 2.5 MiB lower).
-        libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
 
 
 class Service:
