@@ -27,13 +27,18 @@ def _root(path: Path) -> WatchRoot:
     return WatchRoot(path=path, capture=CaptureSettings())
 
 
-def test_replaced_root_is_not_there_and_not_claimed(db_url: str, tmp_path: Path) -> None:
+def _real_and_bare(db_url: str, tmp_path: Path) -> tuple[Store, Path, Path, WatchRoot]:
+    """A store, a watch root `real` and a `bare` folder (an unmounted share's mount point)."""
     store = Store.open(db_url)
     store.set_node("station-1")
     real, bare = tmp_path / "real", tmp_path / "bare"
     real.mkdir()
     bare.mkdir()
-    root = _root(real)
+    return store, real, bare, _root(real)
+
+
+def test_replaced_root_is_not_there_and_not_claimed(db_url: str, tmp_path: Path) -> None:
+    store, real, bare, root = _real_and_bare(db_url, tmp_path)
     said: list[str | None] = []
     back: list[WatchRoot] = []
     roots = Roots(store, [root], on_attention=lambda n, m: said.append(m), on_back=back.append)
@@ -130,12 +135,7 @@ def test_an_idle_root_costs_the_tick_no_query_and_is_still_watched(
     seen under it make it watched as before."""
     from sqlalchemy import event
 
-    store = Store.open(db_url)
-    store.set_node("station-1")
-    real, bare = tmp_path / "real", tmp_path / "bare"
-    real.mkdir()
-    bare.mkdir()
-    root = _root(real)
+    store, real, bare, root = _real_and_bare(db_url, tmp_path)
     roots = Roots(store, [root])
     statements: list[str] = []
     event.listen(store.engine, "before_cursor_execute",

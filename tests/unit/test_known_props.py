@@ -13,6 +13,17 @@ versions = st.tuples(st.integers(0, 3), st.integers(0, 3))
 ops = st.lists(st.tuples(st.sampled_from(["set", "forget"]), paths, versions), max_size=60)
 
 
+def apply(known: Known, model: dict[str, tuple[int, int]], op: str, path: str,
+          version: tuple[int, int]) -> None:
+    """One change, to the Known and to the plain dict it must answer as."""
+    if op == "set":
+        known.set(path, *version)
+        model[path] = version
+    else:
+        known.forget(path)
+        model.pop(path, None)
+
+
 @given(st.lists(st.tuples(paths, versions), max_size=20), ops, st.integers(1, 5))
 def test_answers_as_a_dict_would(start: list, changes: list, merge_at: int) -> None:
     model = {}
@@ -20,12 +31,7 @@ def test_answers_as_a_dict_would(start: list, changes: list, merge_at: int) -> N
         model[path] = version
     known = Known([(p, *v) for p, v in start], merge_at=merge_at)
     for op, path, version in changes:
-        if op == "set":
-            known.set(path, *version)
-            model[path] = version
-        else:
-            known.forget(path)
-            model.pop(path, None)
+        apply(known, model, op, path, version)
         for p in {path, *model}:
             for v in [version, model.get(p, (9, 9))]:
                 assert known.matches(p, *v) == (model.get(p) == v)
@@ -48,21 +54,12 @@ def test_changes_made_before_the_load_are_replayed_on_it(start: list, early: lis
     for path, version in start:
         model[path] = version
     journal = Known.journal()
-
-    def apply(known: Known, op: str, path: str, version: tuple[int, int]) -> None:
-        if op == "set":
-            known.set(path, *version)
-            model[path] = version
-        else:
-            known.forget(path)
-            model.pop(path, None)
-
     for op, path, version in early:
-        apply(journal, op, path, version)
+        apply(journal, model, op, path, version)
     known = Known([(p, *v) for p, v in start], merge_at=merge_at)
     known.replay(journal)
     for op, path, version in late:
-        apply(known, op, path, version)
+        apply(known, model, op, path, version)
     for p in {path for path, _ in start} | {path for _, path, _ in early + late}:
         assert (p in known) == (p in model)
         if p in model:
