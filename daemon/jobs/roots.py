@@ -79,6 +79,12 @@ class RootTable:
                 .order_by(Job.id).limit(limit))
             return [Waiting(paths.from_db(r.rel_path), int(r.size)) for r in rows]
 
+    def any_job(self, watch: str) -> bool:
+        """Has this node any job under the root, in any state?"""
+        with self.store._read() as conn:
+            return conn.execute(select(Job.id).where(*self._mine(watch)).limit(1)).first() \
+                is not None
+
     def hold_queued(self, watch: str, reason: str, now: float) -> list[int]:
         """A node-local root not there: its queued jobs go back to pending with the reason
         (settled again once it is back)."""

@@ -74,6 +74,7 @@ class Watcher:
         # loads them, what the intake learns, to be replayed on top.
         self._known = Known.journal()
         self._known_loaded = False  # read from the table by the first rescan
+        self._load_lock = threading.Lock()
         self._cands: dict[str, _Candidate] = {}
         self._folders: dict[str, WatchRoot] = {}
         self.on_failed = on_failed
@@ -113,10 +114,11 @@ class Watcher:
 
     def rescan(self) -> None:
         """Find what events missed; look again at held files (or ones put back by `retry`)."""
-        with self._lock:
-            loaded = self._known_loaded
-        if not loaded:
-            self._load_known()
+        with self._load_lock:  # the first rescan loads them; one at a time does
+            with self._lock:
+                loaded = self._known_loaded
+            if not loaded:
+                self._load_known()
         self.pending_again()
         for root in self.cfg.watches:
             if str(root.path) not in self.observers.lost():

@@ -92,9 +92,10 @@ class Roots:
         # root with them every few seconds without a query (idle stays idle). A person's
         # `roots accept` pokes the daemon, which forgets them.
         self._ids: dict[str, Identity | None] = {}
-        # Node-local roots with no record where nothing waited at the last look, with the
-        # identity they had: until files are seen under one, nothing can come to wait there
-        # (only this node's intake makes its jobs), so the tick asks the table no more.
+        # Node-local roots with no record and no job at all at the last look, with the
+        # identity they had: until files are seen under one, no job can come to wait there
+        # (only this node's intake makes its jobs; a `retry` needs a job), so the tick asks the
+        # table no more.
         self._quiet: dict[str, Identity] = {}
 
     def forget(self) -> None:
@@ -182,9 +183,10 @@ class Roots:
         recorded = self._recorded_id(key)
         local = not (root.shared and self.store.fleet)
         with self._lock:
-            quiet = current is not None and self._quiet.get(key) == current
+            quiet = local and current is not None and self._quiet.get(key) == current
         waiting = self.table.waiting(key) if current != recorded and not quiet else []
-        if local and recorded is None and current is not None and not waiting:
+        if local and recorded is None and current is not None and not waiting and not quiet \
+                and not self.table.any_job(key):
             with self._lock:
                 self._quiet[key] = current
 

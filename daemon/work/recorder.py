@@ -56,11 +56,12 @@ class Lane:
         with self._lock:  # the put too: nothing lands behind the stop marker
             if self._closed:
                 raise RuntimeError(f"{self.name} is stopped")
+            if self._thread is None:  # under the lock the thread decides to end: no call lost
+                thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+                thread.start()  # fails (no thread to be had): nothing queued, the caller runs it
+                self._thread = thread
             self._pending += 1
             self._queue.put((fut, fn, args))
-            if self._thread is None:  # under the lock the thread decides to end: no call lost
-                self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
-                self._thread.start()
         return fut
 
     def running(self) -> bool:

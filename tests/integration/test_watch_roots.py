@@ -156,3 +156,29 @@ def test_an_idle_root_costs_the_tick_no_query_and_is_still_watched(
     roots.check()
     assert roots.absent() == {str(real)}
     store.close()
+
+
+def test_a_root_with_jobs_but_no_record_is_still_asked_each_tick(
+        db_url: str, tmp_path: Path) -> None:
+    """A table from before roots were recorded: an ended job under a root with no record. A
+    `retry` whose poke did not reach the daemon makes it wait again without the intake seeing
+    it: the next tick must still find it, record the root, and know a bare mount point."""
+    from sqlalchemy import delete
+
+    from daemon.jobs.models import RootIdentity
+
+    store, real, bare, root = _real_and_bare(db_url, tmp_path)
+    (real / "a.mov").write_bytes(b"x" * 10)
+    seen = store.observe(str(real / "a.mov"), str(real), 10, 1, 1.0)
+    store.skip(seen.job_id, [JobState.PENDING], 2.0, "not a movie")
+    with store.engine.begin() as conn:
+        conn.execute(delete(RootIdentity))
+    roots = Roots(store, [root])
+    roots.check()
+    store.retry([seen.job_id], 3.0)  # from the CLI; its poke lost
+    roots.check()
+    assert roots.table.recorded(str(real)) is not None
+    real.rename(tmp_path / "away")
+    bare.rename(real)
+    assert not roots.there(root)
+    store.close()

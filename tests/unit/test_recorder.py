@@ -129,3 +129,26 @@ def test_a_call_submitted_as_the_idle_thread_ends_still_runs() -> None:
         time.sleep(0.01)
     assert Racing.raced and ran == ["first", "raced"]
     lane.stop()
+
+
+def test_a_thread_that_cannot_start_leaves_the_lane_usable(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """No thread to be had (a task limit): the call is refused as by a stopped lane (the
+    caller runs it itself), and the next call gets a thread and runs."""
+    real_start = threading.Thread.start
+    fail = [True]
+
+    def start(self: threading.Thread) -> None:
+        if self.name == "t" and fail:
+            fail.pop()
+            raise RuntimeError("can't start new thread")
+        real_start(self)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    lane = Lane("t")
+    ran: list[int] = []
+    with pytest.raises(RuntimeError):
+        lane.submit(ran.append, 1)
+    assert lane.submit(ran.append, 2).result(timeout=5) is None and ran == [2]
+    assert lane.drain(time.monotonic() + 5)
+    lane.stop()
