@@ -49,6 +49,7 @@ from bench.flow import (
 )
 from bench.net import make_pki, sendfile_upload, upload_variants
 from bench.readside import bench_readside
+from bench.soak import bench_soak
 
 
 def bench_upload(base_url: str, watch: Path) -> None:
@@ -178,6 +179,7 @@ BENCHES: dict[str, Callable[[str, Path], None]] = {
     "smallfiles": bench_smallfiles, "latency": bench_latency, "pickup": bench_pickup,
     "burst": bench_burst,
     "idle": bench_idle, "restart": bench_restart, "readside": bench_readside,
+    "soak": bench_soak,
     "fleet": lambda base_url, watch: fleet.bench_fleet(base_url, watch, row, TOKEN),
 }
 
