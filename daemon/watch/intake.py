@@ -71,9 +71,8 @@ class Watcher:
         self.on_db_error, self.on_root = on_db_error, on_root
         self._lock = threading.Lock()  # guards _cands, _folders and _known
         # Versions of files needing nothing more (watch/known.py); until the first rescan
-        # loads them, what the intake learns, to be replayed on top.
+        # loads them from the table, a journal of what the intake learns, replayed on top.
         self._known = Known.journal()
-        self._known_loaded = False  # read from the table by the first rescan
         self._load_lock = threading.Lock()
         self._cands: dict[str, _Candidate] = {}
         self._folders: dict[str, WatchRoot] = {}
@@ -110,13 +109,13 @@ class Watcher:
         known = Known(self.store.known_versions(shares.roots_for(self.store, self.cfg.watches)))
         with self._lock:
             known.replay(self._known)
-            self._known, self._known_loaded = known, True
+            self._known = known
 
     def rescan(self) -> None:
         """Find what events missed; look again at held files (or ones put back by `retry`)."""
         with self._load_lock:  # the first rescan loads them; one at a time does
             with self._lock:
-                loaded = self._known_loaded
+                loaded = not self._known.journaling
             if not loaded:
                 self._load_known()
         self.pending_again()

@@ -60,6 +60,10 @@ class Known:
         known._journal = True
         return known
 
+    @property
+    def journaling(self) -> bool:
+        return self._journal
+
     def replay(self, journal: Known) -> None:
         """The changes a `journal()` holds, on top of this."""
         for key, version in journal._recent.items():

@@ -44,7 +44,8 @@ class Slots:
         for slot, thread in enumerate(self._threads):
             if thread is None or thread.is_alive() or self.wakeups.stopping():
                 continue
-            job = self._current[slot]
+            with self._cond:
+                job = self._current[slot]
             log.error("worker.slot_died", slot=slot, job_id=job.id if job else None)
             if job is not None:
                 self.claims.orphan(job)
