@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from support import ATHLETE, TOKEN
+from support import ATHLETE, TOKEN, wait_for
 
 from daemon.net.upload import Sent, Uploader
 from daemon.sandbox import server
@@ -65,4 +65,32 @@ def test_an_idle_old_client_is_closed_at_once_and_close_reaches_every_client(
     up.adopt(Uploader(stall_seconds=10, client=new))
     assert old.is_closed and not new.is_closed
     up.close()
+    assert new.is_closed
+
+
+def test_an_api_request_in_flight_finishes_when_a_reload_replaces_the_client(
+        box: server.SandboxServer) -> None:
+    """The API client's half: a reservation under way when a reload brings new connection
+    settings is answered on the old client (the reload used to close it at once, cutting the
+    request off), which is closed once the answer is in; the next request uses the new one."""
+    from daemon.net.api import ApiClient
+
+    old, new = httpx.Client(timeout=10), httpx.Client(timeout=10)
+    api = ApiClient(box.base_url, TOKEN, httpx.Timeout(10), client=old)
+    body = {"athlete_id": ATHLETE, "session_group_id": GROUP,
+            "camera_configuration": {"camera_setup_selection": "single.front_on"},
+            "movement_attributes": {"activity": "golf", "movement": "full_swing"},
+            "file_name": "swing.mov"}
+    box.state.faults.latency = 1.0
+    with ThreadPoolExecutor(1) as pool:
+        first = pool.submit(api.create_capture, body)
+        # Until the request holds its client (then it is on the wire, the answer 1 s away).
+        assert wait_for(lambda: api._clients._users, 5, what="a request in flight")
+        api.adopt(ApiClient(box.base_url, TOKEN, httpx.Timeout(10), client=new))
+        assert not old.is_closed
+        assert first.result(10).session_id
+    assert old.is_closed and not new.is_closed
+    box.state.faults.latency = None
+    assert api.create_capture(body).session_id
+    api.close()
     assert new.is_closed
