@@ -23,6 +23,7 @@ class Kind(StrEnum):
     VANISHED = "vanished"  # the file is gone
     ROOT_ABSENT = "root_absent"  # not found, but its watch folder is not there (unmounted)
     CHANGED = "changed"  # the file changed after it was queued
+    NO_ATHLETE = "no_athlete"  # its folder is linked to no athlete as it is to be reserved
     UNREADABLE = "unreadable"  # permission denied, I/O error
     CERTIFICATE = "certificate"  # the server's TLS certificate is not trusted (service-wide)
     TOO_LARGE = "too_large"  # an answer larger than we accept
@@ -65,6 +66,7 @@ class Outcome(StrEnum):
     RESETTLE = "resettle"  # the file changed: back to pending, upload its final form
     GONE = "gone"  # the file is gone: end with a reason, no retry loop
     WAIT_ROOT = "wait_root"  # its watch folder is not there: the job waits until it is back
+    WAIT_ATHLETE = "wait_athlete"  # no athlete for its folder: it waits (pending) for a link
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,8 @@ def decide(error: TransferError, attempt: int, rand: Callable[[], float] = rando
             return Decision(Outcome.GONE, reason=msg)
         if error.kind is Kind.ROOT_ABSENT:
             return Decision(Outcome.WAIT_ROOT, reason=msg)
+        if error.kind is Kind.NO_ATHLETE:
+            return Decision(Outcome.WAIT_ATHLETE, reason=msg)
         return Decision(Outcome.FAIL, reason=msg)
     if error.kind is Kind.CERTIFICATE:
         return Decision(Outcome.PAUSE, delay=PAUSE_PROBE, reason=msg)

@@ -92,8 +92,8 @@ def collect(store: Store, include_all: bool = False, now: float | None = None,
         listed = Counter(j.state for j in jobs)
         doc["more"] = {s: n - listed[s] for s, n in totals.items() if n > listed[s]}
         jobs.sort(key=lambda j: (ORDER.index(JobState(j.state)), j.id))
-    earlier = store.earlier_uploads(jobs)
-    doc["jobs"] = [_record(j, now, doc, earlier.get(j.id)) for j in jobs]
+    earlier, linked = store.earlier_uploads(jobs), _linked(doc)
+    doc["jobs"] = [_record(j, now, doc, earlier.get(j.id), linked) for j in jobs]
     return doc
 
 
@@ -113,16 +113,18 @@ def stream(store: Store, out: TextIO, as_json: bool, now: float | None = None,
     memory); the same document or text as `collect` + `render` would give."""
     now = _now(store) if now is None else now
     doc = _head(store, now, runtime, gate_reason, lease, athletes)
+    linked = _linked(doc)
     if not as_json:
         def section(states: tuple[JobState, ...]) -> Iterator[dict[str, Any]]:
-            return (_record(j, now, doc, e) for j, e in
+            return (_record(j, now, doc, e, linked) for j, e in
                     _with_earlier(store, store.each_job(states, node=node)))
         for line in _lines(doc, section, now):
             out.write(line + "\n")
         return
     out.write(json.dumps(doc, indent=2)[:-2] + ',\n  "jobs": [')
     for i, (job, earlier) in enumerate(_with_earlier(store, store.each_job(node=node))):
-        record = json.dumps(_record(job, now, doc, earlier), indent=2).replace("\n", "\n    ")
+        record = json.dumps(_record(job, now, doc, earlier, linked), indent=2)
+        record = record.replace("\n", "\n    ")
         out.write(("," if i else "") + "\n    " + record)
     out.write("\n  ]\n}\n")
 
@@ -146,11 +148,21 @@ def _head(store: Store, now: float, runtime: dict[str, Any] | None,
             "unknown_folders": unknown_folders(store)}
 
 
+def _linked(doc: dict[str, Any]) -> dict[str, str]:
+    """folder -> athlete UUID of the document's athletes (the config's over the table's)."""
+    return {a["folder"]: a["athlete_id"] for a in doc["athletes"]}
+
+
 def _record(job: Job, now: float, doc: dict[str, Any],
-            earlier: tuple[int, str | None] | None = None) -> dict[str, Any]:
+            earlier: tuple[int, str | None] | None = None,
+            linked: Mapping[str, str] | None = None) -> dict[str, Any]:
     """One job as `status` shows it, with the words a coach reads, everywhere alike.
-    `earlier`: the job (and capture) of this file's upload before it changed."""
+    `earlier`: the job (and capture) of this file's upload before it changed. A job that
+    holds no reservation shows its folder's link as it stands (`linked`): its capture is
+    made for that one (work/athlete.py), whatever was read when it was queued."""
     r = job_record(job, now)
+    if linked is not None and r["state"] in (JobState.PENDING, JobState.QUEUED):
+        r["athlete_id"] = directory.folder_link(job.rel_path, linked)
     if earlier is not None:
         r["earlier_upload"] = {"job_id": earlier[0], "session_id": earlier[1]}
     gate_reason = doc["hold"]

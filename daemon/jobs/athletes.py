@@ -2,10 +2,12 @@
 files it concerns. On PostgreSQL the table is the fleet's: a change NOTIFYs every node, which
 looks at its waiting files again (jobs/listen.py on ATHLETES_CHANNEL).
 
-A job takes its athlete when it is queued; a link changed before it is reserved sends its
-folder's queued jobs back to be settled again with the new link. A job already reserved or
-uploading keeps the athlete it was reserved with (logged). Files already uploaded are never
-touched. The rules (what a folder name, a UUID, a CSV is) are in directory.py.
+A new capture is for the folder's link as its reservation is made (directory.at_reservation,
+work/athlete.py), whatever was read when the file was queued. A changed link also sends its
+folder's queued jobs back to be settled again (their twins and session groups follow the
+athlete). A capture that exists at Uplift (uploading, or reserved with its capture made) keeps
+the athlete it was made for (logged). Files already uploaded are never touched. The rules (what
+a folder name, a UUID, a CSV is) are in directory.py.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ UNKNOWN_LIKE = "folder '%' is not an athlete UUID%"  # layout.place's hold reaso
 @dataclass
 class Changed:
     """What a write did to jobs: queued ones sent back to be settled with the new link, and
-    ones in flight that keep the athlete they were reserved with."""
+    ones whose capture exists at Uplift, which keep the athlete it was made for."""
 
     requeued: list[int] = field(default_factory=list)
     kept: list[tuple[int, str]] = field(default_factory=list)  # (job id, athlete id)
@@ -60,6 +62,21 @@ class AthleteTable:
         with self.store._read() as conn:
             return {r.folder: r.athlete_id for r in conn.execute(
                 select(AthleteLink.folder, AthleteLink.athlete_id))}
+
+    def link_of(self, folder: str) -> dict[str, str]:
+        """One folder's link as it stands now ({folder (NFC): athlete UUID}, or {}): what a
+        reservation is made with. A name that is not UTF-8 cannot be linked (folder_name)."""
+        folder = nfc(folder)
+        try:
+            folder.encode("utf-8")
+        except UnicodeEncodeError:
+            return {}
+        if not self.available():
+            return {}
+        with self.store._read() as conn:
+            found = conn.execute(select(AthleteLink.athlete_id).where(
+                AthleteLink.folder == folder)).scalar()
+        return {} if found is None else {folder: found}
 
     def put(self, links: Iterable[Link], by: str, where: str, now: float) -> Changed:
         """Link each folder (insert or replace), all in one transaction."""
@@ -99,13 +116,15 @@ class AthleteTable:
                              last_error=f"the athlete of folder '{folder}' changed; looked at "
                                         f"again")
             changed.requeued.append(job_id)
+        # Claimed jobs whose capture is not made yet take the new link at their reservation.
         for row in conn.execute(select(Job.id, Job.athlete_id).where(
-                under, Job.state.in_([str(s) for s in IN_FLIGHT]))):
+                under, Job.state.in_([str(s) for s in IN_FLIGHT]),
+                Job.session_id.is_not(None))):
             if row.athlete_id != athlete:
                 changed.kept.append((row.id, row.athlete_id))
                 log.info("athletes.kept", job_id=row.id, folder=folder,
                          athlete_id=row.athlete_id,
-                         reason="already reserved; it keeps the athlete it was reserved with")
+                         reason="its capture exists; it keeps the athlete it was made for")
 
     @staticmethod
     def _under(folder: str) -> Any:

@@ -12,7 +12,11 @@ import io
 import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import date
+from pathlib import PurePath
 
+from daemon.jobs import paths
+from daemon.watch import layout
 from daemon.watch.layout import as_uuid
 
 CSV_HEADER = ("folder", "athlete_id", "name")
@@ -172,6 +176,52 @@ def to_csv(links: Iterable[Link]) -> str:
     for x in links:
         w.writerow((x.folder, x.athlete_id, x.name or ""))
     return buf.getvalue()
+
+
+@dataclass(frozen=True)
+class Athlete:
+    """Whom a new capture is for, and the session group that follows from it."""
+
+    athlete_id: str
+    session_group_id: str
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """No athlete for the job's folder: the job waits for one (pending) with layout.place's
+    reason, the one `unknown_folders` counts."""
+
+    reason: str
+
+
+def job_folder(rel_path: str) -> str | None:
+    """The athlete folder of a job (`rel_path` as the job table keeps it); None for a file
+    right in the watch folder."""
+    parts = PurePath(paths.from_db(rel_path)).parts
+    return parts[0] if len(parts) > 1 else None
+
+
+def folder_link(rel_path: str, athletes: Mapping[str, str]) -> str | None:
+    """The athlete a job's folder stands for now, or None: what a job that holds no
+    reservation shows."""
+    folder = job_folder(rel_path)
+    return None if folder is None else layout.athlete_of(folder, athletes)
+
+
+def at_reservation(rel_path: str, athletes: Mapping[str, str], local_day: date,
+                   config_source: str, queued: Athlete | None) -> Athlete | Waiting:
+    """Whom a new capture of this job is for: its folder's link as the reservation is made
+    (`athletes` read then), whatever was read when it was queued (`queued`), since a link may
+    have changed in between. The session group follows the athlete: the queued one is kept
+    while the athlete is the same. A capture that already exists keeps its athlete: it is
+    never asked here."""
+    where = layout.place(PurePath(paths.from_db(rel_path)), athletes, local_day, config_source)
+    if where.problem is not None:
+        return Waiting(where.problem)
+    assert where.athlete_id is not None and where.session_group_id is not None
+    if queued is not None and queued.athlete_id == where.athlete_id:
+        return queued
+    return Athlete(where.athlete_id, where.session_group_id)
 
 
 def hold_folder(reason: str | None) -> str | None:

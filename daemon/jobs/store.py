@@ -106,6 +106,10 @@ class Store(Reads):
     def claim(self, now: float) -> Job | None:
         return self.worker.claim(now)
 
+    def set_athlete(self, job_id: int, athlete_id: str, session_group_id: str,
+                    now: float) -> None:
+        self.worker.set_athlete(job_id, athlete_id, session_group_id, now)
+
     def record_reservation(self, job_id: int, session_id: str, session_group_id: str,
                            upload_url: str, expires_at: float, now: float) -> None:
         self.worker.record_reservation(job_id, session_id, session_group_id, upload_url,

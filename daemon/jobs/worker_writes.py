@@ -60,6 +60,14 @@ class WorkerWrites:
             .returning(*Job.__table__.columns)).first()
         return load_job(row) if row is not None else None
 
+    def set_athlete(self, job_id: int, athlete_id: str, session_group_id: str,
+                    now: float) -> None:
+        """A claimed job's capture is to be made for its folder's link as it stands now, which
+        changed since it was queued (work/athlete.py): written before the request goes."""
+        with self.guard.write() as conn:
+            self.guard.move(conn, job_id, [JobState.RESERVED], JobState.RESERVED, now,
+                            athlete_id=athlete_id, session_group_id=session_group_id)
+
     def record_reservation(self, job_id: int, session_id: str, session_group_id: str,
                            upload_url: str, expires_at: float, now: float) -> None:
         with self.guard.write() as conn:

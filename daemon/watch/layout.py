@@ -61,8 +61,7 @@ def place(rel: PurePath, athletes: Mapping[str, str], local_day: date,
                          f"'{shown(rel.name)}' is directly in the watch folder; move it into a "
                          f"folder named for the athlete (their UUID or an alias from [athletes])")
     folder = parts[0]
-    # macOS writes names decomposed (NFD), people type them composed (NFC): compare in NFC.
-    athlete = as_uuid(folder) or athletes.get(folder) or _nfc_get(athletes, folder)
+    athlete = athlete_of(folder, athletes)
     if athlete is None:
         return Placement(None, None,
                          f"folder '{shown(folder)}' is not an athlete UUID or an alias in "
@@ -76,6 +75,13 @@ def place(rel: PurePath, athletes: Mapping[str, str], local_day: date,
         session = parts[1]
         group = as_uuid(session) or _uuid5(f"{athlete}/session/{session}")
     return Placement(athlete, group, None)
+
+
+def athlete_of(folder: str, athletes: Mapping[str, str]) -> str | None:
+    """The athlete a folder right under the watch root stands for: its own UUID, or the one
+    it is linked to; None when it is neither."""
+    # macOS writes names decomposed (NFD), people type them composed (NFC): compare in NFC.
+    return as_uuid(folder) or athletes.get(folder) or _nfc_get(athletes, folder)
 
 
 def _uuid5(name: str) -> str:

@@ -27,7 +27,7 @@ log = logs.get("worker")
 METRIC_OUTCOME = {Outcome.FAIL: "failed", Outcome.RETRY: "retry", Outcome.RERESERVE: "retry",
                   Outcome.PAUSE: "retry", Outcome.REFUSED: "retry", Outcome.WAIT: "retry",
                   Outcome.RESETTLE: "interrupted", Outcome.GONE: "interrupted",
-                  Outcome.WAIT_ROOT: "interrupted"}
+                  Outcome.WAIT_ROOT: "interrupted", Outcome.WAIT_ATHLETE: "interrupted"}
 
 
 class Deciding(Protocol):
@@ -124,6 +124,15 @@ def _wait_root(p: Deciding, job: Job, d: Decision, err: TransferError, bound: An
     bound.warning("job.root_not_there", reason=d.reason)
 
 
+def _wait_athlete(p: Deciding, job: Job, d: Decision, err: TransferError, bound: Any) -> None:
+    """Its folder was unlinked before a capture was made: back to waiting for an athlete, as
+    the intake holds such a file (the same reason, counted in `unknown_folders`), never failed.
+    A new link pokes the intake, which settles it again."""
+    p.res.drop(job.id)
+    p.store.back_to_pending(job.id, IN_FLIGHT, p.wall(), d.reason)
+    bound.warning("job.held", reason=d.reason)
+
+
 def _fail(p: Deciding, job: Job, d: Decision, err: TransferError, bound: Any) -> None:
     p.res.drop(job.id)
     # Our own decisions (a window the file cannot fit, lapses) are in their own words.
@@ -142,6 +151,7 @@ TABLE: dict[Outcome, Callable[[Deciding, Job, Decision, TransferError, Any], Non
     Outcome.RESETTLE: _resettle,
     Outcome.GONE: _gone,
     Outcome.WAIT_ROOT: _wait_root,
+    Outcome.WAIT_ATHLETE: _wait_athlete,
     Outcome.FAIL: _fail,
 }
 

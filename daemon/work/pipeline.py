@@ -29,7 +29,7 @@ from daemon.jobs.store import Store, TakenOver
 from daemon.net.api import ApiClient, Reserved
 from daemon.net.upload import CHANGED_WHILE_UPLOADING, Aborted, Sent, Uploader
 from daemon.timeutil import iso_utc, parse_iso
-from daemon.work import finish, lapses, outcomes
+from daemon.work import athlete, finish, lapses, outcomes
 from daemon.work.events import Events
 from daemon.work.recorder import Recorder
 from daemon.work.reservations import Reservations
@@ -201,6 +201,7 @@ class Pipeline:
         if stale is not None:
             self.store.reservation_ended(stale.session_id, "lapsed")
             bound.info("job.window_short", session_id=stale.session_id)
+        athlete.settle(self.cfg, self.store, job, self.wall(), bound)  # a new capture's
         try:
             res = self._create(job)
         except TransferError as err:
@@ -222,7 +223,7 @@ class Pipeline:
         self.store.record_reservation(job.id, res.session_id, res.session_group_id,
                                       res.upload_url, res.expires_at, self.wall())
         self.events.reserved()
-        bound.info("job.reserved", session_id=res.session_id,
+        bound.info("job.reserved", session_id=res.session_id, athlete_id=job.athlete_id,
                    expires_at=iso_utc(res.expires_at))
         return res
 
