@@ -1,7 +1,8 @@
 """The athlete directory's pure rules (daemon/jobs/directory.py) over generated input (Hypothesis):
 the CSV parser takes back what export wrote, refuses a bad line by its number and raises
 nothing but Invalid on any text; folder names match in NFC whichever form the disk uses; the
-config wins over a link; the hold reason names its folder back."""
+config wins over a link; the hold reason names its folder back; a new capture is for the
+folder's link as the reservation is made, and with none the job waits for an athlete."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from daemon.jobs import directory
+from daemon.jobs import directory, paths
 from daemon.jobs.directory import Invalid, Link
 from daemon.watch import layout
 
@@ -119,3 +120,64 @@ def test_a_uuid_is_taken_in_any_case_and_anything_else_refused_in_one_line() -> 
         with pytest.raises(Invalid) as refused:
             directory.athlete_uuid(bad)
         assert "is not an athlete UUID" in str(refused.value)
+
+
+# ---- whom a new capture is for (issue 28): the folder's link as the reservation is made ------
+
+DAY = date(2024, 5, 1)
+sessions = st.none() | st.sampled_from(["monday", "b1f3a9e2-6c0d-4e57-8a21-3f9d0c7b5e64"])
+
+
+def stored(folder: str, session: str | None, disk: str) -> str:
+    """A job's rel_path as the table keeps it, its folder in the disk's normal form."""
+    on_disk = unicodedata.normalize(disk, folder.strip())
+    return paths.to_db(str(PurePath(on_disk, *([session] if session else []), "a.mov")))
+
+
+@given(folders, uuids, uuids, sessions, st.sampled_from(["NFC", "NFD"]), st.booleans(),
+       st.booleans())
+def test_a_new_capture_is_for_the_link_as_it_stands_whatever_was_queued(
+        folder: str, queued_for: str, now_for: str, session: str | None, disk: str,
+        in_config: bool, was_queued: bool) -> None:
+    rel = stored(folder, session, disk)
+    link = {directory.nfc(folder.strip()): now_for}
+    athletes = directory.mapping(link, {}) if in_config else directory.mapping({}, link)
+    queued = directory.Athlete(queued_for, str(uuid.uuid4())) if was_queued else None
+    got = directory.at_reservation(rel, athletes, DAY, "the config", queued)
+    assert isinstance(got, directory.Athlete) and got.athlete_id == now_for
+    assert directory.folder_link(rel, athletes) == now_for  # what status shows meanwhile
+    if queued is not None and queued_for == now_for:
+        assert got == queued  # the same athlete: its session group is kept
+    else:  # the group follows the athlete, as the intake makes it
+        where = layout.place(PurePath(paths.from_db(rel)), athletes, DAY)
+        assert got.session_group_id == where.session_group_id
+
+
+@given(folders, st.none() | uuids, st.dictionaries(folders, uuids, max_size=4), sessions,
+       st.sampled_from(["NFC", "NFD"]))
+def test_an_unlinked_folder_waits_for_an_athlete_with_the_intake_s_reason(
+        folder: str, queued_for: str | None, others: dict[str, str], session: str | None,
+        disk: str) -> None:
+    assume(all(directory.nfc(f.strip()) != directory.nfc(folder.strip()) for f in others))
+    rel = stored(folder, session, disk)
+    athletes = directory.mapping({}, {directory.nfc(f.strip()): a for f, a in others.items()})
+    queued = None if queued_for is None else directory.Athlete(queued_for, str(uuid.uuid4()))
+    got = directory.at_reservation(rel, athletes, DAY, "/etc/x.toml", queued)
+    assert isinstance(got, directory.Waiting)
+    assert got.reason == layout.place(PurePath(paths.from_db(rel)), athletes, DAY,
+                                      "/etc/x.toml").problem
+    assert directory.nfc(directory.hold_folder(got.reason) or "") == \
+        directory.nfc(folder.strip())  # counted among the folders waiting for an athlete
+    assert directory.folder_link(rel, athletes) is None  # status: null
+
+
+@given(uuids, st.dictionaries(folders, uuids, max_size=3), st.none() | uuids, sessions)
+def test_a_folder_named_by_a_uuid_is_that_athlete_whatever_is_linked(
+        folder: str, links: dict[str, str], queued_for: str | None,
+        session: str | None) -> None:
+    rel = stored(folder, session, "NFC")
+    athletes = directory.mapping(links, {folder: str(uuid.uuid4())})
+    queued = None if queued_for is None else directory.Athlete(queued_for, str(uuid.uuid4()))
+    got = directory.at_reservation(rel, athletes, DAY, "the config", queued)
+    assert isinstance(got, directory.Athlete) and got.athlete_id == folder
+    assert directory.folder_link(rel, athletes) == folder
