@@ -139,7 +139,7 @@ class Pipeline:
                                                       self.wall())
             except RuntimeError:  # shutting down: the job goes back to the queue
                 raise Aborted() from None
-            meter = lapses.Meter(self.clock)  # bytes acknowledged over time: the rate
+            meter = lapses.meter(self, self.clock)  # bytes acknowledged over time: the rate
             try:
                 sent = self.uploader.upload(
                     job.path, job.size, res.upload_url, res.upload_fields,
@@ -162,7 +162,7 @@ class Pipeline:
                 futures.wait([started])  # whatever happened, its outcome is written after
                 raise
             # `ready` (started.result) ran before the closing boundary: `uploading` is in.
-            self.link.note_rate(sent.size, sent.seconds, lapses.limit_now(self))
+            lapses.note_rate(self, meter, sent.size, sent.seconds)
             note = self._check_after(job, sent)
             # The rest is bookkeeping: the slot goes on to its next upload meanwhile.
             finish.accepted(self, job, res, sent, note, bound)
