@@ -324,8 +324,7 @@ def insert_for(conn: Connection) -> Any:
 def notify_jobs(conn: Connection) -> None:
     """Wake idle nodes: PostgreSQL delivers a NOTIFY at the commit of this transaction (not at
     all if it rolls back). SQLite: one node, woken in-process."""
-    if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql(f"NOTIFY {JOBS_CHANNEL}")
+    _notify(conn, JOBS_CHANNEL)
 
 
 ATHLETES_CHANNEL = "uplift_athletes"  # NOTIFY'd when the athlete directory changes
@@ -334,8 +333,21 @@ ATHLETES_CHANNEL = "uplift_athletes"  # NOTIFY'd when the athlete directory chan
 def notify_athletes(conn: Connection) -> None:
     """Tell every node the athlete directory changed (at commit; PostgreSQL only: SQLite is
     one node, told by the caller's poke)."""
+    _notify(conn, ATHLETES_CHANNEL)
+
+
+ROOTS_CHANNEL = "uplift_roots"  # NOTIFY'd when a person accepts a moved watch root
+
+
+def notify_roots(conn: Connection) -> None:
+    """Tell every node a watch root's identity was accepted (`roots accept`): a running node
+    reads the identities afresh rather than keep the one it cached."""
+    _notify(conn, ROOTS_CHANNEL)
+
+
+def _notify(conn: Connection, channel: str) -> None:
     if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql(f"NOTIFY {ATHLETES_CHANNEL}")
+        conn.exec_driver_sql(f"NOTIFY {channel}")
 
 
 def db_now(conn: Connection) -> float:
@@ -348,13 +360,15 @@ def db_now(conn: Connection) -> float:
     return time.time()
 
 
-def listen_connection(engine: Engine, channel: str = JOBS_CHANNEL) -> Any:
+def listen_connection(engine: Engine, channel: str | tuple[str, ...] = JOBS_CHANNEL) -> Any:
     """A DBAPI (psycopg 3) connection of its own, out of the pool, in autocommit, LISTENing on
-    `channel`. Its fileno() becomes readable when a notification (or EOF) arrives."""
+    `channel` (or each of several). Its fileno() becomes readable when a notification (or EOF)
+    arrives."""
     raw = engine.raw_connection()
     raw.detach()  # ours for the life of the listener; never handed back to the pool
     dbapi: Any = raw.dbapi_connection
     dbapi.rollback()  # the pool's pre-ping may have begun a transaction
     dbapi.autocommit = True
-    dbapi.execute(f"LISTEN {channel}")
+    for name in (channel,) if isinstance(channel, str) else channel:
+        dbapi.execute(f"LISTEN {name}")
     return dbapi

@@ -18,11 +18,12 @@ LISTEN_BACKOFF = (0.5, 30.0)
 
 
 class Listener:
-    """LISTEN on the jobs channel; call `on_wake` for every notification. Reconnects with
+    """LISTEN on the jobs channel (or the channels given); call `on_wake` for every
+    notification. Reconnects with
     backoff when the database goes away (and wakes once then: notices may have been missed)."""
 
     def __init__(self, engine: Any, on_wake: Callable[[], None],
-                 channel: str = engine_mod.JOBS_CHANNEL):
+                 channel: str | tuple[str, ...] = engine_mod.JOBS_CHANNEL):
         self.engine, self.on_wake, self.channel = engine, on_wake, channel
         self._stop = threading.Event()
         self._rsock, self._wsock = socket.socketpair()  # interrupts select() at stop

@@ -246,7 +246,8 @@ class Service:
         scheduler.start()
         self._started(Part("scheduler", lambda: scheduler.shutdown(wait=False)))
         if self.fleet is not None:  # LISTEN: another process queued or freed a job, or
-            self.fleet.listen(on_athletes=self._look_now)  # changed the athlete directory
+            # changed the athlete directory, or accepted a moved root (`roots accept`)
+            self.fleet.listen(on_athletes=self._look_now)
         # The first scan (what arrived while stopped) at once, on the scheduler's thread:
         # start-up does not wait for a walk of the whole tree (50,000 files: bench restart).
         scheduler.add_job(watcher.rescan, "interval", seconds=cfg.watching.rescan_seconds,
@@ -298,7 +299,7 @@ class Service:
             if self.flags.look:
                 self.flags.look = False
                 ctx.gate.forget()
-                if ctx.watcher.roots is not None:  # `roots accept` from the CLI
+                if ctx.watcher.roots is not None:  # `roots accept` (a poke, or its NOTIFY)
                     ctx.watcher.roots.forget()
                 if control.stops_running_uploads(ctx.store, time.time()):
                     worker.dispatcher.interrupt()

@@ -90,7 +90,8 @@ class Roots:
         self._recorded: set[str] = set()  # keys known to have a record (no write per file)
         # The recorded identities as last read or written here: the health tick compares each
         # root with them every few seconds without a query (idle stays idle). A person's
-        # `roots accept` pokes the daemon, which forgets them.
+        # `roots accept` pokes the daemon (SQLite) or NOTIFYs every node (PostgreSQL), which
+        # forget them.
         self._ids: dict[str, Identity | None] = {}
         # Node-local roots with no record and no job at all at the last look, with the
         # identity they had: until files are seen under one, no job can come to wait there
@@ -113,8 +114,9 @@ class Roots:
             self._ids[key] = found
         return found
 
-    def _record(self, key: str, path: str, identity: Identity, replace: bool = True) -> None:
-        self.table.record(key, path, identity, self.wall(), replace=replace)
+    def _record(self, key: str, path: str, identity: Identity, replace: bool = True,
+                accepted: bool = False) -> None:
+        self.table.record(key, path, identity, self.wall(), replace=replace, accepted=accepted)
         with self._lock:
             self._ids.pop(key, None)  # read back: with replace=False another may have won
 
@@ -174,7 +176,7 @@ class Roots:
         """A person says this folder is the root now (`roots accept`)."""
         identity = identity_of(str(root.path))
         if identity is not None:
-            self._record(watch_key(root), str(root.path), identity)
+            self._record(watch_key(root), str(root.path), identity, accepted=True)
         return identity
 
     def _look(self, root: WatchRoot) -> Verdict:
