@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from daemon import fsprobe
 from daemon.config.read import (
     ConfigError,
     Table,
@@ -126,10 +127,11 @@ def watches(raw_watches: list[Any], capture: CaptureSettings, upload: UploadSett
     for i, raw in enumerate(raw_watches):
         w = Table(raw, f"watch #{i + 1}", source)
         path = resolve_path(w.get("path", str, required=True), source)
-        if path.exists() and not path.is_dir():
+        if fsprobe.kind(str(path)) is fsprobe.Kind.OTHER:
             raise ConfigError(f"{w.where('path')}: {str(path)!r} is not a folder")
         # A folder that does not exist (yet: an unmounted share) is not a config error: the
         # daemon shows it as ATTENTION and watches it as soon as it is there; `check` fails.
+        # Nor is one that does not answer (a hung share): reading the config must not hang.
         shared = w.get("shared", bool, False)
         name = w.get("name", str)
         if shared and not (name and name.strip()):

@@ -1,7 +1,9 @@
 """The supervision tick, run by the main thread between signals: every part that owns a thread
 is checked and restarted when it died (or the service is told to exit non-zero, for systemd),
-the watch roots looked at, and the job table probed while it was unwritable. A stat or two and
-no table scan, so an idle daemon wakes once per tick and nowhere else."""
+the watch roots looked at, and the job table probed while it was unwritable. No table scan,
+so an idle daemon wakes once per tick and nowhere else. The watch roots' file systems are
+never touched on this thread: each root is looked at (and walked) on its own thread, and a
+root that hangs is shown not answering (watch/lookouts.py)."""
 
 from __future__ import annotations
 
@@ -21,12 +23,11 @@ log = logs.get("service")
 def tick(ctx: Ctx, fleet: FleetPart | None, fatal: Callable[[str], None]) -> bool:
     """One supervision round; False when it stopped early (a fatal problem, found here)."""
     watcher = ctx.watcher
-    watcher.observers.check()
-    watcher.check_roots()
+    watcher.look()
     if not watcher.queue.alive():
         log.error("watch.settle_died")
         watcher.queue.start()
-        watcher.rescan()
+        watcher.rescan(wait=False)
     if (problem := settle_mod.supervise(watcher.queue, ctx.attention)) is not None:
         fatal(problem)
         return False
@@ -38,7 +39,7 @@ def tick(ctx: Ctx, fleet: FleetPart | None, fatal: Callable[[str], None]) -> boo
             ctx.store.set_notice("_probe", "", None, time.time())
             ctx.store.clear_notice("_probe")
             ctx.attention.db_error(None)
-            watcher.rescan()
+            watcher.rescan(wait=False)
         except OperationalError:
             pass
     ctx.attention.sync()

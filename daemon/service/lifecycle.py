@@ -250,7 +250,8 @@ class Service:
             self.fleet.listen(on_athletes=self._look_now)
         # The first scan (what arrived while stopped) at once, on the scheduler's thread:
         # start-up does not wait for a walk of the whole tree (50,000 files: bench restart).
-        scheduler.add_job(watcher.rescan, "interval", seconds=cfg.watching.rescan_seconds,
+        scheduler.add_job(lambda: watcher.rescan(wait=False), "interval",
+                          seconds=cfg.watching.rescan_seconds,
                           id="rescan", next_run_time=datetime.now(UTC))
         web = parts_mod.start_web(cfg, ctx, metrics,
                                   lambda: parts_mod.healthy(ctx, self.flags.fatal),
