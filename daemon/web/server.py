@@ -74,8 +74,9 @@ class GuardedH11(H11Protocol):
 
 
 class WebServer:
-    def __init__(self, app: Any, host: str, port: int):
+    def __init__(self, app: Any, host: str, port: int, trusted_proxies: tuple[str, ...] = ()):
         self.app, self.host, self.port = app, host, port
+        self.trusted_proxies = trusted_proxies
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -126,9 +127,11 @@ class WebServer:
         config = uvicorn.Config(self.app, lifespan="off", http=GuardedH11, backlog=BACKLOG,
                                 loop="asyncio", ws="none", access_log=False, log_config=None,
                                 # The login throttle counts by client address: believe
-                                # X-Forwarded-For only from a reverse proxy on this machine
-                                # (not from whatever FORWARDED_ALLOW_IPS says).
-                                proxy_headers=True, forwarded_allow_ips="127.0.0.1,::1",
+                                # X-Forwarded-For only from [web] trusted_proxies (not from
+                                # loopback, where any local process could send it, nor from
+                                # whatever FORWARDED_ALLOW_IPS says).
+                                proxy_headers=bool(self.trusted_proxies),
+                                forwarded_allow_ips=",".join(self.trusted_proxies) or "",
                                 log_level="warning", date_header=False, server_header=False,
                                 timeout_graceful_shutdown=2)
         config.load()
