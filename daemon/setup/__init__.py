@@ -8,10 +8,12 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
+import secrets
 import sys
 import time
 import tomllib
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from daemon import config as config_mod
@@ -34,6 +36,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--athlete", action="append", default=[], metavar="FOLDER=UUID",
                    help="an athlete folder and its athlete UUID (repeat for more)")
     p.add_argument("--token-file", metavar="FILE", help="read the API token from FILE (- = stdin)")
+    p.add_argument("--console-password-file", metavar="FILE",
+                   help="the console's password, from FILE's first line (- = stdin); "
+                        "without it, setup asks or (--non-interactive) makes one up")
     p.add_argument("--api-url", default=ans.DEFAULT_API_URL, help="the Uplift API")
     p.add_argument("--camera-setup", default="single.front_on", metavar="SELECTION")
     p.add_argument("--orientation", default="auto", choices=config_mod.ORIENTATIONS)
@@ -66,15 +71,22 @@ def _run(args: argparse.Namespace, host: Host, ask: Ask, ask_secret: Ask) -> int
         answers, token = _from_flags(args)
     else:
         answers, token = _interview(args, ask, ask_secret)
-    text = ans.render(answers, time.strftime("%Y-%m-%d"))
-    try:  # exactly what the daemon will read: refuse here rather than at its start
-        cfg = config_mod.parse(tomllib.loads(text), host.config.resolve())
+    password, made_up = _console_password(args, ask_secret)
+    try:  # exactly what the daemon will read (but the password file, not written yet)
+        config_mod.parse(tomllib.loads(ans.render(answers, "")), host.config.resolve())
     except ConfigError as exc:
         raise SetupError(f"these answers make an invalid config: {exc}") from None
+    answers = replace(answers, console_password_file=host.console_password_file)
+    text = ans.render(answers, time.strftime("%Y-%m-%d"))
     if host.config.exists():
         os.replace(host.config, host.config.with_name(host.config.name + ".old"))
+    # The console can re-link athletes and retry uploads: never without a password.
+    write_file(host.console_password_file, password + "\n", 0o640, gid)
     write_file(host.config, text, 0o640, gid)
     print(f"wrote {host.config}")
+    print(f"the console's password {'was made up and ' if made_up else ''}is in "
+          f"{host.console_password_file} (readable by root and the service's group)")
+    cfg = config_mod.parse(tomllib.loads(text), host.config.resolve())
     print(_store_token(host, token))
     from daemon.setup.host import run_check
 
@@ -102,6 +114,24 @@ def _run(args: argparse.Namespace, host: Host, ask: Ask, ask_secret: Ask) -> int
     return 0 if checked == 0 else 1
 
 
+def _console_password(args: argparse.Namespace, ask_secret: Ask) -> tuple[str, bool]:
+    """(password, made up here): from --console-password-file, asked, or made up."""
+    try:
+        if args.console_password_file:
+            return ans.parse_console_password(
+                _read_secret_file(args.console_password_file, "console password")), False
+    except ValueError as exc:
+        raise SetupError(str(exc)) from None
+    if not args.non_interactive:
+        while True:
+            typed = ask_secret("\nConsole password (not shown; Enter makes one up): ")
+            if not typed.strip():
+                break
+            if _valid(ans.parse_console_password, typed):
+                return ans.parse_console_password(typed), False
+    return secrets.token_urlsafe(15), True
+
+
 def _store_token(host: Host, token: str) -> str:
     from daemon.setup.host import store_token
 
@@ -121,12 +151,16 @@ def _from_flags(args: argparse.Namespace) -> tuple[ans.Answers, str]:
 
 
 def _read_token_file(name: str) -> str:
+    return _read_secret_file(name, "token")
+
+
+def _read_secret_file(name: str, what: str) -> str:
     if name == "-":
         return sys.stdin.read()
     try:
         return Path(name).read_text()
     except (OSError, UnicodeDecodeError) as exc:
-        raise SetupError(f"cannot read the token file {name}: "
+        raise SetupError(f"cannot read the {what} file {name}: "
                          f"{getattr(exc, 'strerror', None) or exc}") from None
 
 

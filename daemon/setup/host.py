@@ -48,6 +48,10 @@ class Host:
         return self.config.with_name("token")  # the unit's LoadCredential= path
 
     @property
+    def console_password_file(self) -> Path:
+        return self.config.with_name("console-password")  # [web] password_file
+
+    @property
     def encrypted_token_file(self) -> Path:
         return self.config.with_name("token.cred")
 

@@ -67,6 +67,26 @@ def test_non_interactive_writes_a_config_load_accepts(tmp_path: Path, sandbox: S
     assert "FAIL" not in out and "ok   the API accepts the token" in out
     assert "check found problems" not in out
     assert "not started (--no-start)" in out and "console: http://127.0.0.1:8780/" in out
+    # Issue 30, item 3: never a console without a password; one was made up and its file named.
+    assert cfg.web.password_file == host.console_password_file
+    made_up = host.console_password_file.read_text().strip()
+    assert len(made_up) >= 16 and made_up not in out
+    st = host.console_password_file.stat()
+    assert (st.st_mode & 0o777, st.st_gid) == (0o640, os.getgid())
+    assert f"made up and is in {host.console_password_file}" in out
+
+
+def test_the_console_password_comes_from_a_file_or_is_asked(tmp_path: Path,
+                                                            sandbox: Sandbox) -> None:
+    host = _host(tmp_path)
+    (tmp_path / "pw").write_text("a coach's own password\n")
+    assert run(_flags(tmp_path, sandbox, "--no-start", "--console-password-file",
+                      str(tmp_path / "pw")), host) == 0
+    assert host.console_password_file.read_text() == "a coach's own password\n"
+    assert config_mod.load(str(host.config)).web.password_file == host.console_password_file
+    (tmp_path / "pw").write_text("short\n")
+    assert run(_flags(tmp_path, sandbox, "--no-start", "--force", "--console-password-file",
+                      str(tmp_path / "pw")), host) == 2
 
 
 def test_refuses_to_replace_a_config_without_force(tmp_path: Path, sandbox: Sandbox) -> None:
@@ -119,7 +139,8 @@ def test_interview_asks_again_after_a_wrong_answer(tmp_path: Path, sandbox: Sand
     answers = iter([str(tmp_path / "w"), "",  # watch folders, then done
                     "jane", f"jane={ATHLETE}", "",  # a wrong athlete line, a right one, done
                     "", "sideways", "portrait", "", "putt"])  # capture defaults
-    secrets = iter(["", "two words", sandbox.token])
+    secrets = iter(["", "two words", sandbox.token,
+                    "short", "the coach's console password"])  # too short, then a good one
     host = _host(tmp_path)
     assert run(_args("--api-url", sandbox.base_url, "--no-start"), host,
                ask=lambda _: next(answers), ask_secret=lambda _: next(secrets)) == 0
@@ -130,6 +151,9 @@ def test_interview_asks_again_after_a_wrong_answer(tmp_path: Path, sandbox: Sand
     assert cfg.capture.camera_orientation == "portrait"
     assert dict(cfg.capture.movement) == {"activity": "golf", "movement": "putt"}
     assert host.token_file.read_text().strip() == sandbox.token
+    assert "shorter than 8 characters" in out
+    assert host.console_password_file.read_text() == "the coach's console password\n"
+    assert cfg.web.password_file == host.console_password_file
 
 
 def test_the_token_encrypted_with_systemd_creds(tmp_path: Path,
