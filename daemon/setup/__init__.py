@@ -19,7 +19,19 @@ from pathlib import Path
 from daemon import config as config_mod
 from daemon.config import ConfigError
 from daemon.setup import answers as ans
-from daemon.setup.host import SERVICE, SERVICE_USER, Host, SetupError, write_file
+from daemon.setup.host import (
+    SERVICE,
+    SERVICE_USER,
+    Host,
+    SetupError,
+    UsageError,
+    keep_old,
+    write_file,
+)
+
+# Exit codes, for scripts (docs/install.md): configured and checked; nothing configured; the
+# command line does not hold; configured, but check (or starting the service) found problems.
+OK, NOT_CONFIGURED, USAGE, CONFIGURED_WITH_PROBLEMS = 0, 1, 2, 3
 
 Ask = Callable[[str], str]
 
@@ -56,7 +68,7 @@ def run(args: argparse.Namespace, host: Host | None = None, ask: Ask = input,
         return _run(args, host, ask, ask_secret)
     except SetupError as exc:
         print(f"uplift-capture setup: {exc}", file=sys.stderr)
-        return 2
+        return USAGE if isinstance(exc, UsageError) else NOT_CONFIGURED
     except (EOFError, KeyboardInterrupt):
         print("\nuplift-capture setup: stopped; nothing was written", file=sys.stderr)
         return 130
@@ -64,12 +76,13 @@ def run(args: argparse.Namespace, host: Host | None = None, ask: Ask = input,
 
 def _run(args: argparse.Namespace, host: Host, ask: Ask, ask_secret: Ask) -> int:
     if host.config.exists() and not args.force:
-        raise SetupError(f"{host.config} exists; pass --force to replace it "
-                         f"(the old one is kept as {host.config.name}.old)")
-    gid = host.gid()
-    if args.non_interactive:
+        raise UsageError(f"{host.config} exists; pass --force to replace it "
+                         f"(the old one is kept as {host.config.name}.old.<date-time>)")
+    if args.non_interactive:  # the command line first: a usage error is exit 2
         answers, token = _from_flags(args)
-    else:
+        gid = host.gid()
+    else:  # before any question: nothing asked in vain
+        gid = host.gid()
         answers, token = _interview(args, ask, ask_secret)
     password, made_up = _console_password(args, ask_secret)
     try:  # exactly what the daemon will read (but the password file, not written yet)
@@ -79,7 +92,8 @@ def _run(args: argparse.Namespace, host: Host, ask: Ask, ask_secret: Ask) -> int
     answers = replace(answers, console_password_file=host.console_password_file)
     text = ans.render(answers, time.strftime("%Y-%m-%d"))
     if host.config.exists():
-        os.replace(host.config, host.config.with_name(host.config.name + ".old"))
+        kept = keep_old(host.config, time.strftime("%Y%m%d-%H%M%S"))
+        print(f"kept the config it replaces as {kept}")
     # The console can re-link athletes and retry uploads: never without a password.
     write_file(host.console_password_file, password + "\n", 0o640, gid)
     write_file(host.config, text, 0o640, gid)
@@ -107,11 +121,11 @@ def _run(args: argparse.Namespace, host: Host, ask: Ask, ask_secret: Ask) -> int
         for line in problems:
             print(f"uplift-capture setup: {line}", file=sys.stderr)
         if problems:
-            return 1
+            return CONFIGURED_WITH_PROBLEMS
         print(f"{SERVICE} is enabled and started")
     if cfg.web.listen:
         print(f"console: http://{cfg.web.listen}/")
-    return 0 if checked == 0 else 1
+    return OK if checked == 0 else CONFIGURED_WITH_PROBLEMS
 
 
 def _console_password(args: argparse.Namespace, ask_secret: Ask) -> tuple[str, bool]:
@@ -140,12 +154,15 @@ def _store_token(host: Host, token: str) -> str:
 
 def _from_flags(args: argparse.Namespace) -> tuple[ans.Answers, str]:
     if not args.watch:
-        raise SetupError("--non-interactive needs at least one --watch PATH")
+        raise UsageError("--non-interactive needs at least one --watch PATH")
     if not args.token_file:
-        raise SetupError("--non-interactive needs --token-file FILE (or - for stdin)")
+        raise UsageError("--non-interactive needs --token-file FILE (or - for stdin)")
     try:
-        token = ans.parse_token(_read_token_file(args.token_file))
-        return _answers(args, args.watch, args.athlete), token
+        answers = _answers(args, args.watch, args.athlete)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        return answers, ans.parse_token(_read_token_file(args.token_file))
     except ValueError as exc:
         raise SetupError(str(exc)) from None
 
