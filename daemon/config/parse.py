@@ -3,6 +3,7 @@ refusing, with the file and key named, what an admin must fix. `parse` puts them
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from collections.abc import Mapping
 from pathlib import Path
@@ -168,8 +169,19 @@ def sandbox(sb_t: Table, source: Path) -> SandboxSettings:
 
 
 def web(web_t: Table, source: Path) -> WebSettings:
+    proxies = web_t.get("trusted_proxies", list, [])
+    for i, proxy in enumerate(proxies):
+        try:
+            ipaddress.ip_network(str(proxy).strip(), strict=False)
+            if not isinstance(proxy, str):
+                raise ValueError
+        except ValueError:
+            raise ConfigError(f"{web_t.where('trusted_proxies')}: entry {i + 1} ({proxy!r}) "
+                              f"is not an IP address or network such as \"10.0.0.5\" or "
+                              f"\"10.0.0.0/24\"") from None
     web = WebSettings(listen=web_t.get("listen", str, WebSettings.listen).strip(),
-                      password_file=existing_file(web_t, "password_file", source))
+                      password_file=existing_file(web_t, "password_file", source),
+                      trusted_proxies=tuple(p.strip() for p in proxies))
     reason = _web_listen_problem(web)
     if reason:
         raise ConfigError(f"{web_t.where('listen')}: {reason}")

@@ -4,7 +4,7 @@ sleeps in select() with no timeout, and reconnects with backoff when the databas
 from __future__ import annotations
 
 import contextlib
-import select
+import selectors
 import socket
 import threading
 from collections.abc import Callable
@@ -70,14 +70,20 @@ class Listener:
             delay = min(LISTEN_BACKOFF[1], delay * 2)
 
     def _listen(self, conn: Any) -> None:
-        fd = conn.fileno()
-        while not self._stop.is_set():
-            ready, _, _ = select.select([fd, self._rsock], [], [])  # no timeout: idle is idle
-            if self._rsock in ready:
-                return
-            # Readable: notifications, or EOF when the server went away (notifies() raises).
-            got = list(conn.notifies(timeout=0))
-            if not got and conn.closed:
-                raise ConnectionError("the listening connection closed")
-            if got:
-                self.on_wake()
+        # selectors, not select(): a descriptor numbered past 1,024 is fine (issue 30)
+        with selectors.DefaultSelector() as sel:
+            sel.register(conn.fileno(), selectors.EVENT_READ, "conn")
+            sel.register(self._rsock, selectors.EVENT_READ, "stop")
+            while not self._stop.is_set():
+                ready = {key.data for key, _ in sel.select()}  # no timeout: idle is idle
+                if "stop" in ready:
+                    return
+                self._drain(conn)
+
+    def _drain(self, conn: Any) -> None:
+        # Readable: notifications, or EOF when the server went away (notifies() raises).
+        got = list(conn.notifies(timeout=0))
+        if not got and conn.closed:
+            raise ConnectionError("the listening connection closed")
+        if got:
+            self.on_wake()

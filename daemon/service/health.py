@@ -42,5 +42,7 @@ def tick(ctx: Ctx, fleet: FleetPart | None, fatal: Callable[[str], None]) -> boo
             watcher.rescan(wait=False)
         except OperationalError:
             pass
+    if ctx.attention.descriptors_back():
+        watcher.rescan()  # what waited for a descriptor is looked at now
     ctx.attention.sync()
     return True

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import math
 import os
+import resource
 import select
 import signal
 import socket
@@ -81,12 +83,24 @@ def limit_malloc_arenas() -> None:
         libc.mallopt(M_ARENA_MAX, MALLOC_ARENAS)
 
 
+def raise_open_file_limit() -> None:
+    """The soft open-file limit up to the hard one (systemd's default soft limit is 1,024, a
+    few hundred uploads' worth of headroom at most). A sandbox that forbids it (the unit's
+    SystemCallFilter; LimitNOFILE= sets both there) leaves it as it is."""
+    with contextlib.suppress(OSError, ValueError):
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft != hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 class Service:
     def __init__(self, cfg: Config, sandbox: bool = False):
         self.cfg = cfg
         self.use_sandbox = sandbox
         self.flags = Flags()
         self._rsock, self._wsock = socket.socketpair()
+        self._poll = select.poll()
+        self._poll.register(self._rsock, select.POLLIN)
         self.net = Connections(sandbox)
         self.parts: list[Stoppable] = []  # started so far; stopped in reverse by shutdown()
         self.fleet: FleetPart | None = None
@@ -115,8 +129,8 @@ class Service:
             signal.signal(sig, self._on_signal)
 
     def _wait(self, timeout: float | None) -> None:
-        ready, _, _ = select.select([self._rsock], [], [], timeout)
-        if ready:
+        # poll, not select(): the wake-up socket may be numbered past 1,024 (issue 30)
+        if self._poll.poll(None if timeout is None else max(0, math.ceil(timeout * 1000))):
             with contextlib.suppress(BlockingIOError):
                 while self._rsock.recv(64):
                     pass
@@ -151,6 +165,7 @@ class Service:
     def run(self) -> int:
         self._install_signals()
         limit_malloc_arenas()
+        raise_open_file_limit()
         try:
             self.startup()
             self.main_loop()

@@ -21,6 +21,7 @@ from sqlalchemy.exc import OperationalError
 
 from daemon import logs
 from daemon.config import Config, WatchRoot
+from daemon.errors import is_station_fault
 from daemon.jobs import directory, shares
 from daemon.jobs.athletes import Directory
 from daemon.jobs.models import JobState
@@ -295,9 +296,12 @@ class Watcher:
         except TransitionError:  # a shared file another node settled first: it is queued
             self._forget(key)
             return
-        except OperationalError as exc:
-            # The job table cannot be written (disk full, locked too long): keep the
-            # candidate and try again later; nothing is lost, the service shows why.
+        except (OperationalError, OSError) as exc:
+            # The job table cannot be written (disk full, locked too long), or the station ran
+            # out of descriptors: keep the candidate and try again later; nothing is lost, the
+            # service shows why.
+            if isinstance(exc, OSError) and not is_station_fault(exc):
+                raise
             cand.db_delay = min(DB_RETRY[1], max(DB_RETRY[0], cand.db_delay * 2))
             self.on_db_error(exc)
             self.queue.schedule(key, cand.db_delay)
