@@ -43,6 +43,6 @@ def tick(ctx: Ctx, fleet: FleetPart | None, fatal: Callable[[str], None]) -> boo
         except OperationalError:
             pass
     if ctx.attention.descriptors_back():
-        watcher.rescan()  # what waited for a descriptor is looked at now
+        watcher.rescan(wait=False)  # what waited for a descriptor is looked at now
     ctx.attention.sync()
     return True
