@@ -43,7 +43,9 @@ def test_a_file_changed_after_the_endpoint_stored_it_is_done_and_its_change_goes
     assert [j["state"] for j in here] == ["done", "done"], jobs
     assert "changed" in (here[0]["last_error"] or ""), here[0]
     assert not here[1]["last_error"], here[1]
-    # `status` (its default listing) names the stored capture with its note.
+    # `status` (its default listing) names the stored capture, and the new one follows it.
     listed = {j["id"]: j for j in status(config)["jobs"]}
-    assert listed[here[0]["id"]]["state"] == "done", listed
-    assert "changed" in (listed[here[0]["id"]]["reason"] or ""), listed
+    stored_job, new_job = listed[here[0]["id"]], listed[here[1]["id"]]
+    assert stored_job["state"] == "done" and stored_job["session_id"], listed
+    assert new_job["earlier_upload"] == {"job_id": stored_job["id"],
+                                         "session_id": stored_job["session_id"]}, new_job
