@@ -51,10 +51,15 @@ def _uploaded_once_from(box: Sandbox, config: Path, daemon: Proc, clip: Path, sw
     assert not [j for j in jobs if j["state"] == "failed"], jobs
 
 
+def _station(tmp_path: Path, box: Sandbox) -> tuple[Path, Path, Path]:
+    """(config, clip, swing): jane's clip.mov, to be renamed swing1.mov."""
+    captures, config = captures_config(tmp_path, box.base_url, settle=0.3)
+    return config, captures / "jane" / "clip.mov", captures / "jane" / "swing1.mov"
+
+
 def test_renamed_and_renamed_back_while_queued_is_uploaded_once(tmp_path: Path,
                                                                 sandbox: Sandbox) -> None:
-    captures, config = captures_config(tmp_path, sandbox.base_url, settle=0.3)
-    clip, swing = captures / "jane" / "clip.mov", captures / "jane" / "swing1.mov"
+    config, clip, swing = _station(tmp_path, sandbox)
     daemon = start_daemon(tmp_path, config)
     try:
         _queued_then_renamed(tmp_path, config, daemon, clip, swing)
@@ -68,13 +73,13 @@ def test_renamed_and_renamed_back_while_queued_is_uploaded_once(tmp_path: Path,
 def test_renamed_back_while_the_daemon_was_stopped_is_uploaded_once(tmp_path: Path,
                                                                      sandbox: Sandbox) -> None:
     """The restart's rescan loads the known versions: a version skipped as moved is not one."""
-    captures, config = captures_config(tmp_path, sandbox.base_url, settle=0.3)
-    clip, swing = captures / "jane" / "clip.mov", captures / "jane" / "swing1.mov"
+    config, clip, swing = _station(tmp_path, sandbox)
     daemon = start_daemon(tmp_path, config)
     try:
         _queued_then_renamed(tmp_path, config, daemon, clip, swing)
     finally:
-        assert daemon.stop() == 0
+        stopped = daemon.stop()
+    assert stopped == 0
     original = sha256(swing)
     swing.rename(clip)
     daemon = start_daemon(tmp_path, config, name="daemon2.log")
