@@ -18,7 +18,6 @@ from sqlalchemy import select
 from daemon.jobs import engine as engine_mod
 from daemon.jobs import paths
 from daemon.jobs.models import ACTIVE, Job, JobState, RootIdentity
-from daemon.jobs.reads import VANISHED_REASONS
 from daemon.jobs.store import Store
 
 Identity = tuple[int, int]  # (st_dev, st_ino)
@@ -109,5 +108,4 @@ def identity_of(path: str) -> Identity | None:
     return (st.st_dev, st.st_ino)
 
 
-__all__ = ["VANISHED_REASONS", "Identity", "RootTable", "Waiting", "absent_reason",
-           "identity_of"]
+__all__ = ["Identity", "RootTable", "Waiting", "absent_reason", "identity_of"]

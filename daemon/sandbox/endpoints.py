@@ -263,6 +263,8 @@ class Handler(BaseHTTPRequestHandler):
             "key": key, "session_id": session_id, "size": form.file.size,
             "md5": form.file.md5, "sha256": form.file.sha256, "path": str(dest),
             "received_at": iso(time.time())})
+        if (late := st.take_fault("answer_delay")) is not None:
+            time.sleep(float(late))
         etag = f'"{form.file.md5}"'
         redirect = form.fields.get("success_action_redirect")
         if redirect:  # signed into the policy (checked above): stored, then sent on

@@ -22,7 +22,7 @@ from sqlalchemy.exc import OperationalError
 from daemon import logs
 from daemon.config import Config, WatchRoot
 from daemon.errors import is_station_fault
-from daemon.jobs import directory, shares
+from daemon.jobs import directory, left, shares
 from daemon.jobs.athletes import Directory
 from daemon.jobs.models import JobState
 from daemon.jobs.roots import absent_reason
@@ -87,7 +87,7 @@ class Watcher:
         self.directory = directory
         self.queue = SettleQueue(self._due, clock)
         self.verdicts = Verdicts(store, wall, on_queued, on_failed, self.queue.schedule,
-                                 self._root_absent)
+                                 self._root_absent, self.resettle)
         self.observers = ObserverSet(self._event, self._root_lost, self._root_back,
                                      cfg.watching.poll_interval, on_root_deleted)
         self.observers.start(cfg.watches)
@@ -173,9 +173,7 @@ class Watcher:
         if self.directory is not None:  # a link may be why we look again: read it afresh
             self.directory.forget()
         for path in self.store.pending_paths(shares.roots_for(self.store, self.cfg.watches)):
-            with self._lock:  # `retry --force` may bring back a version we knew
-                self._known.forget(path)
-            self.resettle(path)
+            self.resettle(path)  # `retry --force` may bring back a version we knew
 
     def reconfigure(self, cfg: Config) -> None:
         """SIGHUP: new roots, athletes and defaults. Held files are looked at again."""
@@ -242,6 +240,10 @@ class Watcher:
         self.queue.schedule(path, delay)
 
     def resettle(self, path: str) -> None:
+        """Look at `path` afresh: its job is pending again, or ended because the file left
+        the path (jobs/left.py). The version known there is no longer one needing nothing."""
+        with self._lock:
+            self._known.forget(path)
         root = self.root_of(path)
         if root is not None:
             self.candidate(root, path)
@@ -328,8 +330,7 @@ class Watcher:
                         cand.root.path)), str(cand.root.path), shares.share(cand.root))
                 self._forget(path)
                 return
-            for job_id in self.store.skip_pending(path, self.wall(), "the file was removed "
-                                                  "or moved away before it was uploaded",
+            for job_id in self.store.skip_pending(path, self.wall(), left.REMOVED,
                                                   str(cand.root.path), shares.share(cand.root)):
                 log.info("job.vanished", job_id=job_id, path=path)
             self._forget(path)

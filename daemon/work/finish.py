@@ -97,7 +97,11 @@ def _finish(p: Finishing, job: Job, res: Reserved, sent: Sent, note: str | None,
     p.events.upload_finished("done", sent.size, sent.seconds, p.wall())
     p.res.learn_rate(sent.size, sent.seconds)
     bound.info("upload.done", session_id=res.session_id, etag=sent.etag,
-               seconds=round(sent.seconds, 3))
+               seconds=round(sent.seconds, 3), **({"note": note} if note else {}))
+    if note is not None:
+        # The file at its path is not the version uploaded (changed, or gone): looked at
+        # again only now, so a changed file is a new job, not this one's version.
+        p.events.resettle(job.path)
     if note is None and p.cfg.upload.after_upload != "keep":
         p.accepted.to_archive(job.id)
         p.recorder.hand(p.recorder.afters, "after_upload", _after_upload, p, job, bound,
