@@ -159,6 +159,31 @@ def test_the_asked_for_redirect_is_success_then_deleted_never_a_second_upload(
         daemon.stop()
 
 
+def test_a_stored_upload_answered_with_raw_bytes_in_location_is_done_once_and_logged(
+        tmp_path: Path, sandbox: Sandbox) -> None:
+    """Issue 28 item 5: a 204 whose Location holds raw non-ASCII bytes (a proxy's or portal's
+    rewrite) was read as an internal error: requeued, and every retry stored another copy.
+    The 204 says the object is stored: `done` once, the oddity logged."""
+    folder, config = setup(tmp_path, sandbox, 'after_upload = "delete"')
+    sandbox.faults(raw_location=True)
+    daemon = start_daemon(tmp_path, config)
+    try:
+        movie = drop(tmp_path, folder, "swing-José.mov")
+        digest = sha256(movie)
+        wait_settled(config, 30)
+        assert job_state(config, "swing-José.mov") == "done", job(config, "swing-José.mov")
+        (upload,) = sandbox.uploads_for("swing-José.mov")
+        assert upload["sha256"] == digest
+        assert len(sandbox.reservations_for("swing-José.mov")) == 1
+        (odd,) = [e for e in daemon.events() if e.get("event") == "upload.odd_answer"]
+        assert "Location" in odd["reason"] and "non-ASCII" in odd["reason"], odd
+        assert odd.get("path", "").endswith("swing-José.mov"), odd
+        wait_for(lambda: not movie.exists(), 10, what="the stored file to be deleted")
+        assert not daemon.has_event("job.error") and not daemon.has_event("job.retry")
+    finally:
+        assert daemon.stop() == 0
+
+
 @pytest.mark.parametrize("status", [307, 302], ids=["s3-307-TemporaryRedirect", "portal-302"])
 def test_a_redirect_that_stored_nothing_never_deletes_and_is_uploaded_later(
         tmp_path: Path, sandbox: Sandbox, status: int) -> None:
