@@ -243,6 +243,48 @@ def db_identity(url: str) -> tuple[int, int] | None:
     return (st.st_dev, st.st_ino)
 
 
+def wal_deleted(url: str) -> Path | None:
+    """The SQLite file's WAL when this process holds it open under a name that is gone
+    (deleted, or another file renamed over it), else None. Our connections go on in the
+    unlinked file; every other opener (`status`, `retry`) makes a new one that the shared
+    index does not match: "disk I/O error". SQLite removes a WAL itself only after closing
+    it, so an open one without a name is never SQLite's doing. Linux (/proc); elsewhere None."""
+    db = sqlite_path(url)
+    if db is None:
+        return None
+    wal = os.path.realpath(db) + "-wal"
+    try:
+        fds = os.listdir("/proc/self/fd")
+    except OSError:
+        return None
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}").removesuffix(" (deleted)") == wal and \
+                    os.fstat(int(fd)).st_nlink == 0:
+                return Path(wal)
+        except OSError:  # closed meanwhile
+            continue
+    return None
+
+
+def checkpoint_wal(engine: Engine) -> str | None:
+    """Copy every commit in this process's WAL into the database file and empty the WAL
+    (PRAGMA wal_checkpoint(TRUNCATE)); a plain reason when that did not complete, else None.
+    Outside any transaction, in the writers' turn."""
+    turn = _WRITERS.get(engine)
+    try:
+        with turn if turn is not None else contextlib.nullcontext():
+            raw = engine.raw_connection()
+            try:
+                busy = raw.dbapi_connection.execute(  # type: ignore[union-attr]
+                    "PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            finally:
+                raw.close()
+    except Exception as exc:  # the driver's own errors: reported, the exit goes on
+        return str(getattr(exc, "orig", None) or exc)[:200]
+    return "another connection held it (busy)" if busy else None
+
+
 def check_writable(url: str) -> str | None:
     """A plain reason when the SQLite file or its folder cannot be written, else None."""
     db = sqlite_path(url)
