@@ -11,7 +11,7 @@ from collections.abc import Callable
 from sqlalchemy.exc import OperationalError
 
 from daemon import logs
-from daemon.jobs import engine as engine_mod
+from daemon.jobs import wal as wal_mod
 from daemon.service.fleet import FleetPart
 from daemon.service.parts import Ctx
 from daemon.watch import settle as settle_mod
@@ -32,10 +32,10 @@ class LostWal:
 
     def check(self, ctx: Ctx, fatal: Callable[[str], None]) -> bool:
         """False when the service is to stop (`fatal` was told)."""
-        wal = engine_mod.wal_deleted(self.url)
+        wal = wal_mod.wal_deleted(self.url)
         if wal is None:
             return True
-        failed = engine_mod.checkpoint_wal(ctx.store.engine)
+        failed = wal_mod.checkpoint_wal(ctx.store.engine)
         saved = "its commits are in the database file" if failed is None else \
             f"copying its commits into the database file failed ({failed}); retried at exit"
         first = self.reason is None
