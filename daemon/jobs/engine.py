@@ -97,6 +97,7 @@ def make_engine(url: str, create: bool = True) -> Engine:
         elif not path.exists():
             raise DatabaseUnavailable(f"there is no job database at {path} yet (the daemon "
                                       f"creates it when it starts)")
+        single_name(path)
         # Connections never create the file again: a database deleted under a running daemon
         # must be noticed, not silently replaced by an empty one.
         url = f"sqlite:///file:{path}?mode=rw&uri=true"
@@ -138,12 +139,17 @@ def make_engine(url: str, create: bool = True) -> Engine:
 WRITE = "uplift_write"
 
 
+def writer_turn(engine: Engine) -> contextlib.AbstractContextManager[Any]:
+    """This process's turn to write `engine`'s file (SQLite; nothing to wait for elsewhere)."""
+    turn = _WRITERS.get(engine)
+    return turn if turn is not None else contextlib.nullcontext()
+
+
 @contextmanager
 def write_tx(engine: Engine, durable: bool = False) -> Iterator[Connection]:
     """A transaction that writes: on SQLite it holds the write lock from its first statement;
     `durable` makes its commit reach the disk before returning (a 'done' before a move)."""
-    turn = _WRITERS.get(engine)
-    with turn if turn is not None else contextlib.nullcontext(), engine.connect() as conn:
+    with writer_turn(engine), engine.connect() as conn:
         conn.execution_options(**{WRITE: True})
         if durable:
             set_durable(conn, True)
@@ -198,13 +204,30 @@ class InstanceLock:
         os.close(self.fd)
 
 
+def single_name(db: Path) -> None:
+    """Refuse a SQLite file that has more than one name (a hard link): SQLite names the WAL
+    and we name the lock after the name opened, so each name would get its own, and a second
+    daemon, or even a `retry` through the other name, could corrupt the table."""
+    try:
+        links = os.stat(db).st_nlink
+    except OSError:
+        return  # not there: the caller says so in its own words
+    if links > 1:
+        raise DatabaseUnavailable(
+            f"the job database {db} has {links} names (hard links): each name would get its "
+            f"own WAL and lock, and using two can corrupt it; keep one (find {db.parent} "
+            f"-samefile {db} lists them) and remove the others")
+
+
 def acquire_instance_lock(url: str) -> InstanceLock | None:
     """One daemon per SQLite file (readers such as `status` take no lock). PostgreSQL: none;
-    nodes coordinate through the table."""
+    nodes coordinate through the table. The lock goes with the file, not the name it was
+    opened by: beside its real path (a symlinked name or folder shares it), and a file with a
+    second name (a hard link) is refused."""
     db = sqlite_path(url)
     if db is None:
         return None
-    path = db.with_name(db.name + ".lock")
+    path = Path(os.path.realpath(db) + ".lock")
     if path.exists() and not db.exists():
         # A daemon used this database, and it is gone: starting afresh would upload every file
         # in the watch folders again. A person decides.
@@ -218,6 +241,11 @@ def acquire_instance_lock(url: str) -> InstanceLock | None:
     except OSError as exc:
         raise DatabaseUnavailable(f"cannot open the job database {db}: {exc.strerror} (check "
                                   f"[database] url and the folder's permissions)") from None
+    try:
+        single_name(db)
+    except DatabaseUnavailable:
+        os.close(fd)
+        raise
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:

@@ -16,6 +16,7 @@ import time
 import uuid
 from http.server import BaseHTTPRequestHandler
 from typing import Any, BinaryIO, Protocol, cast
+from urllib.parse import quote
 
 from daemon.sandbox import answers, rules
 from daemon.sandbox.rules import ApiRefusal, validate_capture
@@ -271,4 +272,7 @@ class Handler(BaseHTTPRequestHandler):
             self._send(303, b"", "text/plain", {
                 "ETag": etag, "Location": redirect_location(redirect, BUCKET, key, etag)})
             return
-        self._send(204, headers={"ETag": etag, "Location": f"/{BUCKET}/{key}"})
+        # S3 percent-encodes the key; a raw one goes out as its UTF-8 bytes (send_header
+        # writes Latin-1).
+        location = key.encode().decode("latin-1") if st.faults.raw_location else quote(key)
+        self._send(204, headers={"ETag": etag, "Location": f"/{BUCKET}/{location}"})

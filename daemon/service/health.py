@@ -13,11 +13,41 @@ from collections.abc import Callable
 from sqlalchemy.exc import OperationalError
 
 from daemon import logs
+from daemon.jobs import wal as wal_mod
 from daemon.service.fleet import FleetPart
 from daemon.service.parts import Ctx
 from daemon.watch import settle as settle_mod
 
 log = logs.get("service")
+
+
+class LostWal:
+    """The job table's WAL deleted under the running daemon: every command fails ("disk I/O
+    error") until a restart, while the daemon's own connections go on in the unlinked file.
+    The first tick that sees it copies those commits into the database file and makes /healthz
+    say so; the next copies what came since and has the service exit non-zero (systemd
+    restarts it, which opens the file afresh): one tick in which a monitor sees why."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.reason: str | None = None
+
+    def check(self, ctx: Ctx, fatal: Callable[[str], None]) -> bool:
+        """False when the service is to stop (`fatal` was told)."""
+        wal = wal_mod.wal_deleted(self.url)
+        if wal is None:
+            return True
+        failed = wal_mod.checkpoint_wal(ctx.store.engine)
+        saved = "its commits are in the database file" if failed is None else \
+            f"copying its commits into the database file failed ({failed}); retried at exit"
+        first = self.reason is None
+        self.reason = (f"the job database's WAL file {wal} was deleted while the daemon ran "
+                       f"(every command fails until a restart); {saved}; restarting")
+        if first:
+            log.error("db.wal_deleted", wal=str(wal), checkpoint_failed=failed)
+            return True
+        fatal(self.reason)
+        return False
 
 
 def tick(ctx: Ctx, fleet: FleetPart | None, fatal: Callable[[str], None]) -> bool:

@@ -107,6 +107,7 @@ class Service:
         self.worker: Worker | None = None
         self.ctx: Ctx | None = None
         self.db_identity: object = None
+        self.lost_wal = health.LostWal(cfg.database_url)
 
     # ---- signals and waking the main thread ----------------------------------------------------
 
@@ -269,7 +270,8 @@ class Service:
                           seconds=cfg.watching.rescan_seconds,
                           id="rescan", next_run_time=datetime.now(UTC))
         web = parts_mod.start_web(cfg, ctx, metrics,
-                                  lambda: parts_mod.healthy(ctx, self.flags.fatal),
+                                  lambda: parts_mod.healthy(
+                                      ctx, self.flags.fatal or self.lost_wal.reason),
                                   self._look_now)
         if web is not None:
             self._started(Part("web", lambda: web.stop(5.0)))
@@ -361,6 +363,8 @@ class Service:
             if engine_mod.db_identity(self.cfg.database_url) != self.db_identity:
                 self._fatal("the job database was deleted or replaced while the daemon ran; "
                             "restarting to open it afresh")
+                return
+            if not self.lost_wal.check(ctx, self._fatal):
                 return
             if not health.tick(ctx, self.fleet, self._fatal):
                 return

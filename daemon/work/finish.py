@@ -76,6 +76,8 @@ def accepted(p: Finishing, job: Job, res: Reserved, sent: Sent, note: str | None
     """On the slot: hand the bookkeeping over (or do it here once the lanes are stopped)."""
     p.accepted.add(job.id)
     bound.info("upload.accepted", session_id=res.session_id)
+    if sent.oddity is not None:  # stored all the same: `done`, never sent again
+        bound.warning("upload.odd_answer", session_id=res.session_id, reason=sent.oddity)
     p.recorder.hand(p.recorder.finishes, "done", _finish, p, job, res, sent, note, bound,
                     job_id=job.id, path=job.path)
 
