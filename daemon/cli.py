@@ -110,6 +110,20 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        try:
+            return _main(argv)
+        finally:  # here, where a closed pipe is caught, not at the interpreter's exit
+            sys.stdout.flush()
+    except BrokenPipeError:
+        # A reader that stopped early (`athletes list | head -1`) is no error, whichever
+        # command it read: point stdout at /dev/null so the interpreter's own flush at exit
+        # does not complain either.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def _main(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
     try:
         return _dispatch(args)
@@ -164,17 +178,15 @@ def _dispatch(args: argparse.Namespace) -> int:
             from daemon.work.gate import Gate
 
             _, why = Gate(store, cfg.upload.hours).check()
-            with _quiet_when_closed():  # `status | head -1` ends quietly, exit 0
-                if args.all:
-                    status.stream(store, sys.stdout, args.json, runtime=_runtime(cfg),
-                                  gate_reason=why, node=args.node,
-                                  lease=cfg.node.lease_seconds, athletes=cfg.athletes)
-                    return 0
-                data = status.collect(store, runtime=_runtime(cfg), gate_reason=why,
-                                      node=args.node, lease=cfg.node.lease_seconds,
-                                      athletes=cfg.athletes)
-                print(json.dumps(data, indent=2) if args.json else status.render(data))
-                sys.stdout.flush()
+            if args.all:
+                status.stream(store, sys.stdout, args.json, runtime=_runtime(cfg),
+                              gate_reason=why, node=args.node,
+                              lease=cfg.node.lease_seconds, athletes=cfg.athletes)
+                return 0
+            data = status.collect(store, runtime=_runtime(cfg), gate_reason=why,
+                                  node=args.node, lease=cfg.node.lease_seconds,
+                                  athletes=cfg.athletes)
+            print(json.dumps(data, indent=2) if args.json else status.render(data))
             return 0
         if args.command == "retry":
             if not args.failed and not args.job_ids:
@@ -217,16 +229,6 @@ def open_store(cfg: config_mod.Config, need: str | None = None) -> Store:
     # is an error, so that only a person decides to start afresh.
     return Store.open(cfg.database_url, migrate=False, create=not _used_before(cfg),
                       need=need)
-
-
-@contextlib.contextmanager
-def _quiet_when_closed() -> Any:
-    """A reader that stops early (`status | head -1`) is not an error: stop writing, point
-    stdout at /dev/null so the interpreter's own flush at exit does not complain either."""
-    try:
-        yield
-    except BrokenPipeError:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _used_before(cfg: config_mod.Config) -> bool:
@@ -339,6 +341,8 @@ def _check(cfg: config_mod.Config, offline: bool = False) -> int:
             store.close()
     except _Skip:
         pass
+    except BrokenPipeError:  # the reader of our output left: main() ends quietly
+        raise
     except Exception as exc:
         say(False, f"database cannot be opened: {exc}")
     for name in ("watch_folder", "database"):
