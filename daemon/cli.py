@@ -19,6 +19,7 @@ from daemon.commands import athletes as athletescmd
 from daemon.commands import roots as rootscmd
 from daemon.config import ConfigError
 from daemon.jobs import schema
+from daemon.jobs.models import MAX_ID, parse_job_id
 from daemon.jobs.store import DatabaseUnavailable
 
 if TYPE_CHECKING:
@@ -46,7 +47,7 @@ def _parser() -> argparse.ArgumentParser:
 
     retry = sub.add_parser("retry", help="put failed jobs back in the queue")
     retry.add_argument("--config")
-    retry.add_argument("job_ids", nargs="*", type=int)
+    retry.add_argument("job_ids", nargs="*")
     retry.add_argument("--failed", action="store_true", help="every failed job")
     retry.add_argument("--force", action="store_true",
                        help="upload even what the movie check refused (e.g. a file a camera "
@@ -192,7 +193,12 @@ def _dispatch(args: argparse.Namespace) -> int:
             if not args.failed and not args.job_ids:
                 print("uplift-capture: name job ids, or use --failed", file=sys.stderr)
                 return 2
-            done = store.retry(None if args.failed else args.job_ids, time.time(), args.force)
+            ids = [n for n in map(parse_job_id, args.job_ids) if n is not None]
+            if bad := next((t for t in args.job_ids if parse_job_id(t) is None), None):
+                print(f"uplift-capture: {bad[:40]!r} is not a job id (a whole number from 1 "
+                      f"to {MAX_ID}; `uplift-capture status` lists them)", file=sys.stderr)
+                return 2
+            done = store.retry(None if args.failed else ids, time.time(), args.force)
             print(f"requeued {len(done)} job(s): {' '.join(map(str, done))}" if done
                   else "nothing to retry")
             if done:

@@ -170,7 +170,7 @@ def waiting_reason(job: dict[str, Any], now: float) -> str:
     if job["state"] == JobState.PENDING:
         return job["last_error"] or "settling: waiting for the file to stop changing"
     if "next_attempt_at" in job:
-        return job["last_error"] or f"backing off until {local_clock(job['next_attempt_at'])}"
+        return job["last_error"] or f"backing off until {local_clock(job['next_attempt_at'], now)}"
     return job["last_error"] or "waiting for a free upload slot"
 
 

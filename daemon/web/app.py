@@ -29,6 +29,7 @@ from starlette.staticfiles import StaticFiles
 import daemon
 from daemon import logs
 from daemon.jobs.directory import Invalid
+from daemon.jobs.models import parse_job_id
 from daemon.web.backend import Backend, FromConfig
 from daemon.web.limits import BodyLimit
 from daemon.web.metrics import CONTENT_TYPE
@@ -39,18 +40,9 @@ if TYPE_CHECKING:
     import jinja2
 
 OPEN_PATHS = ("/login", "/static/")  # reachable without the password (the login page itself)
-MAX_ID = 2**63 - 1  # the job table's ids are 64-bit: a larger one names no job
 MAX_PAGE = 10**9
 MAX_FILTER = 1024  # longer than any folder, node or state list: a filter past it matches nothing
 FILTERS = ("athlete", "node", "state")
-
-
-def parse_job_id(text: str) -> int | None:
-    """A job id from a URL: ASCII digits naming a possible row (1 .. 2**63-1), else None."""
-    if not (text.isascii() and text.isdigit()) or len(text) > 19:
-        return None
-    n = int(text)
-    return n if 0 < n <= MAX_ID else None
 
 
 def client_of(request: Request) -> str:
