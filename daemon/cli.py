@@ -21,6 +21,7 @@ from daemon.config import ConfigError
 from daemon.jobs import schema
 from daemon.jobs.models import MAX_ID, parse_job_id
 from daemon.jobs.store import DatabaseUnavailable
+from daemon.terminal import echo
 
 if TYPE_CHECKING:
     from daemon.jobs.store import Store
@@ -129,13 +130,13 @@ def _main(argv: list[str] | None) -> int:
     try:
         return _dispatch(args)
     except ConfigError as exc:
-        print(f"uplift-capture: config error: {exc}", file=sys.stderr)
+        echo(f"uplift-capture: config error: {exc}", sys.stderr)
         return 2
     except DatabaseUnavailable as exc:
-        print(f"uplift-capture: {exc}", file=sys.stderr)
+        echo(f"uplift-capture: {exc}", sys.stderr)
         return 1
     except OperationalError as exc:  # e.g. a read-only or full disk under the job table
-        print(f"uplift-capture: the job database cannot be used: {exc.orig}", file=sys.stderr)
+        echo(f"uplift-capture: the job database cannot be used: {exc.orig}", sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
@@ -215,7 +216,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         if args.command == "nodes":
             from daemon.jobs import fleet
 
-            print(fleet.forget(store, args.name, cfg.node.lease_seconds))
+            echo(fleet.forget(store, args.name, cfg.node.lease_seconds))
             return 0
     except DBAPIError:
         schema.explain(store.engine)  # a column or table this code reads is not there yet?
@@ -272,11 +273,11 @@ def _notify_test(cfg: config_mod.Config) -> int:
     from daemon.alerts import notifier as alerts
 
     if not cfg.notify.urls:
-        print(f"no [notify] urls in {cfg.source}")
+        echo(f"no [notify] urls in {cfg.source}")
         return 1
     results = alerts.Notifier(cfg.notify.urls, 0, redact=logs.scrub).test()
     for url, good, detail in results:
-        print(f"{'ok  ' if good else 'FAIL'} {url}" + (f": {detail}" if detail else ""))
+        echo(f"{'ok  ' if good else 'FAIL'} {url}" + (f": {detail}" if detail else ""))
     return 0 if all(good for _, good, _ in results) else 1
 
 
@@ -305,7 +306,7 @@ def _check(cfg: config_mod.Config, offline: bool = False) -> int:
     def say(good: bool, text: str) -> None:
         nonlocal ok
         ok = ok and good
-        print(f"{'ok  ' if good else 'FAIL'} {text}")
+        echo(f"{'ok  ' if good else 'FAIL'} {text}")  # paths, server messages
 
     say(True, f"config {cfg.source} is valid")
     writes = cfg.upload.after_upload != "keep"

@@ -15,6 +15,7 @@ from daemon.jobs.athletes import AthleteTable, unknown_folders
 from daemon.jobs.models import Job, JobState
 from daemon.jobs.store import Store
 from daemon.service import control
+from daemon.terminal import escape_all
 from daemon.timeutil import local_clock
 
 LISTED = 100  # the newest jobs of each state that `status` lists (`more` counts the rest)
@@ -115,9 +116,9 @@ def stream(store: Store, out: TextIO, as_json: bool, now: float | None = None,
     doc = _head(store, now, runtime, gate_reason, lease, athletes)
     if not as_json:
         def section(states: tuple[JobState, ...]) -> Iterator[dict[str, Any]]:
-            return (_record(j, now, doc, e) for j, e in
+            return (escape_all(_record(j, now, doc, e)) for j, e in
                     _with_earlier(store, store.each_job(states, node=node)))
-        for line in _lines(doc, section, now):
+        for line in _lines(escape_all(doc), section, now):
             out.write(line + "\n")
         return
     out.write(json.dumps(doc, indent=2)[:-2] + ',\n  "jobs": [')
@@ -199,6 +200,7 @@ SECTIONS: tuple[tuple[str, tuple[JobState, ...]], ...] = (
 
 def render(data: dict[str, Any], now: float | None = None) -> str:
     now = time.time() if now is None else now
+    data = escape_all(data)  # names and messages reach a terminal: no control characters
     jobs = data["jobs"]
 
     def section(states: tuple[JobState, ...]) -> Iterator[dict[str, Any]]:

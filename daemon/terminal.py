@@ -11,7 +11,8 @@ undecodable byte of a file name, which no terminal could be sent) is shown as `\
 from __future__ import annotations
 
 import re
-from typing import Any
+import sys
+from typing import Any, TextIO
 
 _NAMED = {"\x1b": "\\e", "\n": "\\n", "\t": "\\t"}
 _SPECIAL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]|\\")
@@ -55,4 +56,9 @@ def escape_all(value: Any) -> Any:
     return value
 
 
-__all__ = ["escape", "escape_all"]
+def echo(text: str, file: TextIO | None = None) -> None:
+    """print() for a line that holds a name, a path or a message from elsewhere."""
+    print(escape(text), file=file or sys.stdout)
+
+
+__all__ = ["echo", "escape", "escape_all"]
