@@ -55,3 +55,25 @@ def test_control_characters_in_names_are_escaped_in_text_and_exact_in_json(
         assert "  \\e[2Jcoach\\x07: 1 file(s)" in text
         assert "  #999 fake.mov" not in text.splitlines()  # no fake entry
         assert text.count("Failed (needs a person):") == 1
+
+
+def test_athletes_roots_and_check_print_names_escaped(tmp_path: Path) -> None:
+    """The other commands that print a folder or a path a person did not type."""
+    (tmp_path / f"captures{TITLE}\n").mkdir()
+    # TOML escapes (written as they are into the config): the folder's real name is above.
+    config = write_config(tmp_path / "config.toml",
+                          watch=tmp_path / "captures\\u001b]0;owned\\u0007\\n",
+                          db=tmp_path / "jobs.db", athletes={"jane\\u001b[2J\\u0007": ATHLETE})
+    shown = {
+        "athletes": cli("athletes", "list", "--config", str(config)),
+        "check": cli("check", "--offline", "--config", str(config)),
+        "roots": cli("roots", "accept", str(tmp_path / "elsewhere\x1b[31m"), "--config",
+                     str(config)),
+    }
+    for command, out in shown.items():
+        assert not RAW.search(out.stdout + out.stderr), (command, out.stdout, out.stderr)
+    assert "jane\\e[2J\\x07  " + ATHLETE in shown["athletes"].stdout
+    assert "captures\\e]0;owned\\x07\\n is readable" in shown["check"].stdout
+    assert "elsewhere\\e[31m is not a watch folder" in shown["roots"].stdout
+    listed = json.loads(cli("athletes", "list", "--json", "--config", str(config)).stdout)
+    assert [x["folder"] for x in listed["athletes"]] == ["jane\x1b[2J\x07"]
