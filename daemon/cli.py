@@ -17,11 +17,11 @@ from daemon import __version__, setup, timeutil
 from daemon import config as config_mod
 from daemon.commands import athletes as athletescmd
 from daemon.commands import roots as rootscmd
+from daemon.commands.terminal import echo
 from daemon.config import ConfigError
 from daemon.jobs import schema
 from daemon.jobs.models import MAX_ID, parse_job_id
 from daemon.jobs.store import DatabaseUnavailable
-from daemon.terminal import echo
 
 if TYPE_CHECKING:
     from daemon.jobs.store import Store
@@ -118,9 +118,8 @@ def main(argv: list[str] | None = None) -> int:
         finally:  # here, where a closed pipe is caught, not at the interpreter's exit
             sys.stdout.flush()
     except BrokenPipeError:
-        # A reader that stopped early (`athletes list | head -1`) is no error, whichever
-        # command it read: point stdout at /dev/null so the interpreter's own flush at exit
-        # does not complain either.
+        # A reader that stopped early (`athletes list | head -1`) is no error: stdout to
+        # /dev/null, so that the interpreter's own flush at exit does not complain either.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
 
@@ -196,8 +195,7 @@ def _dispatch(args: argparse.Namespace) -> int:
                 return 2
             ids = [n for n in map(parse_job_id, args.job_ids) if n is not None]
             if bad := next((t for t in args.job_ids if parse_job_id(t) is None), None):
-                print(f"uplift-capture: {bad[:40]!r} is not a job id (a whole number from 1 "
-                      f"to {MAX_ID}; `uplift-capture status` lists them)", file=sys.stderr)
+                echo(f"uplift-capture: {bad[:40]} is not a job id (1 to {MAX_ID})", sys.stderr)
                 return 2
             done = store.retry(None if args.failed else ids, time.time(), args.force)
             print(f"requeued {len(done)} job(s): {' '.join(map(str, done))}" if done

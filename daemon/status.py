@@ -10,12 +10,12 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TextIO
 
+from daemon.commands.terminal import escape_all
 from daemon.jobs import directory, fleet, paths
 from daemon.jobs.athletes import AthleteTable, unknown_folders
 from daemon.jobs.models import Job, JobState
 from daemon.jobs.store import Store
 from daemon.service import control
-from daemon.terminal import escape_all
 from daemon.timeutil import local_clock
 
 LISTED = 100  # the newest jobs of each state that `status` lists (`more` counts the rest)

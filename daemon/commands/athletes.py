@@ -22,11 +22,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from daemon.commands.terminal import echo
 from daemon.config import Config
 from daemon.jobs import directory
 from daemon.jobs.athletes import AthleteTable, Changed, unknown_folders
 from daemon.jobs.directory import Invalid, Link
-from daemon.terminal import echo
 
 
 def add_parser(sub: Any) -> None:

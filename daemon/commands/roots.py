@@ -8,8 +8,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from daemon.commands.terminal import echo
 from daemon.config import Config
-from daemon.terminal import echo
 
 
 def add_parser(sub: Any) -> None:

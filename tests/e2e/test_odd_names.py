@@ -11,8 +11,16 @@ import shutil
 from pathlib import Path
 
 import qt_atoms as qt
-from support import ATHLETE, Sandbox, cli, jobs_by_name, make_movie, start_daemon, wait_for, \
-    write_config
+from support import (
+    ATHLETE,
+    Sandbox,
+    cli,
+    jobs_by_name,
+    make_movie,
+    start_daemon,
+    wait_for,
+    write_config,
+)
 
 # A C0/C1 control character or DEL other than the newlines that end printed lines.
 RAW = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")

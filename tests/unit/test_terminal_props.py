@@ -8,7 +8,7 @@ import re
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from daemon.terminal import escape, escape_all
+from daemon.commands.terminal import escape, escape_all
 
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 # Names as they come: any text, text built from the troublesome pieces, and file names.
