@@ -17,8 +17,10 @@ from daemon import __version__, setup, timeutil
 from daemon import config as config_mod
 from daemon.commands import athletes as athletescmd
 from daemon.commands import roots as rootscmd
+from daemon.commands.terminal import echo
 from daemon.config import ConfigError
 from daemon.jobs import schema
+from daemon.jobs.models import MAX_ID, parse_job_id
 from daemon.jobs.store import DatabaseUnavailable
 
 if TYPE_CHECKING:
@@ -46,7 +48,7 @@ def _parser() -> argparse.ArgumentParser:
 
     retry = sub.add_parser("retry", help="put failed jobs back in the queue")
     retry.add_argument("--config")
-    retry.add_argument("job_ids", nargs="*", type=int)
+    retry.add_argument("job_ids", nargs="*")
     retry.add_argument("--failed", action="store_true", help="every failed job")
     retry.add_argument("--force", action="store_true",
                        help="upload even what the movie check refused (e.g. a file a camera "
@@ -110,17 +112,30 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    try:
+        try:
+            return _main(argv)
+        finally:  # here, where a closed pipe is caught, not at the interpreter's exit
+            sys.stdout.flush()
+    except BrokenPipeError:
+        # A reader that stopped early (`athletes list | head -1`) is no error: stdout to
+        # /dev/null, so that the interpreter's own flush at exit does not complain either.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def _main(argv: list[str] | None) -> int:
     args = _parser().parse_args(argv)
     try:
         return _dispatch(args)
     except ConfigError as exc:
-        print(f"uplift-capture: config error: {exc}", file=sys.stderr)
+        echo(f"uplift-capture: config error: {exc}", sys.stderr)
         return 2
     except DatabaseUnavailable as exc:
-        print(f"uplift-capture: {exc}", file=sys.stderr)
+        echo(f"uplift-capture: {exc}", sys.stderr)
         return 1
     except OperationalError as exc:  # e.g. a read-only or full disk under the job table
-        print(f"uplift-capture: the job database cannot be used: {exc.orig}", file=sys.stderr)
+        echo(f"uplift-capture: the job database cannot be used: {exc.orig}", sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
@@ -164,23 +179,25 @@ def _dispatch(args: argparse.Namespace) -> int:
             from daemon.work.gate import Gate
 
             _, why = Gate(store, cfg.upload.hours).check()
-            with _quiet_when_closed():  # `status | head -1` ends quietly, exit 0
-                if args.all:
-                    status.stream(store, sys.stdout, args.json, runtime=_runtime(cfg),
-                                  gate_reason=why, node=args.node,
-                                  lease=cfg.node.lease_seconds, athletes=cfg.athletes)
-                    return 0
-                data = status.collect(store, runtime=_runtime(cfg), gate_reason=why,
-                                      node=args.node, lease=cfg.node.lease_seconds,
-                                      athletes=cfg.athletes)
-                print(json.dumps(data, indent=2) if args.json else status.render(data))
-                sys.stdout.flush()
+            if args.all:
+                status.stream(store, sys.stdout, args.json, runtime=_runtime(cfg),
+                              gate_reason=why, node=args.node,
+                              lease=cfg.node.lease_seconds, athletes=cfg.athletes)
+                return 0
+            data = status.collect(store, runtime=_runtime(cfg), gate_reason=why,
+                                  node=args.node, lease=cfg.node.lease_seconds,
+                                  athletes=cfg.athletes)
+            print(json.dumps(data, indent=2) if args.json else status.render(data))
             return 0
         if args.command == "retry":
             if not args.failed and not args.job_ids:
                 print("uplift-capture: name job ids, or use --failed", file=sys.stderr)
                 return 2
-            done = store.retry(None if args.failed else args.job_ids, time.time(), args.force)
+            ids = [n for n in map(parse_job_id, args.job_ids) if n is not None]
+            if bad := next((t for t in args.job_ids if parse_job_id(t) is None), None):
+                echo(f"uplift-capture: {bad[:40]} is not a job id (1 to {MAX_ID})", sys.stderr)
+                return 2
+            done = store.retry(None if args.failed else ids, time.time(), args.force)
             print(f"requeued {len(done)} job(s): {' '.join(map(str, done))}" if done
                   else "nothing to retry")
             if done:
@@ -197,7 +214,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         if args.command == "nodes":
             from daemon.jobs import fleet
 
-            print(fleet.forget(store, args.name, cfg.node.lease_seconds))
+            echo(fleet.forget(store, args.name, cfg.node.lease_seconds))
             return 0
     except DBAPIError:
         schema.explain(store.engine)  # a column or table this code reads is not there yet?
@@ -217,16 +234,6 @@ def open_store(cfg: config_mod.Config, need: str | None = None) -> Store:
     # is an error, so that only a person decides to start afresh.
     return Store.open(cfg.database_url, migrate=False, create=not _used_before(cfg),
                       need=need)
-
-
-@contextlib.contextmanager
-def _quiet_when_closed() -> Any:
-    """A reader that stops early (`status | head -1`) is not an error: stop writing, point
-    stdout at /dev/null so the interpreter's own flush at exit does not complain either."""
-    try:
-        yield
-    except BrokenPipeError:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _used_before(cfg: config_mod.Config) -> bool:
@@ -264,11 +271,11 @@ def _notify_test(cfg: config_mod.Config) -> int:
     from daemon.alerts import notifier as alerts
 
     if not cfg.notify.urls:
-        print(f"no [notify] urls in {cfg.source}")
+        echo(f"no [notify] urls in {cfg.source}")
         return 1
     results = alerts.Notifier(cfg.notify.urls, 0, redact=logs.scrub).test()
     for url, good, detail in results:
-        print(f"{'ok  ' if good else 'FAIL'} {url}" + (f": {detail}" if detail else ""))
+        echo(f"{'ok  ' if good else 'FAIL'} {url}" + (f": {detail}" if detail else ""))
     return 0 if all(good for _, good, _ in results) else 1
 
 
@@ -297,7 +304,7 @@ def _check(cfg: config_mod.Config, offline: bool = False) -> int:
     def say(good: bool, text: str) -> None:
         nonlocal ok
         ok = ok and good
-        print(f"{'ok  ' if good else 'FAIL'} {text}")
+        echo(f"{'ok  ' if good else 'FAIL'} {text}")  # paths, server messages
 
     say(True, f"config {cfg.source} is valid")
     writes = cfg.upload.after_upload != "keep"
@@ -339,6 +346,8 @@ def _check(cfg: config_mod.Config, offline: bool = False) -> int:
             store.close()
     except _Skip:
         pass
+    except BrokenPipeError:  # the reader of our output left: main() ends quietly
+        raise
     except Exception as exc:
         say(False, f"database cannot be opened: {exc}")
     for name in ("watch_folder", "database"):

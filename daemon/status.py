@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TextIO
 
+from daemon.commands.terminal import escape_all
 from daemon.jobs import directory, fleet, paths
 from daemon.jobs.athletes import AthleteTable, unknown_folders
 from daemon.jobs.models import Job, JobState
@@ -116,9 +117,9 @@ def stream(store: Store, out: TextIO, as_json: bool, now: float | None = None,
     linked = _linked(doc)
     if not as_json:
         def section(states: tuple[JobState, ...]) -> Iterator[dict[str, Any]]:
-            return (_record(j, now, doc, e, linked) for j, e in
+            return (escape_all(_record(j, now, doc, e, linked)) for j, e in
                     _with_earlier(store, store.each_job(states, node=node)))
-        for line in _lines(doc, section, now):
+        for line in _lines(escape_all(doc), section, now):
             out.write(line + "\n")
         return
     out.write(json.dumps(doc, indent=2)[:-2] + ',\n  "jobs": [')
@@ -183,7 +184,7 @@ def waiting_reason(job: dict[str, Any], now: float) -> str:
     if job["state"] == JobState.PENDING:
         return job["last_error"] or "settling: waiting for the file to stop changing"
     if "next_attempt_at" in job:
-        return job["last_error"] or f"backing off until {local_clock(job['next_attempt_at'])}"
+        return job["last_error"] or f"backing off until {local_clock(job['next_attempt_at'], now)}"
     return job["last_error"] or "waiting for a free upload slot"
 
 
@@ -212,6 +213,7 @@ SECTIONS: tuple[tuple[str, tuple[JobState, ...]], ...] = (
 
 def render(data: dict[str, Any], now: float | None = None) -> str:
     now = time.time() if now is None else now
+    data = escape_all(data)  # names and messages reach a terminal: no control characters
     jobs = data["jobs"]
 
     def section(states: tuple[JobState, ...]) -> Iterator[dict[str, Any]]:

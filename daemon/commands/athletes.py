@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from daemon.commands.terminal import echo
 from daemon.config import Config
 from daemon.jobs import directory
 from daemon.jobs.athletes import AthleteTable, Changed, unknown_folders
@@ -84,7 +85,7 @@ def run(cfg: Config, store: Any, args: argparse.Namespace, poke: Callable[[], No
 
 
 def _refuse(reason: str, code: int = 2) -> int:
-    print(f"uplift-capture: {reason}", file=sys.stderr)
+    echo(f"uplift-capture: {reason}", sys.stderr)
     return code
 
 
@@ -104,7 +105,7 @@ def _list(cfg: Config, table: AthleteTable, as_json: bool) -> int:
         where = (f"from the config file {cfg.source}" if x.source == "config" else
                  f"set by {x.set_by} ({x.set_where}) {_when(x.set_at)}")
         name = f"  {x.name}" if x.name else ""
-        print(f"{x.folder}  {x.athlete_id}{name}  [{where}]")
+        echo(f"{x.folder}  {x.athlete_id}{name}  [{where}]")
     return 0
 
 
@@ -120,7 +121,7 @@ def _add(cfg: Config, store: Any, table: AthleteTable, link: Link,
     waiting = sum(f["files"] for f in unknown_folders(store) if f["folder"] == link.folder)
     poke()
     name = f" ({link.name})" if link.name else ""
-    print(f"linked '{link.folder}' to athlete {link.athlete_id}{name}"
+    echo(f"linked '{link.folder}' to athlete {link.athlete_id}{name}"
           + (f"; its {waiting} waiting file(s) go now" if waiting else ""))
     _report(changed)
     return 0
@@ -134,7 +135,7 @@ def _remove(cfg: Config, table: AthleteTable, folder: str, poke: Callable[[], No
         return _refuse(f"the folder '{folder}' is not linked (uplift-capture athletes list "
                        f"shows the links)", 1)
     poke()
-    print(f"unlinked '{folder}'; files already uploaded are not touched, new ones wait for an "
+    echo(f"unlinked '{folder}'; files already uploaded are not touched, new ones wait for an "
           f"athlete")
     _report(changed)
     return 0
@@ -155,7 +156,7 @@ def _import(cfg: Config, table: AthleteTable, file: str, poke: Callable[[], None
             return _refuse(f"{file} line {line}: {_config_refusal(cfg, link.folder)}")
     changed = table.put([link for _, link in rows], *who(), time.time())
     poke()
-    print(f"imported {len(rows)} athlete link(s) from {file}")
+    echo(f"imported {len(rows)} athlete link(s) from {file}")
     _report(changed)
     return 0
 
@@ -164,7 +165,7 @@ def _report(changed: Changed) -> None:
     if changed.requeued:
         print(f"{len(changed.requeued)} queued file(s) take the new link")
     for job_id, athlete in changed.kept:
-        print(f"job {job_id} is already being uploaded; it keeps athlete {athlete}")
+        echo(f"job {job_id} is already being uploaded; it keeps athlete {athlete}")
 
 
 __all__ = ["add_parser", "run", "who"]

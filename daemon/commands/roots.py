@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from daemon.commands.terminal import echo
 from daemon.config import Config
 
 
@@ -27,15 +28,15 @@ def run(cfg: Config, store: Any, args: argparse.Namespace) -> int:
     want = os.path.realpath(args.path)
     root = next((w for w in cfg.watches if os.path.realpath(w.path) == want), None)
     if root is None:
-        print(f"uplift-capture: {args.path} is not a watch folder of {cfg.source} (watched: "
+        echo(f"uplift-capture: {args.path} is not a watch folder of {cfg.source} (watched: "
               f"{', '.join(str(w.path) for w in cfg.watches)})")
         return 2
     store.set_node(cfg.node.name, shared_names(cfg.watches))
     identity = Roots(store, [root]).accept(root)
     if identity is None or not Path(root.path).is_dir():
-        print(f"uplift-capture: {root.path} is not there: mount it first")
+        echo(f"uplift-capture: {root.path} is not there: mount it first")
         return 1
-    print(f"accepted {root.path} as the watch folder (device {identity[0]}, inode "
+    echo(f"accepted {root.path} as the watch folder (device {identity[0]}, inode "
           f"{identity[1]}); its waiting files go from there")
     return 0
 

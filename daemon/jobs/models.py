@@ -101,6 +101,18 @@ ACTIVE = (JobState.PENDING, JobState.QUEUED, JobState.RESERVED, JobState.UPLOADI
 IN_FLIGHT = (JobState.RESERVED, JobState.UPLOADING)  # a worker holds it
 
 
+MAX_ID = 2**63 - 1  # the job table's ids are 64-bit: a larger one names no job
+
+
+def parse_job_id(text: str) -> int | None:
+    """A job id a person or a URL gave: ASCII digits naming a possible row (1 .. 2**63-1),
+    else None (the database would raise on a larger one)."""
+    if not (text.isascii() and text.isdigit()) or len(text) > 19:
+        return None
+    n = int(text)
+    return n if 0 < n <= MAX_ID else None
+
+
 class Job(Base):
     __tablename__ = "jobs"
     __table_args__ = (

@@ -14,7 +14,7 @@ NOW_NOTICE = "_pause_now"  # internal (status shows no "_" notices): in-flight u
 def pause(store: Any, now: float, until: float | None = None, now_flag: bool = False) -> str:
     """Stop new reservations (until `until`, or until resumed). With `now_flag`, uploads in
     flight go back to the queue too (the daemon is told through SIGUSR1)."""
-    when = f" until {local_clock(until)}" if until else " until resumed"
+    when = f" until {local_clock(until, now)}" if until else " until resumed"
     message = f"uploads paused by an operator{when}" + \
         ("; running uploads were put back in the queue" if now_flag else
          "; running uploads finish")

@@ -30,7 +30,7 @@ def hold(paused: tuple[bool, float | None], hours: Hours | None, now: float,
     if is_paused:
         if until is None:
             return PAUSE_RECHECK, "uploads are paused; `uplift-capture resume` starts them"
-        return max(0.5, until - now), f"uploads are paused until {local_clock(until)}"
+        return max(0.5, until - now), f"uploads are paused until {local_clock(until, now)}"
     if hours is not None and not hours.always and not hours.allows(now_dt):
         start = hours.next_start(now_dt)
         wait = (start - now_dt).total_seconds() if start else PAUSE_RECHECK

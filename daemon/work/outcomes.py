@@ -61,7 +61,7 @@ def _retry(p: Deciding, job: Job, d: Decision, err: TransferError, bound: Any) -
         p.res.drop(job.id)
         delay = 0.0
     p.store.requeue(job.id, IN_FLIGHT, now, due=now + delay,
-                    reason=f"{d.reason}; retrying at {local_clock(now + delay)}")
+                    reason=f"{d.reason}; retrying at {local_clock(now + delay, now)}")
     bound.warning("job.retry", reason=d.reason, delay=round(delay, 1))
     if err.where is Where.API:
         # The API is down or rate-limiting us: asking again for every queued job would only
@@ -85,7 +85,7 @@ def _pause(p: Deciding, job: Job, d: Decision, err: TransferError, bound: Any) -
     now = p.wall()
     name = "certificate" if err.kind == "certificate" else "credentials"
     p.res.drop(job.id)
-    message = PAUSE_NOTICE[name].format(reason=d.reason, at=local_clock(now + d.delay))
+    message = PAUSE_NOTICE[name].format(reason=d.reason, at=local_clock(now + d.delay, now))
     p.res.pause(d.delay, message, notice=name)
     p.store.requeue(job.id, IN_FLIGHT, now, due=now, count_attempt=False, reason=message)
     p.store.set_notice(name, message, now + d.delay, now)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -37,3 +38,32 @@ def test_unopenable_database_is_one_plain_line(tmp_path: Path) -> None:
     assert out.returncode == 1
     assert "cannot open the job database" in out.stderr and "[database] url" in out.stderr
     assert "Traceback" not in out.stderr + out.stdout
+
+
+# ---- issue 30 item 7: absurd numbers ---------------------------------------------------------
+
+@pytest.mark.parametrize(("args", "words"), [
+    (["retry", "9223372036854775808"], "9223372036854775808"),
+    (["retry", "3", "99999999999999999999999"], "99999999999999999999999"),
+    (["retry", "0"], "job id"),
+    (["pause", "--for", "99999999h"], "366 days"),
+    (["pause", "--for", "8785h"], "366 days"),
+    (["pause", "--for", "9" * 5000 + "s"], "366 days"),
+])
+def test_absurd_numbers_are_one_line_and_exit_2(tmp_path: Path, args: list[str],
+                                                words: str) -> None:
+    (tmp_path / "w").mkdir()
+    config = write_config(tmp_path / "c.toml", watch=tmp_path / "w", db=tmp_path / "j.db")
+    out = cli(*args, "--config", str(config))
+    assert out.returncode == 2, out.stderr
+    assert len(out.stderr.splitlines()) == 1 and words in out.stderr, out.stderr
+    assert "Traceback" not in out.stderr + out.stdout
+    assert cli("status", "--json", "--config", str(config)).stdout.count('"paused"') == 0
+
+
+def test_a_pause_that_ends_another_day_names_the_day(tmp_path: Path) -> None:
+    (tmp_path / "w").mkdir()
+    config = write_config(tmp_path / "c.toml", watch=tmp_path / "w", db=tmp_path / "j.db")
+    out = cli("pause", "--for", "25h", "--config", str(config))
+    assert out.returncode == 0, out.stderr
+    assert re.search(r"until \d{4}-\d\d-\d\d \d\d:\d\d:\d\d;", out.stdout), out.stdout

@@ -102,8 +102,11 @@ def test_pause_for_a_duration_resumes_by_itself(tmp_path: Path, sandbox: Sandbox
     daemon = start_daemon(tmp_path, config)
     try:
         later = datetime.now() + timedelta(hours=2)
-        assert f"until {clock(later)}" in run_cli(config, "pause", "--until", clock(later))
-        assert f"paused until {clock(later)}" in (status(config)["hold"] or "")
+        # Tomorrow's time (after 22:00) carries its date.
+        shown = ("" if later.date() == datetime.now().date() else
+                 later.strftime("%Y-%m-%d ")) + clock(later)
+        assert f"until {shown}" in run_cli(config, "pause", "--until", clock(later))
+        assert f"paused until {shown}" in (status(config)["hold"] or "")
         paused_at = time.time()  # a new pause replaces the old one
         assert "until" in run_cli(config, "pause", "--for", "3s")
         shutil.copy(make_movie(tmp_path / "a.mov", frames=3), folder / "later.mov")

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from daemon.web.app import MAX_ID, parse_job_id
+from daemon.jobs.models import MAX_ID, parse_job_id
 from daemon.web.security import Guard, parse_host
 from daemon.web.sessions import Sessions
 from daemon.web.throttle import Throttle, client_key
