@@ -61,7 +61,8 @@ def sample_tables(offsets: list[int], runs: list[tuple[int, int]], sizes: list[i
     stsc = full(b"stsc", f"I{3 * len(runs)}I", len(runs),
                 *[v for first, per in runs for v in (first, per, 1)])
     if isinstance(sizes, int):
-        count = sum(per * (_next(runs, i, len(offsets)) - first)
+        top = len(offsets) + 1
+        count = sum(per * max(0, min(_next(runs, i, len(offsets)), top) - min(first, top))
                     for i, (first, per) in enumerate(runs))
         stsz = full(b"stsz", "II", sizes, count)
     else:

@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import qt_atoms as qt
 from support import (
     ATHLETE,
     Proc,
@@ -114,6 +115,39 @@ def test_a_writer_that_closes_incomplete_and_reopens_to_append(
         assert [u["sha256"] for u in uploads] == [sha256(path)]
         assert path.read_bytes() == movie
         assert len(status(config)["jobs"]) == 1
+
+
+def test_a_movie_written_index_first_goes_once_with_every_sample_in(
+        tmp_path: Path, sandbox: Sandbox) -> None:
+    """Issue 28 item 2: a recorder writes ftyp + moov + an mdat of size 0 ("to the end of the
+    file"), then appends the samples in pieces, closing the file after each. The atoms tile
+    the file at every close; only the last close, with every sample the index names in the
+    file, is uploaded, once, and is no capture "changed after it was uploaded"."""
+    folder, config, movie = _setup(tmp_path, sandbox)
+    header, samples = qt.index_first(movie)
+    pieces = [samples[len(samples) * n // 6:len(samples) * (n + 1) // 6] for n in range(6)]
+    path = folder / "clip.mov"
+    with _running(tmp_path, config) as daemon:
+        for n, piece in enumerate([header, *pieces[:-1]]):
+            _write(path, piece, "wb" if n == 0 else "ab")
+            wait_for(lambda w=n + 1: sum(  # type: ignore[misc]
+                1 for e in daemon.events() if e.get("event") in ("watch.pickup_waits",
+                                                                 "job.queued")) >= w,
+                10, 0.05, what=f"close {n + 1} looked at")
+            assert not logged(daemon, "job.queued", "clip.mov"), \
+                f"queued at close {n + 1}, {path.stat().st_size} of " \
+                f"{len(header) + len(samples)} bytes written"
+        # Why it waits, in words: the index names more than the file holds.
+        assert all(e["reason"].startswith("recording is incomplete: the media its index (moov) "
+                                          "lists runs to")
+                   for e in daemon.events() if e.get("event") == "watch.pickup_waits")
+        _write(path, pieces[-1], "ab")
+        wait_for(lambda: _done(config, "clip.mov"), 15, 0.05, what="uploaded on the last close")
+    assert path.read_bytes() == header + samples
+    assert [u["sha256"] for u in sandbox.uploads_for("clip.mov")] == [sha256(path)]
+    (job,) = status(config)["jobs"]
+    assert "earlier_upload" not in job
+    assert "changed after it was uploaded" not in cli("status", "--config", str(config)).stdout
 
 
 def test_a_writer_that_pauses_without_closing_is_not_taken_early(

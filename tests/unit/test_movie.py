@@ -200,7 +200,8 @@ def stbl_movie(tmp_path: Path, stbl: bytes, media: int) -> Path:
                  + qt.atom(b"mdat", bytes(media)))
 
 
-@pytest.mark.parametrize(("stbl", "needs"), [
+@pytest.mark.parametrize(("stbl", "needs"), ids=[
+    "listed sizes", "backwards", "one size, 64-bit offsets", "sound size 1", "none"], argvalues=[
     # Chunks of 2, 2, then 3 samples of listed sizes: the furthest (at 30) holds 5+6+7.
     (qt.sample_tables([0, 10, 30], [(1, 2), (3, 3)], [1, 2, 3, 4, 5, 6, 7]), 48),
     # The same laid out backwards: the furthest chunk is the first one.
@@ -227,7 +228,9 @@ def _shift(stbl: bytes, base: int) -> bytes:
     return bytes(buf)
 
 
-@pytest.mark.parametrize("stbl", [
+@pytest.mark.parametrize("stbl", ids=[
+    "more samples than sizes", "runs out of order", "chunk 0", "stco count", "stsc count"],
+    argvalues=[
     # More samples in chunks than sizes listed.
     qt.sample_tables([0, 10], [(1, 3)], [1, 2, 3]),
     # Runs out of order.
