@@ -5,8 +5,9 @@ On Linux the kernel tells when a writer closes a file (inotify IN_CLOSE_WRITE, w
 FileClosedEvent). A close alone is not enough: a camera app may close a half-written movie and
 reopen it to append. So a file goes at once only when its writer closed it *and* its movie is
 complete (atoms tile the file, a `moov` is there and every sample it names is in the file,
-movie.inspect) *and* it did not change while it was read. Anything else waits: for the next close, or for settle as before. Nothing fails
-here: a file that is not a movie is refused by `classify` once settled, as before.
+movie.inspect) *and* it did not change while it was read. Anything else waits: for the next
+close, or for settle as before. Nothing fails here: a file that is not a movie is refused by
+`classify` once settled, as before (a movie still incomplete then fails with the reason).
 Polled folders (SMB/NFS) never see a close (no events cross the network): they keep settle.
 """
 
