@@ -19,7 +19,7 @@ import operator
 import os
 import struct
 from array import array
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import accumulate
@@ -318,9 +318,9 @@ def _track_end(moov: bytes, stbl: dict[bytes, tuple[int, int]]) -> int:
 def _runs_end(offsets: array[int], runs: array[int], uniform: int,
               sizes: array[int] | None) -> int:
     # Each stsc entry (first chunk, samples per chunk, description) holds up to the next one's
-    # first chunk. Chunk ends come from prefix sums of the sizes, in C-level loops: a two-hour
-    # movie has ~10^6 samples, a Python loop per chunk would take a good part of a second.
-    prefix = None if sizes is None else array("Q", accumulate(sizes, initial=0))
+    # first chunk. A two-hour movie has ~10^6 samples, so chunk ends are summed in C-level
+    # loops (map, slices, prefix sums), not a Python loop per chunk.
+    prefix: array[int] | None = None  # of the sizes, made once a chunk holds several samples
     end, sample, chunks = 0, 0, len(offsets)
     for i in range(0, len(runs), 3):
         first, per = runs[i] - 1, runs[i + 1]
@@ -331,15 +331,19 @@ def _runs_end(offsets: array[int], runs: array[int], uniform: int,
         n = last - first
         if not n or not per:
             continue
-        if prefix is None:
+        if sizes is None:
             end = max(end, max(offsets[first:last]) + (per * uniform if uniform > 1 else 1))
         else:
-            if sample + n * per >= len(prefix):
+            if sample + n * per > len(sizes):
                 raise _Damaged  # more samples in chunks than sizes
-            hi = prefix[sample + per:sample + (n + 1) * per:per]
-            lo = prefix[sample:sample + n * per:per]
-            end = max(end, max(map(operator.add, offsets[first:last],
-                                   map(operator.sub, hi, lo))))
+            if per == 1:
+                spans: Iterable[int] = sizes[sample:sample + n]
+            else:
+                if prefix is None:
+                    prefix = array("Q", accumulate(sizes, initial=0))
+                spans = map(operator.sub, prefix[sample + per:sample + (n + 1) * per:per],
+                            prefix[sample:sample + n * per:per])
+            end = max(end, max(map(operator.add, offsets[first:last], spans)))
         sample += n * per
     return end
 
