@@ -33,17 +33,6 @@ from support import (
 SETTLE = 30.0  # longer than every wait below: what goes, went on its writer's close
 
 
-def _top_atoms(data: bytes) -> list[tuple[bytes, int, int]]:
-    out, pos = [], 0
-    while pos < len(data):
-        size, kind = struct.unpack_from(">I4s", data, pos)
-        if size == 1:
-            size = struct.unpack_from(">Q", data, pos + 8)[0]
-        out.append((kind, pos, pos + size))
-        pos += size
-    return out
-
-
 def _setup(tmp_path: Path, sandbox: Sandbox, settle: float = SETTLE, poll: bool = False,
            frames: int = 12) -> tuple[Path, Path, bytes]:
     captures, config = captures_config(
@@ -94,7 +83,7 @@ def test_a_writer_that_closes_incomplete_and_reopens_to_append(
     media's end (atoms tile the file but there is no moov yet), then the rest. Each close
     is looked at; only the last, complete one is uploaded."""
     folder, config, movie = _setup(tmp_path, sandbox)
-    (moov,) = [(s, e) for kind, s, e in _top_atoms(movie) if kind == b"moov"]
+    (moov,) = [(s, e) for kind, s, e in qt.top_atoms(movie) if kind == b"moov"]
     assert moov[1] == len(movie), "the muxer writes moov last"
     cuts = [moov[0] // 2, moov[0], len(movie)]
     path = folder / "clip.mov"
