@@ -1,10 +1,12 @@
 """A short reader of the few QuickTime atoms the daemon needs.
 
-It checks that top-level atoms tile the file and a `moov` is present (a finished recording),
-and reads the creation time (mvhd, or Apple's com.apple.quicktime.creationdate) and the
+It checks that top-level atoms tile the file, a `moov` is present and every sample its
+sample tables name is inside the file (a finished recording: a recorder that writes the index
+first, then an `mdat` of size 0 "to the end" and appends to it, tiles the file from its first
+close on), and reads the creation time (mvhd, or Apple's com.apple.quicktime.creationdate) and the
 displayed orientation of the first video track (tkhd size and display matrix). It never reads
-media data. A dependency (e.g. pymediainfo, which needs libmediainfo) is heavier than these
-~150 lines.
+media data: the sample tables are in the `moov`. A dependency (e.g. pymediainfo, which
+needs libmediainfo) is heavier than these ~250 lines.
 
 It is total: any bytes end in MovieInfo or NotAMovie with a reason, and it never reads more
 than MAX_READ of any file (tests/unit/test_movie_props.py fuzzes both).
@@ -13,11 +15,14 @@ than MAX_READ of any file (tests/unit/test_movie_props.py fuzzes both).
 from __future__ import annotations
 
 import hashlib
+import operator
 import os
 import struct
-from collections.abc import Iterator
+from array import array
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from itertools import accumulate
 from typing import BinaryIO
 
 from daemon.watch.regular import open_regular
@@ -206,7 +211,13 @@ def _read(f: BinaryIO, size: int) -> MovieInfo:
         raise NotAMovie(f"not a QuickTime movie: its index (moov) is larger than the "
                         f"{MAX_MOOV >> 20} MiB a camera's movie has")
     f.seek(start)
-    return _from_moov(f.read(end - start))
+    moov = f.read(end - start)
+    media_end = _media_end(moov)
+    if media_end > size:
+        raise NotAMovie(f"recording is incomplete: the media its index (moov) lists runs to "
+                        f"{media_end:,} bytes, the file has {size:,} (still being written, or "
+                        f"cut short)")
+    return _from_moov(moov)
 
 
 def _from_moov(moov: bytes) -> MovieInfo:
@@ -228,6 +239,113 @@ def _from_moov(moov: bytes) -> MovieInfo:
                     apple = apple or _meta_creationdate(moov, s2, e2)
     # Apple's tag carries the local time zone the camera recorded in; prefer it.
     return MovieInfo(apple or creation, orientation)
+
+
+def _media_end(moov: bytes) -> int:
+    """Where the furthest sample any track's sample tables name ends (0: none named, as in a
+    fragmented movie, whose samples its fragments name)."""
+    end = 0
+    for kind, s, e in _atoms(moov):
+        if kind != b"trak":
+            continue
+        stbl = _child(moov, (s, e), b"mdia", b"minf", b"stbl")
+        if stbl is not None:
+            end = max(end, _track_end(moov, {k: (s2, e2) for k, s2, e2 in _atoms(moov, *stbl)}))
+    return end
+
+
+def _child(buf: bytes, span: tuple[int, int], *path: bytes) -> tuple[int, int] | None:
+    for name in path:
+        found = next(((s, e) for kind, s, e in _atoms(buf, *span) if kind == name), None)
+        if found is None:
+            return None
+        span = found
+    return span
+
+
+class _Damaged(Exception):
+    """A sample table whose counts overrun it or each other."""
+
+
+def _table(buf: bytes, span: tuple[int, int], skip: int, width: int,
+           per_entry: int = 1) -> array[int]:
+    """A full box's table of big-endian `width`-byte fields, `per_entry` to an entry: the
+    entry count is the last 4 bytes before `skip`, the first entry at `skip`. A copy of the
+    table only (at most the moov's size), never the samples."""
+    s, e = span
+    if e - s < skip:
+        raise _Damaged
+    count = struct.unpack_from(">I", buf, s + skip - 4)[0] * per_entry
+    if count * width > e - s - skip:
+        raise _Damaged
+    table = array("I" if width == 4 else "Q", buf[s + skip:s + skip + count * width])
+    if BIG_ENDIAN_HOST:
+        return table
+    table.byteswap()
+    return table
+
+
+BIG_ENDIAN_HOST = struct.pack("=I", 1) == struct.pack(">I", 1)
+
+
+def _track_end(moov: bytes, stbl: dict[bytes, tuple[int, int]]) -> int:
+    """End of the furthest chunk: its offset (stco/co64) plus the sizes (stsz) of the samples
+    the sample-to-chunk runs (stsc) put in it. Without sizes, a chunk counts as its first byte;
+    so does each sample of a uniform size 1, QuickTime's sound convention where a sample is an
+    audio frame whose bytes the sound description sets: never more than is really there."""
+    try:
+        if b"co64" in stbl:
+            offsets = _table(moov, stbl[b"co64"], 8, 8)
+        elif b"stco" in stbl:
+            offsets = _table(moov, stbl[b"stco"], 8, 4)
+        else:
+            return 0
+        if not offsets:
+            return 0
+        if b"stsz" not in stbl or b"stsc" not in stbl:
+            return max(offsets) + 1
+        s, e = stbl[b"stsz"]
+        if e - s < 12:
+            raise _Damaged
+        uniform = struct.unpack_from(">I", moov, s + 4)[0]
+        runs = _table(moov, stbl[b"stsc"], 8, 4, per_entry=3)
+        sizes = None if uniform else _table(moov, stbl[b"stsz"], 12, 4)
+        return _runs_end(offsets, runs, uniform, sizes)
+    except _Damaged:
+        raise NotAMovie("not a QuickTime movie: its sample tables are damaged") from None
+
+
+def _runs_end(offsets: array[int], runs: array[int], uniform: int,
+              sizes: array[int] | None) -> int:
+    # Each stsc entry (first chunk, samples per chunk, description) holds up to the next one's
+    # first chunk. A two-hour movie has ~10^6 samples, so chunk ends are summed in C-level
+    # loops (map, slices, prefix sums), not a Python loop per chunk.
+    prefix: array[int] | None = None  # of the sizes, made once a chunk holds several samples
+    end, sample, chunks = 0, 0, len(offsets)
+    for i in range(0, len(runs), 3):
+        first, per = runs[i] - 1, runs[i + 1]
+        last = runs[i + 3] - 1 if i + 3 < len(runs) else chunks
+        if first < 0 or last < first:
+            raise _Damaged
+        first, last = min(first, chunks), min(last, chunks)
+        n = last - first
+        if not n or not per:
+            continue
+        if sizes is None:
+            end = max(end, max(offsets[first:last]) + (per * uniform if uniform > 1 else 1))
+        else:
+            if sample + n * per > len(sizes):
+                raise _Damaged  # more samples in chunks than sizes
+            if per == 1:
+                spans: Iterable[int] = sizes[sample:sample + n]
+            else:
+                if prefix is None:
+                    prefix = array("Q", accumulate(sizes, initial=0))
+                spans = map(operator.sub, prefix[sample + per:sample + (n + 1) * per:per],
+                            prefix[sample:sample + n * per:per])
+            end = max(end, max(map(operator.add, offsets[first:last], spans)))
+        sample += n * per
+    return end
 
 
 FINGERPRINT_SPAN = 1024 * 1024

@@ -4,9 +4,10 @@ decision; the intake gathers the facts (watch/intake.py).
 On Linux the kernel tells when a writer closes a file (inotify IN_CLOSE_WRITE, watchdog's
 FileClosedEvent). A close alone is not enough: a camera app may close a half-written movie and
 reopen it to append. So a file goes at once only when its writer closed it *and* its movie is
-complete (atoms tile the file, a `moov` is there, movie.inspect) *and* it did not change while
-it was read. Anything else waits: for the next close, or for settle as before. Nothing fails
-here: a file that is not a movie is refused by `classify` once settled, as before.
+complete (atoms tile the file, a `moov` is there and every sample it names is in the file,
+movie.inspect) *and* it did not change while it was read. Anything else waits: for the next
+close, or for settle as before. Nothing fails here: a file that is not a movie is refused by
+`classify` once settled, as before (a movie still incomplete then fails with the reason).
 Polled folders (SMB/NFS) never see a close (no events cross the network): they keep settle.
 """
 
@@ -35,6 +36,7 @@ class PickupFacts:
     closed: bool  # a writer closed the file since the last look
     movie: Movie
     steady: bool  # size and mtime the same before and after the read, and as observed
+    why: str = ""  # movie.inspect's reason when it is not complete
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,7 @@ def decide(f: PickupFacts) -> Now | Wait:
     if not f.steady:
         return Wait("it changed while it was read")
     if f.movie is not Movie.COMPLETE:
-        return Wait(f"the movie is {f.movie.value.replace('_', ' ')}")
+        return Wait(f.why or f"the movie is {f.movie.value.replace('_', ' ')}")
     return Now()
 
 
@@ -75,12 +77,13 @@ def look(path: str, version: tuple[int, int], events: bool) -> PickupFacts:
             before = os.fstat(f.fileno())
             try:
                 movie.read(f, before.st_size)
-                state = movie_state(None)
+                why = ""
             except movie.NotAMovie as exc:
-                state = movie_state(str(exc))
+                why = str(exc)
+            state = movie_state(why or None)
             after = os.fstat(f.fileno())
     except OSError:
         return PickupFacts(events, True, Movie.UNREADABLE, False)
     steady = (before.st_size, before.st_mtime_ns) == (after.st_size, after.st_mtime_ns) \
         == version
-    return PickupFacts(events, True, state, steady)
+    return PickupFacts(events, True, state, steady, why)

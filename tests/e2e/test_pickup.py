@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import qt_atoms as qt
 from support import (
     ATHLETE,
     Proc,
@@ -30,17 +31,6 @@ from support import (
 )
 
 SETTLE = 30.0  # longer than every wait below: what goes, went on its writer's close
-
-
-def _top_atoms(data: bytes) -> list[tuple[bytes, int, int]]:
-    out, pos = [], 0
-    while pos < len(data):
-        size, kind = struct.unpack_from(">I4s", data, pos)
-        if size == 1:
-            size = struct.unpack_from(">Q", data, pos + 8)[0]
-        out.append((kind, pos, pos + size))
-        pos += size
-    return out
 
 
 def _setup(tmp_path: Path, sandbox: Sandbox, settle: float = SETTLE, poll: bool = False,
@@ -93,7 +83,7 @@ def test_a_writer_that_closes_incomplete_and_reopens_to_append(
     media's end (atoms tile the file but there is no moov yet), then the rest. Each close
     is looked at; only the last, complete one is uploaded."""
     folder, config, movie = _setup(tmp_path, sandbox)
-    (moov,) = [(s, e) for kind, s, e in _top_atoms(movie) if kind == b"moov"]
+    (moov,) = [(s, e) for kind, s, e in qt.top_atoms(movie) if kind == b"moov"]
     assert moov[1] == len(movie), "the muxer writes moov last"
     cuts = [moov[0] // 2, moov[0], len(movie)]
     path = folder / "clip.mov"
@@ -114,6 +104,39 @@ def test_a_writer_that_closes_incomplete_and_reopens_to_append(
         assert [u["sha256"] for u in uploads] == [sha256(path)]
         assert path.read_bytes() == movie
         assert len(status(config)["jobs"]) == 1
+
+
+def test_a_movie_written_index_first_goes_once_with_every_sample_in(
+        tmp_path: Path, sandbox: Sandbox) -> None:
+    """Issue 28 item 2: a recorder writes ftyp + moov + an mdat of size 0 ("to the end of the
+    file"), then appends the samples in pieces, closing the file after each. The atoms tile
+    the file at every close; only the last close, with every sample the index names in the
+    file, is uploaded, once, and is no capture "changed after it was uploaded"."""
+    folder, config, movie = _setup(tmp_path, sandbox)
+    header, samples = qt.index_first(movie)
+    pieces = [samples[len(samples) * n // 6:len(samples) * (n + 1) // 6] for n in range(6)]
+    path = folder / "clip.mov"
+    with _running(tmp_path, config) as daemon:
+        for n, piece in enumerate([header, *pieces[:-1]]):
+            _write(path, piece, "wb" if n == 0 else "ab")
+            wait_for(lambda w=n + 1: sum(  # type: ignore[misc]
+                1 for e in daemon.events() if e.get("event") in ("watch.pickup_waits",
+                                                                 "job.queued")) >= w,
+                10, 0.05, what=f"close {n + 1} looked at")
+            assert not logged(daemon, "job.queued", "clip.mov"), \
+                f"queued at close {n + 1}, {path.stat().st_size} of " \
+                f"{len(header) + len(samples)} bytes written"
+        # Why it waits, in words: the index names more than the file holds.
+        assert all(e["reason"].startswith("recording is incomplete: the media its index (moov) "
+                                          "lists runs to")
+                   for e in daemon.events() if e.get("event") == "watch.pickup_waits")
+        _write(path, pieces[-1], "ab")
+        wait_for(lambda: _done(config, "clip.mov"), 15, 0.05, what="uploaded on the last close")
+    assert path.read_bytes() == header + samples
+    assert [u["sha256"] for u in sandbox.uploads_for("clip.mov")] == [sha256(path)]
+    (job,) = status(config)["jobs"]
+    assert "earlier_upload" not in job
+    assert "changed after it was uploaded" not in cli("status", "--config", str(config)).stdout
 
 
 def test_a_writer_that_pauses_without_closing_is_not_taken_early(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import struct
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -149,3 +150,98 @@ def test_fingerprint_and_inspect_never_block_on_a_fifo(tmp_path: Path) -> None:
         movie.fingerprint(pipe, 0)
     with pytest.raises(OSError, match=r"\(a folder\)"):
         movie.inspect(tmp_path)
+
+
+# --- a movie written index-first (issue 28 item 2): complete only with every sample in ---------
+
+def test_an_index_first_movie_is_complete_only_when_every_sample_is_in(tmp_path: Path) -> None:
+    """ftyp + moov + an mdat of size 0 ("to the end"), then the samples appended: the atoms
+    tile the file at every length; its sample tables say how long it must be."""
+    data = make_movie(tmp_path / "m.mov", 5, rotate=90).read_bytes()
+    header, samples = qt.index_first(data)
+    whole = len(header) + len(samples)
+    for cut in (0, 1, len(samples) // 2, len(samples) - 1):
+        path = write(tmp_path, header + samples[:cut])
+        with pytest.raises(NotAMovie, match=rf"recording is incomplete: the media its index "
+                           rf"\(moov\) lists runs to {whole:,} bytes, the file has "
+                           rf"{len(header) + cut:,} \(still being written, or cut short\)"):
+            movie.inspect(path)
+    done = movie.inspect(write(tmp_path, header + samples))
+    assert done == movie.inspect(tmp_path / "m.mov") == movie.MovieInfo(None, "portrait")
+    # Bytes after the last sample (a `free` atom, or an mdat that ran on) change nothing.
+    assert movie.inspect(write(tmp_path, header + samples + bytes(100))) == done
+
+
+def test_the_index_is_read_not_the_samples(tmp_path: Path) -> None:
+    """Completeness costs the moov, whatever the size of the media: 1 GiB named, a hole."""
+    head = qt.ftyp() + qt.atom(b"moov", qt.mvhd(), qt.track_with_samples(
+        qt.sample_tables([0], [(1, 1)], [2**30])))
+    body = len(head) + 8
+    stbl = qt.sample_tables([body], [(1, 1)], [2**30])
+    path = write(tmp_path, qt.ftyp() + qt.atom(b"moov", qt.mvhd(), qt.track_with_samples(stbl))
+                 + struct.pack(">I4s", 0, b"mdat"))
+    for size in (body + 2**30 - 1, body + 2**30):
+        os.truncate(path, size)
+        with open(path, "rb") as f:
+            counted = CountingFile(f)
+            try:
+                movie.read(counted, size)
+                complete = True
+            except NotAMovie as exc:
+                assert "incomplete" in str(exc)
+                complete = False
+        assert complete == (size == body + 2**30)
+        assert counted.read_bytes <= body + 3 * movie.HEADER_READ  # the top atoms' headers
+
+
+def stbl_movie(tmp_path: Path, stbl: bytes, media: int) -> Path:
+    """A hand-made movie whose one track's samples are `media` bytes after its moov."""
+    return write(tmp_path, qt.ftyp() + qt.atom(b"moov", qt.mvhd(), qt.track_with_samples(stbl))
+                 + qt.atom(b"mdat", bytes(media)))
+
+
+@pytest.mark.parametrize(("stbl", "needs"), ids=[
+    "listed sizes", "backwards", "one size, 64-bit offsets", "sound size 1", "none"], argvalues=[
+    # Chunks of 2, 2, then 3 samples of listed sizes: the furthest (at 30) holds 5+6+7.
+    (qt.sample_tables([0, 10, 30], [(1, 2), (3, 3)], [1, 2, 3, 4, 5, 6, 7]), 48),
+    # The same laid out backwards: the furthest chunk is the first one.
+    (qt.sample_tables([40, 10], [(1, 2)], [3, 4, 5, 6]), 47),
+    # One size for all (stsz sample_size), 64-bit offsets.
+    (qt.sample_tables([0, 100], [(1, 10)], 7, wide=True), 170),
+    # QuickTime sound's size 1 (an audio frame, not a byte): only the chunk's first byte.
+    (qt.sample_tables([0, 100], [(1, 1000)], 1), 101),
+    # No samples named (a fragmented movie's tables are empty).
+    (qt.sample_tables([], [], []), 0),
+])
+def test_sample_tables(tmp_path: Path, stbl: bytes, needs: int) -> None:
+    base = len(qt.ftyp()) + len(qt.atom(b"moov", qt.mvhd(), qt.track_with_samples(stbl))) + 8
+    shifted = _shift(stbl, base)
+    assert movie.inspect(stbl_movie(tmp_path, shifted, needs)).orientation == "landscape"
+    if needs:
+        with pytest.raises(NotAMovie, match="recording is incomplete"):
+            movie.inspect(stbl_movie(tmp_path, shifted, needs - 1))
+
+
+def _shift(stbl: bytes, base: int) -> bytes:
+    buf = bytearray(stbl)
+    qt._shift_chunks(buf, 0, len(buf), base)
+    return bytes(buf)
+
+
+@pytest.mark.parametrize("stbl", ids=[
+    "more samples than sizes", "runs out of order", "chunk 0", "stco count", "stsc count"],
+    argvalues=[
+    # More samples in chunks than sizes listed.
+    qt.sample_tables([0, 10], [(1, 3)], [1, 2, 3]),
+    # Runs out of order.
+    qt.sample_tables([0, 10, 20], [(2, 1), (1, 1)], [1, 2, 3]),
+    # A first chunk of 0 (they count from 1).
+    qt.sample_tables([0], [(0, 1)], [1]),
+    # Entry counts past the table's end.
+    qt.atom(b"stbl", qt.full(b"stco", "I", 5)),
+    qt.atom(b"stbl", qt.full(b"stco", "II", 1, 0), qt.full(b"stsc", "I", 9),
+            qt.full(b"stsz", "I", 0)),
+])
+def test_damaged_sample_tables_are_named(tmp_path: Path, stbl: bytes) -> None:
+    with pytest.raises(NotAMovie, match="not a QuickTime movie: its sample tables are damaged"):
+        movie.inspect(stbl_movie(tmp_path, stbl, 100))

@@ -2,6 +2,9 @@
 "to the end", wrong sizes, truncated, huge bodies that are never there) and mutated real movies
 never raise anything but NotAMovie, never get past the reader's own catch-all (each case is
 handled by name), give facts classify can use, and never read more than movie.MAX_READ.
+A movie is complete only when every sample its tables name is inside the file (issue 28): real
+movies written index-first and cut anywhere, and generated sample tables against a per-sample
+model of them.
 
 `make test` runs a bounded number of examples (the `ci` profile), `make fuzz` many more."""
 
@@ -101,8 +104,23 @@ def leaves() -> st.SearchStrategy[bytes]:
     cut = st.tuples(good, st.integers(0, 120)).map(
         lambda t: struct.pack(">I", max(8, len(t[0]) - t[1])) + t[0][4:len(t[0]) - t[1]])
     raw = st.builds(qt.atom, st.sampled_from([b"mvhd", b"tkhd", b"keys", b"data", b"free",
-                                              b"mdhd", b"hdlr"]), st.binary(max_size=40))
-    return st.one_of(good, cut, raw)
+                                              b"mdhd", b"hdlr", b"stco", b"co64", b"stsz",
+                                              b"stsc"]), st.binary(max_size=40))
+    return st.one_of(good, cut, raw, tables())
+
+
+COUNTS = st.sampled_from([0, 1, 2, 3, 2**31, 2**32 - 1])
+FIELDS = st.sampled_from([0, 1, 2, 7, 2**31, 2**32 - 1]) | st.integers(0, 200)
+
+
+@st.composite
+def tables(draw: st.DrawFn) -> bytes:
+    """A sample table with counts that may lie and fields that may be anything."""
+    kind = draw(st.sampled_from([b"stco", b"co64", b"stsz", b"stsc"]))
+    fields = draw(st.lists(FIELDS, max_size=9))
+    head = [draw(FIELDS), draw(COUNTS)] if kind == b"stsz" else [draw(COUNTS)]
+    wide = "Q" if kind == b"co64" else "I"
+    return qt.full(kind, f"{len(head)}I{len(fields)}{wide}", *head, *fields)
 
 
 @st.composite
@@ -227,3 +245,118 @@ def mutations(draw: st.DrawFn, data: bytes, heads: list[int]) -> bytes:
 @given(data=st.data())
 def test_mutated_real_movies(real: tuple[bytes, list[int]], data: st.DataObject) -> None:
     check(VirtualFile(data.draw(mutations(*real))))
+
+
+# ---- completeness: every sample the index names is inside the file (issue 28 item 2) -----------
+
+class IndexFirst(tuple[bytes, bytes]):
+    """(header, samples), shown short in a failing example."""
+
+    def __repr__(self) -> str:
+        return f"IndexFirst({len(self[0])} + {len(self[1])} bytes)"
+
+
+@pytest.fixture(scope="module")
+def index_first(real: tuple[bytes, list[int]]) -> IndexFirst:
+    """The real movie as a recorder that writes its index first lays it out (header, samples)."""
+    return IndexFirst(qt.index_first(real[0]))
+
+
+@given(data=st.data())
+def test_an_index_first_movie_cut_anywhere(index_first: tuple[bytes, bytes],
+                                           data: st.DataObject) -> None:
+    """Each close of the recorder: complete only with the last sample in; before that the
+    reason says the recording is incomplete (instant pickup waits, settle fails it)."""
+    header, samples = index_first
+    cut = data.draw(st.integers(0, len(samples)) | st.just(len(samples)) | st.just(0))
+    f = VirtualFile(header + samples[:cut])
+    try:
+        info = movie.read(f, f.size)
+    except NotAMovie as exc:
+        assert cut < len(samples) and str(exc).startswith("recording is incomplete"), exc
+    else:
+        assert cut == len(samples) and info.orientation == "portrait"
+    assert f.read_bytes <= len(header) + 2 * movie.HEADER_READ
+
+
+@given(data=st.data())
+def test_mutated_index_first_movies(index_first: tuple[bytes, bytes],
+                                    data: st.DataObject) -> None:
+    header, samples = index_first
+    whole = header + samples
+    heads = [start for _, start, _ in qt.top_atoms(whole)]
+    check(VirtualFile(data.draw(mutations(whole, heads + list(range(len(qt.ftyp()) + 8,
+                                                                     len(header), 4))))))
+
+
+class Damaged(Exception):
+    pass
+
+
+def model_end(offsets: list[int], runs: list[tuple[int, int]], sizes: list[int] | int) -> int:
+    """The spec one sample at a time: chunk n holds the samples of the run it falls in, in
+    order; the movie needs up to the end of its furthest chunk. QuickTime sound's uniform size
+    1 is an audio frame, not a byte: such a chunk counts as its first byte."""
+    per_chunk = [0] * len(offsets)  # chunks before the first run hold nothing
+    for i, (first, per) in enumerate(runs):
+        upto = runs[i + 1][0] if i + 1 < len(runs) else len(offsets) + 1
+        if first < 1 or upto < first:
+            raise Damaged
+        for chunk in range(first, min(upto, len(offsets) + 1)):
+            per_chunk[chunk - 1] = per
+    end, sample = 0, 0
+    for offset, per in zip(offsets, per_chunk, strict=True):
+        if not per:
+            continue
+        if isinstance(sizes, int):
+            end = max(end, offset + (per * sizes if sizes > 1 else 1))
+        else:
+            if sample + per > len(sizes):
+                raise Damaged
+            end = max(end, offset + sum(sizes[sample:sample + per]))
+        sample += per
+    return end
+
+
+@st.composite
+def sample_movies(draw: st.DrawFn) -> tuple[VirtualFile, int | None]:
+    """ftyp + moov naming samples at generated places + an mdat to the end of a file of a
+    generated size (a hole: no sample is there to read). With the model's end (None: damaged)."""
+    offsets = draw(st.lists(st.integers(0, 2**20), max_size=8))
+    wide = draw(st.booleans())
+    if wide:
+        offsets = [o + draw(st.sampled_from([0, 2**32, 2**40])) for o in offsets]
+    firsts = draw(st.lists(st.integers(0, len(offsets) + 2), max_size=4))
+    if draw(st.booleans()):
+        firsts = sorted(set(firsts))  # mostly well-formed runs
+    runs = [(first, draw(st.integers(0, 5))) for first in firsts]
+    sizes: list[int] | int = draw(st.integers(0, 2**16) | st.lists(
+        st.integers(0, 2**16), max_size=30))
+    if sizes == 0:
+        sizes = []  # an stsz size of 0 means "listed"
+    stbl = qt.sample_tables(offsets, runs, sizes, wide=wide)
+    try:
+        needs: int | None = model_end(offsets, runs, sizes) if offsets else 0
+    except Damaged:
+        needs = None
+    head = qt.ftyp() + qt.atom(b"moov", qt.mvhd(), qt.track_with_samples(stbl)) + \
+        struct.pack(">I4s", 0, b"mdat")
+    size = draw(st.integers(len(head), len(head) + 2**21) | st.sampled_from(
+        [len(head), (needs or 0) - 1, needs or 0, 2**41]).map(lambda n: max(n, len(head))))
+    return VirtualFile(head, size), needs
+
+
+@given(sample_movies())
+def test_complete_only_when_every_sample_is_inside(made: tuple[VirtualFile, int | None]) -> None:
+    f, needs = made
+    info = check(f)
+    if needs is None:  # tables that contradict themselves: not a movie, in words
+        with pytest.raises(NotAMovie, match="sample tables are damaged"):
+            movie.read(VirtualFile(f.data, f.size), f.size)
+    elif needs > f.size:
+        assert info is None
+        with pytest.raises(NotAMovie, match=f"lists runs to {needs:,} bytes"):
+            movie.read(VirtualFile(f.data, f.size), f.size)
+    else:
+        assert info is not None
+    assert f.read_bytes <= len(f.data) + movie.HEADER_READ

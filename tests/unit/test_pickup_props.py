@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from daemon.watch.pickup import Movie, Now, PickupFacts, Wait, decide, movie_state
 
 facts = st.builds(PickupFacts, events=st.booleans(), closed=st.booleans(),
-                  movie=st.sampled_from(Movie), steady=st.booleans())
+                  movie=st.sampled_from(Movie), steady=st.booleans(), why=st.text())
 
 
 @given(facts)
