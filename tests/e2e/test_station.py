@@ -15,6 +15,7 @@ import httpx
 from support import (
     Proc,
     Sandbox,
+    cached_bytes,
     captures_config,
     cli,
     fill_disk,
@@ -98,13 +99,6 @@ def test_priority_normal_leaves_both_as_started(tmp_path: Path, sandbox: Sandbox
 
 
 # ---- item 2: the page cache -----------------------------------------------------------------
-
-def cached_bytes(path: Path) -> int:
-    out = subprocess.run(["fincore", "--bytes", "--noheadings", "--output", "RES", str(path)],
-                         capture_output=True, text=True)
-    assert out.returncode == 0, out.stderr
-    return int(out.stdout)
-
 
 def test_an_uploaded_file_leaves_the_page_cache(tmp_path: Path, sandbox: Sandbox,
                                                 procs: list[Proc]) -> None:
