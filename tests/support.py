@@ -367,3 +367,13 @@ def fill_disk(folder: Path, name: str = "filler.bin") -> Path:
     finally:
         os.close(fd)
     return filler
+
+
+# --- issue 33 helpers (the workstation) --------------------------------------------------------
+
+def cached_bytes(path: Path) -> int:
+    """How much of `path` is in the page cache now (util-linux fincore)."""
+    out = subprocess.run(["fincore", "--bytes", "--noheadings", "--output", "RES", str(path)],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    return int(out.stdout)

@@ -42,6 +42,7 @@ CREDENTIALS_REJECTED = "credentials rejected"
 CERTIFICATE_UNTRUSTED = "certificate untrusted"
 WATCH_FOLDER_LOST = "watch folder lost"
 DATABASE_UNWRITABLE = "database unwritable"
+LOW_DISK = "low disk space"
 STUCK = "queue stuck"
 
 

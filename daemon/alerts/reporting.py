@@ -21,7 +21,8 @@ log = logs.get("notify")
 INCIDENTS = {"credentials": alerts.CREDENTIALS_REJECTED,
              "certificate": alerts.CERTIFICATE_UNTRUSTED,
              "watch_folder": alerts.WATCH_FOLDER_LOST,
-             "database": alerts.DATABASE_UNWRITABLE}
+             "database": alerts.DATABASE_UNWRITABLE,
+             "low_disk": alerts.LOW_DISK}
 STUCK_EVERY = 60.0  # seconds between stuck checks (only with notification targets)
 
 

@@ -25,6 +25,7 @@ from daemon.config.settings import (
     NodeSettings,
     NotifySettings,
     SandboxSettings,
+    StationSettings,
     UploadSettings,
     WatchingSettings,
     WatchRoot,
@@ -33,9 +34,9 @@ from daemon.config.settings import (
 
 __all__ = ["AFTER_UPLOAD", "DEFAULT_CONFIG_PATH", "NODE_NAME_MAX", "ORIENTATIONS",
            "TOKEN_CREDENTIAL", "ApiSettings", "CaptureSettings", "Config", "ConfigError",
-           "NodeSettings", "NotifySettings", "SandboxSettings", "UploadSettings",
-           "WatchRoot", "WatchingSettings", "WebSettings", "capture_overrides", "config_path",
-           "load", "parse", "read_token", "with_base_url"]
+           "NodeSettings", "NotifySettings", "SandboxSettings", "StationSettings",
+           "UploadSettings", "WatchRoot", "WatchingSettings", "WebSettings",
+           "capture_overrides", "config_path", "load", "parse", "read_token", "with_base_url"]
 
 
 def config_path(explicit: str | None) -> Path:

@@ -34,6 +34,7 @@ from daemon.config.settings import (
     NodeSettings,
     NotifySettings,
     SandboxSettings,
+    StationSettings,
     UploadSettings,
     WatchingSettings,
     WatchRoot,
@@ -59,9 +60,10 @@ def parse(data: Mapping[str, Any], source: Path) -> Config:
     notify_s = notify(top.table("notify"))
     node_s = node(top.table("node"))
     level = logging(top.table("logging"))
+    station_s = station(top.table("station"))
     top.finish()
     return Config(source, api_s, db_url, upload_s, capture, watches_s, athletes_s,
-                  sandbox_s, watching_s, level, web_s, notify_s, node_s)
+                  sandbox_s, watching_s, level, web_s, notify_s, node_s, station_s)
 
 
 def api(api_t: Table, source: Path) -> ApiSettings:
@@ -215,6 +217,23 @@ def node(node_t: Table) -> NodeSettings:
                           f"{len(node.name)} characters; at most {NODE_NAME_MAX}")
     node_t.finish()
     return node
+
+
+def station(st_t: Table) -> StationSettings:
+    from daemon.station import priority, space
+
+    d = StationSettings()
+    settings = StationSettings(priority=st_t.get("priority", str, d.priority),
+                               low_disk=st_t.get("low_disk", str, d.low_disk).strip())
+    if settings.priority not in priority.PRIORITIES:
+        raise ConfigError(f"{st_t.where('priority')}: must be one of "
+                          f"{', '.join(priority.PRIORITIES)}, got {settings.priority!r}")
+    try:
+        space.parse_threshold(settings.low_disk)
+    except ValueError as exc:
+        raise ConfigError(f"{st_t.where('low_disk')}: {exc}") from None
+    st_t.finish()
+    return settings
 
 
 def logging(log_t: Table) -> str:

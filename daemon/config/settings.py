@@ -88,6 +88,12 @@ class NodeSettings:
 
 
 @dataclass(frozen=True)
+class StationSettings:
+    priority: str = "background"  # background (nice 10, IO best-effort 7) | normal
+    low_disk: str = ""  # "24MiB", "2GiB", "10%", "off"; "" = the larger of 5 % and 2 GiB
+
+
+@dataclass(frozen=True)
 class SandboxSettings:
     data_dir: Path
     upload_window: float = 1800.0
@@ -108,3 +114,4 @@ class Config:
     web: WebSettings = WebSettings()
     notify: NotifySettings = NotifySettings()
     node: NodeSettings = NodeSettings()
+    station: StationSettings = StationSettings()

@@ -41,6 +41,7 @@ from daemon.net.transport import (
     peer_spoke,
     unsent_bytes,
 )
+from daemon.station.pagecache import SentPages
 
 # Each chunk is one read and one send. Large chunks halve the CPU per byte against 256 KiB
 # (fewer trips through httpx/h11 and fewer syscalls: bench/RESULTS.md); on a slow link a chunk
@@ -217,6 +218,7 @@ class Uploader:
             fd = os.open(path, os.O_RDONLY)
         except OSError as exc:
             raise file_error(exc) from None
+        pages = SentPages(fd)  # sequential read-ahead; what was sent leaves the page cache
 
         def acked(sent: int, sock: socket.socket | None) -> int:
             """Bytes the endpoint has, not bytes handed to the kernel: with an autotuned send
@@ -242,6 +244,7 @@ class Uploader:
                     raise TransferError(Where.FILE, Kind.CHANGED,
                                         "the file got shorter while it was being uploaded")
                 sent += n
+                pages.sent(sent)
                 handed = time.monotonic()
                 yield data  # returns once the kernel took all of it
                 chunk = _next_chunk(chunk, time.monotonic() - handed, self.chunk_size)
@@ -285,6 +288,7 @@ class Uploader:
             self._track(None)
             # The file we read, even if its name was removed meanwhile.
             st = os.fstat(fd)
+            pages.close()
             os.close(fd)
         if not stored(response, fields):
             if 300 <= response.status_code < 400:

@@ -43,6 +43,8 @@ from daemon.service.clients import Connections
 from daemon.service.fleet import FleetPart
 from daemon.service.parts import Ctx, Part, Stoppable, WorkEvents
 from daemon.service.runtime import StateFile, state_path
+from daemon.station import priority
+from daemon.station import space as space_mod
 from daemon.watch.intake import Watcher
 from daemon.work.gate import Gate
 from daemon.work.worker import Worker
@@ -167,6 +169,7 @@ class Service:
         self._install_signals()
         limit_malloc_arenas()
         raise_open_file_limit()
+        priority.apply(self.cfg.station.priority)  # before any thread: all inherit it
         try:
             self.startup()
             self.main_loop()
@@ -229,6 +232,11 @@ class Service:
         self._started(Part("reporter", reporter.close))
         reporter.start()
         attention = Attention(store, state, on_change=reporter.notice)
+        space = space_mod.SpaceWatch(
+            lambda: space_mod.watched_paths(self.cfg),
+            lambda: space_mod.parse_threshold(self.cfg.station.low_disk), attention.condition)
+        space.start()
+        self._started(Part("space", space.stop))
         recovered = store.recover(wall())
         if recovered:
             log.info("jobs.recovered", count=recovered)
@@ -254,7 +262,7 @@ class Service:
             gate=lambda: max(gate.seconds(), fence()), wall=wall,
             fence=self.fleet.fleet if self.fleet is not None else None)
         ctx = self.ctx = Ctx(store, api, worker, watcher, attention, scheduler, gate, reporter,
-                             events)
+                             events, space)
         worker.start()
         self._started(Part("worker", self._stop_worker))
         watcher.start(scan=False)

@@ -18,6 +18,7 @@ from daemon.jobs.models import Job
 from daemon.jobs.store import Store
 from daemon.net.api import ApiClient
 from daemon.service.attention import Attention
+from daemon.station.space import SpaceWatch
 from daemon.watch.intake import Watcher
 from daemon.work.events import Events
 from daemon.work.gate import Gate
@@ -55,6 +56,7 @@ class Ctx:
     gate: Gate
     reporter: Reporter
     events: WorkEvents
+    space: SpaceWatch | None = None  # the low-disk warning's thread
 
 
 class WorkEvents(Events):

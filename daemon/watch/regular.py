@@ -13,6 +13,8 @@ import os
 import stat
 from typing import BinaryIO
 
+from daemon.station.pagecache import random_reads
+
 _KINDS = ((stat.S_ISFIFO, "a pipe"), (stat.S_ISSOCK, "a socket"),
           (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
           (stat.S_ISDIR, "a folder"), (stat.S_ISLNK, "a link"))
@@ -35,12 +37,14 @@ def not_regular(mode: int) -> str | None:
 
 def open_regular(path: str | os.PathLike[str]) -> BinaryIO:
     """Open for reading, never blocking on a FIFO; raise NotRegularFile for anything but a
-    regular file. (O_NONBLOCK changes nothing for reads of regular files.)"""
+    regular file. (O_NONBLOCK changes nothing for reads of regular files.) Its readers read a
+    few headers and the index, never the media: no read-ahead pulls the media in."""
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     try:
         reason = not_regular(os.fstat(fd).st_mode)
         if reason is not None:
             raise NotRegularFile(reason)
+        random_reads(fd)
         return os.fdopen(fd, "rb")
     except BaseException:
         os.close(fd)

@@ -59,3 +59,17 @@ def test_purge_deletes_state_and_config_remove_keeps_them() -> None:
 def test_the_unit_gives_the_daemon_descriptors_to_spare() -> None:
     # systemd's default soft limit (1,024) is what a console flood used up (issue 30, item 1).
     assert "\nLimitNOFILE=8192\n" in UNIT
+
+
+def test_the_unit_lets_the_daemon_lower_its_own_priority_and_sets_only_weights() -> None:
+    # Issue 33, item 1: the daemon sets nice 10 and IO best-effort 7 itself; the unit must
+    # allow exactly those calls back after denying @resources, and not pin a priority the
+    # process (with no capabilities) could never undo for [station] priority = "normal".
+    filters = unit("SystemCallFilter")
+    denied = next(i for i, f in enumerate(filters) if f.startswith("~"))
+    assert "@resources" in filters[denied].split()
+    allowed = [f for f in filters[denied + 1:] if not f.startswith("~")]
+    assert sorted(" ".join(allowed).split()) == ["ioprio_set", "setpriority"]
+    assert unit("CPUWeight") == ["20"] and unit("IOWeight") == ["20"]
+    assert not unit("Nice") and not unit("IOSchedulingClass") and \
+        not unit("IOSchedulingPriority")

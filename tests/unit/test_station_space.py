@@ -1,0 +1,68 @@
+"""Issue 33, item 5: the low-disk check bounded in time. A watch folder on a share whose
+server stopped answering hangs statvfs for good; the check must not wait for it (the other
+file systems are still looked at) and must not pile up threads on it. The hung statvfs is a
+stand-in (this one function replaced), as a real hung mount needs a FUSE server."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from daemon import fsprobe
+from daemon.station import space
+
+
+@pytest.fixture
+def hung(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    release = threading.Event()
+    real = os.statvfs
+    calls: list[str] = []
+
+    def statvfs(path: str) -> os.statvfs_result:
+        if path == "/hung/share":
+            calls.append(path)
+            release.wait()
+        return real(path)
+
+    monkeypatch.setattr(os, "statvfs", statvfs)
+    yield "/hung/share"
+    release.set()
+
+
+def test_a_hung_watch_folder_does_not_stall_the_check(tmp_path: Path, hung: str) -> None:
+    said: list[tuple[str, str | None]] = []
+    watch = space.SpaceWatch(lambda: [hung, str(tmp_path)], lambda: space.Threshold(share=0.99),
+                             lambda n, m: said.append((n, m)), wait=0.3)
+    for _ in range(3):
+        started = time.monotonic()
+        watch.check()
+        assert time.monotonic() - started < 1.5
+    # the disk that answers is reported (99 % of it is never free here); the hung one is not
+    assert said == [("low_disk", space.message({str(tmp_path): watch._low[str(tmp_path)]}))]
+    assert len([t for t in threading.enumerate() if t.name == f"statvfs {hung}"]) == 1
+
+
+def test_the_thread_warns_and_stops(tmp_path: Path) -> None:
+    said: list[tuple[str, str | None]] = []
+    threshold = [space.Threshold(share=0.99)]
+    watch = space.SpaceWatch(lambda: [str(tmp_path)], lambda: threshold[0],
+                             lambda n, m: said.append((n, m)), every=0.05)
+    watch.start()
+    try:
+        deadline = time.monotonic() + 5
+        while not said and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert said and said[0][1] is not None
+        threshold[0] = space.OFF  # a reload switched it off: cleared
+        while said[-1][1] is not None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert said[-1] == ("low_disk", None)
+    finally:
+        watch.stop()
+    assert not watch.revive()  # stopped on purpose: not started again
+    assert fsprobe.space(str(tmp_path)) is not None
