@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from daemon import fsprobe
+from daemon.config import fsprobe
 from daemon.config.read import (
     ConfigError,
     Table,

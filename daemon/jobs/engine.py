@@ -387,16 +387,3 @@ def db_now(conn: Connection) -> float:
     import time
     return time.time()
 
-
-def listen_connection(engine: Engine, channel: str | tuple[str, ...] = JOBS_CHANNEL) -> Any:
-    """A DBAPI (psycopg 3) connection of its own, out of the pool, in autocommit, LISTENing on
-    `channel` (or each of several). Its fileno() becomes readable when a notification (or EOF)
-    arrives."""
-    raw = engine.raw_connection()
-    raw.detach()  # ours for the life of the listener; never handed back to the pool
-    dbapi: Any = raw.dbapi_connection
-    dbapi.rollback()  # the pool's pre-ping may have begun a transaction
-    dbapi.autocommit = True
-    for name in (channel,) if isinstance(channel, str) else channel:
-        dbapi.execute(f"LISTEN {name}")
-    return dbapi

@@ -10,6 +10,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from sqlalchemy import Engine
+
 from daemon import logs
 from daemon.jobs import engine as engine_mod
 
@@ -50,7 +52,7 @@ class Listener:
         while not self._stop.is_set():
             conn = None
             try:
-                conn = engine_mod.listen_connection(self.engine, self.channel)
+                conn = listen_connection(self.engine, self.channel)
                 self.connected.set()
                 if not first:
                     log.info("fleet.listening_again")
@@ -87,3 +89,18 @@ class Listener:
             raise ConnectionError("the listening connection closed")
         if got:
             self.on_wake()
+
+
+def listen_connection(engine: Engine,
+                      channel: str | tuple[str, ...] = engine_mod.JOBS_CHANNEL) -> Any:
+    """A DBAPI (psycopg 3) connection of its own, out of the pool, in autocommit, LISTENing on
+    `channel` (or each of several). Its fileno() becomes readable when a notification (or EOF)
+    arrives."""
+    raw = engine.raw_connection()
+    raw.detach()  # ours for the life of the listener; never handed back to the pool
+    dbapi: Any = raw.dbapi_connection
+    dbapi.rollback()  # the pool's pre-ping may have begun a transaction
+    dbapi.autocommit = True
+    for name in (channel,) if isinstance(channel, str) else channel:
+        dbapi.execute(f"LISTEN {name}")
+    return dbapi

@@ -15,8 +15,8 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from daemon import fsprobe, logs
-from daemon.config import Config
+from daemon import logs
+from daemon.config import Config, fsprobe
 from daemon.jobs.engine import sqlite_path
 from daemon.net.bandwidth import BYTE_UNITS
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon import fsprobe
+from daemon.config import fsprobe
 from daemon.station import space
 
 
