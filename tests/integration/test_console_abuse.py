@@ -364,3 +364,37 @@ def test_a_browser_that_logged_in_before_is_never_locked_out_by_others(
     from daemon.web.devices import Devices
     assert Devices(SECRET).device_of(device) is not None
     assert Devices("another password entirely").device_of(device) is None
+
+
+def test_requests_whose_body_never_comes_hold_no_connection(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 30, item 1, the slow-body side of slowloris: a POST /login (no password needed to
+    reach it) whose headers are complete but whose announced body never comes must be closed
+    like a connection without complete headers; else the connections cap is filled for good
+    and the coach's browser is turned away at accept until the daemon restarts."""
+    from daemon.web import server as web_server
+
+    monkeypatch.setattr(web_server, "MAX_CONNECTIONS", 5)
+    monkeypatch.setattr(web_server, "HEADER_TIMEOUT", 1.0)
+    with console(tmp_path, password_file=password_file(tmp_path)) as (server, _s, _b):
+        held = []
+        for _ in range(5):
+            sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+            sock.sendall(b"POST /login HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                         b"Content-Type: application/x-www-form-urlencoded\r\n"
+                         b"Content-Length: 100\r\n\r\npassword=")
+            held.append(sock)
+        try:
+            deadline = time.monotonic() + 15
+            while True:
+                with client(server) as c:
+                    try:
+                        if c.get("/login").status_code == 200:
+                            break
+                    except httpx.TransportError:
+                        pass
+                assert time.monotonic() < deadline, "the console is still full of slow bodies"
+                time.sleep(0.2)
+        finally:
+            for sock in held:
+                sock.close()
