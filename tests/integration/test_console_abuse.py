@@ -401,3 +401,26 @@ def test_requests_whose_body_never_comes_hold_no_connection(
                 sock.close()
     # A client that went is no console fault (the log's web.error says "database fault").
     assert "web.error" not in capfd.readouterr().out
+
+
+def test_a_trusted_proxy_network_written_with_host_bits_is_trusted(tmp_path: Path) -> None:
+    """[web] trusted_proxies = ["127.0.0.1/8"] is accepted by the config (a network, its host
+    bits ignored) and must then be believed: uvicorn takes such an entry for a literal host
+    name and trusted nothing, so every client behind the proxy shared its throttle."""
+    from daemon import config as config_mod
+    from daemon.web import Throttle
+
+    (tmp_path / "w").mkdir()
+    path = tmp_path / "config.toml"
+    path.write_text(f'[capture.movement]\nactivity = "golf"\nmovement = "full_swing"\n'
+                    f'[[watch]]\npath = "{tmp_path / "w"}"\n'
+                    f'[web]\ntrusted_proxies = ["127.0.0.1/8"]\n')
+    proxies = config_mod.load(str(path)).web.trusted_proxies
+    throttle = Throttle(Clock(), free_tries=0, base_delay=30.0, max_delay=30.0)
+    with console(tmp_path, password_file=password_file(tmp_path), throttle=throttle,
+                 trusted_proxies=proxies) as (server, _s, _b), client(server) as proxy:
+        assert proxy.get("/api/status", auth=("x", "wrong"),
+                         headers={"X-Forwarded-For": "192.0.2.1"}).status_code == 401
+        assert proxy.get("/api/status", auth=("x", SECRET),
+                         headers={"X-Forwarded-For": "192.0.2.2"}).status_code == 200
+        assert throttle.failures("192.0.2.1") == 1 and throttle.failures("loopback") == 0
