@@ -172,18 +172,21 @@ def sandbox(sb_t: Table, source: Path) -> SandboxSettings:
 
 def web(web_t: Table, source: Path) -> WebSettings:
     proxies = web_t.get("trusted_proxies", list, [])
+    networks = []
     for i, proxy in enumerate(proxies):
         try:
-            ipaddress.ip_network(str(proxy).strip(), strict=False)
             if not isinstance(proxy, str):
                 raise ValueError
+            # Kept in canonical form ("10.0.0.5/24" as 10.0.0.0/24): uvicorn takes a network
+            # with host bits set for a host name, and would trust no one.
+            networks.append(str(ipaddress.ip_network(proxy.strip(), strict=False)))
         except ValueError:
             raise ConfigError(f"{web_t.where('trusted_proxies')}: entry {i + 1} ({proxy!r}) "
                               f"is not an IP address or network such as \"10.0.0.5\" or "
                               f"\"10.0.0.0/24\"") from None
     web = WebSettings(listen=web_t.get("listen", str, WebSettings.listen).strip(),
                       password_file=existing_file(web_t, "password_file", source),
-                      trusted_proxies=tuple(p.strip() for p in proxies))
+                      trusted_proxies=tuple(networks))
     reason = _web_listen_problem(web)
     if reason:
         raise ConfigError(f"{web_t.where('listen')}: {reason}")

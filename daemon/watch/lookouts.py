@@ -52,6 +52,9 @@ class Lookouts:
         self._run, self.clock = run, clock
         self._cond = threading.Condition()
         self._by_path: dict[str, _Lookout] = {}
+        # Retired lookouts whose thread may still be inside a call (a hung root taken out of
+        # the config): put back should the root come back, not joined by a second thread.
+        self._retired: dict[str, _Lookout] = {}
         self._stopped = False
         self.set_roots(roots)
 
@@ -62,8 +65,13 @@ class Lookouts:
             for path, lo in list(self._by_path.items()):
                 if path not in wanted:
                     lo.retired = True
-                    del self._by_path[path]
+                    self._retired[path] = self._by_path.pop(path)
+            self._retired = {p: lo for p, lo in self._retired.items()
+                             if lo.thread is not None and lo.thread.is_alive()}
             for path, root in wanted.items():
+                if path not in self._by_path and (back := self._retired.pop(path, None)):
+                    back.retired = False  # its thread, maybe still in a call, goes on
+                    self._by_path[path] = back
                 lo = self._by_path.setdefault(path, _Lookout(root))
                 lo.root = root
             self._cond.notify_all()
@@ -137,6 +145,7 @@ class Lookouts:
             while not (self._stopped or lo.retired) and not lo.asked:
                 self._cond.wait()
             if self._stopped or lo.retired:
+                lo.thread = None  # ending: a lookout put back (set_roots) starts a new one
                 return None
             task = next(t for t in TASKS if t in lo.asked)
             lo.asked.discard(task)

@@ -15,7 +15,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import (
     HTMLResponse,
     JSONResponse,
@@ -98,6 +98,9 @@ class _GuardMiddleware(BaseHTTPMiddleware):
                                      status_code=403)
         try:
             return await call_next(request)
+        except ClientDisconnect:  # it went (or was closed) before its body came: no fault here
+            self.log.info("web.client_gone", path=path)
+            return Response(status_code=400)
         except Exception as exc:  # a database fault: say so, keep serving
             self.log.error("web.error", path=path, error=type(exc).__name__)
             return JSONResponse({"error": f"the console could not answer ({type(exc).__name__});"

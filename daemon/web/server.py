@@ -22,14 +22,16 @@ from daemon import logs
 # A flood of connections that never finish their headers must not take the descriptors the
 # daemon needs to open capture files (uvicorn's limit_concurrency is checked only once a
 # request's headers are in): at most MAX_CONNECTIONS are held, more are closed at accept,
-# unread; one that has not completed its headers within HEADER_TIMEOUT is closed.
+# unread; one that has not sent its whole request (headers and body: bodies are at most 16 KiB)
+# within HEADER_TIMEOUT is closed, so a POST /login whose body never comes holds nothing.
 MAX_CONNECTIONS = 100
 HEADER_TIMEOUT = 10.0
+_RECEIVING = (h11.IDLE, h11.SEND_BODY)
 BACKLOG = 64
 
 
 class GuardedH11(H11Protocol):
-    """uvicorn's h11 protocol with a cap on connections and a deadline for request headers."""
+    """uvicorn's h11 protocol with a cap on connections and a deadline for each request."""
 
     _refused = False
     _header_timer: asyncio.TimerHandle | None = None
@@ -50,7 +52,7 @@ class GuardedH11(H11Protocol):
 
     def data_received(self, data: bytes) -> None:
         super().data_received(data)
-        if self.conn.their_state is not h11.IDLE:  # this request's headers are complete
+        if self.conn.their_state not in _RECEIVING:  # this request is all in
             self._disarm()
 
     def on_response_complete(self) -> None:
@@ -69,7 +71,7 @@ class GuardedH11(H11Protocol):
 
     def _headers_too_slow(self) -> None:
         self._header_timer = None
-        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+        if self.conn.their_state in _RECEIVING and not self.transport.is_closing():
             self.transport.abort()
 
 

@@ -383,3 +383,63 @@ def test_an_overlong_filter_is_a_400_not_a_fault(tmp_path: Path, name: str,
         assert at_limit.status_code == 200 and at_limit.json()["jobs"] == []
     out, err = capfd.readouterr()
     assert "web.error" not in out + err
+
+
+def test_requests_whose_body_never_comes_hold_no_connection(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capfd: pytest.CaptureFixture[str]) -> None:
+    """Issue 30, item 1, the slow-body side of slowloris: a POST /login (no password needed to
+    reach it) whose headers are complete but whose announced body never comes must be closed
+    like a connection without complete headers; else the connections cap is filled for good
+    and the coach's browser is turned away at accept until the daemon restarts."""
+    from daemon.web import server as web_server
+
+    monkeypatch.setattr(web_server, "MAX_CONNECTIONS", 5)
+    monkeypatch.setattr(web_server, "HEADER_TIMEOUT", 1.0)
+    with console(tmp_path, password_file=password_file(tmp_path)) as (server, _s, _b):
+        held = []
+        for _ in range(5):
+            sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+            sock.sendall(b"POST /login HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                         b"Content-Type: application/x-www-form-urlencoded\r\n"
+                         b"Content-Length: 100\r\n\r\npassword=")
+            held.append(sock)
+        try:
+            deadline = time.monotonic() + 15
+            while True:
+                with client(server) as c:
+                    try:
+                        if c.get("/login").status_code == 200:
+                            break
+                    except httpx.TransportError:
+                        pass
+                assert time.monotonic() < deadline, "the console is still full of slow bodies"
+                time.sleep(0.2)
+        finally:
+            for sock in held:
+                sock.close()
+    # A client that went is no console fault (the log's web.error says "database fault").
+    assert "web.error" not in capfd.readouterr().out
+
+
+def test_a_trusted_proxy_network_written_with_host_bits_is_trusted(tmp_path: Path) -> None:
+    """[web] trusted_proxies = ["127.0.0.1/8"] is accepted by the config (a network, its host
+    bits ignored) and must then be believed: uvicorn takes such an entry for a literal host
+    name and trusted nothing, so every client behind the proxy shared its throttle."""
+    from daemon import config as config_mod
+    from daemon.web import Throttle
+
+    (tmp_path / "w").mkdir()
+    path = tmp_path / "config.toml"
+    path.write_text(f'[capture.movement]\nactivity = "golf"\nmovement = "full_swing"\n'
+                    f'[[watch]]\npath = "{tmp_path / "w"}"\n'
+                    f'[web]\ntrusted_proxies = ["127.0.0.1/8"]\n')
+    proxies = config_mod.load(str(path)).web.trusted_proxies
+    throttle = Throttle(Clock(), free_tries=0, base_delay=30.0, max_delay=30.0)
+    with console(tmp_path, password_file=password_file(tmp_path), throttle=throttle,
+                 trusted_proxies=proxies) as (server, _s, _b), client(server) as proxy:
+        assert proxy.get("/api/status", auth=("x", "wrong"),
+                         headers={"X-Forwarded-For": "192.0.2.1"}).status_code == 401
+        assert proxy.get("/api/status", auth=("x", SECRET),
+                         headers={"X-Forwarded-For": "192.0.2.2"}).status_code == 200
+        assert throttle.failures("192.0.2.1") == 1 and throttle.failures("loopback") == 0

@@ -81,3 +81,34 @@ def test_a_lookout_that_died_is_started_afresh(tmp_path: Path) -> None:
         assert lookouts.ask(SCAN, wait=5) and runs == [LOOK, SCAN]
     finally:
         lookouts.stop()
+
+
+def test_a_hung_root_removed_and_added_back_by_reloads_piles_up_no_threads(
+        tmp_path: Path) -> None:
+    """Reloads that take a hung share out of the config and put it back (an operator trying
+    to get rid of the not-answering line) must not leave one more thread stuck in the kernel
+    on it each time: the stuck lookout is the root's lookout again."""
+    hung = _root(tmp_path / "hung")
+    release = threading.Event()
+
+    def run(root: WatchRoot, task: str, beat: Callable[[], None]) -> None:
+        release.wait()
+
+    def threads_on_it() -> int:
+        return sum(1 for t in threading.enumerate() if t.name == f"lookout {hung.path}")
+
+    lookouts = Lookouts(run, [hung])
+    try:
+        lookouts.ask(LOOK)
+        wait_for(lambda: lookouts.stuck(limit=0.0), 5, what="the look to hang")
+        for _ in range(5):
+            lookouts.set_roots([])
+            lookouts.set_roots([hung])
+            lookouts.ask(LOOK)
+        assert threads_on_it() == 1
+        assert lookouts.stuck(limit=0.0).keys() == {str(hung.path)}  # still shown hung
+        release.set()
+        assert lookouts.ask(SCAN, wait=5)  # and it answers again as the root's lookout
+    finally:
+        release.set()
+        lookouts.stop()
