@@ -9,7 +9,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from daemon.config import fsprobe
 from daemon.config.read import (
     ConfigError,
     Table,
@@ -40,6 +39,7 @@ from daemon.config.settings import (
     WatchRoot,
     WebSettings,
 )
+from daemon.station import fsprobe
 
 
 def parse(data: Mapping[str, Any], source: Path) -> Config:

@@ -11,10 +11,8 @@ exits non-zero for systemd) when it died.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import math
 import os
-import resource
 import select
 import signal
 import socket
@@ -35,7 +33,7 @@ from daemon.config import Config, ConfigError
 from daemon.jobs import engine as engine_mod
 from daemon.jobs.athletes import Directory
 from daemon.jobs.store import DatabaseUnavailable, Store
-from daemon.service import control, health
+from daemon.service import control, health, process
 from daemon.service import fleet as fleet_mod
 from daemon.service import parts as parts_mod
 from daemon.service.attention import Attention
@@ -43,7 +41,6 @@ from daemon.service.clients import Connections
 from daemon.service.fleet import FleetPart
 from daemon.service.parts import Ctx, Part, Stoppable, WorkEvents
 from daemon.service.runtime import StateFile, state_path
-from daemon.station import priority
 from daemon.station import space as space_mod
 from daemon.watch.intake import Watcher
 from daemon.work.gate import Gate
@@ -67,32 +64,6 @@ class Flags:
     toggle_limit: bool = False  # SIGUSR2: bandwidth limit off / on again, as rclone does
     fatal: str | None = None  # a part cannot recover: exit non-zero so systemd restarts us
     signals: list[int] = field(default_factory=list)
-
-
-MALLOC_ARENAS = 1
-M_ARENA_MAX = -8  # glibc's mallopt parameter
-
-
-def limit_malloc_arenas() -> None:
-    """glibc gives each thread that allocates its own heap arena, and each keeps the upload
-    chunks it freed for its own reuse: with a dozen threads that took peak RSS to 80.7 MiB for
-    one upload (bench). One arena serves threads that mostly wait: an upload's chunks reuse
-    the blocks the last upload freed, whichever slot runs it. (Chunks are not mapped afresh
-    each: a fixed M_MMAP_THRESHOLD below the chunk size cost 263,000 page faults per GiB,
-    about 0.3 s of CPU, for 0.6 MiB less peak; bench/RESULTS.md.)"""
-    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to do
-        libc = ctypes.CDLL(None)
-        libc.mallopt(M_ARENA_MAX, MALLOC_ARENAS)
-
-
-def raise_open_file_limit() -> None:
-    """The soft open-file limit up to the hard one (systemd's default soft limit is 1,024, a
-    few hundred uploads' worth of headroom at most). A sandbox that forbids it (the unit's
-    SystemCallFilter; LimitNOFILE= sets both there) leaves it as it is."""
-    with contextlib.suppress(OSError, ValueError):
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        if soft != hard:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 class Service:
@@ -167,9 +138,7 @@ class Service:
 
     def run(self) -> int:
         self._install_signals()
-        limit_malloc_arenas()
-        raise_open_file_limit()
-        priority.apply(self.cfg.station.priority)  # before any thread: all inherit it
+        process.settle_in(self.cfg.station.priority)  # before any thread: all inherit it
         try:
             self.startup()
             self.main_loop()
@@ -233,7 +202,8 @@ class Service:
         reporter.start()
         attention = Attention(store, state, on_change=reporter.notice)
         space = space_mod.SpaceWatch(
-            lambda: space_mod.watched_paths(self.cfg),
+            lambda: space_mod.watched_paths((str(w.path) for w in self.cfg.watches),
+                                             self.cfg.database_url),
             lambda: space_mod.parse_threshold(self.cfg.station.low_disk), attention.condition)
         space.start()
         self._started(Part("space", space.stop))
@@ -265,7 +235,7 @@ class Service:
                              events, space)
         worker.start()
         self._started(Part("worker", self._stop_worker))
-        watcher.start(scan=False)
+        watcher.start(scan=False, look=False)
         self._started(Part("watcher", watcher.stop))
         scheduler.start()
         self._started(Part("scheduler", lambda: scheduler.shutdown(wait=False)))

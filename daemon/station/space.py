@@ -16,9 +16,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from daemon import logs
-from daemon.config import Config, fsprobe
 from daemon.jobs.engine import sqlite_path
 from daemon.net.bandwidth import BYTE_UNITS
+from daemon.station import fsprobe
 
 log = logs.get("station")
 NOTICE = "low_disk"
@@ -165,8 +165,8 @@ class SpaceWatch:
                 return
 
 
-def watched_paths(cfg: Config) -> list[str]:
+def watched_paths(watches: Iterable[str], database_url: str) -> list[str]:
     """The file systems the station depends on: each watch folder's and the SQLite job
     table's (a PostgreSQL server's disk is its own administrator's)."""
-    db = sqlite_path(cfg.database_url)
-    return [str(w.path) for w in cfg.watches] + ([str(db.parent)] if db is not None else [])
+    db = sqlite_path(database_url)
+    return [*watches] + ([str(db.parent)] if db is not None else [])

@@ -27,12 +27,12 @@ from daemon.jobs.athletes import Directory
 from daemon.jobs.models import JobState
 from daemon.jobs.roots import absent_reason
 from daemon.jobs.store import Store, TransitionError
-from daemon.watch import layout, pickup
+from daemon.watch import layout, pickup, walk
 from daemon.watch.known import Known
 from daemon.watch.lookouts import LOOK, SCAN, Lookouts
 from daemon.watch.observers import ObserverSet
 from daemon.watch.regular import not_regular
-from daemon.watch.roots import Roots, hung_message
+from daemon.watch.roots import Answering, Roots
 from daemon.watch.settle import SettleQueue
 from daemon.watch.verdicts import Verdicts
 
@@ -93,7 +93,8 @@ class Watcher:
         self.observers.start(cfg.watches)
         # Every look at a root's file system, on that root's own thread (watch/lookouts.py).
         self.lookouts = Lookouts(self._lookout, cfg.watches, clock)
-        self._hung: set[str] = set()  # roots shown not answering (only `look` uses it)
+        self.answering = Answering(self.roots.answering if self.roots is not None
+                                   else lambda root, why: None)
 
     @property
     def settle(self) -> float:
@@ -101,14 +102,15 @@ class Watcher:
 
     # ---- lifecycle -------------------------------------------------------------------------
 
-    def start(self, scan: bool = True) -> None:
+    def start(self, scan: bool = True, look: bool = True) -> None:
         """Observe first, then scan, so nothing that lands in between is missed. `scan=False`:
         the owner asks for the first `rescan()` on another thread (the service: its
         scheduler), so a large tree does not hold up start-up; events are seen meanwhile.
         That rescan first loads the known versions: until then an event costs a lookup in the
         table."""
         self.queue.start()
-        self.check_roots()
+        if look:  # (the service looked already, before its first claim)
+            self.check_roots()
         if scan:
             self.rescan()
         log.info("watch.started", roots=[str(r.path) for r in self.cfg.watches])
@@ -149,18 +151,7 @@ class Watcher:
         whose look (or walk) has not moved for a while is shown not answering; a lookout
         that died is started afresh."""
         self.lookouts.revive()
-        stuck = self.lookouts.stuck()
-        for path, (root, seconds) in stuck.items():
-            if path not in self._hung:
-                log.error("watch.root_not_answering", root=path, seconds=round(seconds))
-            if self.roots is not None:
-                self.roots.answering(root, hung_message(root, seconds))
-        for path in self._hung - set(stuck):
-            log.info("watch.root_answering", root=path)
-            back = next((r for r in self.cfg.watches if str(r.path) == path), None)
-            if self.roots is not None and back is not None:
-                self.roots.answering(back, None)
-        self._hung = set(stuck)
+        self.answering.update(self.lookouts.stuck(), self.cfg.watches)
         self.lookouts.ask(LOOK)
 
     def athletes(self) -> Mapping[str, str]:
@@ -259,25 +250,14 @@ class Watcher:
         self.queue.schedule(DIR + path, self.settle)
 
     def scan(self, root: WatchRoot, top: str, beat: Callable[[], None] = lambda: None) -> int:
-        """Candidates for the .mov files under `top` that are not known. `beat()` at each
-        folder: the walk is moving (a root's lookout, watch/lookouts.py)."""
+        """Candidates for the .mov files under `top` that are not known."""
         found = 0
-        for dirpath, dirnames, filenames in os.walk(top, followlinks=False):
-            beat()
-            dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-            for name in filenames:
-                if not name.lower().endswith(".mov"):
-                    continue
-                path = os.path.join(dirpath, name)
-                try:
-                    st = os.stat(path, follow_symlinks=False)
-                except OSError:
-                    continue
-                with self._lock:
-                    known = self._known.matches(path, st.st_size, st.st_mtime_ns)
-                if not known:
-                    self.candidate(root, path)
-                    found += 1
+        for path, st in walk.movies(top, beat):
+            with self._lock:
+                known = self._known.matches(path, st.st_size, st.st_mtime_ns)
+            if not known:
+                self.candidate(root, path)
+                found += 1
         return found
 
     # ---- the settle thread -----------------------------------------------------------------
@@ -336,7 +316,8 @@ class Watcher:
             self._forget(path)
             return
         if not link and (why := not_regular(st.st_mode)) is not None:
-            self._not_regular(path, cand, st, why)
+            self.verdicts.not_regular(path, cand.root, why)
+            self._forget(path, (st.st_size, st.st_mtime_ns))  # not logged again each rescan
             return
         version = (st.st_size, st.st_mtime_ns)
         if self.roots is not None:
@@ -410,16 +391,6 @@ class Watcher:
         """Is the watch folder of `path` known and not there (an unmounted share)?"""
         root = self.root_of(path)
         return root is not None and not self._root_there(root)
-
-    def _not_regular(self, path: str, cand: _Candidate, st: os.stat_result, why: str) -> None:
-        """A pipe, socket, device or folder named like a movie: never opened (a FIFO blocks
-        open() for ever). No job; one that waits for this path ends with the reason."""
-        reason = f"{why}; only regular movie files are uploaded"
-        for job_id in self.store.skip_pending(path, self.wall(), reason, str(cand.root.path),
-                                              shares.share(cand.root)):
-            log.info("job.skipped", job_id=job_id, path=path, reason=reason)
-        log.warning("watch.not_regular", path=path, reason=why)
-        self._forget(path, (st.st_size, st.st_mtime_ns))  # not logged again at each rescan
 
     def _inside(self, root: WatchRoot, path: str) -> bool:
         return Path(os.path.realpath(path)).is_relative_to(os.path.realpath(root.path))

@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from enum import StrEnum
 
 from daemon import logs
@@ -78,6 +78,28 @@ def hung_message(root: WatchRoot, seconds: float) -> str:
     """ATTENTION while a root does not answer (its lookout is stuck in a call on it)."""
     return (f"the watch folder {root.path} is not answering (no answer for {seconds:.0f} s: a "
             f"hung network share?): its files wait until it answers; other folders go on")
+
+
+class Answering:
+    """Which roots are shown not answering (only the health tick updates it): each change is
+    logged once, and told to `on_change` (Roots.answering: the ATTENTION line)."""
+
+    def __init__(self, on_change: Callable[[WatchRoot, str | None], None]):
+        self.on_change = on_change
+        self._hung: set[str] = set()
+
+    def update(self, stuck: Mapping[str, tuple[WatchRoot, float]],
+               watches: Iterable[WatchRoot]) -> None:
+        for path, (root, seconds) in stuck.items():
+            if path not in self._hung:
+                log.error("watch.root_not_answering", root=path, seconds=round(seconds))
+            self.on_change(root, hung_message(root, seconds))
+        configured = {str(r.path): r for r in watches}
+        for path in self._hung - set(stuck):
+            if (back := configured.get(path)) is not None:  # (not one a reload removed)
+                log.info("watch.root_answering", root=path)
+                self.on_change(back, None)
+        self._hung = set(stuck)
 
 
 class Roots:

@@ -112,6 +112,15 @@ class Verdicts:
             return True
         return self.root_absent(job.path)
 
+    def not_regular(self, path: str, root: WatchRoot, why: str) -> None:
+        """A pipe, socket, device or folder named like a movie: never opened (a FIFO blocks
+        open() for ever). No job; one that waits for this path ends with the reason."""
+        reason = f"{why}; only regular movie files are uploaded"
+        for job_id in self.store.skip_pending(path, self.wall(), reason, str(root.path),
+                                              shares.share(root)):
+            log.info("job.skipped", job_id=job_id, path=path, reason=reason)
+        log.warning("watch.not_regular", path=path, reason=why)
+
 
 def _holds(path: str, size: int, mtime_ns: int) -> bool:
     try:
@@ -119,4 +128,3 @@ def _holds(path: str, size: int, mtime_ns: int) -> bool:
     except OSError:
         return False
     return (st.st_size, st.st_mtime_ns) == (size, mtime_ns)
-

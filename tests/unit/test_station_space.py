@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from daemon.config import fsprobe
-from daemon.station import space
+from daemon.station import fsprobe, space
 
 
 @pytest.fixture
