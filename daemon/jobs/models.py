@@ -6,7 +6,7 @@ plain record of one row. Times are float epoch seconds (dialect-neutral)."""
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, ClassVar, Generic, TypeVar, overload
+from typing import Any, ClassVar, Generic, NamedTuple, TypeVar, overload
 
 from sqlalchemy import (
     BigInteger,
@@ -101,6 +101,16 @@ ACTIVE = (JobState.PENDING, JobState.QUEUED, JobState.RESERVED, JobState.UPLOADI
 IN_FLIGHT = (JobState.RESERVED, JobState.UPLOADING)  # a worker holds it
 
 
+class Claim(NamedTuple):
+    """One claim of a job, as its claim gave it: every write of the upload begun under it
+    carries it, so a stale upload's write can never pass as a newer claim of the same job
+    (this node may have claimed the job again after a takeover)."""
+
+    job_id: int
+    node: str
+    no: int
+
+
 class Job(Base):
     __tablename__ = "jobs"
     __table_args__ = (
@@ -161,6 +171,11 @@ class Job(Base):
     created_at: Col[float] = Col(Float, nullable=False)
     updated_at: Col[float] = Col(Float, nullable=False)
     finished_at: Col[float | None] = Col(Float)
+
+    @property
+    def claim(self) -> Claim:
+        """The claim this row was read under (the one a claim returned, for its upload)."""
+        return Claim(self.id, self.node or "", self.claim_no)
 
 
 class Reservation(Base):
