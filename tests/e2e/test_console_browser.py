@@ -111,7 +111,7 @@ def test_page_updates_itself_when_the_table_changes(tmp_path: Path, page: Any) -
     with console(tmp_path) as (server, store, _):
         page.goto(server.url + "/")
         expect(page.locator("#lists")).to_contain_text("No files seen yet")
-        job = add_job(store, JobState.QUEUED, "late-arrival.mov")  # no reload from here on
+        add_job(store, JobState.QUEUED, "late-arrival.mov")  # no reload from here on
         expect(page.locator('[data-group="waiting"]')).to_contain_text("late-arrival.mov")
         now = time.time()
         claim = store.claim(now + 1).claim

@@ -63,8 +63,8 @@ def test_one_file_version_is_one_job(store: Store) -> None:
 
 def test_transition_that_matches_no_row_is_an_error(store: Store) -> None:
     job_id = queued(store, "a.mov")
-    with pytest.raises(TransitionError, match="needs the claim"):
-        store.finish(store.get(job_id).claim.job_id, None, NOW)  # type: ignore[arg-type]
+    with pytest.raises(TransitionError, match="needs the claim"):  # a job id, in flight
+        store.fail(job_id, [JobState.RESERVED], NOW, "no claim given")
     job = store.claim(NOW)
     with pytest.raises(TransitionError, match="expected state uploading"):
         store.finish(job.claim, None, NOW)  # reserved, not uploading
