@@ -24,7 +24,9 @@ from daemon.jobs.engine import PG_MAX_OVERFLOW, PG_POOL_SIZE, DatabaseUnavailabl
 from daemon.jobs.fleet import Fleet, NameTaken, parse_identity
 from daemon.jobs.models import Node
 from daemon.jobs.store import Ready, Store
+from daemon.net.upload import Aborted
 from daemon.service.parts import last_known
+from daemon.work.turns import Turns
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -119,7 +121,8 @@ def test_a_beat_that_lands_after_a_takeover_abandons_what_began_before(pg: str) 
     """Issue 29, item 2: station-1's beat starts in time but hangs (its row is locked) past the
     fence while station-2 takes its job over; when it lands, the node is no longer fenced, but
     uploads begun before must stay abandoned: the epoch moves although the two beats' starts
-    were close. Fails with the fence disabled (fenced() never, live() always)."""
+    were close. Fails with the fence disabled (fenced() never, live() always, or a Turn that
+    never checks it)."""
     a, b = node_store(pg, "station-1"), node_store(pg, "station-2")
     mono = [100.0]
     beat: list[list[int]] = []
@@ -129,6 +132,8 @@ def test_a_beat_that_lands_after_a_takeover_abandons_what_began_before(pg: str) 
         job_id = queue(a, "/mnt/a/jane/x.mov", "/mnt/a", fleet.wall(), "nas")
         assert a.claim(fleet.wall()) is not None
         epoch = fleet.epoch  # the upload of this claim began at this epoch
+        turn = Turns(1, fence=fleet).turn(threading.Event())
+        turn.take()  # its send turn, as the pipeline takes it before the request
         other = Fleet(b, "station-2", 3.0)
         other.register()
         with b.engine.connect() as locker:
@@ -146,6 +151,8 @@ def test_a_beat_that_lands_after_a_takeover_abandons_what_began_before(pg: str) 
         assert beat == [[]]
         assert not fleet.fenced()  # 1.3 s after this beat's start: not fenced any more
         assert not fleet.live(epoch), "an upload from before the takeover could complete"
+        with pytest.raises(Aborted):  # the pipeline's look just before the closing boundary
+            turn.check()
         assert fleet.live(fleet.epoch)
     finally:
         a.close()
