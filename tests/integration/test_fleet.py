@@ -93,8 +93,10 @@ def test_claim_sets_holder_and_claim_number(stores: tuple[Store, Store]) -> None
     assert again is not None and (again.node, again.claim_no) == ("station-a", 2)
 
 
-def test_stale_holder_cannot_write_after_takeover(stores: tuple[Store, Store]) -> None:
-    a, b = stores
+def taken_over_mid_upload(a: Store, b: Store) -> tuple[Job, list[float]]:
+    """station-a claims a shared job and starts its upload; then falls silent past its lease
+    while station-b, beating for a full lease, takes the job over. Returns a's job (its claim
+    stale now) and the clock, set after the takeover."""
     job_id = queue_shared(a, "a.mov")
     job = a.claim(NOW)
     assert job is not None
@@ -106,6 +108,13 @@ def test_stale_holder_cannot_write_after_takeover(stores: tuple[Store, Store]) -
     fleet_b.beat()
     clock[0] += 31.0  # a is silent past its lease, b has beaten for a full lease
     assert fleet_b.beat() == [job_id]
+    return job, clock
+
+
+def test_stale_holder_cannot_write_after_takeover(stores: tuple[Store, Store]) -> None:
+    a, b = stores
+    job, clock = taken_over_mid_upload(a, b)
+    job_id = job.id
     taken = b.get(job_id)
     assert taken is not None
     assert (taken.state, taken.node, taken.claim_no) == ("queued", None, 2)
@@ -134,18 +143,8 @@ def test_a_stale_upload_cannot_write_under_its_own_nodes_newer_claim(pg: str) ->
     its own claim and is refused; the live claim's upload is the only one that lands."""
     a, b = node_store(pg, "station-a"), node_store(pg, "station-b")
     try:
-        job_id = queue_shared(a, "a.mov")
-        stale = a.claim(NOW)
-        assert stale is not None
-        a.record_reservation(stale.claim, "s-1", "g", "http://u", NOW + 60, NOW)
-        a.start_upload(stale.claim, NOW)
-        clock = [NOW]
-        Fleet(a, "station-a", 30.0, clock=lambda: clock[0]).beat()
-        fleet_b = Fleet(b, "station-b", 30.0, clock=lambda: clock[0],
-                        monotonic=lambda: clock[0])
-        fleet_b.beat()
-        clock[0] += 31.0
-        assert fleet_b.beat() == [job_id]
+        stale, clock = taken_over_mid_upload(a, b)
+        job_id = stale.id
         live = a.claim(clock[0])  # a's reserve-ahead, back on line, claims the job again
         assert live is not None and live.id == job_id
         assert (live.node, live.claim_no) == ("station-a", stale.claim_no + 2)
