@@ -338,7 +338,11 @@ def machine_for(backend: Backend) -> type[RuleBasedStateMachine]:
                     conn.execute(engine_mod.insert_for(conn)(Node).values(
                         name=n, heartbeat_at=now - 2 * LEASE if n == dead else now,
                         started_at=T0))
-            taken = Fleet(self.store(by), by, LEASE, clock=lambda: now).takeover()
+            fleet_by = Fleet(self.store(by), by, LEASE, clock=lambda: now)
+            try:
+                taken = fleet_by.takeover()
+            finally:
+                fleet_by.close()  # its connection of its own
             expect = sorted(i for i, r in self.rows.items()
                             if r.state in IN_FLIGHT and r.node == dead)
             assert sorted(taken) == expect
