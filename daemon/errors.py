@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ class Kind(StrEnum):
     CERTIFICATE = "certificate"  # the server's TLS certificate is not trusted (service-wide)
     TOO_LARGE = "too_large"  # an answer larger than we accept
     TOO_SLOW = "too_slow"  # at the measured rate the file cannot be sent inside its window
+    STATION = "station"  # the station ran out of open files: not the file's fault
 
 
 class TransferError(Exception):
@@ -46,8 +48,23 @@ class TransferError(Exception):
         self.decided: Decision | None = None
 
 
+# Out of descriptors (a flood of connections, a leak): the station's fault, never the file's.
+STATION_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE})
+
+
+def is_station_fault(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in STATION_ERRNOS
+
+
+def station_reason(exc: OSError) -> str:
+    return (f"the station ran out of open files ({exc.strerror or exc}); waiting files are "
+            f"tried again")
+
+
 def file_error(exc: OSError) -> TransferError:
     """A local file problem in a coach's words."""
+    if is_station_fault(exc):
+        return TransferError(Where.FILE, Kind.STATION, station_reason(exc))
     if isinstance(exc, FileNotFoundError):
         return TransferError(Where.FILE, Kind.VANISHED,
                              "the file was deleted or moved away before it was uploaded")
@@ -114,6 +131,8 @@ def decide(error: TransferError, attempt: int, rand: Callable[[], float] = rando
             return Decision(Outcome.GONE, reason=msg)
         if error.kind is Kind.ROOT_ABSENT:
             return Decision(Outcome.WAIT_ROOT, reason=msg)
+        if error.kind is Kind.STATION:
+            return _retry(error, attempt, rand)
         return Decision(Outcome.FAIL, reason=msg)
     if error.kind is Kind.CERTIFICATE:
         return Decision(Outcome.PAUSE, delay=PAUSE_PROBE, reason=msg)

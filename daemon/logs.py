@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterable
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import structlog
@@ -50,6 +53,57 @@ def redact(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
+# No event name writes more than this many lines a second: a fault that repeats in a tight loop
+# (an accept failing for want of descriptors) must not fill the disk. The next line of that
+# name says how many were dropped.
+MAX_LINES_PER_SECOND = 10
+
+
+class RateLimit(logging.Filter):
+    """Per event name, at most `per_second` lines in any one-second window."""
+
+    def __init__(self, per_second: int = MAX_LINES_PER_SECOND,
+                 clock: Callable[[], float] = time.monotonic):
+        super().__init__()
+        self.per_second, self.clock = per_second, clock
+        self._lock = threading.Lock()
+        # name: the times of its last `per_second` lines (a sliding second), and drops since
+        self._recent: dict[str, deque[float]] = {}
+        self._dropped: dict[str, int] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        name = event_name(record)
+        now = self.clock()
+        with self._lock:
+            recent = self._recent.setdefault(name, deque(maxlen=self.per_second))
+            if len(recent) == self.per_second and now - recent[0] < 1.0:
+                self._dropped[name] = self._dropped.get(name, 0) + 1
+                return False
+            recent.append(now)
+            dropped = self._dropped.pop(name, 0)
+            if len(self._recent) > 4096:  # names that come and go: keep the recent ones
+                self._recent = {k: v for k, v in self._recent.items()
+                                if now - v[-1] < 1.0 or k in self._dropped}
+        if dropped:
+            _note_dropped(record, dropped)
+        return True
+
+
+def event_name(record: logging.LogRecord) -> str:
+    if isinstance(record.msg, dict):  # structlog's, wrapped for the formatter
+        return str(record.msg.get("event", ""))
+    # A library's line: its first line, without the numbers that vary (fds, addresses).
+    first = str(record.msg).split("\n", 1)[0][:80]
+    return record.name + ":" + "".join(c for c in first if not c.isdigit())
+
+
+def _note_dropped(record: logging.LogRecord, dropped: int) -> None:
+    if isinstance(record.msg, dict):
+        record.msg = {**record.msg, "dropped": dropped}
+    else:
+        record.msg = f"{record.msg} ({dropped} lines like this dropped)"
+
+
 def setup(level: str = "info", json_lines: bool | None = None,
           quiet_libraries: Iterable[str] = ("apscheduler", "httpx", "httpcore", "watchdog",
                                             "alembic")) -> None:
@@ -75,6 +129,7 @@ def setup(level: str = "info", json_lines: bool | None = None,
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer])
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(formatter)
+    handler.addFilter(RateLimit())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -83,7 +83,7 @@ def collect(store: Store, include_all: bool = False, now: float | None = None,
     operator's pause, outside upload hours): every queued job waits for that. `node`: only
     that node's jobs (fleet mode); `lease`: a node silent longer is shown not alive;
     `athletes`: the config's [athletes], shown with the table's links."""
-    now = _now(store) if now is None else now
+    now = now_of(store) if now is None else now
     doc = _head(store, now, runtime, gate_reason, lease, athletes)
     if include_all:
         jobs = store.jobs(node=node)
@@ -111,7 +111,7 @@ def stream(store: Store, out: TextIO, as_json: bool, now: float | None = None,
            athletes: Mapping[str, str] | None = None) -> None:
     """`status --all`: every job, written as it is read (a table of any size, little
     memory); the same document or text as `collect` + `render` would give."""
-    now = _now(store) if now is None else now
+    now = now_of(store) if now is None else now
     doc = _head(store, now, runtime, gate_reason, lease, athletes)
     if not as_json:
         def section(states: tuple[JobState, ...]) -> Iterator[dict[str, Any]]:
@@ -127,8 +127,9 @@ def stream(store: Store, out: TextIO, as_json: bool, now: float | None = None,
     out.write("\n  ]\n}\n")
 
 
-def _now(store: Store) -> float:
-    """A fleet's leases and due times are on the database's clock."""
+def now_of(store: Store) -> float:
+    """A fleet's leases and due times are on the database's clock (a station whose own clock
+    is off must not misjudge the others); one node's, on this machine's."""
     return store.db_now() if getattr(store, "fleet", False) else time.time()
 
 

@@ -3,11 +3,13 @@ refusing, with the file and key named, what an admin must fix. `parse` puts them
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from daemon import fsprobe
 from daemon.config.read import (
     ConfigError,
     Table,
@@ -126,10 +128,11 @@ def watches(raw_watches: list[Any], capture: CaptureSettings, upload: UploadSett
     for i, raw in enumerate(raw_watches):
         w = Table(raw, f"watch #{i + 1}", source)
         path = resolve_path(w.get("path", str, required=True), source)
-        if path.exists() and not path.is_dir():
+        if fsprobe.kind(str(path)) is fsprobe.Kind.OTHER:
             raise ConfigError(f"{w.where('path')}: {str(path)!r} is not a folder")
         # A folder that does not exist (yet: an unmounted share) is not a config error: the
         # daemon shows it as ATTENTION and watches it as soon as it is there; `check` fails.
+        # Nor is one that does not answer (a hung share): reading the config must not hang.
         shared = w.get("shared", bool, False)
         name = w.get("name", str)
         if shared and not (name and name.strip()):
@@ -166,8 +169,19 @@ def sandbox(sb_t: Table, source: Path) -> SandboxSettings:
 
 
 def web(web_t: Table, source: Path) -> WebSettings:
+    proxies = web_t.get("trusted_proxies", list, [])
+    for i, proxy in enumerate(proxies):
+        try:
+            ipaddress.ip_network(str(proxy).strip(), strict=False)
+            if not isinstance(proxy, str):
+                raise ValueError
+        except ValueError:
+            raise ConfigError(f"{web_t.where('trusted_proxies')}: entry {i + 1} ({proxy!r}) "
+                              f"is not an IP address or network such as \"10.0.0.5\" or "
+                              f"\"10.0.0.0/24\"") from None
     web = WebSettings(listen=web_t.get("listen", str, WebSettings.listen).strip(),
-                      password_file=existing_file(web_t, "password_file", source))
+                      password_file=existing_file(web_t, "password_file", source),
+                      trusted_proxies=tuple(p.strip() for p in proxies))
     reason = _web_listen_problem(web)
     if reason:
         raise ConfigError(f"{web_t.where('listen')}: {reason}")

@@ -66,6 +66,8 @@ class WatchingSettings:
 class WebSettings:
     listen: str = "127.0.0.1:8780"  # "" = off
     password_file: Path | None = None  # required when listen is not loopback
+    # Reverse proxies whose X-Forwarded-For is believed (IPs or CIDRs); none by default
+    trusted_proxies: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -108,6 +108,7 @@ def make_engine(url: str, create: bool = True) -> Engine:
         elif not path.exists():
             raise DatabaseUnavailable(f"there is no job database at {path} yet (the daemon "
                                       f"creates it when it starts)")
+        single_name(path)
         # Connections never create the file again: a database deleted under a running daemon
         # must be noticed, not silently replaced by an empty one.
         url = f"sqlite:///file:{path}?mode=rw&uri=true"
@@ -149,12 +150,17 @@ def make_engine(url: str, create: bool = True) -> Engine:
 WRITE = "uplift_write"
 
 
+def writer_turn(engine: Engine) -> contextlib.AbstractContextManager[Any]:
+    """This process's turn to write `engine`'s file (SQLite; nothing to wait for elsewhere)."""
+    turn = _WRITERS.get(engine)
+    return turn if turn is not None else contextlib.nullcontext()
+
+
 @contextmanager
 def write_tx(engine: Engine, durable: bool = False) -> Iterator[Connection]:
     """A transaction that writes: on SQLite it holds the write lock from its first statement;
     `durable` makes its commit reach the disk before returning (a 'done' before a move)."""
-    turn = _WRITERS.get(engine)
-    with turn if turn is not None else contextlib.nullcontext(), engine.connect() as conn:
+    with writer_turn(engine), engine.connect() as conn:
         conn.execution_options(**{WRITE: True})
         if durable:
             set_durable(conn, True)
@@ -209,13 +215,30 @@ class InstanceLock:
         os.close(self.fd)
 
 
+def single_name(db: Path) -> None:
+    """Refuse a SQLite file that has more than one name (a hard link): SQLite names the WAL
+    and we name the lock after the name opened, so each name would get its own, and a second
+    daemon, or even a `retry` through the other name, could corrupt the table."""
+    try:
+        links = os.stat(db).st_nlink
+    except OSError:
+        return  # not there: the caller says so in its own words
+    if links > 1:
+        raise DatabaseUnavailable(
+            f"the job database {db} has {links} names (hard links): each name would get its "
+            f"own WAL and lock, and using two can corrupt it; keep one (find {db.parent} "
+            f"-samefile {db} lists them) and remove the others")
+
+
 def acquire_instance_lock(url: str) -> InstanceLock | None:
     """One daemon per SQLite file (readers such as `status` take no lock). PostgreSQL: none;
-    nodes coordinate through the table."""
+    nodes coordinate through the table. The lock goes with the file, not the name it was
+    opened by: beside its real path (a symlinked name or folder shares it), and a file with a
+    second name (a hard link) is refused."""
     db = sqlite_path(url)
     if db is None:
         return None
-    path = db.with_name(db.name + ".lock")
+    path = Path(os.path.realpath(db) + ".lock")
     if path.exists() and not db.exists():
         # A daemon used this database, and it is gone: starting afresh would upload every file
         # in the watch folders again. A person decides.
@@ -229,6 +252,11 @@ def acquire_instance_lock(url: str) -> InstanceLock | None:
     except OSError as exc:
         raise DatabaseUnavailable(f"cannot open the job database {db}: {exc.strerror} (check "
                                   f"[database] url and the folder's permissions)") from None
+    try:
+        single_name(db)
+    except DatabaseUnavailable:
+        os.close(fd)
+        raise
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -335,8 +363,7 @@ def insert_for(conn: Connection) -> Any:
 def notify_jobs(conn: Connection) -> None:
     """Wake idle nodes: PostgreSQL delivers a NOTIFY at the commit of this transaction (not at
     all if it rolls back). SQLite: one node, woken in-process."""
-    if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql(f"NOTIFY {JOBS_CHANNEL}")
+    _notify(conn, JOBS_CHANNEL)
 
 
 ATHLETES_CHANNEL = "uplift_athletes"  # NOTIFY'd when the athlete directory changes
@@ -345,8 +372,21 @@ ATHLETES_CHANNEL = "uplift_athletes"  # NOTIFY'd when the athlete directory chan
 def notify_athletes(conn: Connection) -> None:
     """Tell every node the athlete directory changed (at commit; PostgreSQL only: SQLite is
     one node, told by the caller's poke)."""
+    _notify(conn, ATHLETES_CHANNEL)
+
+
+ROOTS_CHANNEL = "uplift_roots"  # NOTIFY'd when a person accepts a moved watch root
+
+
+def notify_roots(conn: Connection) -> None:
+    """Tell every node a watch root's identity was accepted (`roots accept`): a running node
+    reads the identities afresh rather than keep the one it cached."""
+    _notify(conn, ROOTS_CHANNEL)
+
+
+def _notify(conn: Connection, channel: str) -> None:
     if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql(f"NOTIFY {ATHLETES_CHANNEL}")
+        conn.exec_driver_sql(f"NOTIFY {channel}")
 
 
 def db_now(conn: Connection) -> float:
@@ -359,13 +399,15 @@ def db_now(conn: Connection) -> float:
     return time.time()
 
 
-def listen_connection(engine: Engine, channel: str = JOBS_CHANNEL) -> Any:
+def listen_connection(engine: Engine, channel: str | tuple[str, ...] = JOBS_CHANNEL) -> Any:
     """A DBAPI (psycopg 3) connection of its own, out of the pool, in autocommit, LISTENing on
-    `channel`. Its fileno() becomes readable when a notification (or EOF) arrives."""
+    `channel` (or each of several). Its fileno() becomes readable when a notification (or EOF)
+    arrives."""
     raw = engine.raw_connection()
     raw.detach()  # ours for the life of the listener; never handed back to the pool
     dbapi: Any = raw.dbapi_connection
     dbapi.rollback()  # the pool's pre-ping may have begun a transaction
     dbapi.autocommit = True
-    dbapi.execute(f"LISTEN {channel}")
+    for name in (channel,) if isinstance(channel, str) else channel:
+        dbapi.execute(f"LISTEN {name}")
     return dbapi

@@ -4,7 +4,7 @@ sleeps in select() with no timeout, and reconnects with backoff when the databas
 from __future__ import annotations
 
 import contextlib
-import select
+import selectors
 import socket
 import threading
 from collections.abc import Callable
@@ -18,11 +18,12 @@ LISTEN_BACKOFF = (0.5, 30.0)
 
 
 class Listener:
-    """LISTEN on the jobs channel; call `on_wake` for every notification. Reconnects with
+    """LISTEN on the jobs channel (or the channels given); call `on_wake` for every
+    notification. Reconnects with
     backoff when the database goes away (and wakes once then: notices may have been missed)."""
 
     def __init__(self, engine: Any, on_wake: Callable[[], None],
-                 channel: str = engine_mod.JOBS_CHANNEL):
+                 channel: str | tuple[str, ...] = engine_mod.JOBS_CHANNEL):
         self.engine, self.on_wake, self.channel = engine, on_wake, channel
         self._stop = threading.Event()
         self._rsock, self._wsock = socket.socketpair()  # interrupts select() at stop
@@ -69,14 +70,20 @@ class Listener:
             delay = min(LISTEN_BACKOFF[1], delay * 2)
 
     def _listen(self, conn: Any) -> None:
-        fd = conn.fileno()
-        while not self._stop.is_set():
-            ready, _, _ = select.select([fd, self._rsock], [], [])  # no timeout: idle is idle
-            if self._rsock in ready:
-                return
-            # Readable: notifications, or EOF when the server went away (notifies() raises).
-            got = list(conn.notifies(timeout=0))
-            if not got and conn.closed:
-                raise ConnectionError("the listening connection closed")
-            if got:
-                self.on_wake()
+        # selectors, not select(): a descriptor numbered past 1,024 is fine (issue 30)
+        with selectors.DefaultSelector() as sel:
+            sel.register(conn.fileno(), selectors.EVENT_READ, "conn")
+            sel.register(self._rsock, selectors.EVENT_READ, "stop")
+            while not self._stop.is_set():
+                ready = {key.data for key, _ in sel.select()}  # no timeout: idle is idle
+                if "stop" in ready:
+                    return
+                self._drain(conn)
+
+    def _drain(self, conn: Any) -> None:
+        # Readable: notifications, or EOF when the server went away (notifies() raises).
+        got = list(conn.notifies(timeout=0))
+        if not got and conn.closed:
+            raise ConnectionError("the listening connection closed")
+        if got:
+            self.on_wake()

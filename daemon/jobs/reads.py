@@ -15,17 +15,8 @@ from daemon.jobs import engine as engine_mod
 from daemon.jobs import paths
 from daemon.jobs.fleet import parse_identity
 from daemon.jobs.guard import ClaimGuard
+from daemon.jobs.left import known_clause
 from daemon.jobs.models import Job, JobState, Node, Notice, Reservation
-
-# The reasons a job is skipped with because its file was gone (older versions wrote the same
-# words). A file seen again at the same version after such a skip was not gone for good (its
-# folder had dropped out, or it was moved back): it is looked at again, never ignored.
-VANISHED_REASONS = (
-    "the file was moved or deleted before it was uploaded; if it moved within the watch "
-    "folder it is uploaded from its new place",
-    "the file was removed or moved away before it was uploaded",
-)
-
 
 # The job table's columns as this database has them, per engine: a command reads a table the
 # service has not upgraded yet (columns added later are simply absent, read as None).
@@ -195,9 +186,7 @@ class Reads:
         with self._read() as conn:
             rows = conn.execution_options(yield_per=1000).execute(select(
                 Job.path, Job.watch, Job.rel_path, Job.owner, Job.size, Job.mtime_ns).where(
-                Job.state != JobState.PENDING, ~and_(Job.state == JobState.SKIPPED,
-                                                     Job.last_error.in_(VANISHED_REASONS)))
-                .order_by(Job.id))
+                known_clause()).order_by(Job.id))
             for row in rows:
                 if _ours(row, roots, self.guard.owner):
                     yield next(_local([row], roots, self.guard.owner)), row.size, row.mtime_ns

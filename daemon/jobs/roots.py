@@ -18,7 +18,6 @@ from sqlalchemy import select
 from daemon.jobs import engine as engine_mod
 from daemon.jobs import paths
 from daemon.jobs.models import ACTIVE, Job, JobState, RootIdentity
-from daemon.jobs.reads import VANISHED_REASONS
 from daemon.jobs.store import Store
 
 Identity = tuple[int, int]  # (st_dev, st_ino)
@@ -59,8 +58,9 @@ class RootTable:
         return None if row is None else (int(row.dev), int(row.ino))
 
     def record(self, watch: str, path: str, identity: Identity, now: float,
-               replace: bool = True) -> None:
-        """This node's identity of the root; `replace=False` keeps one already recorded."""
+               replace: bool = True, accepted: bool = False) -> None:
+        """This node's identity of the root; `replace=False` keeps one already recorded.
+        `accepted` (by a person): running nodes are told, at commit, to read it afresh."""
         values = {"node": self.node, "watch": watch, "path": path, "dev": identity[0],
                   "ino": identity[1], "recorded_at": now}
         with self.store.guard.write() as conn:
@@ -70,6 +70,8 @@ class RootTable:
                 index_elements=keys, set_={k: values[k] for k in ("path", "dev", "ino",
                                                                    "recorded_at")})
                          if replace else ins.on_conflict_do_nothing(index_elements=keys))
+            if accepted:
+                engine_mod.notify_roots(conn)
 
     def waiting(self, watch: str, limit: int = SAMPLE) -> list[Waiting]:
         """Jobs under the root that still wait for their file (pending to uploading)."""
@@ -106,5 +108,4 @@ def identity_of(path: str) -> Identity | None:
     return (st.st_dev, st.st_ino)
 
 
-__all__ = ["VANISHED_REASONS", "Identity", "RootTable", "Waiting", "absent_reason",
-           "identity_of"]
+__all__ = ["Identity", "RootTable", "Waiting", "absent_reason", "identity_of"]

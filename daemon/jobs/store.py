@@ -196,6 +196,8 @@ class Store(Reads):
         # counters that table has (lapses came with 0006).
         counters = {"refusals": 0, **({"lapses": 0} if schema.has(self.engine, "0006") else {})}
         with self.guard.write() as conn:
+            if self.fleet:  # due at once by the clock the fleet's claims read, not ours
+                now = engine_mod.db_now(conn)
             q = select(Job.id, Job.state)
             if job_ids is None:
                 q = q.where(Job.state == JobState.FAILED)

@@ -18,8 +18,8 @@ from sqlalchemy.exc import IntegrityError
 from daemon.jobs import engine as engine_mod
 from daemon.jobs import paths
 from daemon.jobs.guard import ClaimGuard
+from daemon.jobs.left import left_its_path
 from daemon.jobs.models import IN_FLIGHT, Job, JobState
-from daemon.jobs.reads import VANISHED_REASONS
 
 COARSE_NS = 2_000_000_000  # SMB/FAT keep mtimes to 2 s: a shared file's version compares so
 
@@ -97,10 +97,9 @@ class WatcherWrites:
         with self.guard.write() as conn:
             known = conn.execute(select(Job.id, Job.state, Job.last_error).where(
                 *ident, *self._version(size, mtime_ns, shared)).order_by(Job.id)).first()
-            if known is not None and known.state == JobState.SKIPPED and \
-                    known.last_error in VANISHED_REASONS:
-                # Skipped as gone, yet here at the same version (its folder had dropped out,
-                # or it came back): not gone after all, so it is settled again.
+            if known is not None and left_its_path(known.state, known.last_error):
+                # Skipped because it left this path, yet here at the same version (renamed
+                # back, its folder back): nothing was decided about it here, so it is work.
                 self.guard.move(conn, known.id, [JobState.SKIPPED], JobState.PENDING, now,
                                 last_error=None, finished_at=None)
                 return Seen(known.id, JobState.PENDING, True)

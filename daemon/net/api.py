@@ -158,8 +158,10 @@ def read_capped(response: httpx.Response, limit: int, where: Where,
                                     status=response.status_code)
             del body[limit:]
             break
-    headers = [(k, v) for k, v in response.headers.multi_items()
-               if k.lower() not in ("content-encoding", "transfer-encoding", "content-length")]
+    # The header bytes as they came: decoded and encoded again, a raw non-ASCII byte (a
+    # proxy's, a portal's) would raise here, after the status line already said what happened.
+    headers = [(k, v) for k, v in response.headers.raw
+               if k.lower() not in (b"content-encoding", b"transfer-encoding", b"content-length")]
     return httpx.Response(response.status_code, headers=headers, content=bytes(body),
                           request=response.request)
 

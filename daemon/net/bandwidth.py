@@ -203,6 +203,8 @@ class Limiter:
         self.tokens = self.capacity
         self.last = clock()
         self.toggled = False  # True: the limit is switched off (SIGUSR2)
+        # How often the rate in force changed: a rate measured across a change is void.
+        self.changes = 0
 
     @property
     def configured(self) -> float:
@@ -223,6 +225,8 @@ class Limiter:
             now = self.clock()
             if self._rate > 0:
                 self.tokens = min(self.capacity, self.tokens + (now - self.last) * self._rate)
+            if max(0.0, float(rate)) != self._rate:
+                self.changes += 1
             self._rate = max(0.0, float(rate))
             self.capacity = self._rate * self.burst_seconds
             # Debt (bytes already sent) is kept, so a lower rate holds from the next chunk;
@@ -233,6 +237,7 @@ class Limiter:
     def toggle(self) -> bool:
         """Switch the limit off, or back on; returns True when it is now off."""
         self.toggled = not self.toggled
+        self.changes += 1
         return self.toggled
 
     def take(self, n: int) -> None:

@@ -70,6 +70,7 @@ class Sent:
     seconds: float
     size: int
     source: tuple[int, int]  # (size, mtime_ns) of the file we read, as the upload ended
+    oddity: str | None = None  # stored, but the answer was odd: logged, never a retry
 
 
 def _quote(value: str) -> str:
@@ -263,24 +264,59 @@ class Uploader:
                    "Content-Length": str(len(head) + size + len(tail))}
         forget_socket()
         proxy = self._clients.proxy
+        answer: httpx.Response | None = None  # its status line and headers, once they are in
+        oddity = None
         try:
             with self._clients.lease() as (client, proxy), \
                     client.stream("POST", url, content=body(), headers=headers) as r:
+                answer = r
                 response = read_capped(r, MAX_ERROR_ANSWER, Where.STORAGE, refuse=False)
-        except httpx.HTTPError as exc:
-            raise transport_error(exc, Where.STORAGE, proxy) from None
-        except OSError as exc:
-            raise file_error(exc) from None
+        except Exception as exc:
+            if answer is None or not stored(answer, fields):
+                if isinstance(exc, httpx.HTTPError):
+                    raise transport_error(exc, Where.STORAGE, proxy) from None
+                if isinstance(exc, OSError):
+                    raise file_error(exc) from None
+                raise
+            # The endpoint said the object is stored: whatever broke after that, sending the
+            # file again would store a second copy.
+            response, oddity = answer, unreadable_answer(answer, exc)
         finally:
             self._track(None)
             # The file we read, even if its name was removed meanwhile.
             st = os.fstat(fd)
             os.close(fd)
-        if 300 <= response.status_code < 400:
-            if not redirect_stored(response.headers.get("Location"), fields):
+        if not stored(response, fields):
+            if 300 <= response.status_code < 400:
                 raise redirect_error(response, fields)
-        elif not response.is_success:
             raise http_error(response, Where.STORAGE)
         etag = response.headers.get("ETag")
         return Sent(etag.strip('"') if etag else None, time.monotonic() - started, size,
-                    (st.st_size, st.st_mtime_ns))
+                    (st.st_size, st.st_mtime_ns), oddity or odd_headers(response))
+
+
+def stored(answer: httpx.Response, fields: Mapping[str, str]) -> bool:
+    """Whether the endpoint's status line and headers say the object is stored: a 2xx, or the
+    success_action_redirect the signed fields asked for."""
+    if 300 <= answer.status_code < 400:
+        return redirect_stored(answer.headers.get("Location"), fields)
+    return answer.is_success
+
+
+def unreadable_answer(answer: httpx.Response, exc: Exception) -> str:
+    detail = " ".join(str(exc).split())[:200]
+    return (f"the upload endpoint answered HTTP {answer.status_code} (stored), but the rest of "
+            f"its answer could not be read ({type(exc).__name__}{': ' + detail if detail else ''})"
+            f"; recorded as uploaded")
+
+
+def odd_headers(answer: httpx.Response) -> str | None:
+    """S3 sends only ASCII header values (a key in Location is percent-encoded): raw bytes
+    beyond it mean something else answered or rewrote the answer (a proxy, a portal)."""
+    names = sorted({name.decode("latin-1") for name, value in answer.headers.raw
+                    if not value.isascii()})
+    if not names:
+        return None
+    return (f"the upload endpoint's answer (HTTP {answer.status_code}, stored) has raw "
+            f"non-ASCII bytes in its {', '.join(names)} header{'s' if len(names) > 1 else ''}, "
+            f"which S3 percent-encodes; something on the way may have rewritten it")

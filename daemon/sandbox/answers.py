@@ -73,8 +73,9 @@ def _trickle(handler: BaseHTTPRequestHandler, body: bytes, interval: float,
 def _client_gone(handler: BaseHTTPRequestHandler, timeout: float) -> bool:
     """Wait up to `timeout`; True if the socket turned readable. A client awaiting our answer
     sends nothing, so readable means it closed (EOF, reset, or a TLS close_notify)."""
-    readable, _, _ = select.select([handler.connection], [], [], timeout)
-    return bool(readable)
+    poll = select.poll()  # not select(): descriptors past 1,024 are fine
+    poll.register(handler.connection, select.POLLIN)
+    return bool(poll.poll(int(timeout * 1000)))
 
 
 def _send_huge(handler: BaseHTTPRequestHandler, answer: dict[str, Any], size: int) -> None:

@@ -16,6 +16,7 @@ import time
 import uuid
 from http.server import BaseHTTPRequestHandler
 from typing import Any, BinaryIO, Protocol, cast
+from urllib.parse import quote
 
 from daemon.sandbox import answers, rules
 from daemon.sandbox.rules import ApiRefusal, validate_capture
@@ -263,10 +264,15 @@ class Handler(BaseHTTPRequestHandler):
             "key": key, "session_id": session_id, "size": form.file.size,
             "md5": form.file.md5, "sha256": form.file.sha256, "path": str(dest),
             "received_at": iso(time.time())})
+        if (late := st.take_fault("answer_delay")) is not None:
+            time.sleep(float(late))
         etag = f'"{form.file.md5}"'
         redirect = form.fields.get("success_action_redirect")
         if redirect:  # signed into the policy (checked above): stored, then sent on
             self._send(303, b"", "text/plain", {
                 "ETag": etag, "Location": redirect_location(redirect, BUCKET, key, etag)})
             return
-        self._send(204, headers={"ETag": etag, "Location": f"/{BUCKET}/{key}"})
+        # S3 percent-encodes the key; a raw one goes out as its UTF-8 bytes (send_header
+        # writes Latin-1).
+        location = key.encode().decode("latin-1") if st.faults.raw_location else quote(key)
+        self._send(204, headers={"ETag": etag, "Location": f"/{BUCKET}/{location}"})

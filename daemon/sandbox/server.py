@@ -31,6 +31,9 @@ Faults, each list entry used once:
                                                       a stored upload is answered 303 to that
                                                       URL with bucket, key and etag appended
              [{"cut": true, "after": 65536}]          the connection dropped mid-body
+    raw_location: true                                a stored upload's 204 carries its key's
+                                                      raw UTF-8 bytes in Location (S3, and the
+                                                      sandbox otherwise, percent-encode it)
     latency: 0.05                                     every POST /v1/captures waits this long
 
 TLS: start(..., tls_cert=PEM, tls_key=PEM) (CLI: --tls-cert/--tls-key) serves the API and the

@@ -23,10 +23,15 @@ class Faults:
     # New reservations' upload fields ask S3 to answer a stored upload with a 303 to this URL.
     success_action_redirect: str | None = None
     upload_delay: list[float] = field(default_factory=list)  # seconds before reading a body
+    # Seconds between storing an upload and answering it (the client's wait after its body).
+    answer_delay: list[float] = field(default_factory=list)
     upload_rate: float | None = None  # bytes per second for every upload
     upload_window: float | None = None  # overrides the window of new reservations
     expiry_at_end: bool = False  # check the policy's expiry again once the body is in
     upload_url: str | None = None  # send uploads to another receiver (benchmarks)
+    # A stored upload's Location carries its key's raw UTF-8 bytes (S3 percent-encodes them),
+    # as a proxy or portal on the way may send it.
+    raw_location: bool = False
     clock_offset: float = 0.0  # the API's clock runs this many seconds from ours
     latency: float | None = None  # seconds every API request waits before its answer
 

@@ -5,6 +5,7 @@ console), and in the runtime state file, which still works when the table cannot
 from __future__ import annotations
 
 import os
+import resource
 import threading
 import time
 from collections.abc import Callable
@@ -12,10 +13,21 @@ from collections.abc import Callable
 from sqlalchemy.exc import OperationalError
 
 from daemon import logs
+from daemon.errors import is_station_fault, station_reason
 from daemon.jobs.store import Store
 from daemon.service.runtime import StateFile
 
 log = logs.get("service")
+OPEN_FILES = "open_files"
+
+
+def descriptors_to_spare() -> bool:
+    try:
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        used = len(os.listdir("/proc/self/fd"))
+    except OSError:  # no /proc: say so only when a file can be opened again
+        return True
+    return soft == resource.RLIM_INFINITY or used < soft * 0.9
 
 
 def db_reason(exc: Exception) -> str:
@@ -77,7 +89,19 @@ class Attention:
         self._set(name, message)
 
     def db_error(self, exc: Exception | None) -> None:
+        """A write that failed for want of the job table, or of descriptors (the intake's and
+        the workers' fault path carries both)."""
+        if isinstance(exc, OSError) and is_station_fault(exc):
+            self._set(OPEN_FILES, station_reason(exc))
+            return
         self._set("database", None if exc is None else db_reason(exc))
+
+    def descriptors_back(self) -> bool:
+        """Clears the open-files condition once a tenth of the limit is free again."""
+        if OPEN_FILES not in self.conditions() or not descriptors_to_spare():
+            return False
+        self._set(OPEN_FILES, None)
+        return True
 
     def root(self, root: str, message: str | None) -> None:
         with self._lock:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from daemon import logs
-from daemon.jobs.engine import ATHLETES_CHANNEL
+from daemon.jobs.engine import ATHLETES_CHANNEL, ROOTS_CHANNEL
 from daemon.jobs.fleet import Fleet
 from daemon.jobs.listen import Listener
 from daemon.jobs.shares import shared_names
@@ -63,15 +63,17 @@ class FleetPart:
         self.fleet, self._wake = fleet, wake
         self.heart = Heartbeat(fleet, wake, on_lost)
         self.listener: Listener | None = None
-        self.athletes: Listener | None = None  # the athlete directory's channel
+        self.athletes: Listener | None = None  # the athlete directory's and roots' channels
 
     def listen(self, on_athletes: Callable[[], None] | None = None) -> None:
-        """The LISTEN threads: jobs (wake the worker), and the athlete directory, whose change
-        makes this node look at its waiting files again."""
+        """The LISTEN threads: jobs (wake the worker), and the athlete directory and the watch
+        roots (`roots accept`), whose change makes this node look at its waiting files (and
+        its roots' identities) again."""
         engine = self.fleet.store.engine
         self.listener = Listener(engine, self._wake).start()
         if on_athletes is not None:
-            self.athletes = Listener(engine, on_athletes, ATHLETES_CHANNEL).start()
+            self.athletes = Listener(engine, on_athletes,
+                                     (ATHLETES_CHANNEL, ROOTS_CHANNEL)).start()
 
     def check(self) -> None:
         """Supervision: a heartbeat thread that died is logged and started again."""

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import math
 import os
+import resource
 import select
 import signal
 import socket
@@ -81,18 +83,31 @@ def limit_malloc_arenas() -> None:
         libc.mallopt(M_ARENA_MAX, MALLOC_ARENAS)
 
 
+def raise_open_file_limit() -> None:
+    """The soft open-file limit up to the hard one (systemd's default soft limit is 1,024, a
+    few hundred uploads' worth of headroom at most). A sandbox that forbids it (the unit's
+    SystemCallFilter; LimitNOFILE= sets both there) leaves it as it is."""
+    with contextlib.suppress(OSError, ValueError):
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft != hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 class Service:
     def __init__(self, cfg: Config, sandbox: bool = False):
         self.cfg = cfg
         self.use_sandbox = sandbox
         self.flags = Flags()
         self._rsock, self._wsock = socket.socketpair()
+        self._poll = select.poll()
+        self._poll.register(self._rsock, select.POLLIN)
         self.net = Connections(sandbox)
         self.parts: list[Stoppable] = []  # started so far; stopped in reverse by shutdown()
         self.fleet: FleetPart | None = None
         self.worker: Worker | None = None
         self.ctx: Ctx | None = None
         self.db_identity: object = None
+        self.lost_wal = health.LostWal(cfg.database_url)
 
     # ---- signals and waking the main thread ----------------------------------------------------
 
@@ -115,8 +130,8 @@ class Service:
             signal.signal(sig, self._on_signal)
 
     def _wait(self, timeout: float | None) -> None:
-        ready, _, _ = select.select([self._rsock], [], [], timeout)
-        if ready:
+        # poll, not select(): the wake-up socket may be numbered past 1,024 (issue 30)
+        if self._poll.poll(None if timeout is None else max(0, math.ceil(timeout * 1000))):
             with contextlib.suppress(BlockingIOError):
                 while self._rsock.recv(64):
                     pass
@@ -151,6 +166,7 @@ class Service:
     def run(self) -> int:
         self._install_signals()
         limit_malloc_arenas()
+        raise_open_file_limit()
         try:
             self.startup()
             self.main_loop()
@@ -246,13 +262,16 @@ class Service:
         scheduler.start()
         self._started(Part("scheduler", lambda: scheduler.shutdown(wait=False)))
         if self.fleet is not None:  # LISTEN: another process queued or freed a job, or
-            self.fleet.listen(on_athletes=self._look_now)  # changed the athlete directory
+            # changed the athlete directory, or accepted a moved root (`roots accept`)
+            self.fleet.listen(on_athletes=self._look_now)
         # The first scan (what arrived while stopped) at once, on the scheduler's thread:
         # start-up does not wait for a walk of the whole tree (50,000 files: bench restart).
-        scheduler.add_job(watcher.rescan, "interval", seconds=cfg.watching.rescan_seconds,
+        scheduler.add_job(lambda: watcher.rescan(wait=False), "interval",
+                          seconds=cfg.watching.rescan_seconds,
                           id="rescan", next_run_time=datetime.now(UTC))
         web = parts_mod.start_web(cfg, ctx, metrics,
-                                  lambda: parts_mod.healthy(ctx, self.flags.fatal),
+                                  lambda: parts_mod.healthy(
+                                      ctx, self.flags.fatal or self.lost_wal.reason),
                                   self._look_now)
         if web is not None:
             self._started(Part("web", lambda: web.stop(5.0)))
@@ -298,7 +317,7 @@ class Service:
             if self.flags.look:
                 self.flags.look = False
                 ctx.gate.forget()
-                if ctx.watcher.roots is not None:  # `roots accept` from the CLI
+                if ctx.watcher.roots is not None:  # `roots accept` (a poke, or its NOTIFY)
                     ctx.watcher.roots.forget()
                 if control.stops_running_uploads(ctx.store, time.time()):
                     worker.dispatcher.interrupt()
@@ -344,6 +363,8 @@ class Service:
             if engine_mod.db_identity(self.cfg.database_url) != self.db_identity:
                 self._fatal("the job database was deleted or replaced while the daemon ran; "
                             "restarting to open it afresh")
+                return
+            if not self.lost_wal.check(ctx, self._fatal):
                 return
             if not health.tick(ctx, self.fleet, self._fatal):
                 return

@@ -119,7 +119,8 @@ def start_web(cfg: Config, ctx: Ctx, metrics: Metrics | None,
     # While the job table is away (a PostgreSQL outage), /metrics serves what was last known.
     metrics.bind(counts=last_known(ctx.store.counts), paused=last_known(backend.paused))
     try:
-        web = start_console(cfg.web.listen, cfg.web.password_file, backend, metrics)
+        web = start_console(cfg.web.listen, cfg.web.password_file, backend, metrics,
+                            trusted_proxies=cfg.web.trusted_proxies)
     except (ValueError, OSError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc)
         ctx.attention.condition("console", f"the console cannot listen on "

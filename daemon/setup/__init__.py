@@ -7,17 +7,30 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import os
+import secrets
 import sys
 import time
 import tomllib
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from daemon import config as config_mod
 from daemon.config import ConfigError
 from daemon.setup import answers as ans
-from daemon.setup.host import SERVICE, SERVICE_USER, Host, SetupError, write_file
+from daemon.setup.host import (
+    SERVICE,
+    SERVICE_USER,
+    Host,
+    SetupError,
+    UsageError,
+    keep_old,
+    write_file,
+)
+
+# Exit codes, for scripts (docs/install.md): configured and checked; nothing configured; the
+# command line does not hold; configured, but check (or starting the service) found problems.
+OK, NOT_CONFIGURED, USAGE, CONFIGURED_WITH_PROBLEMS = 0, 1, 2, 3
 
 Ask = Callable[[str], str]
 
@@ -34,6 +47,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--athlete", action="append", default=[], metavar="FOLDER=UUID",
                    help="an athlete folder and its athlete UUID (repeat for more)")
     p.add_argument("--token-file", metavar="FILE", help="read the API token from FILE (- = stdin)")
+    p.add_argument("--console-password-file", metavar="FILE",
+                   help="the console's password, from FILE's first line (- = stdin); "
+                        "without it, setup asks or (--non-interactive) makes one up")
     p.add_argument("--api-url", default=ans.DEFAULT_API_URL, help="the Uplift API")
     p.add_argument("--camera-setup", default="single.front_on", metavar="SELECTION")
     p.add_argument("--orientation", default="auto", choices=config_mod.ORIENTATIONS)
@@ -51,7 +67,7 @@ def run(args: argparse.Namespace, host: Host | None = None, ask: Ask = input,
         return _run(args, host, ask, ask_secret)
     except SetupError as exc:
         print(f"uplift-capture setup: {exc}", file=sys.stderr)
-        return 2
+        return USAGE if isinstance(exc, UsageError) else NOT_CONFIGURED
     except (EOFError, KeyboardInterrupt):
         print("\nuplift-capture setup: stopped; nothing was written", file=sys.stderr)
         return 130
@@ -59,22 +75,31 @@ def run(args: argparse.Namespace, host: Host | None = None, ask: Ask = input,
 
 def _run(args: argparse.Namespace, host: Host, ask: Ask, ask_secret: Ask) -> int:
     if host.config.exists() and not args.force:
-        raise SetupError(f"{host.config} exists; pass --force to replace it "
-                         f"(the old one is kept as {host.config.name}.old)")
-    gid = host.gid()
-    if args.non_interactive:
+        raise UsageError(f"{host.config} exists; pass --force to replace it "
+                         f"(the old one is kept as {host.config.name}.old.<date-time>)")
+    if args.non_interactive:  # the command line first: a usage error is exit 2
         answers, token = _from_flags(args)
-    else:
+        gid = host.gid()
+    else:  # before any question: nothing asked in vain
+        gid = host.gid()
         answers, token = _interview(args, ask, ask_secret)
-    text = ans.render(answers, time.strftime("%Y-%m-%d"))
-    try:  # exactly what the daemon will read: refuse here rather than at its start
-        cfg = config_mod.parse(tomllib.loads(text), host.config.resolve())
+    password, made_up = _console_password(args, ask_secret)
+    try:  # exactly what the daemon will read (but the password file, not written yet)
+        config_mod.parse(tomllib.loads(ans.render(answers, "")), host.config.resolve())
     except ConfigError as exc:
         raise SetupError(f"these answers make an invalid config: {exc}") from None
+    answers = replace(answers, console_password_file=host.console_password_file)
+    text = ans.render(answers, time.strftime("%Y-%m-%d"))
     if host.config.exists():
-        os.replace(host.config, host.config.with_name(host.config.name + ".old"))
+        kept = keep_old(host.config, time.strftime("%Y%m%d-%H%M%S"))
+        print(f"kept the config it replaces as {kept}")
+    # The console can re-link athletes and retry uploads: never without a password.
+    write_file(host.console_password_file, password + "\n", 0o640, gid)
     write_file(host.config, text, 0o640, gid)
     print(f"wrote {host.config}")
+    print(f"the console's password {'was made up and ' if made_up else ''}is in "
+          f"{host.console_password_file} (readable by root and the service's group)")
+    cfg = config_mod.parse(tomllib.loads(text), host.config.resolve())
     print(_store_token(host, token))
     from daemon.setup.host import run_check
 
@@ -95,11 +120,29 @@ def _run(args: argparse.Namespace, host: Host, ask: Ask, ask_secret: Ask) -> int
         for line in problems:
             print(f"uplift-capture setup: {line}", file=sys.stderr)
         if problems:
-            return 1
+            return CONFIGURED_WITH_PROBLEMS
         print(f"{SERVICE} is enabled and started")
     if cfg.web.listen:
         print(f"console: http://{cfg.web.listen}/")
-    return 0 if checked == 0 else 1
+    return OK if checked == 0 else CONFIGURED_WITH_PROBLEMS
+
+
+def _console_password(args: argparse.Namespace, ask_secret: Ask) -> tuple[str, bool]:
+    """(password, made up here): from --console-password-file, asked, or made up."""
+    try:
+        if args.console_password_file:
+            return ans.parse_console_password(
+                _read_secret_file(args.console_password_file, "console password")), False
+    except ValueError as exc:
+        raise SetupError(str(exc)) from None
+    if not args.non_interactive:
+        while True:
+            typed = ask_secret("\nConsole password (not shown; Enter makes one up): ")
+            if not typed.strip():
+                break
+            if _valid(ans.parse_console_password, typed):
+                return ans.parse_console_password(typed), False
+    return secrets.token_urlsafe(15), True
 
 
 def _store_token(host: Host, token: str) -> str:
@@ -110,23 +153,30 @@ def _store_token(host: Host, token: str) -> str:
 
 def _from_flags(args: argparse.Namespace) -> tuple[ans.Answers, str]:
     if not args.watch:
-        raise SetupError("--non-interactive needs at least one --watch PATH")
+        raise UsageError("--non-interactive needs at least one --watch PATH")
     if not args.token_file:
-        raise SetupError("--non-interactive needs --token-file FILE (or - for stdin)")
+        raise UsageError("--non-interactive needs --token-file FILE (or - for stdin)")
     try:
-        token = ans.parse_token(_read_token_file(args.token_file))
-        return _answers(args, args.watch, args.athlete), token
+        answers = _answers(args, args.watch, args.athlete)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        return answers, ans.parse_token(_read_token_file(args.token_file))
     except ValueError as exc:
         raise SetupError(str(exc)) from None
 
 
 def _read_token_file(name: str) -> str:
+    return _read_secret_file(name, "token")
+
+
+def _read_secret_file(name: str, what: str) -> str:
     if name == "-":
         return sys.stdin.read()
     try:
         return Path(name).read_text()
     except (OSError, UnicodeDecodeError) as exc:
-        raise SetupError(f"cannot read the token file {name}: "
+        raise SetupError(f"cannot read the {what} file {name}: "
                          f"{getattr(exc, 'strerror', None) or exc}") from None
 
 

@@ -24,6 +24,7 @@ class Answers:
     movement: tuple[tuple[str, str], ...] = field(
         default=(("activity", "golf"), ("movement", "full_swing")))
     api_url: str = DEFAULT_API_URL
+    console_password_file: Path | None = None  # [web] password_file
 
 
 def parse_athlete(text: str) -> tuple[str, str]:
@@ -106,6 +107,18 @@ def parse_token(text: str) -> str:
     return token
 
 
+def parse_console_password(text: str) -> str:
+    """The console password: its first line, surrounding blanks dropped (as the daemon reads
+    the file)."""
+    lines = text.splitlines()
+    password = lines[0].strip() if lines else ""
+    if not password:
+        raise ValueError("the console password is empty")
+    if len(password) < 8:
+        raise ValueError("the console password is shorter than 8 characters")
+    return password
+
+
 def toml_string(text: str) -> str:
     """A TOML basic string for any text without surrogates (control characters escaped)."""
     out = ['"']
@@ -142,6 +155,8 @@ def render(answers: Answers, written_on: str) -> str:
     ]
     for path in answers.watches:
         lines += ["", "[[watch]]", f"path = {s(str(path))}"]
+    if answers.console_password_file is not None:
+        lines += ["", "[web]", f"password_file = {s(str(answers.console_password_file))}"]
     lines += ["", "[athletes]  # folder = athlete UUID; the console can link more folders"]
     lines += [f"{s(folder)} = {s(athlete)}" for folder, athlete in answers.athletes]
     return "\n".join(lines) + "\n"

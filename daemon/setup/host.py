@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import grp
 import os
+import pwd
 import shutil
 import subprocess
 import tempfile
@@ -48,6 +49,10 @@ class Host:
         return self.config.with_name("token")  # the unit's LoadCredential= path
 
     @property
+    def console_password_file(self) -> Path:
+        return self.config.with_name("console-password")  # [web] password_file
+
+    @property
     def encrypted_token_file(self) -> Path:
         return self.config.with_name("token.cred")
 
@@ -64,7 +69,26 @@ class Host:
 
 
 class SetupError(Exception):
-    """Setup cannot go on; the message says why in plain words."""
+    """Setup cannot go on, nothing was configured; the message says why in plain words."""
+
+
+class UsageError(SetupError):
+    """The command line does not hold (a flag missing or wrong): exit 2, as argparse's own."""
+
+
+def keep_old(path: Path, stamp: str) -> Path:
+    """Move `path` aside as `<name>.old.<stamp>`, never over an earlier one (-2, -3 …)."""
+    base = path.with_name(f"{path.name}.old.{stamp}")
+    kept, n = base, 1
+    while True:
+        try:
+            os.link(path, kept)  # fails if `kept` exists: nothing is ever overwritten
+            break
+        except FileExistsError:
+            n += 1
+            kept = base.with_name(f"{base.name}-{n}")
+    os.unlink(path)
+    return kept
 
 
 def write_file(path: Path, text: str | bytes, mode: int, gid: int | None = None) -> None:
@@ -127,8 +151,18 @@ def run_check(config: Path, token: str, user: str | None) -> int:
     env = {**os.environ, "UPLIFT_API_TOKEN": token}
     env.pop("UPLIFT_CAPTURE_CONFIG", None)
     who = user if user and os.geteuid() == 0 else None
-    done = subprocess.run([sys.executable, "-m", "daemon", "check", "--config", str(config)],
-                          env=env, cwd="/", check=False, user=who, group=who)
+    try:
+        gid = pwd.getpwnam(who).pw_gid if who else None  # the user's own group, as the unit's
+        done = subprocess.run([sys.executable, "-m", "daemon", "check", "--config",
+                               str(config)], env=env, cwd="/", check=False, user=who, group=gid)
+    except KeyError:
+        print(f"FAIL `check` could not run as {who}: there is no such user", flush=True)
+        return 1
+    except OSError as exc:  # the service user cannot run this interpreter (a venv under /root)
+        print(f"FAIL `check` could not run as {who or 'this user'}: {sys.executable}: "
+              f"{exc.strerror or exc}; the service needs an interpreter its user can run",
+              flush=True)
+        return 1
     return done.returncode
 
 

@@ -137,7 +137,3 @@ def resolve_twins(twins: Sequence[Twin]) -> Queue | Skip | Hold:
                         f"uploaded for this athlete; set [upload] allow_duplicates = true to "
                         f"upload copies")
     return Queue(tuple(moved))
-
-
-def moved_reason(new_path: str) -> str:
-    return f"the file was moved to {new_path}; it is uploaded from there"

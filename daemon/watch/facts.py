@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import PurePath
 
 from daemon.config import ConfigError, WatchRoot
-from daemon.errors import file_error
+from daemon.errors import file_error, is_station_fault
 from daemon.watch import movie, sidecar
 from daemon.watch.classify import Facts
 
@@ -29,6 +29,8 @@ def read(path: str, root: WatchRoot, st: os.stat_result, now: float, forced: boo
             facts = _with(facts, not_a_movie=str(exc))
         return _with(facts, fingerprint=movie.fingerprint(path, st.st_size))
     except OSError as exc:
+        if is_station_fault(exc):
+            raise  # the intake tries again later: the file is not at fault
         return _with(facts, unreadable=file_error(exc).message)
 
 

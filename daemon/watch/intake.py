@@ -21,22 +21,27 @@ from sqlalchemy.exc import OperationalError
 
 from daemon import logs
 from daemon.config import Config, WatchRoot
-from daemon.jobs import directory, shares
+from daemon.errors import is_station_fault
+from daemon.jobs import directory, left, shares
 from daemon.jobs.athletes import Directory
 from daemon.jobs.models import JobState
 from daemon.jobs.roots import absent_reason
 from daemon.jobs.store import Store, TransitionError
 from daemon.watch import layout, pickup
 from daemon.watch.known import Known
+from daemon.watch.lookouts import LOOK, SCAN, Lookouts
 from daemon.watch.observers import ObserverSet
 from daemon.watch.regular import not_regular
-from daemon.watch.roots import Roots
+from daemon.watch.roots import Roots, hung_message
 from daemon.watch.settle import SettleQueue
 from daemon.watch.verdicts import Verdicts
 
 log = logs.get("watcher")
 DIR = "dir:"
 DB_RETRY = (1.0, 30.0)  # backoff for a database that cannot be written (disk full)
+# How long start-up waits for the first look at the roots (before the first claim): a root
+# that answers by then is known there or not; one that does not is shown not answering.
+FIRST_LOOK_WAIT = 5.0
 
 
 @dataclass
@@ -82,9 +87,13 @@ class Watcher:
         self.directory = directory
         self.queue = SettleQueue(self._due, clock)
         self.verdicts = Verdicts(store, wall, on_queued, on_failed, self.queue.schedule,
-                                 self._root_absent)
+                                 self._root_absent, self.resettle)
         self.observers = ObserverSet(self._event, self._root_lost, self._root_back,
                                      cfg.watching.poll_interval, on_root_deleted)
+        self.observers.start(cfg.watches)
+        # Every look at a root's file system, on that root's own thread (watch/lookouts.py).
+        self.lookouts = Lookouts(self._lookout, cfg.watches, clock)
+        self._hung: set[str] = set()  # roots shown not answering (only `look` uses it)
 
     @property
     def settle(self) -> float:
@@ -94,11 +103,12 @@ class Watcher:
 
     def start(self, scan: bool = True) -> None:
         """Observe first, then scan, so nothing that lands in between is missed. `scan=False`:
-        the owner runs the first `rescan()` on another thread (the service: its scheduler),
-        so a large tree does not hold up start-up; events are seen meanwhile. That rescan
-        first loads the known versions: until then an event costs a lookup in the table."""
+        the owner asks for the first `rescan()` on another thread (the service: its
+        scheduler), so a large tree does not hold up start-up; events are seen meanwhile.
+        That rescan first loads the known versions: until then an event costs a lookup in the
+        table."""
         self.queue.start()
-        self.observers.start(self.cfg.watches)
+        self.check_roots()
         if scan:
             self.rescan()
         log.info("watch.started", roots=[str(r.path) for r in self.cfg.watches])
@@ -111,17 +121,47 @@ class Watcher:
             known.replay(self._known)
             self._known = known
 
-    def rescan(self) -> None:
-        """Find what events missed; look again at held files (or ones put back by `retry`)."""
+    def rescan(self, wait: bool = True) -> None:
+        """Find what events missed; look again at held files (or ones put back by `retry`).
+        Each root is walked on its own thread; `wait=False`: not waited for (the service:
+        a root that hangs must hold up no thread of its own)."""
         with self._load_lock:  # the first rescan loads them; one at a time does
             with self._lock:
                 loaded = not self._known.journaling
             if not loaded:
                 self._load_known()
         self.pending_again()
-        for root in self.cfg.watches:
-            if str(root.path) not in self.observers.lost():
-                self.scan(root, str(root.path))
+        self.lookouts.ask(SCAN, wait=None if wait else 0.0)
+
+    def _lookout(self, root: WatchRoot, task: str, beat: Callable[[], None]) -> None:
+        """What a root's lookout does (on its thread): LOOK is the observer's and the roots'
+        check, SCAN a walk of the whole tree."""
+        path = str(root.path)
+        if task == LOOK:
+            self.observers.check_root(path)
+            if self.roots is not None:
+                self.roots.look(root)
+        elif path not in self.observers.lost():
+            self.scan(root, path, beat)
+
+    def look(self) -> None:
+        """The health tick: each root looked at on its own thread, not waited for. A root
+        whose look (or walk) has not moved for a while is shown not answering; a lookout
+        that died is started afresh."""
+        self.lookouts.revive()
+        stuck = self.lookouts.stuck()
+        for path, (root, seconds) in stuck.items():
+            if path not in self._hung:
+                log.error("watch.root_not_answering", root=path, seconds=round(seconds))
+            if self.roots is not None:
+                self.roots.answering(root, hung_message(root, seconds))
+        for path in self._hung - set(stuck):
+            log.info("watch.root_answering", root=path)
+            back = next((r for r in self.cfg.watches if str(r.path) == path), None)
+            if self.roots is not None and back is not None:
+                self.roots.answering(back, None)
+        self._hung = set(stuck)
+        self.lookouts.ask(LOOK)
 
     def athletes(self) -> Mapping[str, str]:
         """The config's [athletes] over the table's links (the config wins)."""
@@ -133,9 +173,7 @@ class Watcher:
         if self.directory is not None:  # a link may be why we look again: read it afresh
             self.directory.forget()
         for path in self.store.pending_paths(shares.roots_for(self.store, self.cfg.watches)):
-            with self._lock:  # `retry --force` may bring back a version we knew
-                self._known.forget(path)
-            self.resettle(path)
+            self.resettle(path)  # `retry --force` may bring back a version we knew
 
     def reconfigure(self, cfg: Config) -> None:
         """SIGHUP: new roots, athletes and defaults. Held files are looked at again."""
@@ -147,19 +185,23 @@ class Watcher:
         self.observers.reconfigure(cfg.watches, cfg.watching.poll_interval)
         if self.roots is not None:
             self.roots.reconfigure(cfg.watches)
-        self.rescan()
+        self.lookouts.set_roots(cfg.watches)
+        self.lookouts.ask(LOOK)
+        self.rescan(wait=False)
 
-    def check_roots(self) -> None:
-        """The health tick: is each watch folder there (see watch/roots.py)?"""
-        if self.roots is not None:
-            self.roots.check()
+    def check_roots(self, wait: float = FIRST_LOOK_WAIT) -> None:
+        """Before the first claim: each root watched and known there or not (watch/roots.py),
+        waited for `wait` seconds at most."""
+        if not self.lookouts.ask(LOOK, wait=wait):
+            self.look()  # too long already: what did not answer is shown so now
 
     def root_there(self, root: WatchRoot) -> None:
         """A watch folder is there again: its waiting files are looked at again."""
         self.pending_again()
-        self.scan(root, str(root.path))
+        self.lookouts.ask(SCAN, [str(root.path)])  # walked on its own thread
 
     def stop(self) -> None:
+        self.lookouts.stop()
         self.observers.stop()
         self.queue.stop()
 
@@ -175,7 +217,7 @@ class Watcher:
 
     def _root_back(self, root: WatchRoot) -> None:
         self.on_root(str(root.path), None)
-        self.scan(root, str(root.path))
+        self.lookouts.ask(SCAN, [str(root.path)])
 
     # ---- intake (any thread) ---------------------------------------------------------------
 
@@ -198,6 +240,10 @@ class Watcher:
         self.queue.schedule(path, delay)
 
     def resettle(self, path: str) -> None:
+        """Look at `path` afresh: its job is pending again, or ended because the file left
+        the path (jobs/left.py). The version known there is no longer one needing nothing."""
+        with self._lock:
+            self._known.forget(path)
         root = self.root_of(path)
         if root is not None:
             self.candidate(root, path)
@@ -212,9 +258,12 @@ class Watcher:
             self._folders[path] = root
         self.queue.schedule(DIR + path, self.settle)
 
-    def scan(self, root: WatchRoot, top: str) -> int:
+    def scan(self, root: WatchRoot, top: str, beat: Callable[[], None] = lambda: None) -> int:
+        """Candidates for the .mov files under `top` that are not known. `beat()` at each
+        folder: the walk is moving (a root's lookout, watch/lookouts.py)."""
         found = 0
         for dirpath, dirnames, filenames in os.walk(top, followlinks=False):
+            beat()
             dirnames[:] = [d for d in dirnames if not d.startswith(".")]
             for name in filenames:
                 if not name.lower().endswith(".mov"):
@@ -249,9 +298,12 @@ class Watcher:
         except TransitionError:  # a shared file another node settled first: it is queued
             self._forget(key)
             return
-        except OperationalError as exc:
-            # The job table cannot be written (disk full, locked too long): keep the
-            # candidate and try again later; nothing is lost, the service shows why.
+        except (OperationalError, OSError) as exc:
+            # The job table cannot be written (disk full, locked too long), or the station ran
+            # out of descriptors: keep the candidate and try again later; nothing is lost, the
+            # service shows why.
+            if isinstance(exc, OSError) and not is_station_fault(exc):
+                raise
             cand.db_delay = min(DB_RETRY[1], max(DB_RETRY[0], cand.db_delay * 2))
             self.on_db_error(exc)
             self.queue.schedule(key, cand.db_delay)
@@ -278,8 +330,7 @@ class Watcher:
                         cand.root.path)), str(cand.root.path), shares.share(cand.root))
                 self._forget(path)
                 return
-            for job_id in self.store.skip_pending(path, self.wall(), "the file was removed "
-                                                  "or moved away before it was uploaded",
+            for job_id in self.store.skip_pending(path, self.wall(), left.REMOVED,
                                                   str(cand.root.path), shares.share(cand.root)):
                 log.info("job.vanished", job_id=job_id, path=path)
             self._forget(path)

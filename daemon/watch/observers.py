@@ -66,6 +66,7 @@ class _Watch:
     root: WatchRoot
     observer: BaseObserver | None
     identity: tuple[int, int] | None
+    fresh: bool = False  # not begun yet: `check_root` begins it
 
 
 def _identity(root: WatchRoot) -> tuple[int, int] | None:
@@ -88,13 +89,15 @@ class ObserverSet:
         self._stopped = False
 
     def start(self, roots: Sequence[WatchRoot]) -> None:
+        """Roots to watch. Nothing is looked at here: `check_root`, on the root's own thread
+        (watch/lookouts.py), begins each, so a root that hangs holds up no other."""
         with self._lock:
             for root in roots:
-                self._watches[str(root.path)] = self._begin(root)
+                self._watches[str(root.path)] = _Watch(root, None, None, fresh=True)
 
     def lost(self) -> list[str]:
         with self._lock:
-            return [p for p, w in self._watches.items() if w.observer is None]
+            return [p for p, w in self._watches.items() if w.observer is None and not w.fresh]
 
     def _begin(self, root: WatchRoot) -> _Watch:
         """Watch one root; polling where asked, or where inotify cannot (e.g. the inotify watch
@@ -125,34 +128,50 @@ class ObserverSet:
         self.on_deleted()
 
     def check(self) -> None:
-        """Restart observers that died; re-watch roots that were removed or replaced."""
-        came_back: list[WatchRoot] = []
+        """Every root, on this thread (tools and tests; the service checks each root on its
+        own thread)."""
         with self._lock:
-            if self._stopped:
+            keys = list(self._watches)
+        for key in keys:
+            self.check_root(key)
+
+    def check_root(self, key: str) -> None:
+        """Begin watching a root (new, or back after it was removed or replaced); restart an
+        observer that died. The stat and the observer's start (which walks the tree) are made
+        outside the lock: a root that hangs there holds no other root's check."""
+        with self._lock:
+            w = self._watches.get(key)
+            if self._stopped or w is None:
                 return
-            for key, w in list(self._watches.items()):
-                identity = _identity(w.root)
-                alive = w.observer is not None and w.observer.is_alive()
-                if alive and identity == w.identity:
-                    continue
-                if w.observer is not None:
-                    if not alive:
-                        log.error("watch.observer_died", root=key)
-                    _halt(w.observer)
-                    if identity is None:
-                        log.error("watch.root_lost", root=key)
-                        self.on_lost(w.root, "the folder was removed or unmounted")
-                        self._watches[key] = _Watch(w.root, None, None)
-                        continue
-                elif identity is None:
-                    continue  # still gone
-                new = self._begin(w.root)
+        identity = _identity(w.root)
+        alive = w.observer is not None and w.observer.is_alive()
+        if not w.fresh and alive and identity == w.identity:
+            return
+        if w.observer is not None:
+            if not alive:
+                log.error("watch.observer_died", root=key)
+            _halt(w.observer)
+            if identity is None:
+                log.error("watch.root_lost", root=key)
+                self.on_lost(w.root, "the folder was removed or unmounted")
+                self._replace(key, w, _Watch(w.root, None, None))
+                return
+        elif identity is None and not w.fresh:
+            return  # still gone
+        new = self._begin(w.root)
+        if self._replace(key, w, new) and new.observer is not None and not w.fresh:
+            log.info("watch.root_watched", root=key)
+            self.on_back(w.root)  # outside the lock: the intake scans the whole folder
+
+    def _replace(self, key: str, old: _Watch, new: _Watch) -> bool:
+        """`new` in the place of `old`, unless a reload or the stop came meanwhile."""
+        with self._lock:
+            if not self._stopped and self._watches.get(key) is old:
                 self._watches[key] = new
-                if new.observer is not None:
-                    log.info("watch.root_watched", root=key)
-                    came_back.append(w.root)
-        for root in came_back:  # outside the lock: the intake scans the whole folder
-            self.on_back(root)
+                return True
+        if new.observer is not None:
+            _halt(new.observer)
+        return False
 
     def reconfigure(self, roots: Sequence[WatchRoot], poll_interval: float) -> list[WatchRoot]:
         """SIGHUP: keep observers of unchanged roots; returns the roots newly watched."""
@@ -169,7 +188,7 @@ class ObserverSet:
                     continue
                 if w is not None and w.observer is not None:
                     _halt(w.observer)
-                self._watches[key] = self._begin(root)
+                self._watches[key] = _Watch(root, None, None, fresh=True)  # see start()
                 added.append(root)
             for w in old.values():
                 if w.observer is not None:

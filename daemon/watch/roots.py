@@ -74,6 +74,12 @@ def message(root: WatchRoot, node: str, fleet: bool) -> str:
             f"moved to new storage, run `uplift-capture roots accept {root.path}`")
 
 
+def hung_message(root: WatchRoot, seconds: float) -> str:
+    """ATTENTION while a root does not answer (its lookout is stuck in a call on it)."""
+    return (f"the watch folder {root.path} is not answering (no answer for {seconds:.0f} s: a "
+            f"hung network share?): its files wait until it answers; other folders go on")
+
+
 class Roots:
     """This node's verdict on each watch root. Thread-safe: the health tick, the intake and
     the upload slots all ask."""
@@ -87,10 +93,12 @@ class Roots:
         self._lock = threading.Lock()
         self._watches = list(watches)
         self._absent: dict[str, str] = {}  # watch key -> ATTENTION message
+        self._hung: dict[str, str] = {}  # not answering (watch key -> ATTENTION message)
         self._recorded: set[str] = set()  # keys known to have a record (no write per file)
         # The recorded identities as last read or written here: the health tick compares each
         # root with them every few seconds without a query (idle stays idle). A person's
-        # `roots accept` pokes the daemon, which forgets them.
+        # `roots accept` pokes the daemon (SQLite) or NOTIFYs every node (PostgreSQL), which
+        # forget them.
         self._ids: dict[str, Identity | None] = {}
         # Node-local roots with no record and no job at all at the last look, with the
         # identity they had: until files are seen under one, no job can come to wait there
@@ -113,8 +121,9 @@ class Roots:
             self._ids[key] = found
         return found
 
-    def _record(self, key: str, path: str, identity: Identity, replace: bool = True) -> None:
-        self.table.record(key, path, identity, self.wall(), replace=replace)
+    def _record(self, key: str, path: str, identity: Identity, replace: bool = True,
+                accepted: bool = False) -> None:
+        self.table.record(key, path, identity, self.wall(), replace=replace, accepted=accepted)
         with self._lock:
             self._ids.pop(key, None)  # read back: with replace=False another may have won
 
@@ -124,9 +133,10 @@ class Roots:
         return f"watch_roots@{self.store.node}" if self.store.fleet else "watch_roots"
 
     def reconfigure(self, watches: Iterable[WatchRoot]) -> None:
+        """New roots: looked at by the owner (each on its own thread, watch/lookouts.py)."""
         with self._lock:
             self._watches = list(watches)
-        self.check()
+        self._drop_unwatched()
 
     def root_for(self, watch: str) -> WatchRoot | None:
         with self._lock:
@@ -164,17 +174,38 @@ class Roots:
             watches = list(self._watches)
         for root in watches:
             self._look(root)
+        self._drop_unwatched()
+
+    def look(self, root: WatchRoot) -> None:
+        """One root, now (its lookout's thread)."""
+        self._look(root)
+
+    def answering(self, root: WatchRoot, message_: str | None) -> None:
+        """`message_`: the root does not answer (a hung share), its files wait and its jobs
+        are left alone; None: it answers again."""
+        key = watch_key(root)
+        with self._lock:
+            if self._hung.get(key) == message_:
+                return
+            if message_ is None:
+                self._hung.pop(key, None)
+            else:
+                self._hung[key] = message_
+        self._publish()
+
+    def _drop_unwatched(self) -> None:
         with self._lock:  # a root no longer configured is no longer absent
             keys = {watch_key(w) for w in self._watches}
-            for key in [k for k in self._absent if k not in keys]:
-                self._absent.pop(key)
+            for gone in (self._absent, self._hung):
+                for key in [k for k in gone if k not in keys]:
+                    gone.pop(key)
         self._publish()
 
     def accept(self, root: WatchRoot) -> Identity | None:
         """A person says this folder is the root now (`roots accept`)."""
         identity = identity_of(str(root.path))
         if identity is not None:
-            self._record(watch_key(root), str(root.path), identity)
+            self._record(watch_key(root), str(root.path), identity, accepted=True)
         return identity
 
     def _look(self, root: WatchRoot) -> Verdict:
@@ -231,6 +262,6 @@ class Roots:
     def _publish(self) -> None:
         """The claim's exclusions and the ATTENTION line (Attention skips an unchanged one)."""
         with self._lock:
-            self.store.absent = frozenset(self._absent)
-            text = "; ".join(self._absent.values()) or None
+            self.store.absent = frozenset(self._absent) | frozenset(self._hung)
+            text = "; ".join({**self._absent, **self._hung}.values()) or None
         self.on_attention(self.attention_name, text)

@@ -11,6 +11,7 @@ from typing import Any
 from daemon import logs
 from daemon.config import Config, WatchRoot
 from daemon.jobs import shares
+from daemon.jobs.left import moved_reason
 from daemon.jobs.models import Job, JobState
 from daemon.jobs.store import Ready, Store
 from daemon.watch import facts
@@ -21,7 +22,6 @@ from daemon.watch.classify import (
     Skip,
     Twin,
     classify,
-    moved_reason,
     resolve_twins,
 )
 
@@ -33,14 +33,15 @@ TWIN_STATES = (JobState.PENDING, JobState.QUEUED, JobState.RESERVED, JobState.UP
 
 class Verdicts:
     """`recheck(path, seconds)`: look at a held file again (the settle queue);
-    `root_absent(path)`: its watch folder is not there (a twin there counts as not moved)."""
+    `root_absent(path)`: its watch folder is not there (a twin there counts as not moved);
+    `left(path)`: a job there ended because its file moved away (the path is looked at anew)."""
 
     def __init__(self, store: Store, wall: Callable[[], float], on_queued: Callable[[], None],
                  on_failed: Callable[[str, str], None], recheck: Callable[[str, float], None],
-                 root_absent: Callable[[str], bool]):
+                 root_absent: Callable[[str], bool], left: Callable[[str], None]):
         self.store, self.wall = store, wall
         self.on_queued, self.on_failed = on_queued, on_failed
-        self.recheck, self.root_absent = recheck, root_absent
+        self.recheck, self.root_absent, self.left = recheck, root_absent, left
 
     def promote(self, cfg: Config, athletes: Mapping[str, str], path: str, root: WatchRoot,
                 job_id: int | None, st: os.stat_result) -> JobState | None:
@@ -66,11 +67,12 @@ class Verdicts:
                bound: Any) -> JobState | None:
         now = self.wall()
         twins_verdict: Queue | Skip | Hold = Queue()
+        found: dict[int, Job] = {}
         if not cfg.upload.allow_duplicates and ready.fingerprint is not None:
-            twins = [Twin(j.id, j.path, j.state, self._twin_there(cfg, j))
-                     for j in self.store.twins(ready.athlete_id, ready.fingerprint, job_id,
-                                               TWIN_STATES)]
-            twins_verdict = resolve_twins(twins)
+            found = {j.id: j for j in self.store.twins(ready.athlete_id, ready.fingerprint,
+                                                       job_id, TWIN_STATES)}
+            twins_verdict = resolve_twins([Twin(j.id, j.path, j.state, self._twin_there(cfg, j))
+                                           for j in found.values()])
         if isinstance(twins_verdict, Hold):
             self.store.hold(job_id, twins_verdict.reason, now)
             self.recheck(path, HOLD_RECHECK)
@@ -84,6 +86,8 @@ class Verdicts:
         for twin in twins_verdict.moved_from:
             self.store.skip(twin.job_id, [twin.state], now, moved_reason(path))
             bound.info("job.moved", from_job=twin.job_id, from_path=twin.path)
+            # Its version is not known at the old path now: seen there again, it is work.
+            self.left(shares.localize(found[twin.job_id], cfg.watches).path)
         if not self.store.mark_ready(job_id, ready, now):
             # The file went back to a version another job of this path already holds.
             self.store.skip(job_id, [JobState.PENDING], now,

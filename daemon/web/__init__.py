@@ -19,11 +19,12 @@ __all__ = ["Backend", "Metrics", "Sessions", "StoreBackend", "Throttle", "WebSer
 
 def start_console(listen: str, password_file: Path | None, backend: Backend,
                   metrics: Metrics | Any, *, sessions: Sessions | None = None,
-                  throttle: Throttle | None = None) -> WebServer | None:
+                  throttle: Throttle | None = None,
+                  trusted_proxies: tuple[str, ...] = ()) -> WebServer | None:
     """Serve the console on `listen` ("HOST:PORT"; "" = off -> None). Raises ValueError when
     check_listen() refuses it or the password file is unusable, OSError when the address
     cannot be bound. `sessions` and `throttle`: the defaults unless a test brings its own
-    (a short window, a fake clock)."""
+    (a short window, a fake clock). `trusted_proxies`: [web] trusted_proxies."""
     from daemon.web.app import create_app
     from daemon.web.security import Guard, read_password, split_listen
 
@@ -35,6 +36,6 @@ def start_console(listen: str, password_file: Path | None, backend: Backend,
     host, port = split_listen(listen)
     password = read_password(password_file) if password_file is not None else None
     guard = Guard(host, password, sessions=sessions, throttle=throttle)
-    server = WebServer(create_app(backend, metrics, guard), host, port)
+    server = WebServer(create_app(backend, metrics, guard), host, port, trusted_proxies)
     server.start()
     return server

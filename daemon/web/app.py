@@ -30,6 +30,8 @@ import daemon
 from daemon import logs
 from daemon.jobs.directory import Invalid
 from daemon.web.backend import Backend, FromConfig
+from daemon.web.devices import COOKIE as DEVICE
+from daemon.web.devices import MAX_AGE as DEVICE_MAX_AGE
 from daemon.web.limits import BodyLimit
 from daemon.web.metrics import CONTENT_TYPE
 from daemon.web.security import HEADERS, SESSION_COOKIE, Guard
@@ -51,8 +53,13 @@ def parse_job_id(text: str) -> int | None:
     return n if 0 < n <= MAX_ID else None
 
 
-def client_of(request: Request) -> str:
-    """The address a try is throttled and logged by (X-Forwarded-For only from loopback)."""
+def client_of(request: Request, guard: Guard | None = None) -> str:
+    """Who a try is throttled and logged by: a browser's device cookie when it carries a good
+    one, else its address (X-Forwarded-For only from [web] trusted_proxies, which uvicorn
+    has already applied to request.client)."""
+    devices = guard.devices if guard is not None else None
+    if devices is not None and (device := devices.device_of(request.cookies.get(DEVICE))):
+        return f"device:{device}"
     return client_key(request.client.host if request.client else None)
 
 
@@ -114,7 +121,7 @@ class _GuardMiddleware(BaseHTTPMiddleware):
             if request.method == "GET" and "text/html" in request.headers.get("accept", ""):
                 return RedirectResponse("/login", status_code=303)
             return self._challenge()
-        client = client_of(request)
+        client = client_of(request, g)
         if g.throttle.wait(client) > 0:  # the password is not even looked at
             retry_after = g.throttle.retry_after(client)
             self.log.warning("web.login_refused", client=client, via="basic", why="throttled",
@@ -162,7 +169,7 @@ def create_app(backend: Backend, metrics: Any, guard: Guard) -> Starlette:
         given, token = form.get("password", [""])[0], form.get("csrf", [""])[0]
         if guard.password is None:
             return RedirectResponse("/", status_code=303)
-        client = client_of(request)
+        client = client_of(request, guard)
         if guard.throttle.wait(client) > 0:  # the password is not even looked at
             retry_after = guard.throttle.retry_after(client)
             log.warning("web.login_refused", client=client, via="form", why="throttled",
@@ -181,6 +188,9 @@ def create_app(backend: Backend, metrics: Any, guard: Guard) -> Starlette:
         response = RedirectResponse("/", status_code=303)
         response.set_cookie(SESSION_COOKIE, guard.new_session(), httponly=True,
                             samesite="strict", path="/")
+        if guard.devices is not None and not client.startswith("device:"):
+            response.set_cookie(DEVICE, guard.devices.issue(), max_age=DEVICE_MAX_AGE,
+                                httponly=True, samesite="strict", path="/")
         return response
 
     def logout(request: Request) -> Response:
@@ -246,7 +256,7 @@ def create_app(backend: Backend, metrics: Any, guard: Guard) -> Starlette:
             return JSONResponse({"error": "send a JSON object with \"folder\" and "
                                           "\"athlete_id\" (or \"remove\": true)"},
                                 status_code=400)
-        return await run_in_threadpool(_athlete_change, body, client_of(request))
+        return await run_in_threadpool(_athlete_change, body, client_of(request, guard))
 
     def _athlete_change(body: dict[str, Any], client: str) -> Response:
         folder = body["folder"]

@@ -87,7 +87,7 @@ class StoreBackend:
                per_page: int = 50) -> dict[str, Any]:
         """No filter and no page: exactly `status --json`'s document. Otherwise one page of
         it, with "page", "pages", "total", the filter's counts and the athletes to choose."""
-        now = time.time()
+        now = status.now_of(self.store)  # liveness and due times: the fleet's clock
         gate = self._gate_reason()
         if page is None and not (athlete or node or state):
             return status.collect(self.store, now=now, runtime=self._runtime(),

@@ -22,6 +22,7 @@ import socket
 from collections.abc import Iterable
 from pathlib import Path
 
+from daemon.web.devices import Devices
 from daemon.web.sessions import Sessions
 from daemon.web.throttle import Throttle
 
@@ -122,6 +123,7 @@ class Guard:
         self.csrf_token = secrets.token_urlsafe(32)
         self.sessions = Sessions() if sessions is None else sessions  # (empty is falsy)
         self.throttle = Throttle() if throttle is None else throttle
+        self.devices = Devices(password) if password is not None else None
         self._hosts = {self.listen_host, "localhost", *(h.lower() for h in extra_hosts)}
         self._any_ip = False
         with contextlib.suppress(ValueError):

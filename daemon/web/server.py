@@ -13,14 +13,70 @@ import socket
 import threading
 from typing import Any
 
+import h11
 import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from daemon import logs
 
+# A flood of connections that never finish their headers must not take the descriptors the
+# daemon needs to open capture files (uvicorn's limit_concurrency is checked only once a
+# request's headers are in): at most MAX_CONNECTIONS are held, more are closed at accept,
+# unread; one that has not completed its headers within HEADER_TIMEOUT is closed.
+MAX_CONNECTIONS = 100
+HEADER_TIMEOUT = 10.0
+BACKLOG = 64
+
+
+class GuardedH11(H11Protocol):
+    """uvicorn's h11 protocol with a cap on connections and a deadline for request headers."""
+
+    _refused = False
+    _header_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        if len(self.connections) >= MAX_CONNECTIONS:
+            self._refused = True
+            transport.abort()  # the descriptor is freed now; nothing was read
+            return
+        super().connection_made(transport)
+        self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._refused:
+            return
+        self._disarm()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self.conn.their_state is not h11.IDLE:  # this request's headers are complete
+            self._disarm()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing() and self.conn.their_state is h11.IDLE:
+            self._arm()  # the next request on this connection has the same deadline
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._header_timer = self.loop.call_later(HEADER_TIMEOUT, self._headers_too_slow)
+
+    def _disarm(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _headers_too_slow(self) -> None:
+        self._header_timer = None
+        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+            self.transport.abort()
+
 
 class WebServer:
-    def __init__(self, app: Any, host: str, port: int):
+    def __init__(self, app: Any, host: str, port: int, trusted_proxies: tuple[str, ...] = ()):
         self.app, self.host, self.port = app, host, port
+        self.trusted_proxies = trusted_proxies
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
@@ -33,7 +89,7 @@ class WebServer:
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.host, self.port))
-        sock.listen(64)
+        sock.listen(BACKLOG)
         sock.setblocking(False)
         return sock
 
@@ -66,12 +122,16 @@ class WebServer:
             loop.close()
 
     async def _serve(self, sock: socket.socket) -> None:
-        config = uvicorn.Config(self.app, lifespan="off", http="h11", loop="asyncio",
-                                ws="none", access_log=False, log_config=None,
+        # backlog is also how many connections asyncio accepts in one go before any of them
+        # meets the cap (uvicorn's 2,048 would take 2,048 descriptors at once).
+        config = uvicorn.Config(self.app, lifespan="off", http=GuardedH11, backlog=BACKLOG,
+                                loop="asyncio", ws="none", access_log=False, log_config=None,
                                 # The login throttle counts by client address: believe
-                                # X-Forwarded-For only from a reverse proxy on this machine
-                                # (not from whatever FORWARDED_ALLOW_IPS says).
-                                proxy_headers=True, forwarded_allow_ips="127.0.0.1,::1",
+                                # X-Forwarded-For only from [web] trusted_proxies (not from
+                                # loopback, where any local process could send it, nor from
+                                # whatever FORWARDED_ALLOW_IPS says).
+                                proxy_headers=bool(self.trusted_proxies),
+                                forwarded_allow_ips=",".join(self.trusted_proxies) or "",
                                 log_level="warning", date_header=False, server_header=False,
                                 timeout_graceful_shutdown=2)
         config.load()

@@ -7,7 +7,8 @@ guesser nothing. A client that stays quiet for `forget_after` seconds starts afr
 password forgets it at once. The wait is per client address: whole addresses, even IPv6 ones (on
 a LAN every neighbour shares one /64, so counting by /64 would let one of them lock everyone
 out). At most `max_clients` addresses are remembered (the oldest goes first), so a flood of
-addresses costs bounded memory.
+addresses costs bounded memory. All of loopback is one client; a browser that logged in
+before is counted by its device cookie instead (devices.py).
 
 No clock of its own: `clock` is time.monotonic in the service, a fake one in tests."""
 
@@ -28,9 +29,13 @@ FORGET_AFTER = 15 * 60.0
 MAX_CLIENTS = 4096
 
 
+LOOPBACK = "loopback"
+
+
 def client_key(host: str | None) -> str:
     """The address a client is throttled by, in one spelling (an IPv4-mapped IPv6 address as
-    its IPv4); anything else (a Unix socket, no peer) as it is."""
+    its IPv4); all of loopback (127.0.0.0/8, ::1) as one client, since any local process can
+    pick any of its addresses; anything else (a Unix socket, no peer) as it is."""
     if not host:
         return "unknown"
     try:
@@ -38,8 +43,8 @@ def client_key(host: str | None) -> str:
     except ValueError:
         return host
     if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-        return str(addr.ipv4_mapped)
-    return str(addr)
+        addr = addr.ipv4_mapped
+    return LOOPBACK if addr.is_loopback else str(addr)
 
 
 @dataclass

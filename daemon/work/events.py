@@ -15,7 +15,7 @@ class Events:
         """A service-wide notice (credentials, certificate) began, or ended (None)."""
 
     def resettle(self, path: str) -> None:
-        """A file changed under its job: watch it settle again."""
+        """A file changed under its job, or left its path: look at the path afresh."""
 
     def reserved(self) -> None:
         """A capture was reserved (the console's metrics)."""

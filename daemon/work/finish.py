@@ -76,6 +76,8 @@ def accepted(p: Finishing, job: Job, res: Reserved, sent: Sent, note: str | None
     """On the slot: hand the bookkeeping over (or do it here once the lanes are stopped)."""
     p.accepted.add(job.id)
     bound.info("upload.accepted", session_id=res.session_id)
+    if sent.oddity is not None:  # stored all the same: `done`, never sent again
+        bound.warning("upload.odd_answer", session_id=res.session_id, reason=sent.oddity)
     p.recorder.hand(p.recorder.finishes, "done", _finish, p, job, res, sent, note, bound,
                     job_id=job.id, path=job.path)
 
@@ -97,7 +99,11 @@ def _finish(p: Finishing, job: Job, res: Reserved, sent: Sent, note: str | None,
     p.events.upload_finished("done", sent.size, sent.seconds, p.wall())
     p.res.learn_rate(sent.size, sent.seconds)
     bound.info("upload.done", session_id=res.session_id, etag=sent.etag,
-               seconds=round(sent.seconds, 3))
+               seconds=round(sent.seconds, 3), **({"note": note} if note else {}))
+    if note is not None:
+        # The file at its path is not the version uploaded (changed, or gone): looked at
+        # again only now, so a changed file is a new job, not this one's version.
+        p.events.resettle(job.path)
     if note is None and p.cfg.upload.after_upload != "keep":
         p.accepted.to_archive(job.id)
         p.recorder.hand(p.recorder.afters, "after_upload", _after_upload, p, job, bound,

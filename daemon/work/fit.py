@@ -3,6 +3,11 @@ size, the rate measured while uploading, the window's length, the bandwidth time
 upload hours: it fits now, it fits only from a later time (the job waits for it), or it never
 fits (a person must change something: the job fails with a reason that says what).
 
+"Never" rests on two measurements, each taken under one limit throughout: an upload that
+spanned a timetable change or a SIGUSR2 toggle averaged two limits (and is recorded with
+the one in force at its end), so it says nothing and is dropped. One measurement alone that
+says "never" asks for another (MEASURE: the job goes on trying, bounded by the lapses).
+
 The rate model is deliberately optimistic, since a wrong "never" fails a file that would have
 gone, while a wrong "fits" only costs a window (lapses are bounded, errors.after_lapse): a
 measured rate the bandwidth limit held back says nothing about the link beyond it, so a period
@@ -11,7 +16,7 @@ with a higher limit (or none) is taken to run at that limit (or to be fast enoug
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -26,9 +31,11 @@ MAX_STARTS = 2000  # a guard: a week holds far fewer slot and hours boundaries
 
 @dataclass(frozen=True)
 class Measured:
-    """Bytes per second the endpoint acknowledged, and the limit in force then (0 = none)."""
+    """Bytes per second the endpoint acknowledged, and the limit in force then (0 = none);
+    `steady`: that limit held throughout (no timetable change, no toggle), else it is void."""
     rate: float
     limit: float = 0.0
+    steady: bool = True
 
     def capacity(self, concurrency: int = 1) -> float | None:
         """The link's own rate when the limit did not hold the upload back; None when it did
@@ -43,6 +50,7 @@ class Verdict(StrEnum):
     FITS = "fits"
     WAIT = "wait"
     NEVER = "never"
+    MEASURE = "measure"  # one measurement says never: measure again before failing it
 
 
 @dataclass(frozen=True)
@@ -97,12 +105,36 @@ def starts(now: datetime, table: Timetable, hours: Hours | None) -> Iterator[dat
         yield t
 
 
-def decide(size: int, measured: Measured | None, window: float | None, table: Timetable,
+def counted(measured: Sequence[Measured]) -> list[Measured]:
+    """The measurements a verdict rests on: the latest two taken under one limit."""
+    return [m for m in measured if m.steady and m.rate > 0][-2:]
+
+
+def decide(size: int, measured: Sequence[Measured], window: float | None, table: Timetable,
            hours: Hours | None, now: datetime, concurrency: int = 1) -> Fit:
-    """`window`: the seconds a fresh reservation grants (its expiry minus the time it was
-    made). Nothing measured or no window seen yet: it fits (try it)."""
-    if measured is None or window is None or window <= 0 or size <= 0 or measured.rate <= 0:
+    """`measured`: the rates seen, oldest first; `window`: the seconds a fresh reservation
+    grants (its expiry minus the time it was made). Nothing measured under one limit or no
+    window seen yet: it fits (try it). "Never" only when the latest two both say so."""
+    ms = counted(measured)
+    if not ms or window is None or window <= 0 or size <= 0:
         return Fit(Verdict.FITS)
+    f = _decide_one(size, ms[-1], window, table, hours, now, concurrency)
+    if f.verdict is not Verdict.NEVER:
+        return f
+    if len(ms) < 2:
+        rate = rate_in(ms[-1].capacity(concurrency), table.rate_at(now))
+        return Fit(Verdict.MEASURE, reason=(
+            f"waits to measure the upload rate again: at {format_rate(rate)} this "
+            f"{size_text(size)} file takes {duration_text(size / rate)}, longer than the "
+            f"{duration_text(window)} upload window, but one measurement says so, and a file "
+            f"fails for that only when two do"))
+    # The optimistic one of the two wins: a wrong "never" fails a file for good.
+    other = _decide_one(size, ms[0], window, table, hours, now, concurrency)
+    return f if other.verdict is Verdict.NEVER else other
+
+
+def _decide_one(size: int, measured: Measured, window: float, table: Timetable,
+                hours: Hours | None, now: datetime, concurrency: int) -> Fit:
     capacity = measured.capacity(concurrency)
     for t in starts(now, table, hours):
         if hours is not None and not hours.allows(t):

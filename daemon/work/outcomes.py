@@ -8,6 +8,7 @@ from typing import Any, Protocol
 
 from daemon import logs
 from daemon.errors import Decision, Outcome, TransferError, Where, after_refusal, decide
+from daemon.jobs import left
 from daemon.jobs.models import IN_FLIGHT, Job
 from daemon.jobs.store import Store
 from daemon.timeutil import local_clock
@@ -105,10 +106,9 @@ def _gone(p: Deciding, job: Job, d: Decision, err: TransferError, bound: Any) ->
     """The file is not at its path any more: moved (a rename, a folder renamed) or deleted.
     Not a failure: if it moved, the intake finds it at its new path and uploads it from there."""
     p.res.drop(job.id)
-    reason = "the file was moved or deleted before it was uploaded; if it moved within the " \
-             "watch folder it is uploaded from its new place"
-    p.store.skip(job.claim, IN_FLIGHT, p.wall(), reason)
+    p.store.skip(job.claim, IN_FLIGHT, p.wall(), left.VANISHED)
     bound.info("job.vanished", reason=d.reason)
+    p.events.resettle(job.path)  # the watcher knew it there: seen there again, it is work
 
 
 def _wait_root(p: Deciding, job: Job, d: Decision, err: TransferError, bound: Any) -> None:

@@ -27,7 +27,7 @@ from daemon.jobs.models import IN_FLIGHT, Claim, Job
 from daemon.jobs.roots import absent_reason
 from daemon.jobs.store import Store, TakenOver
 from daemon.net.api import ApiClient, Reserved
-from daemon.net.upload import CHANGED_WHILE_UPLOADING, Aborted, Sent, Uploader
+from daemon.net.upload import Aborted, Sent, Uploader
 from daemon.timeutil import iso_utc, parse_iso
 from daemon.work import finish, lapses, outcomes
 from daemon.work.events import Events
@@ -36,6 +36,8 @@ from daemon.work.reservations import Reservations
 from daemon.work.turns import Turn, Turns
 
 PROGRESS_EVERY = 1.0  # seconds between progress writes to the job table
+CHANGED_AFTER = ("the file changed after its upload had completed; this upload is kept, and "
+                 "the changed file is uploaded as a new capture")
 log = logs.get("worker")
 
 
@@ -139,7 +141,7 @@ class Pipeline:
                                                       self.wall())
             except RuntimeError:  # shutting down: the job goes back to the queue
                 raise Aborted() from None
-            meter = lapses.Meter(self.clock)  # bytes acknowledged over time: the rate
+            meter = lapses.meter(self, self.clock)  # bytes acknowledged over time: the rate
             try:
                 sent = self.uploader.upload(
                     job.path, job.size, res.upload_url, res.upload_fields,
@@ -162,7 +164,7 @@ class Pipeline:
                 futures.wait([started])  # whatever happened, its outcome is written after
                 raise
             # `ready` (started.result) ran before the closing boundary: `uploading` is in.
-            self.link.note_rate(sent.size, sent.seconds, lapses.limit_now(self))
+            lapses.note_rate(self, meter, sent.size, sent.seconds)
             note = self._check_after(job, sent)
             # The rest is bookkeeping: the slot goes on to its next upload meanwhile.
             finish.accepted(self, job, res, sent, note, bound)
@@ -178,16 +180,20 @@ class Pipeline:
         return count
 
     def _check_after(self, job: Job, sent: Sent) -> str | None:
-        """After a 2xx: were the bytes sent exactly the settled version? A file changed while it
-        was read (the bytes may be a mix) or replaced goes back to settle; one removed after we
-        opened it was still sent whole, which the open file's own stat proves."""
+        """After a 2xx the endpoint has the settled version: upload() checked the file just
+        before the closing boundary (a change while it was read never gets one). So what
+        differs now came later: the job is done with a note saying so, and once that is written
+        the path is looked at again (finish.py): a changed or replaced file there is a new
+        version with a job of its own; one removed was still sent whole."""
         if sent.source != (job.size, job.mtime_ns):
-            raise TransferError(Where.FILE, Kind.CHANGED, CHANGED_WHILE_UPLOADING)
+            return CHANGED_AFTER
         try:
             self._check_file(job)
         except TransferError as err:
             if err.kind in (Kind.VANISHED, Kind.ROOT_ABSENT):
                 return "the file was moved or removed during its upload; the upload had completed"
+            if err.kind is Kind.CHANGED:
+                return CHANGED_AFTER
             raise
         return None
 

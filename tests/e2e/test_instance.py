@@ -4,6 +4,7 @@ the key named, and `check` exits non-zero whenever it printed a FAIL line."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -82,6 +83,50 @@ def test_second_daemon_refuses_to_start_and_names_the_first(tmp_path: Path,
             assert after.stop() == 0
     finally:
         first.kill()
+
+
+def refusal(out: subprocess.CompletedProcess[str] | str, db: Path) -> str:
+    """The one line that refuses `db` for having a second name."""
+    text = out if isinstance(out, str) else out.stdout + out.stderr
+    assert "Traceback" not in text, text
+    lines = [line for line in text.splitlines() if str(db) in line and "hard link" in line]
+    assert len(lines) == 1, f"want one line naming {db} and its hard link:\n{text}"
+    return lines[0]
+
+
+def test_a_hard_linked_job_table_is_refused_by_daemons_and_commands(tmp_path: Path,
+                                                                   sandbox: Sandbox) -> None:
+    """Issue 28 item 8: `ln jobs.db other.db` gave a second name, with its own lock and WAL
+    files: a second daemon ran beside the first on the one table, and a command through the
+    other name could corrupt it. A file with more than one name is refused, in one line."""
+    folder, config = setup(tmp_path, sandbox.base_url)
+    db, other = tmp_path / "jobs.db", tmp_path / "other.db"
+    (tmp_path / "elsewhere").mkdir()
+    other_config = write_config(tmp_path / "other.toml", watch=tmp_path / "elsewhere", db=other,
+                                base_url=sandbox.base_url, settle=0.3)
+    first = start_daemon(tmp_path, config)
+    try:
+        shutil.copy(make_movie(tmp_path / "src.mov", frames=1), folder / "one.mov")
+        wait_for(lambda: job_state(config, "one.mov") == "done", 30, what="one.mov done")
+        os.link(db, other)
+        code, text = run_briefly(tmp_path, other_config, "second.log")
+        assert code != 0
+        assert "names" in refusal(text, other)
+        code, text = run_briefly(tmp_path, config, "third.log")  # its own name: the same
+        assert code != 0
+        refusal(text, db)
+        for cfg, name in ((other_config, other), (config, db)):
+            for command in (("status",), ("retry", "--failed")):
+                out = cli(*command, "--config", str(cfg))
+                assert out.returncode != 0, (command, out.stdout)
+                refusal(out, name)
+        other.unlink()  # one name again: everything works
+        assert status(config)["counts"]["done"] == 1
+        shutil.copy(make_movie(tmp_path / "src2.mov", frames=1), folder / "two.mov")
+        wait_for(lambda: job_state(config, "two.mov") == "done", 30, what="two.mov done")
+        assert len(sandbox.uploads_for("one.mov")) == 1
+    finally:
+        assert first.stop() == 0
 
 
 MOVEMENT_LINE = 'movement = "full_swing"'

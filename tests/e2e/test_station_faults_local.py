@@ -9,6 +9,7 @@ import os
 import shutil
 from pathlib import Path
 
+import httpx
 from support import (
     OTHER_ATHLETE,
     Proc,
@@ -16,6 +17,7 @@ from support import (
     captures_config,
     cli,
     fill_disk,
+    free_port,
     immutable,
     job_state,
     jobs_by_name,
@@ -142,6 +144,57 @@ def test_restart_after_the_database_was_deleted_uploads_nothing_again(
         assert len(sandbox.uploads_for("once.mov")) == 1
     finally:
         again.kill()
+
+
+COMMANDS = [("status", "--json"), ("retry", "--failed"), ("pause",), ("resume",),
+            ("athletes", "list"), ("check", "--offline")]
+
+
+def test_a_deleted_wal_is_checkpointed_then_a_503_and_a_restart_loses_nothing(
+        tmp_path: Path, sandbox: Sandbox) -> None:
+    """Issue 28 item 6: jobs.db-wal deleted under the running daemon broke every command
+    ("disk I/O error") until a restart, while /healthz said ok. Now: the WAL's commits copied
+    into the file, /healthz 503 naming it within a tick, an exit non-zero; after the restart
+    every command works and the `done` that was only in the deleted WAL is still there."""
+    port = free_port()
+    captures, config = captures_config(tmp_path, sandbox.base_url,
+                                       extra=f'[web]\nlisten = "127.0.0.1:{port}"')
+    healthz = f"http://127.0.0.1:{port}/healthz"
+    daemon = start_daemon(tmp_path, config)
+    try:
+        shutil.copy(make_movie(tmp_path / "m.mov", frames=3), captures / "jane" / "once.mov")
+        wait_for(lambda: job_state(config, "once.mov") == "done", 20, what="done")
+        wal = tmp_path / "jobs.db-wal"
+        assert wal.stat().st_size > 0  # the `done` is in it, not yet in the file
+        wal.unlink()
+
+        def unhealthy() -> str | None:
+            assert daemon.popen.poll() is None, "exited before /healthz said why"
+            answer = httpx.get(healthz, timeout=2)
+            return answer.text if answer.status_code == 503 else None
+        reason = wait_for(unhealthy, 7, interval=0.1, what="/healthz 503 within a tick")
+        assert "jobs.db-wal" in reason and "deleted" in reason, reason
+        wait_for(lambda: daemon.popen.poll() is not None, 10, what="the daemon to exit")
+        assert daemon.popen.returncode != 0
+        assert daemon.has_event("db.wal_deleted")
+    finally:
+        daemon.kill()  # no-op once it exited
+    again = start_daemon(tmp_path, config, name="daemon-2.log")
+    try:
+        for command in COMMANDS:
+            out = cli(*command, "--config", str(config), timeout=20)
+            assert "disk I/O error" not in out.stdout + out.stderr, (command, out)
+            if command[0] == "check":  # offline, other lines may warn; the database is fine
+                assert not [line for line in out.stdout.splitlines()
+                            if line.startswith("FAIL") and "database" in line], out.stdout
+            else:
+                assert out.returncode == 0, (command, out.stderr)
+        assert job_state(config, "once.mov") == "done"  # the commit the WAL alone held
+        shutil.copy(make_movie(tmp_path / "m2.mov", frames=2), captures / "jane" / "two.mov")
+        wait_for(lambda: job_state(config, "two.mov") == "done", 20, what="a new file done")
+        assert len(sandbox.uploads_for("once.mov")) == 1
+    finally:
+        assert again.stop() == 0
 
 
 def test_read_only_database_at_start_is_one_line_and_check_fails(tmp_path: Path,

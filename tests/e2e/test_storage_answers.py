@@ -9,11 +9,14 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 from support import (
+    Proc,
     Sandbox,
     job_state,
     jobs_by_name,
@@ -139,24 +142,46 @@ def test_entity_too_large_is_permanent_with_a_plain_reason(tmp_path: Path,
         daemon.stop()
 
 
-def test_the_asked_for_redirect_is_success_then_deleted_never_a_second_upload(
-        tmp_path: Path, sandbox: Sandbox) -> None:
-    folder, config = setup(tmp_path, sandbox, 'after_upload = "delete"')
-    # The reservation's fields ask for success_action_redirect: S3 stores the object, then
-    # answers 303 to that URL with bucket, key and etag appended.
-    sandbox.faults(success_action_redirect="https://x.invalid/ok?station=1")
+@contextmanager
+def stored_once(tmp_path: Path, box: Sandbox, name: str, **faults: Any) -> Iterator[Proc]:
+    """`name` dropped under `faults` with after_upload = "delete": done, stored once from one
+    reservation, then deleted; the daemon is the caller's until the block ends."""
+    folder, config = setup(tmp_path, box, 'after_upload = "delete"')
+    box.faults(**faults)
     daemon = start_daemon(tmp_path, config)
     try:
-        movie = drop(tmp_path, folder, "redirect.mov")
+        movie = drop(tmp_path, folder, name)
         digest = sha256(movie)
         wait_settled(config, 30)
-        assert job_state(config, "redirect.mov") == "done", job(config, "redirect.mov")
-        (upload,) = sandbox.uploads_for("redirect.mov")
+        assert job_state(config, name) == "done", job(config, name)
+        (upload,) = box.uploads_for(name)
         assert upload["sha256"] == digest
-        assert len(sandbox.reservations_for("redirect.mov")) == 1
+        assert len(box.reservations_for(name)) == 1
         wait_for(lambda: not movie.exists(), 10, what="the stored file to be deleted")
+        yield daemon
     finally:
         daemon.stop()
+
+
+def test_the_asked_for_redirect_is_success_then_deleted_never_a_second_upload(
+        tmp_path: Path, sandbox: Sandbox) -> None:
+    # The reservation's fields ask for success_action_redirect: S3 stores the object, then
+    # answers 303 to that URL with bucket, key and etag appended.
+    with stored_once(tmp_path, sandbox, "redirect.mov",
+                     success_action_redirect="https://x.invalid/ok?station=1"):
+        pass
+
+
+def test_a_stored_upload_answered_with_raw_bytes_in_location_is_done_once_and_logged(
+        tmp_path: Path, sandbox: Sandbox) -> None:
+    """Issue 28 item 5: a 204 whose Location holds raw non-ASCII bytes (a proxy's or portal's
+    rewrite) was read as an internal error: requeued, and every retry stored another copy.
+    The 204 says the object is stored: `done` once, the oddity logged."""
+    with stored_once(tmp_path, sandbox, "swing-José.mov", raw_location=True) as daemon:
+        (odd,) = [e for e in daemon.events() if e.get("event") == "upload.odd_answer"]
+        assert "Location" in odd["reason"] and "non-ASCII" in odd["reason"], odd
+        assert odd.get("path", "").endswith("swing-José.mov"), odd
+        assert not daemon.has_event("job.error") and not daemon.has_event("job.retry")
 
 
 @pytest.mark.parametrize("status", [307, 302], ids=["s3-307-TemporaryRedirect", "portal-302"])

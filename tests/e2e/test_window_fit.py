@@ -6,6 +6,7 @@ fits) or waits for the timetable period that fits."""
 from __future__ import annotations
 
 import re
+import signal
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from support import (
     Sandbox,
     captures_config,
     jobs_by_name,
+    make_huge_movie,
     make_movie,
     start_daemon,
     wait_for,
@@ -24,8 +26,8 @@ LIMIT = "50KiB/s"
 FRAMES = 3  # ~300 KiB
 
 
-def _station(tmp_path: Path, limit: str) -> tuple[Sandbox, Path, Path]:
-    box = Sandbox(tmp_path / "sandbox", upload_window=2.0).start()
+def _station(tmp_path: Path, limit: str, window: float = 2.0) -> tuple[Sandbox, Path, Path]:
+    box = Sandbox(tmp_path / "sandbox", upload_window=window).start()
     box.faults(expiry_at_end=True)
     captures, config = captures_config(
         tmp_path, box.base_url, settle=0.3,
@@ -55,8 +57,9 @@ def test_a_window_no_period_fits_fails_with_a_plain_reason(tmp_path: Path) -> No
         assert re.search(r"lasts [12] s", reason), reason
         assert "raise [upload] bandwidth_limit" in reason and "free hours" in reason, reason
         assert "the server refused it" not in reason
-        # One lapse measured the rate; nothing more was reserved for it, now or later.
-        assert len(box.reservations_for("slow.mov")) == 1
+        # Two lapses measured the rate (one alone fails nothing: issue 28.7); nothing more
+        # was reserved for it, now or later.
+        assert len(box.reservations_for("slow.mov")) == 2
         assert daemon.has_event("job.lapses_ended", outcome="fail")
         assert box.uploads_for("slow.mov") == []
     finally:
@@ -85,6 +88,33 @@ def test_a_window_that_fits_a_later_period_waits_for_it(tmp_path: Path) -> None:
         assert abs(job["next_attempt_at"] - free.timestamp()) < 1.0
         assert job["attempts"] == 0  # waiting is not a failure
         assert len(box.reservations_for("later.mov")) == 1
+    finally:
+        assert daemon.stop() == 0
+        box.stop()
+
+
+def test_a_rate_measured_across_a_sigusr2_toggle_fails_no_later_file(tmp_path: Path) -> None:
+    """Issue 28.7: an upload that ran limited, then unlimited after a SIGUSR2 toggle, averaged
+    the two; recorded with the limit in force at its end (none) it read as a slow link, and a
+    later larger file "never fit" the window and failed for good. It must count for nothing."""
+    box, captures, config = _station(tmp_path, LIMIT, window=10.0)
+    daemon = start_daemon(tmp_path, config)
+    try:
+        first = make_huge_movie(tmp_path / "src" / "first.mov", 1024 * 1024)
+        (captures / "jane" / "first.mov").write_bytes(first.read_bytes())
+        # Past MIN_MEASURE (4 s) at 50 KiB/s, so the upload is measured: then lift the limit.
+        wait_for(lambda: (jobs_by_name(config).get("first.mov") or {}).get(
+            "bytes_sent", 0) >= 260 * 1024, 30, what="five seconds of the limited upload")
+        daemon.signal(signal.SIGUSR2)
+        wait_for(lambda: (jobs_by_name(config).get("first.mov") or {}).get("state") == "done",
+                 30, what="the first upload to finish unlimited")
+        # ~1 MiB over ~5 s is ~200 KiB/s: 8 MiB at that takes ~40 s, beyond the 10 s window.
+        later = make_huge_movie(tmp_path / "src" / "later.mov", 8 * 1024 * 1024)
+        (captures / "jane" / "later.mov").write_bytes(later.read_bytes())
+        job = wait_for(lambda: (j := jobs_by_name(config).get("later.mov")) and
+                       j["state"] in ("failed", "done") and j, 45, what="the later job to end")
+        assert job["state"] == "done", job.get("last_error")
+        assert not daemon.has_event("job.lapses_ended")
     finally:
         assert daemon.stop() == 0
         box.stop()

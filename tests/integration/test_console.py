@@ -84,6 +84,15 @@ def test_non_loopback_listen_needs_a_password_file(tmp_path: Path) -> None:
         start_console("0.0.0.0:0", None, object(), Metrics())  # type: ignore[arg-type]
 
 
+def test_a_console_without_a_password_says_what_that_means(tmp_path: Path) -> None:
+    """Issue 30, item 3: without a password any local account can re-link athletes; the page
+    says so (in a coach's words: no config path, no command)."""
+    with console(tmp_path) as (server, _store, _), client(server) as c:
+        page = c.get("/").text
+        assert "No console password" in page and "account on this computer" in page
+        assert "password_file" not in page and "[web]" not in page
+
+
 def test_password_basic_auth_and_login_form(tmp_path: Path,
                                            capfd: pytest.CaptureFixture[str]) -> None:
     secret = "correct horse battery staple"
@@ -111,6 +120,7 @@ def test_password_basic_auth_and_login_form(tmp_path: Path,
             assert c.get("/api/status").status_code == 200
             assert c.post("/api/pause",
                           headers={"X-CSRF-Token": csrf_token(c)}).status_code == 200
+            assert "No console password" not in c.get("/").text
     out, err = capfd.readouterr()
     assert "web.login_refused" in out + err and secret not in out + err and "nope" not in out + err
 

@@ -168,8 +168,8 @@ def test_wrong_basic_auth_is_throttled_then_the_right_password_works(
         assert answers[3].headers["retry-after"] == "5"
         # Inside the wait the right password is not looked at either.
         assert c.get("/api/status", auth=("x", SECRET)).status_code == 429
-        with client(server, local="127.0.0.2") as other:  # another address: not throttled
-            assert other.get("/api/status", auth=("x", SECRET)).status_code == 200
+        with client(server, local="127.0.0.2") as other:  # all of loopback is one client
+            assert other.get("/api/status", auth=("x", SECRET)).status_code == 429
         clock.now += 5.0
         assert c.get("/api/status", auth=("x", "guess-again")).status_code == 401
         locked = c.get("/api/status", auth=("x", SECRET))
@@ -180,7 +180,7 @@ def test_wrong_basic_auth_is_throttled_then_the_right_password_works(
     out, err = capfd.readouterr()
     logged = out + err
     assert logged.count("web.login_refused") >= 20
-    assert "127.0.0.1" in logged and "throttled" in logged and "wrong password" in logged
+    assert "loopback" in logged and "throttled" in logged and "wrong password" in logged
     assert SECRET not in logged and "guess-" not in logged and "typo" not in logged
 
 
@@ -288,21 +288,79 @@ def test_ids_and_pages_out_of_range_are_answers_not_faults(tmp_path: Path) -> No
         assert c.post(f"/api/jobs/{job}/retry", headers=h).status_code == 200
 
 
-def test_a_local_reverse_proxys_clients_are_throttled_apart(tmp_path: Path) -> None:
-    """X-Forwarded-For names the client only when the peer is this machine's own proxy."""
+def test_forwarded_headers_count_only_from_trusted_proxies(tmp_path: Path) -> None:
+    """Issue 30, item 2: X-Forwarded-For names the client only when the peer is one of [web]
+    trusted_proxies; from anyone else (a local process) a new header per try resets nothing."""
     from daemon.web import Throttle
+
+    def via(c: httpx.Client, forwarded: str, password: str) -> int:
+        return c.get("/api/status", auth=("x", password),
+                     headers={"X-Forwarded-For": forwarded}).status_code
 
     throttle = Throttle(Clock(), free_tries=1, base_delay=30.0, max_delay=30.0)
     with console(tmp_path, password_file=password_file(tmp_path), throttle=throttle) as (
-            server, _s, _b), client(server) as proxy, \
-            client(server, local="127.0.0.2") as stranger:
-        def via(c: httpx.Client, forwarded: str, password: str) -> int:
-            return c.get("/api/status", auth=("x", password),
-                         headers={"X-Forwarded-For": forwarded}).status_code
+            server, _s, _b), client(server) as local, \
+            client(server, local="127.0.0.3") as other:
+        assert via(local, "192.0.2.1", "wrong") == 401
+        assert via(local, "192.0.2.2", SECRET) == 429  # not trusted: the header changes nothing
+        assert via(other, "192.0.2.3", SECRET) == 429  # another loopback address: same client
+        assert throttle.failures("loopback") == 1 and throttle.failures("192.0.2.1") == 0
 
+    throttle = Throttle(Clock(), free_tries=1, base_delay=30.0, max_delay=30.0)
+    with console(tmp_path, password_file=password_file(tmp_path), throttle=throttle,
+                 trusted_proxies=("127.0.0.1",)) as (server, _s, _b), \
+            client(server) as proxy, client(server, local="127.0.0.2") as stranger:
         assert via(proxy, "192.0.2.1", "wrong") == 401
         assert via(proxy, "192.0.2.1", SECRET) == 429
         assert via(proxy, "192.0.2.2", SECRET) == 200  # another client behind the proxy
-        assert via(stranger, "192.0.2.3", "wrong") == 401  # not our proxy: its own address
+        assert via(stranger, "192.0.2.3", "wrong") == 401  # not our proxy: loopback itself
         assert via(stranger, "192.0.2.4", SECRET) == 429
-        assert throttle.failures("192.0.2.1") == 1 and throttle.failures("127.0.0.2") == 1
+        assert throttle.failures("192.0.2.1") == 1 and throttle.failures("loopback") == 1
+
+
+def test_a_browser_that_logged_in_before_is_never_locked_out_by_others(
+        tmp_path: Path) -> None:
+    """Issue 30, item 2: another local process guessing passwords locks out loopback, but not
+    the coach's browser, which carries the device cookie of its last login (30 days), even
+    after its session is gone (a restart)."""
+    from daemon.web import Throttle
+
+    def login(c: httpx.Client, password: str) -> httpx.Response:
+        token = re.search(r'name="csrf" value="([^"]+)"', c.get("/login").text)
+        assert token
+        return c.post("/login", content=f"password={password}&csrf={token.group(1)}",
+                      headers={"Content-Type": "application/x-www-form-urlencoded"})
+
+    clock = Clock()
+    throttle = Throttle(clock, free_tries=3, base_delay=60.0, max_delay=60.0)
+    pw = password_file(tmp_path)
+    with console(tmp_path, password_file=pw, throttle=throttle) as (server, _s, _b), \
+            client(server) as browser, client(server, local="127.0.0.2") as guesser:
+        assert login(browser, SECRET).status_code == 303
+        device = browser.cookies.get("uplift_device")
+        assert device and browser.cookies.get("uplift_console")
+        set_cookie = [h for h in login(browser, SECRET).headers.get_list("set-cookie")] or [""]
+        assert all("uplift_device" not in h for h in set_cookie)  # kept, not re-issued
+        for i in range(10):
+            guesser.get("/api/status", auth=("x", f"guess-{i}"))
+        assert guesser.get("/api/status", auth=("x", SECRET)).status_code == 429
+        assert login(guesser, SECRET).status_code == 429  # loopback is locked out
+        browser.cookies.delete("uplift_console")  # as after a restart
+        assert login(browser, SECRET).status_code == 303  # the browser is not
+        # A forged or expired device cookie is just loopback.
+        forged = device.rsplit(".", 1)[0] + ".0" * 20
+        with client(server, cookies={"uplift_device": forged}) as forger:
+            assert login(forger, SECRET).status_code == 429
+        clock.now += 61  # the throttle's clock; the cookie's is the wall clock
+    # A restarted console (the same password) still knows the device.
+    throttle = Throttle(Clock(), free_tries=0, base_delay=60.0, max_delay=60.0)
+    with console(tmp_path, password_file=pw, throttle=throttle) as (server, _s, _b), \
+            client(server, local="127.0.0.2") as guesser, \
+            client(server, cookies={"uplift_device": device}) as browser:
+        assert guesser.get("/api/status", auth=("x", "wrong")).status_code == 401
+        assert guesser.get("/api/status", auth=("x", SECRET)).status_code == 429
+        assert login(browser, SECRET).status_code == 303
+    # A new password voids every device cookie.
+    from daemon.web.devices import Devices
+    assert Devices(SECRET).device_of(device) is not None
+    assert Devices("another password entirely").device_of(device) is None

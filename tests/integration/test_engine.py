@@ -22,6 +22,7 @@ from daemon.jobs.engine import (
     PG_POOL_SIZE,
     SCHEMA_HEAD,
     AlreadyRunning,
+    DatabaseUnavailable,
     acquire_instance_lock,
     check_writable,
     current_revision,
@@ -190,6 +191,31 @@ def test_instance_lock_names_the_holder_and_dies_with_it(tmp_path: Path) -> None
     finally:
         lock.close()
     acquire_instance_lock(url).close()  # type: ignore[union-attr]
+
+
+def test_the_instance_lock_goes_with_the_file_not_the_name(tmp_path: Path) -> None:
+    """Issue 28 item 8: a symlinked name shares the lock; a hard-linked one is refused, by the
+    lock and by every opener, in one line naming the file."""
+    db, alias, linked = tmp_path / "jobs.db", tmp_path / "alias.db", tmp_path / "linked.db"
+    lock = acquire_instance_lock(f"sqlite:///{db}")
+    assert lock is not None
+    try:
+        alias.symlink_to(db)
+        with pytest.raises(AlreadyRunning, match=f"PID {os.getpid()}"):
+            acquire_instance_lock(f"sqlite:///{alias}")
+        os.link(db, linked)
+        for name in (linked, db):
+            url = f"sqlite:///{name}"
+            with pytest.raises(DatabaseUnavailable, match="2 names") as refused:
+                acquire_instance_lock(url)
+            assert not isinstance(refused.value, AlreadyRunning)
+            with pytest.raises(DatabaseUnavailable, match="hard link") as refused:
+                make_engine(url, create=False)
+            assert str(name) in str(refused.value) and "\n" not in str(refused.value)
+        linked.unlink()
+        make_engine(f"sqlite:///{db}", create=False).dispose()
+    finally:
+        lock.close()
 
 
 def test_postgresql_takes_no_instance_lock_and_has_no_file_identity(pg_db: str) -> None:

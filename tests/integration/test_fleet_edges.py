@@ -10,6 +10,7 @@ import re
 import subprocess
 import threading
 import time
+import types
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,10 +23,12 @@ from daemon import status as status_mod
 from daemon.jobs import fleet as fleet_mod
 from daemon.jobs.engine import PG_MAX_OVERFLOW, PG_POOL_SIZE, DatabaseUnavailable
 from daemon.jobs.fleet import Fleet, NameTaken, parse_identity
-from daemon.jobs.models import Node
+from daemon.jobs.models import JobState, Node
 from daemon.jobs.store import Ready, Store
 from daemon.net.upload import Aborted
 from daemon.service.parts import last_known
+from daemon.web import StoreBackend
+from daemon.web import backend as backend_mod
 from daemon.work.turns import Turns
 
 REPO = Path(__file__).resolve().parents[2]
@@ -203,6 +206,35 @@ def test_one_clock_whatever_the_local_clock_says(pg: str) -> None:
         a.close()
         b.close()
 
+
+
+def test_the_console_and_retry_use_the_database_clock(pg: str,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 29.4: a station whose own clock runs an hour ahead. Its console must not call a
+    live station dead, and a retry from it (CLI or console) must be due at once by the clock
+    the fleet's claims read, not an hour later."""
+    a, b = node_store(pg, "station-a"), node_store(pg, "station-b")
+    real = time.time
+    ahead = types.SimpleNamespace(time=lambda: real() + 3600, monotonic=time.monotonic)
+    try:
+        Fleet(a, "station-a", 3.0).register()  # beats by the database's clock
+        monkeypatch.setattr(backend_mod, "time", ahead)  # the console's local clock
+        console = StoreBackend(b, {}, lease=3.0)
+        for doc in (console.status(), console.status(state="failed", page=1)):
+            assert {n["name"]: n["alive"] for n in doc["nodes"]} == {"station-a": True}
+        first, second = (queue(a, f"/mnt/a/jane/{n}.mov", "/mnt/a", a.db_now(), "nas")
+                         for n in ("x", "y"))
+        for job_id in (first, second):
+            a.fail(job_id, [JobState.QUEUED], a.db_now(), "the server refused it")
+        assert b.retry([first], ahead.time()) == [first]  # what `retry` passes: its clock
+        assert console.retry(second)
+        for job_id in (first, second):
+            assert abs(b.get(job_id).next_attempt_at - b.db_now()) < 2.0
+        claimed = {b.claim(b.db_now()), b.claim(b.db_now())}
+        assert {j.id for j in claimed if j is not None} == {first, second}
+    finally:
+        a.close()
+        b.close()
 
 def test_wake_ups_only_for_jobs_this_node_may_claim(pg: str) -> None:
     a, b = node_store(pg, "station-a"), node_store(pg, "station-b", shared=())

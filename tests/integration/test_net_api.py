@@ -270,6 +270,70 @@ def test_any_other_redirect_is_a_storage_error_naming_status_and_code(
     assert "mac=" not in e.message  # where it pointed: scheme and host only
 
 
+# ---- after the endpoint said "stored" (issue 28, item 5) --------------------------------------
+
+RAW_LOCATION = "/b/captures/a/s/swing-José.mov".encode().decode("latin-1")  # its UTF-8 bytes
+
+
+def counting(server: Server, script: Script) -> list[int]:
+    """Answer every upload with `script`; the returned list grows by one per upload received."""
+    received: list[int] = []
+
+    def run(h: BaseHTTPRequestHandler) -> None:
+        received.append(1)
+        script(h)
+    server.answer(run)
+    return received
+
+
+def cut_short(h: BaseHTTPRequestHandler, status: int) -> None:
+    """An answer that promises 100 bytes of body and ends the connection after 5."""
+    h.send_response(status)
+    h.send_header("Content-Type", "application/xml")
+    h.send_header("Content-Length", "100")
+    h.send_header("ETag", '"abc"')
+    h.end_headers()
+    h.wfile.write(b"<Erro")
+    h.wfile.flush()
+    h.close_connection = True
+
+
+def test_a_204_with_raw_bytes_in_location_is_stored_once_and_odd(server: Server,
+                                                                 tmp_path: Path) -> None:
+    """The answer's header bytes are not ASCII (S3 percent-encodes a key): once read as an
+    error, the job went back to the queue and every retry stored another copy."""
+    received = counting(server, lambda h: answer(h, 204, b"", headers={
+        "Location": RAW_LOCATION, "ETag": '"abc"'}))
+    sent = upload_to(server, tmp_path)
+    assert len(received) == 1
+    assert sent.etag == "abc" and sent.size == 100_000
+    assert sent.oddity is not None and "Location" in sent.oddity, sent.oddity
+    assert "non-ASCII" in sent.oddity and "stored" in sent.oddity
+
+
+def test_a_2xx_whose_body_breaks_off_is_stored_with_the_oddity(server: Server,
+                                                               tmp_path: Path) -> None:
+    """Whatever breaks after a 2xx status line, the object is stored: never sent again."""
+    received = counting(server, lambda h: cut_short(h, 200))
+    sent = upload_to(server, tmp_path)
+    assert len(received) == 1 and sent.etag == "abc"
+    assert sent.oddity is not None and "HTTP 200" in sent.oddity, sent.oddity
+    assert "could not be read" in sent.oddity
+
+
+@pytest.mark.parametrize("script", [
+    lambda h: cut_short(h, 503),
+    lambda h: answer(h, 403, b"<Error><Code>AccessDenied</Code></Error>", "application/xml",
+                     headers={"X-Portal": RAW_LOCATION}),
+], ids=["503-cut-short", "403-raw-header"])
+def test_an_error_answer_read_oddly_is_still_an_error(server: Server, tmp_path: Path,
+                                                      script: Script) -> None:
+    server.answer(script)
+    with pytest.raises(TransferError) as err:
+        upload_to(server, tmp_path)
+    assert err.value.where is Where.STORAGE
+
+
 # ---- trust ------------------------------------------------------------------------------------
 
 @pytest.fixture

@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import httpx
 import pytest
@@ -186,6 +187,16 @@ def test_s3_post_rules(api: ApiClient) -> None:
     assert "SignatureDoesNotMatch" in post_form(res.upload_url, [*forged, ("file", b"d")]).text
     chunked = post_form(res.upload_url, [*fields, ("file", b"data")], chunked=True)
     assert chunked.status_code == 411
+
+
+def test_a_stored_uploads_location_is_percent_encoded_as_s3_sends_it(api: ApiClient) -> None:
+    """Issue 28, item 5: the raw UTF-8 of `swing-José.mov` in Location is not what S3 sends."""
+    res = api.create_capture(body(file_name="swing-José.mov"))
+    ok = post_form(res.upload_url, [*res.upload_fields.items(), ("file", b"data")])
+    assert ok.status_code == 204
+    raw = {k.lower(): v for k, v in ok.headers.raw}[b"location"]
+    assert raw.isascii() and b"swing-Jos%C3%A9.mov" in raw, raw
+    assert unquote(raw.decode()) == f"/{server.BUCKET}/{res.upload_fields['key']}"
 
 
 def test_expired_policy_is_a_lapsed_window(box: server.SandboxServer, tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import grp
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -67,6 +68,26 @@ def test_non_interactive_writes_a_config_load_accepts(tmp_path: Path, sandbox: S
     assert "FAIL" not in out and "ok   the API accepts the token" in out
     assert "check found problems" not in out
     assert "not started (--no-start)" in out and "console: http://127.0.0.1:8780/" in out
+    # Issue 30, item 3: never a console without a password; one was made up and its file named.
+    assert cfg.web.password_file == host.console_password_file
+    made_up = host.console_password_file.read_text().strip()
+    assert len(made_up) >= 16 and made_up not in out
+    st = host.console_password_file.stat()
+    assert (st.st_mode & 0o777, st.st_gid) == (0o640, os.getgid())
+    assert f"made up and is in {host.console_password_file}" in out
+
+
+def test_the_console_password_comes_from_a_file_or_is_asked(tmp_path: Path,
+                                                            sandbox: Sandbox) -> None:
+    host = _host(tmp_path)
+    (tmp_path / "pw").write_text("a coach's own password\n")
+    assert run(_flags(tmp_path, sandbox, "--no-start", "--console-password-file",
+                      str(tmp_path / "pw")), host) == 0
+    assert host.console_password_file.read_text() == "a coach's own password\n"
+    assert config_mod.load(str(host.config)).web.password_file == host.console_password_file
+    (tmp_path / "pw").write_text("short\n")
+    assert run(_flags(tmp_path, sandbox, "--no-start", "--force", "--console-password-file",
+                      str(tmp_path / "pw")), host) == 1
 
 
 def test_refuses_to_replace_a_config_without_force(tmp_path: Path, sandbox: Sandbox) -> None:
@@ -79,29 +100,36 @@ def test_refuses_to_replace_a_config_without_force(tmp_path: Path, sandbox: Sand
     assert done.returncode == 2 and "--force" in done.stderr
     assert host.config.read_text() == "# the admin's own\n"
     assert run(_flags(tmp_path, sandbox, "--no-start", "--force"), host) == 0
-    assert host.config.with_name("config.toml.old").read_text() == "# the admin's own\n"
     config_mod.load(str(host.config))
+    # Issue 30, item 12: each replaced config is kept, none overwritten by a second --force.
+    first = host.config.read_text()
+    host.config.write_text(first + "# a hand edit\n")
+    assert run(_flags(tmp_path, sandbox, "--no-start", "--force"), host) == 0
+    kept = sorted(host.config.parent.glob("config.toml.old.*"))
+    assert [k.read_text() for k in kept] == ["# the admin's own\n", first + "# a hand edit\n"]
+    assert all(re.fullmatch(r"config\.toml\.old\.\d{8}-\d{6}(-\d+)?", k.name) for k in kept)
 
 
-@pytest.mark.parametrize(("argv", "reason"), [
-    (["--non-interactive", "--token-file", "-"], "--watch"),
-    (["--non-interactive", "--watch", "/srv/x"], "--token-file"),
+@pytest.mark.parametrize(("argv", "reason", "code"), [
+    (["--non-interactive", "--token-file", "-"], "--watch", 2),
+    (["--non-interactive", "--watch", "/srv/x"], "--token-file", 2),
     (["--non-interactive", "--watch", "/srv/x", "--token-file", "/nonexistent/t"],
-     "cannot read the token file"),
-    (["--non-interactive", "--watch", "/srv/x", "--token-file", "EMPTY"], "token is empty"),
+     "cannot read the token file", 1),
+    (["--non-interactive", "--watch", "/srv/x", "--token-file", "EMPTY"], "token is empty", 1),
     (["--non-interactive", "--watch", "/srv/x", "--token-file", "TOKEN", "--athlete", "jane"],
-     "FOLDER=UUID"),
+     "FOLDER=UUID", 2),
     (["--non-interactive", "--watch", "/srv/x", "--token-file", "TOKEN", "--athlete",
       f"jane={ATHLETE}", "--athlete", "jane=11111111-2222-3333-4444-555555555555"],
-     "two different athletes"),
+     "two different athletes", 2),
 ])
-def test_refusals_write_nothing(tmp_path: Path, argv: list[str], reason: str,
+def test_refusals_write_nothing(tmp_path: Path, argv: list[str], reason: str, code: int,
                                 capsys: pytest.CaptureFixture) -> None:
+    # Exit codes (issue 30, item 13): 2 the command line does not hold, 1 nothing configured.
     (tmp_path / "EMPTY").write_text("\n")
     (tmp_path / "TOKEN").write_text("t0ken\n")
     host = _host(tmp_path)
     argv = [str(tmp_path / a) if a in ("EMPTY", "TOKEN") else a for a in argv]
-    assert run(_args(*argv), host) == 2
+    assert run(_args(*argv), host) == code
     assert reason in capsys.readouterr().err
     assert not host.config.exists() and not host.token_file.exists()
 
@@ -109,8 +137,41 @@ def test_refusals_write_nothing(tmp_path: Path, argv: list[str], reason: str,
 def test_a_missing_service_group_is_named(tmp_path: Path, capsys) -> None:
     host = Host(config=tmp_path / "c.toml", group="no-such-group-uplift",
                 dropin_dir=tmp_path, systemd_creds=None, systemd_running=False)
-    assert run(_args("--non-interactive", "--watch", "/x", "--token-file", "-"), host) == 2
+    (tmp_path / "token").write_text("t0ken\n")
+    assert run(_args("--non-interactive", "--watch", "/x", "--token-file",
+                     str(tmp_path / "token")), host) == 1
     assert "install the package first" in capsys.readouterr().err
+
+
+def test_configured_but_check_found_problems_exits_3(tmp_path: Path, sandbox: Sandbox,
+                                                      capfd: pytest.CaptureFixture) -> None:
+    """Issue 30, item 13: a script tells "configured, check found problems" (3) from "not
+    configured" (1): here the API does not answer (a station still offline)."""
+    host = _host(tmp_path)
+    args = _flags(tmp_path, sandbox, "--no-start")
+    args.api_url = "http://127.0.0.1:9/v1"
+    assert run(args, host) == 3
+    assert host.config.exists() and "check found problems" in capfd.readouterr().out
+
+
+def test_check_that_cannot_run_as_the_service_user_is_one_line(
+        tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
+    """Issue 30, item 11: a venv under /root cannot be run by the service user: one line, no
+    traceback (this test's interpreter lives where `nobody` cannot run it, if run as root)."""
+    if os.geteuid() != 0:
+        pytest.skip("runs the check as another user: needs root")
+    try:
+        runnable = subprocess.run([sys.executable, "-c", "1"], user="nobody", cwd="/",
+                                  check=False).returncode == 0
+    except OSError:
+        runnable = False
+    if runnable:
+        pytest.skip(f"{sys.executable} is runnable by nobody here")
+    from daemon.setup.host import run_check
+
+    assert run_check(tmp_path / "config.toml", "t0ken", "nobody") != 0
+    out = capfd.readouterr().out
+    assert "could not run as nobody" in out and "Traceback" not in out
 
 
 def test_interview_asks_again_after_a_wrong_answer(tmp_path: Path, sandbox: Sandbox,
@@ -119,7 +180,8 @@ def test_interview_asks_again_after_a_wrong_answer(tmp_path: Path, sandbox: Sand
     answers = iter([str(tmp_path / "w"), "",  # watch folders, then done
                     "jane", f"jane={ATHLETE}", "",  # a wrong athlete line, a right one, done
                     "", "sideways", "portrait", "", "putt"])  # capture defaults
-    secrets = iter(["", "two words", sandbox.token])
+    secrets = iter(["", "two words", sandbox.token,
+                    "short", "the coach's console password"])  # too short, then a good one
     host = _host(tmp_path)
     assert run(_args("--api-url", sandbox.base_url, "--no-start"), host,
                ask=lambda _: next(answers), ask_secret=lambda _: next(secrets)) == 0
@@ -130,6 +192,9 @@ def test_interview_asks_again_after_a_wrong_answer(tmp_path: Path, sandbox: Sand
     assert cfg.capture.camera_orientation == "portrait"
     assert dict(cfg.capture.movement) == {"activity": "golf", "movement": "putt"}
     assert host.token_file.read_text().strip() == sandbox.token
+    assert "shorter than 8 characters" in out
+    assert host.console_password_file.read_text() == "the coach's console password\n"
+    assert cfg.web.password_file == host.console_password_file
 
 
 def test_the_token_encrypted_with_systemd_creds(tmp_path: Path,

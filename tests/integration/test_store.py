@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from daemon.jobs.left import VANISHED_REASONS, moved_reason
 from daemon.jobs.models import JobState
 from daemon.jobs.store import Ready, Store, TransitionError
 
@@ -239,3 +240,26 @@ def test_done_skips_an_earlier_failed_copy_of_the_same_path(store: Store) -> Non
     assert f"job {job.id}" in skipped.last_error
     assert store.get(other.job_id).state == JobState.FAILED
     assert store.get(job.id).state == JobState.DONE
+
+
+@pytest.mark.parametrize("reason", [moved_reason("/w/jane/swing1.mov"), *VANISHED_REASONS])
+def test_a_version_skipped_because_it_left_its_path_is_work_when_seen_there_again(
+        store: Store, reason: str) -> None:
+    """Issue 28, item 1: queued, then skipped as moved (or vanished): renamed back, the same
+    version at the same path is settled again, and a rescan does not count it as known."""
+    job_id = queued(store, "clip.mov")
+    store.skip(job_id, [JobState.QUEUED], NOW + 1, reason)
+    assert ("/w/jane/clip.mov", 10, 1) not in list(store.known_versions())
+    again = store.observe("/w/jane/clip.mov", "/w", 10, 1, NOW + 2)
+    assert (again.job_id, again.state, again.new) == (job_id, JobState.PENDING, True)
+
+
+def test_a_version_skipped_for_its_content_or_failed_stays_known(store: Store) -> None:
+    dup, bad = queued(store, "dup.mov"), queued(store, "bad.mov")
+    store.skip(dup, [JobState.QUEUED], NOW + 1, "same video as job 9 (/w/jane/swing1.mov), "
+                                                 "already uploaded for this athlete")
+    store.fail(bad, [JobState.QUEUED], NOW + 1, "the movie has no video track")
+    assert {("/w/jane/dup.mov", 10, 1), ("/w/jane/bad.mov", 10, 1)} <= \
+        set(store.known_versions())
+    for name in ("dup.mov", "bad.mov"):
+        assert not store.observe(f"/w/jane/{name}", "/w", 10, 1, NOW + 2).new

@@ -11,8 +11,8 @@ from support import write_config
 
 from daemon import cli
 from daemon.config import CaptureSettings, WatchRoot
+from daemon.jobs.left import VANISHED_REASONS
 from daemon.jobs.models import JobState
-from daemon.jobs.reads import VANISHED_REASONS
 from daemon.jobs.store import Ready, Store
 from daemon.watch.roots import Roots
 

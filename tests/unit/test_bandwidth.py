@@ -190,3 +190,18 @@ def test_apply_timetable_sets_the_slot_rate() -> None:
     assert apply_timetable(limiter, table, at(0, 9)) == at(0, 18)
     assert limiter.rate == 512 * KiB
     assert apply_timetable(limiter, table, at(0, 19)) == at(1, 8) and limiter.rate == 0
+
+
+def test_every_change_of_the_rate_in_force_is_counted() -> None:
+    """A rate measured across a count change is void (issue 28.7): a slot switch and a
+    toggle count, re-applying the same slot does not."""
+    lim = Limiter(1000.0)
+    table = parse_limit("08:00,512KiB/s 18:00,off")
+    apply_timetable(lim, table, datetime(2026, 5, 13, 12, 0))
+    assert lim.changes == 1
+    apply_timetable(lim, table, datetime(2026, 5, 13, 13, 0))
+    assert lim.changes == 1
+    apply_timetable(lim, table, datetime(2026, 5, 13, 18, 0))
+    lim.toggle()
+    lim.toggle()
+    assert lim.changes == 4

@@ -68,6 +68,8 @@ def test_relative_paths_are_relative_to_the_config_file(tmp_path: Path) -> None:
     ("[api]\nbase_url = \"http://api.example.com/v1\"\n", ["[api] base_url", "https"]),
     ("[capture]\ncamera_orientation = \"sideways\"\n", ["camera_orientation", "auto"]),
     ("colour = 1\n", ["colour", "unknown key"]),
+    ("[web]\ntrusted_proxies = [\"10.0.0.5\", \"proxy.lab\"]\n",
+     ["[web] trusted_proxies", "entry 2", "proxy.lab", "IP address or network"]),
 ])
 def test_bad_values_name_the_key_and_the_file(tmp_path: Path, patch: str,
                                               words: list[str]) -> None:

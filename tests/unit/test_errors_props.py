@@ -3,7 +3,9 @@ count (a station offline for days counts thousands), any jitter, any Retry-After
 
 from __future__ import annotations
 
+import errno
 import itertools
+import os
 
 from hypothesis import example, given
 from hypothesis import strategies as st
@@ -13,6 +15,7 @@ from daemon.errors import (
     MAX_DELAY,
     MAX_REFUSALS,
     PAUSE_PROBE,
+    STATION_ERRNOS,
     Decision,
     Kind,
     Outcome,
@@ -22,6 +25,7 @@ from daemon.errors import (
     after_refusal,
     backoff,
     decide,
+    file_error,
 )
 
 jitters = st.floats(0.0, 1.0, exclude_max=True)
@@ -124,3 +128,16 @@ def test_a_run_of_failures_waits_longer_and_longer_up_to_the_cap(js: list[float]
               for n, j in enumerate(js, start=1)]
     assert all(b >= a / 2 for a, b in itertools.pairwise(delays))
     assert all(d <= MAX_DELAY for d in delays)
+
+
+@given(st.sampled_from(sorted(STATION_ERRNOS)), st.sampled_from(sorted(set(errno.errorcode))),
+       attempts, jitters)
+def test_running_out_of_descriptors_is_never_the_files_fault(
+        station: int, other: int, attempt: int, jitter: float) -> None:
+    # Issue 30, item 1: files failed for good with "Too many open files" during a flood.
+    error = file_error(OSError(station, os.strerror(station)))
+    d = decide(error, attempt, lambda: jitter)
+    assert d.outcome is Outcome.RETRY and d.delay > 0
+    assert "station" in d.reason
+    if other not in STATION_ERRNOS and other != errno.ENOENT:
+        assert file_error(OSError(other, os.strerror(other))).kind is not Kind.STATION

@@ -3,6 +3,7 @@ Hypothesis: random sizes, rates, windows, timetables, upload hours and moments."
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from datetime import datetime, timedelta
@@ -32,6 +33,8 @@ limits = st.one_of(st.just(0.0), rates)
 windows = st.floats(1.0, 4 * 3600.0)
 moments = st.datetimes(datetime(2024, 1, 1), datetime(2031, 1, 1))
 measures = st.builds(fit.Measured, rates, limits)
+# Some taken across a limit change (a timetable switch, a SIGUSR2 toggle): not steady.
+any_measures = st.builds(fit.Measured, rates, limits, st.booleans())
 
 
 @st.composite
@@ -68,7 +71,8 @@ def test_a_file_that_fits_even_at_the_slowest_rate_is_never_held(
     cap = m.capacity(concurrency)
     slowest = min(fit.rate_in(cap, limit) for limit, _ in _periods(table))
     assume(size / slowest <= window * 0.999)
-    assert fit.decide(size, m, window, table, None, now, concurrency).verdict is fit.Verdict.FITS
+    f = fit.decide(size, [m, m], window, table, None, now, concurrency)
+    assert f.verdict is fit.Verdict.FITS
 
 
 @given(sizes, measures, windows, timetables(), moments)
@@ -78,20 +82,20 @@ def test_a_file_that_fits_the_current_period_is_never_held(
     change = table.next_change(now)
     left = math.inf if change is None else (change - now).total_seconds()
     assume(size / rate <= min(window, left) * 0.999)
-    assert fit.decide(size, m, window, table, None, now).verdict is fit.Verdict.FITS
+    assert fit.decide(size, [m, m], window, table, None, now).verdict is fit.Verdict.FITS
 
 
 @given(sizes, measures, windows, timetables(), st.one_of(st.none(), upload_hours()), moments)
 def test_a_wait_is_in_the_future_within_a_cycle_and_inside_upload_hours(
         size: int, m: fit.Measured, window: float, table: Timetable, hours: Hours | None,
         now: datetime) -> None:
-    f = fit.decide(size, m, window, table, hours, now)
+    f = fit.decide(size, [m, m], window, table, hours, now)
     if f.verdict is fit.Verdict.WAIT:
         assert f.at is not None and now < f.at <= now + timedelta(days=7)
         assert hours is None or hours.allows(f.at)
         assert f.reason.startswith(f"waits until {local_when(f.at, now)}")
         # ... and at that time it does fit: asking then says so.
-        assert fit.decide(size, m, window, table, hours, f.at).verdict is fit.Verdict.FITS
+        assert fit.decide(size, [m, m], window, table, hours, f.at).verdict is fit.Verdict.FITS
     elif f.verdict is fit.Verdict.NEVER:
         assert f.at is None and "cannot be uploaded inside its upload window" in f.reason
         assert fit.size_text(size) in f.reason and fit.duration_text(window) in f.reason
@@ -104,7 +108,7 @@ def test_failed_only_if_no_period_fits(size: int, m: fit.Measured, window: float
     fits_somewhere = any(size / fit.rate_in(cap, limit) <= min(window, length) * 0.999
                          for limit, length in _periods(table))
     assume(fits_somewhere)
-    assert fit.decide(size, m, window, table, None, now).verdict is not fit.Verdict.NEVER
+    assert fit.decide(size, [m, m], window, table, None, now).verdict is not fit.Verdict.NEVER
 
 
 @given(sizes, st.one_of(st.none(), measures), st.one_of(st.none(), windows), timetables(),
@@ -113,14 +117,67 @@ def test_nothing_measured_or_no_window_seen_means_try(
         size: int, m: fit.Measured | None, window: float | None, table: Timetable,
         now: datetime) -> None:
     assume(m is None or window is None)
-    assert fit.decide(size, m, window, table, None, now).verdict is fit.Verdict.FITS
+    ms = [] if m is None else [m, m]
+    assert fit.decide(size, ms, window, table, None, now).verdict is fit.Verdict.FITS
 
+
+
+@given(sizes, st.lists(any_measures, max_size=5), windows, timetables(),
+       st.one_of(st.none(), upload_hours()), moments)
+def test_a_measurement_across_a_limit_change_never_counts(
+        size: int, ms: list[fit.Measured], window: float, table: Timetable,
+        hours: Hours | None, now: datetime) -> None:
+    """Issue 28.7: an upload spanning the 18:00 switch to "off" (or a toggle) averaged two
+    limits and is recorded with the last; the verdict is the same without it."""
+    steady = [m for m in ms if m.steady]
+    assert fit.decide(size, ms, window, table, hours, now) == \
+        fit.decide(size, steady, window, table, hours, now)
+    if not steady:
+        assert fit.decide(size, ms, window, table, hours, now).verdict is fit.Verdict.FITS
+
+
+@given(sizes, any_measures, st.lists(any_measures.filter(lambda m: not m.steady), max_size=3),
+       windows, timetables(), st.one_of(st.none(), upload_hours()), moments)
+def test_one_measurement_never_fails_a_file(
+        size: int, m: fit.Measured, void: list[fit.Measured], window: float, table: Timetable,
+        hours: Hours | None, now: datetime) -> None:
+    f = fit.decide(size, [*void, m, *void], window, table, hours, now)
+    assert f.verdict is not fit.Verdict.NEVER
+    if m.steady and fit.decide(size, [m, m], window, table, hours, now).verdict \
+            is fit.Verdict.NEVER:
+        assert f.verdict is fit.Verdict.MEASURE and f.at is None
+        assert f.reason.startswith("waits to measure the upload rate again")
+        assert fit.size_text(size) in f.reason and fit.duration_text(window) in f.reason
+
+
+@given(sizes, measures, measures, windows, timetables(), st.one_of(st.none(), upload_hours()),
+       moments)
+def test_never_only_when_both_measurements_say_so(
+        size: int, a: fit.Measured, b: fit.Measured, window: float, table: Timetable,
+        hours: Hours | None, now: datetime) -> None:
+    def never(ms: list[fit.Measured]) -> bool:
+        return fit.decide(size, ms, window, table, hours, now).verdict is fit.Verdict.NEVER
+    assert never([a, b]) == (never([a, a]) and never([b, b]))
+    # Only the latest two count: an older one neither fails a file nor saves it.
+    assert never([b, a, b]) == never([a, b])
+
+
+def test_a_steady_measurement_after_a_void_one_is_what_counts() -> None:
+    """The docs' example: 2 GiB uploaded across 18:00 (512 KiB/s, then off) averaged a rate
+    that would fail every 3 GiB file; it is void, so they are tried."""
+    table = parse_limit("08:00,512KiB/s 12:00,10MiB/s 18:00,off")
+    now = datetime(2026, 5, 13, 19, 30)  # a Wednesday, in the free period
+    spanning = fit.Measured(2 * 1024 * MiB / 3600, 0.0, steady=False)
+    f = fit.decide(3 * 1024 * MiB, [spanning], 1800.0, table, None, now)
+    assert f.verdict is fit.Verdict.FITS
+    assert fit.decide(3 * 1024 * MiB, [spanning, dataclasses.replace(spanning, steady=True)],
+                      1800.0, table, None, now).verdict is fit.Verdict.MEASURE
 
 def test_it_waits_for_the_free_period_inside_upload_hours() -> None:
     table = parse_limit("08:00,50KiB/s 18:00,off")
     hours = parse_hours("19:00-07:00, 12:00-13:00")
     now = datetime(2026, 5, 13, 12, 30)  # a Wednesday, inside the noon hour, 50 KiB/s
-    f = fit.decide(300 * MiB, fit.Measured(50 * KiB, 50 * KiB), 1800.0, table, hours, now)
+    f = fit.decide(300 * MiB, [fit.Measured(50 * KiB, 50 * KiB)] * 2, 1800.0, table, hours, now)
     assert f.verdict is fit.Verdict.WAIT and f.at == datetime(2026, 5, 13, 19, 0)
     assert f.reason.startswith("waits until 19:00, when the bandwidth limit is off")
     assert "300 MiB" in f.reason and "1 h 42 min" in f.reason and "30 min" in f.reason
@@ -128,11 +185,11 @@ def test_it_waits_for_the_free_period_inside_upload_hours() -> None:
 
 def test_never_says_what_to_do() -> None:
     now = datetime(2026, 5, 13, 12, 30)
-    limited = fit.decide(300 * MiB, fit.Measured(50 * KiB, 50 * KiB), 1800.0,
+    limited = fit.decide(300 * MiB, [fit.Measured(50 * KiB, 50 * KiB)] * 2, 1800.0,
                          parse_limit("50KiB/s"), None, now)
     assert limited.verdict is fit.Verdict.NEVER
     assert "raise [upload] bandwidth_limit" in limited.reason and "free hours" in limited.reason
-    slow_link = fit.decide(300 * MiB, fit.Measured(50 * KiB, 0.0), 1800.0, parse_limit("0"),
+    slow_link = fit.decide(300 * MiB, [fit.Measured(50 * KiB, 0.0)] * 2, 1800.0, parse_limit("0"),
                            None, now)
     assert slow_link.verdict is fit.Verdict.NEVER
     assert "faster connection" in slow_link.reason

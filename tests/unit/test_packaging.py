@@ -54,3 +54,8 @@ def test_purge_deletes_state_and_config_remove_keeps_them() -> None:
     assert remove is not None and purge is not None
     assert "/var/lib/uplift-capture" not in remove[1] and "/etc/uplift-capture" not in remove[1]
     assert "/var/lib/uplift-capture" in purge[1] and "/etc/uplift-capture" in purge[1]
+
+
+def test_the_unit_gives_the_daemon_descriptors_to_spare() -> None:
+    # systemd's default soft limit (1,024) is what a console flood used up (issue 30, item 1).
+    assert "\nLimitNOFILE=8192\n" in UNIT
