@@ -52,13 +52,13 @@ def add_job(store: Store, state: str, name: str, folder: str = "jane",
     claimed = store.claim(now + 1)
     assert claimed is not None and claimed.id == job_id, "another job was due first"
     session = f"sess-{job_id}"
-    store.record_reservation(job_id, session, r.session_group_id,
+    store.record_reservation(claimed.claim, session, r.session_group_id,
                              f"https://storage.example/up?sig={SECRET}", now + 1800, now)
-    store.start_upload(job_id, now - 20)
-    store.progress(job_id, sent, now)
+    store.start_upload(claimed.claim, now - 20)
+    store.progress(claimed.claim, sent, now)
     if state == JobState.UPLOADING:
         return job_id
-    store.finish(job_id, '"etag"', now)
+    store.finish(claimed.claim, '"etag"', now)
     return job_id
 
 

@@ -25,8 +25,9 @@ from sqlalchemy.engine import URL, make_url
 # driver's connect timeout (the same wait; they must agree).
 BUSY_TIMEOUT_MS = 10_000
 
-# PostgreSQL: one node's threads (uploads, settle, heartbeat, listener, status) share the
-# pool; three nodes stay well inside the server's default max_connections (100).
+# PostgreSQL: one node's threads (uploads, settle, status) share the pool; the heartbeat and
+# the listener have connections of their own; three nodes stay well inside the server's
+# default max_connections (100).
 PG_POOL_SIZE = 5
 PG_MAX_OVERFLOW = 10
 # libpq's defaults unless the URL sets them: connecting to a host that is gone fails in
@@ -75,14 +76,24 @@ def normalize_url(url: str | URL) -> URL:
     return u
 
 
-def _make_pg_engine(u: URL) -> Engine:
+def _make_pg_engine(u: URL, pool_size: int = PG_POOL_SIZE,
+                    max_overflow: int = PG_MAX_OVERFLOW, pool_timeout: float = 30) -> Engine:
     # libpq reads PGPASSWORD, PGPASSFILE / ~/.pgpass, PGSSLMODE... when the URL leaves them
     # out, and query parameters (sslmode=, sslrootcert=...) pass through to it as they are.
     connect_args = {k: v for k, v in PG_CONNECT_DEFAULTS.items() if k not in u.query}
     # pre_ping: a connection the server dropped (restart, failover) is replaced at checkout.
-    return create_engine(u, pool_pre_ping=True, pool_size=PG_POOL_SIZE,
-                         max_overflow=PG_MAX_OVERFLOW, pool_timeout=30,
+    return create_engine(u, pool_pre_ping=True, pool_size=pool_size,
+                         max_overflow=max_overflow, pool_timeout=pool_timeout,
                          connect_args=connect_args)
+
+
+def own_engine(engine: Engine) -> Engine:
+    """One connection of its own on `engine`'s server, out of the shared pool, for a thread
+    that must never wait behind the others (the heartbeat: uploads holding every pooled
+    connection must not fence a healthy node). SQLite has no fleet: the engine itself."""
+    if engine.dialect.name != "postgresql":
+        return engine
+    return _make_pg_engine(engine.url, pool_size=1, max_overflow=0, pool_timeout=10)
 
 
 def make_engine(url: str, create: bool = True) -> Engine:

@@ -1,8 +1,9 @@
 """Fleet mode: several daemons (nodes) on one PostgreSQL job table.
 
-- Heartbeats: each node updates its row in `nodes` every lease/3, on a thread of its own that
-  runs from before the first claim until the last upload drained; a node fences itself when
-  its beats fail (Fleet).
+- Heartbeats: each node updates its row in `nodes` every lease/3, on a thread and a database
+  connection of its own (never the shared pool: uploads holding every pooled connection must
+  not fence a healthy node), from before the first claim until the last upload drained; a
+  node fences itself when its beats fail or land late (Fleet).
 - Takeover: any live node requeues the in-flight jobs of a node silent longer than the lease;
   their claim_no is bumped, so the presumed-dead node's later writes change nothing
   (ClaimGuard.move raises TakenOver). Upload policies are never stored: a takeover reserves afresh.
@@ -97,14 +98,17 @@ class Fleet:
 
     Fence: a node whose last successful beat (started at `monotonic` time `_last_ok`) is older
     than two thirds of the lease starts no upload and lets none reach its closing boundary;
-    others take over only after a full lease on the database's clock. A beat that succeeds
-    after such a gap bumps `epoch`, so uploads begun before it are abandoned as well."""
+    others take over only after a full lease on the database's clock. A beat that completes
+    while fenced (its completion more than two thirds of a lease after the previous success's
+    start: a gap, or a beat that was slow to land) bumps `epoch`, so uploads begun before it
+    are abandoned as well. Every write here goes through `engine`, one connection of its own."""
 
     def __init__(self, store: Holder, node: str, lease_seconds: float,
                  clock: Callable[[], float] | None = None, host: str | None = None,
                  monotonic: Callable[[], float] = time.monotonic,
                  local: Callable[[], float] = time.time):
         self.store, self.node, self.lease = store, node, lease_seconds
+        self.engine = engine_mod.own_engine(store.engine)
         self.clock, self.monotonic, self.local = clock, monotonic, local
         self.ident = identity(host)
         self.host = self.ident["host"]
@@ -149,7 +153,9 @@ class Fleet:
 
     def _beat_ok(self, started: float) -> None:
         with self._lock:
-            if self._last_ok is None or started - self._last_ok > self.lease * 2 / 3:
+            # The completion, not the start: a beat that hung past the fence (and perhaps a
+            # takeover) lands with a recent start, yet the node was fenced meanwhile.
+            if self._last_ok is None or self.monotonic() - self._last_ok > self.lease * 2 / 3:
                 self.epoch += 1  # fenced meanwhile: what began before may have been taken
             self._last_ok = max(started, self._last_ok or started)
 
@@ -158,7 +164,7 @@ class Fleet:
     def register(self) -> None:
         """At start: take our name, unless a live station of another identity holds it
         (NameTaken, in one line naming the name and where it runs)."""
-        with engine_mod.write_tx(self.store.engine) as conn:
+        with engine_mod.write_tx(self.engine) as conn:
             now = self._now(conn)
             row = conn.execute(sql_select(Node.heartbeat_at, Node.host).where(
                 Node.name == self.node).with_for_update()).first()
@@ -181,7 +187,7 @@ class Fleet:
         """Record that this node is alive; then take over dead nodes' jobs (ids returned)."""
         started = self.monotonic()
         try:
-            with engine_mod.write_tx(self.store.engine) as conn:
+            with engine_mod.write_tx(self.engine) as conn:
                 now = self._now(conn)
                 if self.started_at is None:
                     self.started_at = now
@@ -230,12 +236,17 @@ class Fleet:
         """A clean stop: `status` shows this station as stopped, not as NOT RUNNING."""
         stopped = json.dumps({**self.ident, "stopped": True}, sort_keys=True)
         with contextlib.suppress(SQLAlchemyError, NameTaken), \
-                engine_mod.write_tx(self.store.engine) as conn:
+                engine_mod.write_tx(self.engine) as conn:
             self._upsert(conn, self._now(conn), stopped)
+
+    def close(self) -> None:
+        """After sign_off: the heartbeat's own connection."""
+        if self.engine is not self.store.engine:
+            self.engine.dispose()
 
     def takeover(self) -> list[int]:
         """Requeue the in-flight jobs of every node whose beat is older than the lease."""
-        with engine_mod.write_tx(self.store.engine) as conn:
+        with engine_mod.write_tx(self.engine) as conn:
             now = self._now(conn)
             live = sql_select(Node.name).where(Node.heartbeat_at >= now - self.lease)
             rows = list(conn.execute(sql_select(Job.id, Job.node).where(

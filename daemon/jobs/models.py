@@ -6,7 +6,7 @@ plain record of one row. Times are float epoch seconds (dialect-neutral)."""
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, ClassVar, Generic, TypeVar, overload
+from typing import Any, ClassVar, Generic, NamedTuple, TypeVar, overload
 
 from sqlalchemy import (
     BigInteger,
@@ -113,6 +113,16 @@ def parse_job_id(text: str) -> int | None:
     return n if 0 < n <= MAX_ID else None
 
 
+class Claim(NamedTuple):
+    """One claim of a job, as its claim gave it: every write of the upload begun under it
+    carries it, so a stale upload's write can never pass as a newer claim of the same job
+    (this node may have claimed the job again after a takeover)."""
+
+    job_id: int
+    node: str
+    no: int
+
+
 class Job(Base):
     __tablename__ = "jobs"
     __table_args__ = (
@@ -173,6 +183,11 @@ class Job(Base):
     created_at: Col[float] = Col(Float, nullable=False)
     updated_at: Col[float] = Col(Float, nullable=False)
     finished_at: Col[float | None] = Col(Float)
+
+    @property
+    def claim(self) -> Claim:
+        """The claim this row was read under (the one a claim returned, for its upload)."""
+        return Claim(self.id, self.node or "", self.claim_no)
 
 
 class Reservation(Base):

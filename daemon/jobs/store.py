@@ -1,14 +1,15 @@
 """The one gateway to the job table: transitions here, read queries in reads.py.
 
 Every state change is a guarded UPDATE (`WHERE id = ? AND state IN (...)`); one that matches no
-row raises TransitionError instead of passing silently. A write of an in-flight job is also
-guarded by the claim this process holds (id, node, claim_no): when another node took the job
-over meanwhile, it changes nothing and raises TakenOver. Transactions are short: one call, one
-transaction; writes take the write lock up front, reads never do (jobs/engine.py). Wording and
-policy (what a duplicate is, which reason a person reads) belong to the callers.
+row raises TransitionError instead of passing silently. A write of an upload carries the
+claim that upload was given (models.Claim: id, node, claim_no) and is guarded by it: when the
+job was taken over meanwhile, it changes nothing and raises TakenOver. Transactions are
+short: one call, one transaction; writes take the write lock up front, reads never do
+(jobs/engine.py). Wording and policy (what a duplicate is, which reason a person reads)
+belong to the callers.
 
 `Store` is put together from one part per side, all in this package: the claim guard
-(guard.py: who this node is, the claims it holds, the guarded update), passed to the watcher's
+(guard.py: who this node is, the guarded update), passed to the watcher's
 transitions (watcher_writes.py) and the worker's (worker_writes.py), whose methods it offers as
 its own; the reads (reads.py); opening the database, notices and the operator's retry are here.
 """
@@ -24,7 +25,7 @@ from daemon.jobs import engine as engine_mod
 from daemon.jobs import schema
 from daemon.jobs.engine import DatabaseUnavailable
 from daemon.jobs.guard import ClaimGuard, TakenOver, TransitionError
-from daemon.jobs.models import ACTIVE, TERMINAL, Job, JobState, Notice
+from daemon.jobs.models import ACTIVE, TERMINAL, Claim, Job, JobState, Notice
 from daemon.jobs.reads import Reads
 from daemon.jobs.watcher_writes import Ready, Seen, WatcherWrites, coarse
 from daemon.jobs.worker_writes import WorkerWrites
@@ -69,11 +70,6 @@ class Store(Reads):
     def absent(self, watches: frozenset[str]) -> None:
         self.guard.absent = watches
 
-    @property
-    def _held(self) -> dict[int, int]:
-        """The claims this process holds (job id -> claim_no); the tests look."""
-        return self.guard.held
-
     def set_node(self, name: str, shared: Iterable[str] = ()) -> None:
         """Who this process is in the fleet, and which shared folders it can upload from."""
         self.guard.set_node(name, shared)
@@ -106,48 +102,50 @@ class Store(Reads):
     def claim(self, now: float) -> Job | None:
         return self.worker.claim(now)
 
-    def set_athlete(self, job_id: int, athlete_id: str, session_group_id: str,
+    def set_athlete(self, claim: Claim, athlete_id: str, session_group_id: str,
                     now: float) -> None:
-        self.worker.set_athlete(job_id, athlete_id, session_group_id, now)
+        self.worker.set_athlete(claim, athlete_id, session_group_id, now)
 
-    def record_reservation(self, job_id: int, session_id: str, session_group_id: str,
+    def record_reservation(self, claim: Claim, session_id: str, session_group_id: str,
                            upload_url: str, expires_at: float, now: float) -> None:
-        self.worker.record_reservation(job_id, session_id, session_group_id, upload_url,
+        self.worker.record_reservation(claim, session_id, session_group_id, upload_url,
                                        expires_at, now)
 
     def reservation_ended(self, session_id: str, outcome: str) -> None:
         self.worker.reservation_ended(session_id, outcome)
 
-    def count_refusal(self, job_id: int, now: float) -> int:
-        return self.worker.count_refusal(job_id, now)
+    def count_refusal(self, claim: Claim, now: float) -> int:
+        return self.worker.count_refusal(claim, now)
 
-    def reserve_again(self, job_id: int, now: float) -> int:
-        return self.worker.reserve_again(job_id, now)
+    def reserve_again(self, claim: Claim, now: float) -> int:
+        return self.worker.reserve_again(claim, now)
 
-    def start_upload(self, job_id: int, now: float) -> None:
-        self.worker.start_upload(job_id, now)
+    def start_upload(self, claim: Claim, now: float) -> None:
+        self.worker.start_upload(claim, now)
 
-    def progress(self, job_id: int, sent: int, now: float) -> None:
-        self.worker.progress(job_id, sent, now)
+    def progress(self, claim: Claim, sent: int, now: float) -> None:
+        self.worker.progress(claim, sent, now)
 
-    def finish(self, job_id: int, etag: str | None, now: float, note: str | None = None) -> None:
-        self.worker.finish(job_id, etag, now, note)
+    def finish(self, claim: Claim, etag: str | None, now: float,
+               note: str | None = None) -> None:
+        self.worker.finish(claim, etag, now, note)
 
-    def requeue(self, job_id: int, from_states: Iterable[str], now: float, *, due: float,
+    def requeue(self, claim: Claim, from_states: Iterable[str], now: float, *, due: float,
                 reason: str | None, count_attempt: bool = True) -> None:
-        self.worker.requeue(job_id, from_states, now, due=due, reason=reason,
+        self.worker.requeue(claim, from_states, now, due=due, reason=reason,
                             count_attempt=count_attempt)
 
-    def back_to_pending(self, job_id: int, from_states: Iterable[str], now: float,
+    def back_to_pending(self, claim: Claim, from_states: Iterable[str], now: float,
                         reason: str) -> None:
-        self.worker.back_to_pending(job_id, from_states, now, reason)
+        self.worker.back_to_pending(claim, from_states, now, reason)
 
-    def fail(self, job_id: int, from_states: Iterable[str], now: float, reason: str) -> None:
-        self.worker.fail(job_id, from_states, now, reason)
+    def fail(self, job: int | Claim, from_states: Iterable[str], now: float,
+             reason: str) -> None:
+        self.worker.fail(job, from_states, now, reason)
 
-    def skip(self, job_id: int, from_states: Iterable[str], now: float, reason: str,
+    def skip(self, job: int | Claim, from_states: Iterable[str], now: float, reason: str,
              **facts: Any) -> None:
-        self.worker.skip(job_id, from_states, now, reason, **facts)
+        self.worker.skip(job, from_states, now, reason, **facts)
 
     def recover(self, now: float) -> int:
         return self.worker.recover(now)
@@ -221,5 +219,5 @@ class Store(Reads):
             return [r.id for r in rows]
 
 
-__all__ = ["ACTIVE", "TERMINAL", "DatabaseUnavailable", "JobState", "Ready", "Seen", "Store",
-           "TakenOver", "TransitionError", "coarse"]
+__all__ = ["ACTIVE", "TERMINAL", "Claim", "DatabaseUnavailable", "JobState", "Ready", "Seen",
+           "Store", "TakenOver", "TransitionError", "coarse"]

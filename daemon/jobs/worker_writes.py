@@ -1,9 +1,10 @@
 """The worker's transitions: claim a due job, record its reservations, follow the upload, and
 write how it ended (done, requeued, back to pending, failed, skipped; archived after upload).
 
-A claim sets the holder and bumps claim_no; every later write of that in-flight job is guarded
-by it (guard.py), so a node whose job was taken over changes nothing. `recover` puts back what
-a dead process left in flight.
+A claim sets the holder and bumps claim_no; the Job it returns carries that claim
+(`job.claim`), and every later write of its upload is given it and guarded by it (guard.py), so
+a stale upload changes nothing, even after this node claimed the same job again. `recover` puts
+back what a dead process left in flight.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from sqlalchemy import Connection, insert, select, update
 from daemon.jobs import engine as engine_mod
 from daemon.jobs import paths
 from daemon.jobs.guard import ClaimGuard
-from daemon.jobs.models import IN_FLIGHT, Job, JobState, Reservation
+from daemon.jobs.models import IN_FLIGHT, Claim, Job, JobState, Reservation
 from daemon.jobs.reads import _load, load_job
 
 
@@ -28,7 +29,7 @@ class WorkerWrites:
 
     def claim(self, now: float) -> Job | None:
         """Atomically take the next due queued job (queued -> reserved) for this node: the
-        claim sets the holder and bumps claim_no, which guards every later write."""
+        claim sets the holder and bumps claim_no; `job.claim` guards every later write."""
         with self.guard.write() as conn:
             if self.guard.fleet:
                 job = self._claim_server(conn, now)
@@ -43,8 +44,6 @@ class WorkerWrites:
                                 session_id=None, bytes_sent=0, attempts=Job.attempts + 1,
                                 node=self.guard.node, claim_no=Job.claim_no + 1)
                 job = _load(conn, job_id)
-        if job is not None:
-            self.guard.hold(job.id, job.claim_no)
         return job
 
     def _claim_server(self, conn: Connection, now: float) -> Job | None:
@@ -60,16 +59,17 @@ class WorkerWrites:
             .returning(*Job.__table__.columns)).first()
         return load_job(row) if row is not None else None
 
-    def set_athlete(self, job_id: int, athlete_id: str, session_group_id: str,
+    def set_athlete(self, claim: Claim, athlete_id: str, session_group_id: str,
                     now: float) -> None:
         """A claimed job's capture is to be made for its folder's link as it stands now, which
         changed since it was queued (work/athlete.py): written before the request goes."""
         with self.guard.write() as conn:
-            self.guard.move(conn, job_id, [JobState.RESERVED], JobState.RESERVED, now,
+            self.guard.move(conn, claim, [JobState.RESERVED], JobState.RESERVED, now,
                             athlete_id=athlete_id, session_group_id=session_group_id)
 
-    def record_reservation(self, job_id: int, session_id: str, session_group_id: str,
+    def record_reservation(self, claim: Claim, session_id: str, session_group_id: str,
                            upload_url: str, expires_at: float, now: float) -> None:
+        job_id = claim.job_id
         with self.guard.write() as conn:
             conn.execute(update(Reservation).where(
                 Reservation.job_id == job_id, Reservation.outcome == "active")
@@ -77,7 +77,7 @@ class WorkerWrites:
             conn.execute(insert(Reservation).values(
                 job_id=job_id, session_id=session_id, session_group_id=session_group_id,
                 upload_url=upload_url, expires_at=expires_at, created_at=now, outcome="active"))
-            self.guard.move(conn, job_id, [JobState.RESERVED], JobState.RESERVED, now,
+            self.guard.move(conn, claim, [JobState.RESERVED], JobState.RESERVED, now,
                             session_id=session_id)
 
     def reservation_ended(self, session_id: str, outcome: str) -> None:
@@ -86,37 +86,41 @@ class WorkerWrites:
             conn.execute(update(Reservation).where(Reservation.session_id == session_id)
                          .values(outcome=outcome))
 
-    def count_refusal(self, job_id: int, now: float) -> int:
+    def count_refusal(self, claim: Claim, now: float) -> int:
         """One more capture refused for this job; returns how many in a row."""
         with self.guard.write() as conn:
-            self.guard.move(conn, job_id, IN_FLIGHT, JobState(_state(conn, job_id)), now,
+            self.guard.move(conn, claim, IN_FLIGHT, JobState(_state(conn, claim.job_id)), now,
                             refusals=Job.refusals + 1)
-            return int(conn.execute(select(Job.refusals).where(Job.id == job_id)).scalar_one())
+            return int(conn.execute(select(Job.refusals).where(
+                Job.id == claim.job_id)).scalar_one())
 
-    def reserve_again(self, job_id: int, now: float) -> int:
+    def reserve_again(self, claim: Claim, now: float) -> int:
         """The window lapsed during the upload: uploading -> reserved, for a new reservation.
         Counts the lapse; returns how many in a row."""
         with self.guard.write() as conn:
-            self.guard.move(conn, job_id, [JobState.UPLOADING], JobState.RESERVED, now,
+            self.guard.move(conn, claim, [JobState.UPLOADING], JobState.RESERVED, now,
                             session_id=None, bytes_sent=0, lapses=Job.lapses + 1)
-            return int(conn.execute(select(Job.lapses).where(Job.id == job_id)).scalar_one())
+            return int(conn.execute(select(Job.lapses).where(
+                Job.id == claim.job_id)).scalar_one())
 
-    def start_upload(self, job_id: int, now: float) -> None:
+    def start_upload(self, claim: Claim, now: float) -> None:
         with self.guard.write() as conn:
-            self.guard.move(conn, job_id, [JobState.RESERVED], JobState.UPLOADING, now,
+            self.guard.move(conn, claim, [JobState.RESERVED], JobState.UPLOADING, now,
                             bytes_sent=0, upload_started_at=now)
 
-    def progress(self, job_id: int, sent: int, now: float) -> None:
+    def progress(self, claim: Claim, sent: int, now: float) -> None:
         with self.guard.write() as conn:
-            self.guard.move(conn, job_id, [JobState.UPLOADING], JobState.UPLOADING, now,
+            self.guard.move(conn, claim, [JobState.UPLOADING], JobState.UPLOADING, now,
                             bytes_sent=sent)
 
-    def finish(self, job_id: int, etag: str | None, now: float, note: str | None = None) -> None:
+    def finish(self, claim: Claim, etag: str | None, now: float,
+               note: str | None = None) -> None:
         """uploading -> done. An earlier copy of the same path that failed (an unfinished
         recording, say) is moot now: skipped, in the same transaction."""
         # Durable: after-upload may move or delete the file right after this returns.
+        job_id = claim.job_id
         with self.guard.write(durable=True) as conn:
-            self.guard.move(conn, job_id, [JobState.UPLOADING], JobState.DONE, now, etag=etag,
+            self.guard.move(conn, claim, [JobState.UPLOADING], JobState.DONE, now, etag=etag,
                             last_error=note, finished_at=now, bytes_sent=Job.size, refusals=0,
                             lapses=0)
             row = conn.execute(select(Job.session_id, Job.path, Job.owner)
@@ -131,32 +135,34 @@ class WorkerWrites:
                                 finished_at=now, last_error=f"replaced by a newer copy of the file "
                                                       f"(job {job_id}), which was uploaded")
 
-    def requeue(self, job_id: int, from_states: Iterable[str], now: float, *, due: float,
+    def requeue(self, claim: Claim, from_states: Iterable[str], now: float, *, due: float,
                 reason: str | None, count_attempt: bool = True) -> None:
         """Back to queued, due at `due`. A retry that was not the job's fault gives the
         attempt back (claim counted it)."""
         extra: dict[str, Any] = {} if count_attempt else {"attempts": Job.attempts - 1}
         with self.guard.write() as conn:
-            self.guard.move(conn, job_id, from_states, JobState.QUEUED, now, next_attempt_at=due,
+            self.guard.move(conn, claim, from_states, JobState.QUEUED, now, next_attempt_at=due,
                             last_error=reason, **extra)
             if due <= now:
                 engine_mod.notify_jobs(conn)
 
-    def back_to_pending(self, job_id: int, from_states: Iterable[str], now: float,
+    def back_to_pending(self, claim: Claim, from_states: Iterable[str], now: float,
                         reason: str) -> None:
         with self.guard.write() as conn:
-            self.guard.move(conn, job_id, from_states, JobState.PENDING, now, last_error=reason,
+            self.guard.move(conn, claim, from_states, JobState.PENDING, now, last_error=reason,
                             session_id=None, attempts=Job.attempts - 1)
 
-    def fail(self, job_id: int, from_states: Iterable[str], now: float, reason: str) -> None:
+    def fail(self, job: int | Claim, from_states: Iterable[str], now: float,
+             reason: str) -> None:
+        """`job`: an upload's claim, or the id of a job not in flight (the watcher's)."""
         with self.guard.write() as conn:
-            self.guard.move(conn, job_id, from_states, JobState.FAILED, now, last_error=reason,
+            self.guard.move(conn, job, from_states, JobState.FAILED, now, last_error=reason,
                             finished_at=now)
 
-    def skip(self, job_id: int, from_states: Iterable[str], now: float, reason: str,
+    def skip(self, job: int | Claim, from_states: Iterable[str], now: float, reason: str,
              **facts: Any) -> None:
         with self.guard.write() as conn:
-            self.guard.move(conn, job_id, from_states, JobState.SKIPPED, now, last_error=reason,
+            self.guard.move(conn, job, from_states, JobState.SKIPPED, now, last_error=reason,
                             finished_at=now, **facts)
 
     def recover(self, now: float) -> int:
@@ -164,12 +170,14 @@ class WorkerWrites:
         upload fields were never stored, so each is reserved afresh. In a fleet, only this
         node's own (others' wait for their node or its lease)."""
         with self.guard.write() as conn:
-            q = select(Job.id, Job.state).where(Job.state.in_(IN_FLIGHT))
+            q = select(Job.id, Job.state, Job.node, Job.claim_no).where(
+                Job.state.in_(IN_FLIGHT))
             if self.guard.fleet:
                 q = q.where(Job.node == self.guard.node)
             stuck = list(conn.execute(q))
-            for row in stuck:
-                self.guard.move(conn, row.id, [row.state], JobState.QUEUED, now,
+            for row in stuck:  # under the claim it was left with, read in this transaction
+                left = Claim(row.id, row.node or "", row.claim_no)
+                self.guard.move(conn, left, [row.state], JobState.QUEUED, now,
                                 next_attempt_at=now, attempts=Job.attempts - 1,
                                 last_error="the daemon stopped during this upload; trying again")
             ended = update(Reservation).where(Reservation.outcome == "active")

@@ -1,7 +1,7 @@
 """The fleet's threads, owned and supervised by the service: the heartbeat, which runs the lease
-protocol (jobs/fleet.py) every lease/3 from before the first claim until the last upload has
-drained at stop, and the LISTEN thread (jobs/listen.py). On SQLite (one node) none of this
-runs; `join` only tells the store its node name."""
+protocol (jobs/fleet.py, on a connection of its own) every lease/3 from before the first claim
+until the last upload has drained at stop, and the LISTEN thread (jobs/listen.py). On SQLite
+(one node) none of this runs; `join` only tells the store its node name."""
 
 from __future__ import annotations
 
@@ -92,6 +92,7 @@ class FleetPart:
         self.heart.close()
         if not self.fleet.lost:
             self.fleet.sign_off()
+        self.fleet.close()
 
 
 def join(cfg: Any, store: Store, wake: Callable[[], None],

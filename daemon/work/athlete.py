@@ -36,7 +36,7 @@ def settle(cfg: Config, store: Store, job: Job, now: float, bound: Any) -> None:
         raise TransferError(Where.FILE, Kind.NO_ATHLETE, got.reason)
     if got == queued:
         return
-    store.set_athlete(job.id, got.athlete_id, got.session_group_id, now)
+    store.set_athlete(job.claim, got.athlete_id, got.session_group_id, now)
     bound.info("job.athlete_changed", was=job.athlete_id, athlete_id=got.athlete_id,
                session_group_id=got.session_group_id)
     job.athlete_id, job.session_group_id = got.athlete_id, got.session_group_id

@@ -118,7 +118,7 @@ def _write_done(p: Finishing, job: Job, sent: Sent, note: str | None, bound: Any
     delay = DONE_RETRY[0]
     while True:
         try:
-            p.store.finish(job.id, sent.etag, p.wall(), note)
+            p.store.finish(job.claim, sent.etag, p.wall(), note)
             p.on_db_error(None)
             return True
         except (OperationalError, InterfaceError) as exc:  # the table, not the job: again

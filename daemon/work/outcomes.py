@@ -47,7 +47,7 @@ def apply(p: Deciding, job: Job, err: TransferError, bound: Any) -> None:
         if err.session_id:
             p.store.reservation_ended(err.session_id, "refused")
         p.res.drop(job.id)
-        refusals = p.store.count_refusal(job.id, p.wall())
+        refusals = p.store.count_refusal(job.claim, p.wall())
         d = after_refusal(refusals, err, job.attempts, p.rand)
         bound.warning("job.refused_by_endpoint", refusals=refusals, reason=err.message)
     TABLE[d.outcome](p, job, d, err, bound)
@@ -60,7 +60,7 @@ def _retry(p: Deciding, job: Job, d: Decision, err: TransferError, bound: Any) -
     if d.outcome is Outcome.RERESERVE:  # a first storage refusal (lapses come decided)
         p.res.drop(job.id)
         delay = 0.0
-    p.store.requeue(job.id, IN_FLIGHT, now, due=now + delay,
+    p.store.requeue(job.claim, IN_FLIGHT, now, due=now + delay,
                     reason=f"{d.reason}; retrying at {local_clock(now + delay, now)}")
     bound.warning("job.retry", reason=d.reason, delay=round(delay, 1))
     if err.where is Where.API:
@@ -75,7 +75,7 @@ def _wait(p: Deciding, job: Job, d: Decision, err: TransferError, bound: Any) ->
     hours): back to the queue until then, not counted as a failure."""
     p.res.drop(job.id)
     now = p.wall()
-    p.store.requeue(job.id, IN_FLIGHT, now, due=now + d.delay, count_attempt=False,
+    p.store.requeue(job.claim, IN_FLIGHT, now, due=now + d.delay, count_attempt=False,
                     reason=d.reason)
     bound.info("job.waits_for_fit", reason=d.reason, delay=round(d.delay, 1))
     p.schedule(d.delay)
@@ -87,7 +87,7 @@ def _pause(p: Deciding, job: Job, d: Decision, err: TransferError, bound: Any) -
     p.res.drop(job.id)
     message = PAUSE_NOTICE[name].format(reason=d.reason, at=local_clock(now + d.delay, now))
     p.res.pause(d.delay, message, notice=name)
-    p.store.requeue(job.id, IN_FLIGHT, now, due=now, count_attempt=False, reason=message)
+    p.store.requeue(job.claim, IN_FLIGHT, now, due=now, count_attempt=False, reason=message)
     p.store.set_notice(name, message, now + d.delay, now)
     p.events.notice(name, message)
     bound.error("api.credentials_rejected" if name == "credentials" else "net.untrusted",
@@ -97,7 +97,7 @@ def _pause(p: Deciding, job: Job, d: Decision, err: TransferError, bound: Any) -
 
 def _resettle(p: Deciding, job: Job, d: Decision, err: TransferError, bound: Any) -> None:
     p.res.drop(job.id)
-    p.store.back_to_pending(job.id, IN_FLIGHT, p.wall(), d.reason)
+    p.store.back_to_pending(job.claim, IN_FLIGHT, p.wall(), d.reason)
     bound.info("job.changed", reason=d.reason)
     p.events.resettle(job.path)
 
@@ -106,7 +106,7 @@ def _gone(p: Deciding, job: Job, d: Decision, err: TransferError, bound: Any) ->
     """The file is not at its path any more: moved (a rename, a folder renamed) or deleted.
     Not a failure: if it moved, the intake finds it at its new path and uploads it from there."""
     p.res.drop(job.id)
-    p.store.skip(job.id, IN_FLIGHT, p.wall(), left.VANISHED)
+    p.store.skip(job.claim, IN_FLIGHT, p.wall(), left.VANISHED)
     bound.info("job.vanished", reason=d.reason)
     p.events.resettle(job.path)  # the watcher knew it there: seen there again, it is work
 
@@ -118,9 +118,9 @@ def _wait_root(p: Deciding, job: Job, d: Decision, err: TransferError, bound: An
     p.res.drop(job.id)
     now = p.wall()
     if job.watch != job.root:  # a shared watch (named), seen at this node's mount
-        p.store.requeue(job.id, IN_FLIGHT, now, due=now, count_attempt=False, reason=d.reason)
+        p.store.requeue(job.claim, IN_FLIGHT, now, due=now, count_attempt=False, reason=d.reason)
     else:
-        p.store.back_to_pending(job.id, IN_FLIGHT, now, d.reason)
+        p.store.back_to_pending(job.claim, IN_FLIGHT, now, d.reason)
     bound.warning("job.root_not_there", reason=d.reason)
 
 
@@ -129,7 +129,7 @@ def _wait_athlete(p: Deciding, job: Job, d: Decision, err: TransferError, bound:
     the intake holds such a file (the same reason, counted in `unknown_folders`), never failed.
     A new link pokes the intake, which settles it again."""
     p.res.drop(job.id)
-    p.store.back_to_pending(job.id, IN_FLIGHT, p.wall(), d.reason)
+    p.store.back_to_pending(job.claim, IN_FLIGHT, p.wall(), d.reason)
     bound.warning("job.held", reason=d.reason)
 
 
@@ -138,7 +138,7 @@ def _fail(p: Deciding, job: Job, d: Decision, err: TransferError, bound: Any) ->
     # Our own decisions (a window the file cannot fit, lapses) are in their own words.
     plain = err.where is Where.FILE or err.decided is not None
     reason = d.reason if plain else f"the server refused it: {d.reason}"
-    p.store.fail(job.id, IN_FLIGHT, p.wall(), reason)
+    p.store.fail(job.claim, IN_FLIGHT, p.wall(), reason)
     p.events.failed(job.path, reason)
     bound.error("job.failed", reason=reason)
 
@@ -159,7 +159,7 @@ TABLE: dict[Outcome, Callable[[Deciding, Job, Decision, TransferError, Any], Non
 def interrupted(p: Deciding, job: Job, bound: Any) -> None:
     p.res.drop(job.id)
     now = p.wall()
-    p.store.requeue(job.id, IN_FLIGHT, now, due=now, count_attempt=False,
+    p.store.requeue(job.claim, IN_FLIGHT, now, due=now, count_attempt=False,
                     reason="interrupted by a shutdown or a pause; it resumes when uploads do")
     bound.info("upload.interrupted")
 
@@ -167,6 +167,6 @@ def interrupted(p: Deciding, job: Job, bound: Any) -> None:
 def internal_error(p: Deciding, job: Job, exc: Exception) -> None:
     p.res.drop(job.id)
     now = p.wall()
-    p.store.requeue(job.id, IN_FLIGHT, now, due=now + INTERNAL_RETRY,
+    p.store.requeue(job.claim, IN_FLIGHT, now, due=now + INTERNAL_RETRY,
                     reason=f"internal error ({type(exc).__name__}); retrying")
     p.schedule(INTERNAL_RETRY)

@@ -23,7 +23,7 @@ from daemon import logs
 from daemon.config import Config
 from daemon.errors import Kind, Outcome, TransferError, Where, decide, file_error
 from daemon.jobs import shares
-from daemon.jobs.models import IN_FLIGHT, Job
+from daemon.jobs.models import IN_FLIGHT, Claim, Job
 from daemon.jobs.roots import absent_reason
 from daemon.jobs.store import Store, TakenOver
 from daemon.net.api import ApiClient, Reserved
@@ -137,7 +137,7 @@ class Pipeline:
             # `uploading` is written while the request starts; it must be in before the
             # closing boundary (`ready`), and before any outcome of this attempt is written.
             try:
-                started = self.recorder.starts.submit(self.store.start_upload, job.id,
+                started = self.recorder.starts.submit(self.store.start_upload, job.claim,
                                                       self.wall())
             except RuntimeError:  # shutting down: the job goes back to the queue
                 raise Aborted() from None
@@ -146,7 +146,7 @@ class Pipeline:
                 sent = self.uploader.upload(
                     job.path, job.size, res.upload_url, res.upload_fields,
                     job.file_name or "capture.mov",
-                    meter.wrap(self._progress(job.id, started)), self.abort, job.mtime_ns,
+                    meter.wrap(self._progress(job.claim, started)), self.abort, job.mtime_ns,
                     ready=partial(_ready, started, turn), all_sent=turn.give)
             except TransferError as err:
                 started.result()  # the job table's own failure (taken over, locked) first
@@ -174,7 +174,7 @@ class Pipeline:
         """Record a window that ran out; returns how many did in a row for this job."""
         self.res.drop(job.id)
         self.store.reservation_ended(res.session_id, "lapsed")
-        count = self.store.reserve_again(job.id, self.wall())
+        count = self.store.reserve_again(job.claim, self.wall())
         self.events.upload_finished("lapsed", 0, 0.0, self.wall())
         bound.info("job.window_lapsed", session_id=res.session_id, reason=why, lapses=count)
         return count
@@ -200,7 +200,7 @@ class Pipeline:
     def _reservation(self, job: Job, bound: Any) -> Reserved:
         cached = self.res.usable(job.id, job.size)
         if cached is not None:
-            self.store.record_reservation(job.id, cached.session_id, cached.session_group_id,
+            self.store.record_reservation(job.claim, cached.session_id, cached.session_group_id,
                                           cached.upload_url, cached.expires_at, self.wall())
             return cached
         stale = self.res.drop(job.id)
@@ -226,7 +226,7 @@ class Pipeline:
         if res.server_time is not None:
             self.res.learn_skew(res.server_time)
         self.res.keep(job.id, res)
-        self.store.record_reservation(job.id, res.session_id, res.session_group_id,
+        self.store.record_reservation(job.claim, res.session_id, res.session_group_id,
                                       res.upload_url, res.expires_at, self.wall())
         self.events.reserved()
         bound.info("job.reserved", session_id=res.session_id, athlete_id=job.athlete_id,
@@ -257,7 +257,7 @@ class Pipeline:
             "capture_time": capture,
         }
 
-    def _progress(self, job_id: int, started: Future[None]) -> Callable[[int], None]:
+    def _progress(self, claim: Claim, started: Future[None]) -> Callable[[int], None]:
         last = [self.clock()]  # the first write after PROGRESS_EVERY: small files need none
 
         def report(sent: int) -> None:
@@ -271,7 +271,7 @@ class Pipeline:
                 last[0] = now
                 # progress is a nicety; the outcome write is what must not be lost
                 with contextlib.suppress(OperationalError):
-                    self.store.progress(job_id, sent, self.wall())
+                    self.store.progress(claim, sent, self.wall())
 
         return report
 

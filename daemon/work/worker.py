@@ -144,9 +144,9 @@ class Worker:
         self.reservations.drop(job.id)
         now = self.wall()
         current = self.store.get(job.id)
-        # Still ours: in flight and held by this node (another may have taken it over).
-        if current is not None and current.state in IN_FLIGHT and \
-                current.node == self.store.node:
-            self.store.requeue(job.id, IN_FLIGHT, now, due=now + 5.0, count_attempt=False,
+        # Still this upload's: in flight under its very claim (the job may have been taken
+        # over, and even claimed again by this node since: that claim is not this one's).
+        if current is not None and current.state in IN_FLIGHT and current.claim == job.claim:
+            self.store.requeue(job.claim, IN_FLIGHT, now, due=now + 5.0, count_attempt=False,
                                reason="interrupted by an internal problem; retrying")
             self.dispatcher.wake_in(5.0)

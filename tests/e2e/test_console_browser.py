@@ -111,18 +111,18 @@ def test_page_updates_itself_when_the_table_changes(tmp_path: Path, page: Any) -
     with console(tmp_path) as (server, store, _):
         page.goto(server.url + "/")
         expect(page.locator("#lists")).to_contain_text("No files seen yet")
-        job = add_job(store, JobState.QUEUED, "late-arrival.mov")  # no reload from here on
+        add_job(store, JobState.QUEUED, "late-arrival.mov")  # no reload from here on
         expect(page.locator('[data-group="waiting"]')).to_contain_text("late-arrival.mov")
         now = time.time()
-        store.claim(now + 1)
-        store.record_reservation(job, "sess-live", "g", "https://s.example/u", now + 1800, now)
-        store.start_upload(job, now - 10)
-        store.progress(job, 4_000_000, now)
+        claim = store.claim(now + 1).claim
+        store.record_reservation(claim, "sess-live", "g", "https://s.example/u", now + 1800, now)
+        store.start_upload(claim, now - 10)
+        store.progress(claim, 4_000_000, now)
         expect(page.locator('[data-group="moving"]')).to_contain_text("late-arrival.mov")
         expect(page.locator('[data-group="moving"] [role="progressbar"]')).to_have_attribute(
             "aria-valuenow", "80")
         shot(page, "uploading")
-        store.finish(job, '"e"', time.time())
+        store.finish(claim, '"e"', time.time())
         expect(page.locator('[data-group="done"]')).to_contain_text("Session sess-live")
         expect(page.locator("#counts .card.done .n")).to_have_text("1")
         store.set_notice("credentials", "the Uplift API rejected the token: uploads wait "

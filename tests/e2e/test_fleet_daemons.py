@@ -9,10 +9,12 @@ from __future__ import annotations
 import json
 import signal
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from fleet_support import bind_mounts, fleet_status, node_config
+import pytest
+from fleet_support import assert_stored_once, bind_mounts, fleet_status, node_config
 from pgserver import PgServer
 from support import Proc, Sandbox, cli, make_movie, start_daemon, wait_for
 
@@ -20,6 +22,14 @@ SHARED_FILES = 300
 LOCAL_FILES = 10  # per node
 NODES = ("station-1", "station-2", "station-3")
 UPLOAD = "concurrency = 2\npoll_seconds = 5.0"
+
+
+@pytest.fixture(autouse=True)
+def stored_once(own_pg: PgServer, tmp_path: Path) -> Iterator[None]:
+    """The SQL check after each test, once its daemons are stopped (fleet_support); own_pg
+    is set up first, so its server is still running here."""
+    yield
+    assert_stored_once(own_pg, tmp_path / "sandbox" / "received")
 
 
 def test_three_nodes_one_nas_kill_and_db_restart(tmp_path: Path, own_pg: PgServer) -> None:

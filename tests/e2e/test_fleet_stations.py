@@ -16,11 +16,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fleet_support import node_config
+from fleet_support import assert_stored_once, node_config
 from pgserver import PgServer
 from support import Proc, Sandbox, cli, make_movie, set_config_key, start_daemon, wait_for
 
 UPLOAD = "concurrency = 1\npoll_seconds = 1.0\nshutdown_timeout = 20.0"
+
+
+@pytest.fixture(autouse=True)
+def stored_once(own_pg: PgServer, tmp_path: Path) -> Iterator[None]:
+    """The SQL check after each test, once its daemons are stopped (fleet_support); own_pg
+    is set up first, so its server is still running here."""
+    yield
+    assert_stored_once(own_pg, tmp_path / "sandbox" / "received")
 
 
 def job(config: Path, name: str) -> dict[str, Any]:

@@ -88,24 +88,33 @@ def test_claim_sets_holder_and_claim_number(stores: tuple[Store, Store]) -> None
     job = a.claim(NOW)
     assert job is not None and job.id == job_id
     assert (job.state, job.node, job.claim_no, job.attempts) == ("reserved", "station-a", 1, 1)
-    a.requeue(job_id, [JobState.RESERVED], NOW, due=NOW, reason="again")
+    a.requeue(job.claim, [JobState.RESERVED], NOW, due=NOW, reason="again")
     again = a.claim(NOW)
     assert again is not None and (again.node, again.claim_no) == ("station-a", 2)
 
 
-def test_stale_holder_cannot_write_after_takeover(stores: tuple[Store, Store]) -> None:
-    a, b = stores
+def taken_over_mid_upload(a: Store, b: Store) -> tuple[Job, list[float]]:
+    """station-a claims a shared job and starts its upload; then falls silent past its lease
+    while station-b, beating for a full lease, takes the job over. Returns a's job (its claim
+    stale now) and the clock, set after the takeover."""
     job_id = queue_shared(a, "a.mov")
     job = a.claim(NOW)
     assert job is not None
-    a.record_reservation(job_id, "s-a", "g", "http://u", NOW + 60, NOW)
-    a.start_upload(job_id, NOW)
+    a.record_reservation(job.claim, "s-a", "g", "http://u", NOW + 60, NOW)
+    a.start_upload(job.claim, NOW)
     clock = [NOW]
     Fleet(a, "station-a", 30.0, clock=lambda: clock[0]).beat()
     fleet_b = Fleet(b, "station-b", 30.0, clock=lambda: clock[0], monotonic=lambda: clock[0])
     fleet_b.beat()
     clock[0] += 31.0  # a is silent past its lease, b has beaten for a full lease
     assert fleet_b.beat() == [job_id]
+    return job, clock
+
+
+def test_stale_holder_cannot_write_after_takeover(stores: tuple[Store, Store]) -> None:
+    a, b = stores
+    job, clock = taken_over_mid_upload(a, b)
+    job_id = job.id
     taken = b.get(job_id)
     assert taken is not None
     assert (taken.state, taken.node, taken.claim_no) == ("queued", None, 2)
@@ -113,19 +122,51 @@ def test_stale_holder_cannot_write_after_takeover(stores: tuple[Store, Store]) -
     assert [r.outcome for r in b.reservations(job_id)] == ["abandoned"]
 
     with pytest.raises(TakenOver):  # a comes back and finishes its upload: changes nothing
-        a.finish(job_id, "etag-a", NOW + 40)
+        a.finish(job.claim, "etag-a", NOW + 40)
     assert b.get(job_id).state == "queued"
     with pytest.raises(TransitionError):
-        a.progress(job_id, 5, NOW + 40)
+        a.progress(job.claim, 5, NOW + 40)
 
     claimed = b.claim(clock[0])
     assert claimed is not None and (claimed.node, claimed.claim_no) == ("station-b", 3)
-    b.start_upload(job_id, clock[0])
+    b.start_upload(claimed.claim, clock[0])
     with pytest.raises(TakenOver):  # a's outcome write cannot overwrite the new holder's
-        a.fail(job_id, [JobState.UPLOADING], NOW + 41, "a's stale failure")
-    b.finish(job_id, "etag-b", clock[0])
+        a.fail(job.claim, [JobState.UPLOADING], NOW + 41, "a's stale failure")
+    b.finish(claimed.claim, "etag-b", clock[0])
     done = a.get(job_id)
     assert (done.state, done.etag, done.node) == ("done", "etag-b", "station-b")
+
+
+def test_a_stale_upload_cannot_write_under_its_own_nodes_newer_claim(pg: str) -> None:
+    """Issue 29, item 1: station-a is cut off past its lease mid-upload, its job is taken over
+    and claimed again by a's own reserve-ahead. The stale upload's requeue (or outcome) carries
+    its own claim and is refused; the live claim's upload is the only one that lands."""
+    a, b = node_store(pg, "station-a"), node_store(pg, "station-b")
+    try:
+        stale, clock = taken_over_mid_upload(a, b)
+        job_id = stale.id
+        live = a.claim(clock[0])  # a's reserve-ahead, back on line, claims the job again
+        assert live is not None and live.id == job_id
+        assert (live.node, live.claim_no) == ("station-a", stale.claim_no + 2)
+        a.record_reservation(live.claim, "s-2", "g", "http://u", clock[0] + 60, clock[0])
+        with pytest.raises(TakenOver):  # the stale upload gives its job back: refused
+            a.requeue(stale.claim, [JobState.RESERVED, JobState.UPLOADING], clock[0],
+                      due=clock[0], reason="stale", count_attempt=False)
+        a.start_upload(live.claim, clock[0])
+        for stale_write in (lambda: a.finish(stale.claim, "etag-1", clock[0]),
+                            lambda: a.progress(stale.claim, 5, clock[0]),
+                            lambda: a.reserve_again(stale.claim, clock[0])):
+            with pytest.raises(TakenOver):
+                stale_write()
+        row = a.get(job_id)
+        assert (row.state, row.node, row.claim_no, row.session_id) == (
+            "uploading", "station-a", live.claim_no, "s-2")
+        a.finish(live.claim, "etag-2", clock[0])
+        done = a.get(job_id)
+        assert (done.state, done.etag, done.attempts) == ("done", "etag-2", 1)
+    finally:
+        a.close()
+        b.close()
 
 
 def test_takeover_waits_a_lease_after_the_database_was_away(stores: tuple[Store, Store]) -> None:

@@ -8,24 +8,28 @@ import json
 import os
 import re
 import subprocess
+import threading
 import time
 import types
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import write_config
+from sqlalchemy import text
+from support import wait_for, write_config
 
 from daemon import config as config_mod
 from daemon import status as status_mod
 from daemon.jobs import fleet as fleet_mod
-from daemon.jobs.engine import DatabaseUnavailable
+from daemon.jobs.engine import PG_MAX_OVERFLOW, PG_POOL_SIZE, DatabaseUnavailable
 from daemon.jobs.fleet import Fleet, NameTaken, parse_identity
 from daemon.jobs.models import JobState, Node
 from daemon.jobs.store import Ready, Store
+from daemon.net.upload import Aborted
 from daemon.service.parts import last_known
 from daemon.web import StoreBackend
 from daemon.web import backend as backend_mod
+from daemon.work.turns import Turns
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -104,6 +108,81 @@ def test_the_fence_closes_before_another_node_may_take_over(pg: str) -> None:
         # What began before the gap stays abandoned: another node may hold it by now.
         assert not fleet.live(epoch) and fleet.live(fleet.epoch)
     finally:
+        store.close()
+
+
+def waiting_on_a_lock(store: Store) -> int:
+    """How many statements wait for a row lock (a fresh transaction: pg_stat_activity is read
+    once per transaction)."""
+    with store.engine.connect() as conn:
+        return int(conn.execute(text(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+            "AND query LIKE 'UPDATE nodes%'")).scalar_one())
+
+
+def test_a_beat_that_lands_after_a_takeover_abandons_what_began_before(pg: str) -> None:
+    """Issue 29, item 2: station-1's beat starts in time but hangs (its row is locked) past the
+    fence while station-2 takes its job over; when it lands, the node is no longer fenced, but
+    uploads begun before must stay abandoned: the epoch moves although the two beats' starts
+    were close. Fails with the fence disabled (fenced() never, live() always, or a Turn that
+    never checks it)."""
+    a, b = node_store(pg, "station-1"), node_store(pg, "station-2")
+    mono = [100.0]
+    beat: list[list[int]] = []
+    try:
+        fleet = Fleet(a, "station-1", 3.0, monotonic=lambda: mono[0])
+        fleet.register()  # a successful beat at 100
+        job_id = queue(a, "/mnt/a/jane/x.mov", "/mnt/a", fleet.wall(), "nas")
+        assert a.claim(fleet.wall()) is not None
+        epoch = fleet.epoch  # the upload of this claim began at this epoch
+        turn = Turns(1, fence=fleet).turn(threading.Event())
+        turn.take()  # its send turn, as the pipeline takes it before the request
+        other = Fleet(b, "station-2", 3.0)
+        other.register()
+        with b.engine.connect() as locker:
+            locker.execute(text("SELECT 1 FROM nodes WHERE name = 'station-1' FOR UPDATE"))
+            mono[0] = 101.9  # the next beat starts in time...
+            hung = threading.Thread(target=lambda: beat.append(fleet.beat()))
+            hung.start()
+            wait_for(lambda: waiting_on_a_lock(b), 10, what="the beat to hang")
+            # ...and hangs; station-2 takes the job over once station-1's lease ran out.
+            wait_for(lambda: other.beat() == [job_id], 15, interval=0.3, what="a takeover")
+            mono[0] = 103.2
+            assert fleet.fenced() and not fleet.live(epoch)
+            locker.rollback()  # the beat lands
+            hung.join(10)
+        assert beat == [[]]
+        assert not fleet.fenced()  # 1.3 s after this beat's start: not fenced any more
+        assert not fleet.live(epoch), "an upload from before the takeover could complete"
+        with pytest.raises(Aborted):  # the pipeline's look just before the closing boundary
+            turn.check()
+        assert fleet.live(fleet.epoch)
+    finally:
+        a.close()
+        b.close()
+
+
+def test_uploads_holding_the_whole_pool_do_not_fence_a_healthy_node(pg: str) -> None:
+    """Issue 29, item 2: the heartbeat has a connection of its own: with every connection of
+    the shared pool held (busy uploads, say), a beat still lands at once."""
+    store = node_store(pg, "station-1")
+    fleet = Fleet(store, "station-1", 3.0)
+    held = []
+    landed = threading.Event()
+    try:
+        fleet.register()
+        held = [store.engine.connect() for _ in range(PG_POOL_SIZE + PG_MAX_OVERFLOW)]
+        for conn in held:
+            conn.execute(text("SELECT 1"))
+        beat = threading.Thread(target=lambda: (fleet.beat(), landed.set()))
+        beat.start()
+        assert landed.wait(5), "the beat waited for a connection of the shared pool"
+        assert not fleet.fenced()
+    finally:
+        for conn in held:
+            conn.close()
+        landed.wait(40)
+        fleet.close()
         store.close()
 
 

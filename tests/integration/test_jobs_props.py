@@ -5,6 +5,8 @@ SQLite file and a real PostgreSQL, several nodes at once, and checks after every
 - every job is in exactly one state of JobState, and the counts add up;
 - the table is what a simple model of the transitions says (state, holder, claim number);
 - at most one live claim per job (a node's claim is live when the row is in flight under it);
+  a node may hold a stale and a live claim of one job at once (taken over, then claimed again
+  by the same node), and each write carries its own;
 - `done` is final (only an operator's retry moves failed/skipped jobs, never done ones);
 - no write from a stale claim (after a takeover, or a requeue and another node's claim) changes
   the row: it raises TransitionError/TakenOver, or finds it already as it would leave it;
@@ -37,7 +39,7 @@ from sqlalchemy.exc import OperationalError
 
 from daemon.jobs import engine as engine_mod
 from daemon.jobs.fleet import Fleet
-from daemon.jobs.models import IN_FLIGHT, Job, JobState, Node, Reservation
+from daemon.jobs.models import IN_FLIGHT, Claim, Job, JobState, Node, Reservation
 from daemon.jobs.store import Ready, Store, TransitionError
 
 T0 = 1_800_000_000.0
@@ -83,14 +85,14 @@ def machine_for(backend: Backend) -> type[RuleBasedStateMachine]:
             with engine_mod.write_tx(any_store.engine) as conn:
                 for table in (Reservation, Job, Node):
                     conn.execute(delete(table))
-            for store in backend.stores.values():
-                store._held.clear()
             for drop in backend.drops.values():
                 drop.left = 0
             self.now = T0
             self.files = 0
             self.rows: dict[int, Row] = {}
             self.ever_done: set[int] = set()
+            # The claims each node's uploads were given and have not ended (live or stale).
+            self.claims: dict[str, set[Claim]] = {n: set() for n in NODES}
 
         # ---- helpers ----------------------------------------------------------------------
 
@@ -101,19 +103,18 @@ def machine_for(backend: Backend) -> type[RuleBasedStateMachine]:
         def store(self, node: str) -> Store:
             return backend.stores[node]
 
-        def live(self, node: str, job_id: int) -> bool:
-            """The node holds a claim on the job and it is the row's current one."""
-            held = self.store(node)._held.get(job_id)
-            row = self.rows[job_id]
-            return held is not None and row.state in IN_FLIGHT and \
-                (row.node, row.claim_no) == (node, held)
+        def live(self, claim: Claim) -> bool:
+            """The claim is the row's current one, in flight."""
+            row = self.rows[claim.job_id]
+            return row.state in IN_FLIGHT and (row.node, row.claim_no) == (claim.node, claim.no)
 
-        def worker_write(self, node: str, job_id: int, froms: tuple[str, ...], to: str,
+        def worker_write(self, node: str, claim: Claim, froms: tuple[str, ...], to: str,
                          call: Any) -> bool:
             """Run a worker's write: it must succeed exactly when the node's claim is live and
             the job is in a from-state; otherwise raise, or change nothing (the row was already
             where it was going under this claim: a retried write, item 6)."""
-            live = self.live(node, job_id)
+            job_id = claim.job_id
+            live = self.live(claim)
             expect = live and self.rows[job_id].state in froms
             before = self.db_row(job_id)
             try:
@@ -131,7 +132,7 @@ def machine_for(backend: Backend) -> type[RuleBasedStateMachine]:
             row = self.rows[job_id]
             row.state = to
             if to not in IN_FLIGHT:
-                assert job_id not in self.store(node)._held  # the claim ended with the write
+                self.claims[node].discard(claim)  # the upload ended with the write
             return True
 
         def db_row(self, job_id: int) -> tuple[Any, ...]:
@@ -142,8 +143,8 @@ def machine_for(backend: Backend) -> type[RuleBasedStateMachine]:
                     .where(Job.id == job_id)).one()
             return tuple(r)
 
-        def held_jobs(self, node: str) -> list[int]:
-            return sorted(self.store(node)._held)
+        def held_claims(self, node: str) -> list[Claim]:
+            return sorted(self.claims[node])
 
         # ---- the watcher ------------------------------------------------------------------
 
@@ -187,99 +188,103 @@ def machine_for(backend: Backend) -> type[RuleBasedStateMachine]:
             assert job is not None and job.id == due[0][1], (job, due)
             row = self.rows[job.id]
             row.state, row.node, row.claim_no = JobState.RESERVED, node, row.claim_no + 1
-            assert (job.node, job.claim_no) == (node, row.claim_no)
-            assert self.store(node)._held[job.id] == row.claim_no
+            assert job.claim == (job.id, node, row.claim_no)
+            if any(c.job_id == job.id for c in self.claims[node]):
+                event("claimed again by a node holding a stale claim of it")
+            self.claims[node].add(job.claim)
 
         def holding(self) -> list[str]:
-            return [n for n in NODES if self.held_jobs(n)]
+            return [n for n in NODES if self.claims[n]]
 
         @rule(node=st.sampled_from(NODES))
         def claim_reserve_upload(self, node: str) -> None:
             """The usual path in one step, so short sequences reach `done` often."""
-            before = set(self.store(node)._held)
+            before = set(self.claims[node])
             self.claim(node)
             store = self.store(node)
-            for job_id in set(store._held) - before:
+            for claim in set(self.claims[node]) - before:
                 now = self.tick()
-                self.worker_write(node, job_id, (JobState.RESERVED,), JobState.RESERVED,
-                                  lambda j=job_id, t=now: store.record_reservation(
-                                      j, f"s{t}", "g", "http://u", t + 60, t))
-                self.worker_write(node, job_id, (JobState.RESERVED,), JobState.UPLOADING,
-                                  lambda j=job_id, t=now: store.start_upload(j, t))
+                self.worker_write(node, claim, (JobState.RESERVED,), JobState.RESERVED,
+                                  lambda c=claim, t=now: store.record_reservation(
+                                      c, f"s{t}", "g", "http://u", t + 60, t))
+                self.worker_write(node, claim, (JobState.RESERVED,), JobState.UPLOADING,
+                                  lambda c=claim, t=now: store.start_upload(c, t))
 
-        def pick(self, data: st.DataObject) -> tuple[str, int] | None:
-            """A node and a job it believes it holds (live or stale)."""
+        def pick(self, data: st.DataObject) -> tuple[str, Claim] | None:
+            """A node and a claim one of its uploads was given (live or stale)."""
             holding = self.holding()
             if not holding:
                 return None
             node = data.draw(st.sampled_from(holding))
-            return node, data.draw(st.sampled_from(self.held_jobs(node)))
+            return node, data.draw(st.sampled_from(self.held_claims(node)))
 
         @precondition(lambda self: self.holding())
         @rule(data=st.data())
         def reserve(self, data: st.DataObject) -> None:
             if (got := self.pick(data)) is None:
                 return
-            node, job_id = got
+            node, claim = got
             now = self.tick()
-            self.worker_write(node, job_id, (JobState.RESERVED,), JobState.RESERVED,
+            self.worker_write(node, claim, (JobState.RESERVED,), JobState.RESERVED,
                               lambda: self.store(node).record_reservation(
-                                  job_id, f"s{now}", "g", "http://u", now + 60, now))
+                                  claim, f"s{now}", "g", "http://u", now + 60, now))
 
         @precondition(lambda self: self.holding())
         @rule(data=st.data())
         def upload(self, data: st.DataObject) -> None:
             if (got := self.pick(data)) is None:
                 return
-            node, job_id = got
+            node, claim = got
             now = self.tick()
-            self.worker_write(node, job_id, (JobState.RESERVED,), JobState.UPLOADING,
-                              lambda: self.store(node).start_upload(job_id, now))
+            self.worker_write(node, claim, (JobState.RESERVED,), JobState.UPLOADING,
+                              lambda: self.store(node).start_upload(claim, now))
 
         @precondition(lambda self: self.holding())
         @rule(data=st.data())
         def lapse(self, data: st.DataObject) -> None:
             if (got := self.pick(data)) is None:
                 return
-            node, job_id = got
+            node, claim = got
             now = self.tick()
-            self.worker_write(node, job_id, (JobState.UPLOADING,), JobState.RESERVED,
-                              lambda: self.store(node).reserve_again(job_id, now))
+            self.worker_write(node, claim, (JobState.UPLOADING,), JobState.RESERVED,
+                              lambda: self.store(node).reserve_again(claim, now))
 
         @precondition(lambda self: self.holding())
         @rule(data=st.data())
         def refuse(self, data: st.DataObject) -> None:
             if (got := self.pick(data)) is None:
                 return
-            node, job_id = got
+            node, claim = got
+            job_id = claim.job_id
             now = self.tick()
             state = self.rows[job_id].state
-            self.worker_write(node, job_id, tuple(IN_FLIGHT), state,
-                              lambda: self.store(node).count_refusal(job_id, now))
+            self.worker_write(node, claim, tuple(IN_FLIGHT), state,
+                              lambda: self.store(node).count_refusal(claim, now))
 
         @precondition(lambda self: self.holding())
         @rule(data=st.data(), lost_answer=st.booleans())
         def done(self, data: st.DataObject, lost_answer: bool) -> None:
             if (got := self.pick(data)) is None:
                 return
-            node, job_id = got
+            node, claim = got
+            job_id = claim.job_id
             now = self.tick()
             store = self.store(node)
 
             def finish() -> None:
                 if not lost_answer:
-                    store.finish(job_id, "etag", now)
+                    store.finish(claim, "etag", now)
                     return
                 backend.drops[node].left = 1  # the commit lands, its answer is lost
                 try:
-                    store.finish(job_id, "etag", now)
+                    store.finish(claim, "etag", now)
                 except OperationalError:
                     pass  # the recorder's retry (work/finish.py) writes it again
                 finally:
                     backend.drops[node].left = 0
-                store.finish(job_id, "etag", now)
+                store.finish(claim, "etag", now)
 
-            if self.worker_write(node, job_id, (JobState.UPLOADING,), JobState.DONE, finish):
+            if self.worker_write(node, claim, (JobState.UPLOADING,), JobState.DONE, finish):
                 self.ever_done.add(job_id)
 
         @precondition(lambda self: self.holding())
@@ -287,11 +292,12 @@ def machine_for(backend: Backend) -> type[RuleBasedStateMachine]:
         def requeue(self, data: st.DataObject, later: float) -> None:
             if (got := self.pick(data)) is None:
                 return
-            node, job_id = got
+            node, claim = got
+            job_id = claim.job_id
             now = self.tick()
-            if self.worker_write(node, job_id, tuple(IN_FLIGHT), JobState.QUEUED,
+            if self.worker_write(node, claim, tuple(IN_FLIGHT), JobState.QUEUED,
                                  lambda: self.store(node).requeue(
-                                     job_id, IN_FLIGHT, now, due=now + later, reason="again")):
+                                     claim, IN_FLIGHT, now, due=now + later, reason="again")):
                 self.rows[job_id].due = now + later
 
         @precondition(lambda self: self.holding())
@@ -299,13 +305,13 @@ def machine_for(backend: Backend) -> type[RuleBasedStateMachine]:
         def fail(self, data: st.DataObject, skip: bool) -> None:
             if (got := self.pick(data)) is None:
                 return
-            node, job_id = got
+            node, claim = got
             now = self.tick()
             store = self.store(node)
             end = store.skip if skip else store.fail
-            self.worker_write(node, job_id, tuple(IN_FLIGHT),
+            self.worker_write(node, claim, tuple(IN_FLIGHT),
                               JobState.SKIPPED if skip else JobState.FAILED,
-                              lambda: end(job_id, IN_FLIGHT, now, "no"))
+                              lambda: end(claim, IN_FLIGHT, now, "no"))
 
         # ---- the operator, the fleet, restarts ----------------------------------------------
 
@@ -332,7 +338,11 @@ def machine_for(backend: Backend) -> type[RuleBasedStateMachine]:
                     conn.execute(engine_mod.insert_for(conn)(Node).values(
                         name=n, heartbeat_at=now - 2 * LEASE if n == dead else now,
                         started_at=T0))
-            taken = Fleet(self.store(by), by, LEASE, clock=lambda: now).takeover()
+            fleet_by = Fleet(self.store(by), by, LEASE, clock=lambda: now)
+            try:
+                taken = fleet_by.takeover()
+            finally:
+                fleet_by.close()  # its connection of its own
             expect = sorted(i for i, r in self.rows.items()
                             if r.state in IN_FLIGHT and r.node == dead)
             assert sorted(taken) == expect
@@ -349,9 +359,9 @@ def machine_for(backend: Backend) -> type[RuleBasedStateMachine]:
             now = self.tick()
             if not fleet:  # SQLite: the one daemon restarts, every other "process" is gone
                 for n in NODES:
-                    self.store(n)._held.clear()
+                    self.claims[n].clear()
+            self.claims[node].clear()
             store = self.store(node)
-            store._held.clear()
             count = store.recover(now)
             mine = [i for i, r in self.rows.items()
                     if r.state in IN_FLIGHT and (not fleet or r.node == node)]
@@ -381,7 +391,8 @@ def machine_for(backend: Backend) -> type[RuleBasedStateMachine]:
         @invariant()
         def at_most_one_live_claim_per_job(self) -> None:
             for job_id in self.rows:
-                assert sum(self.live(n, job_id) for n in NODES) <= 1
+                assert sum(self.live(c) for n in NODES for c in self.claims[n]
+                           if c.job_id == job_id) <= 1
 
         @invariant()
         def done_is_final(self) -> None:

@@ -53,9 +53,9 @@ def test_one_file_version_is_one_job(store: Store) -> None:
     assert grown.job_id == a.job_id and grown.new
     store.mark_ready(a.job_id, ready(9, 2), NOW)
     job = store.claim(NOW)
-    store.record_reservation(job.id, "s1", "g", "http://u", NOW + 60, NOW)
-    store.start_upload(job.id, NOW)
-    store.finish(job.id, "etag", NOW)
+    store.record_reservation(job.claim, "s1", "g", "http://u", NOW + 60, NOW)
+    store.start_upload(job.claim, NOW)
+    store.finish(job.claim, "etag", NOW)
     again = store.observe("/w/jane/a.mov", "/w", 9, 2, NOW)
     assert again.job_id == a.job_id and not again.new and again.state is JobState.DONE
     replaced = store.observe("/w/jane/a.mov", "/w", 11, 3, NOW)
@@ -64,18 +64,22 @@ def test_one_file_version_is_one_job(store: Store) -> None:
 
 def test_transition_that_matches_no_row_is_an_error(store: Store) -> None:
     job_id = queued(store, "a.mov")
+    with pytest.raises(TransitionError, match="needs the claim"):  # a job id, in flight
+        store.fail(job_id, [JobState.RESERVED], NOW, "no claim given")
+    job = store.claim(NOW)
     with pytest.raises(TransitionError, match="expected state uploading"):
-        store.finish(job_id, None, NOW)
-    with pytest.raises(TransitionError):
-        store.start_upload(job_id, NOW)  # queued, not reserved
-    assert store.get(job_id).state == JobState.QUEUED
+        store.finish(job.claim, None, NOW)  # reserved, not uploading
+    store.start_upload(job.claim, NOW)
+    with pytest.raises(TransitionError, match="expected state reserved"):
+        store.record_reservation(job.claim, "s", "g", "http://u", NOW + 60, NOW)
+    assert store.get(job_id).state == JobState.UPLOADING
 
 
 def test_claim_respects_due_time_and_order(store: Store) -> None:
     first, second = queued(store, "a.mov"), queued(store, "b.mov")
     job = store.claim(NOW)
     assert job.id == first and job.state == JobState.RESERVED and job.attempts == 1
-    store.requeue(first, [JobState.RESERVED], NOW, due=NOW + 30, reason="later")
+    store.requeue(job.claim, [JobState.RESERVED], NOW, due=NOW + 30, reason="later")
     assert store.claim(NOW).id == second
     assert store.claim(NOW) is None
     assert store.next_due(NOW) == NOW + 30
@@ -102,9 +106,9 @@ def test_concurrent_claims_take_each_job_once(store: Store) -> None:
 
 def test_recover_requeues_in_flight_jobs_and_abandons_their_windows(store: Store) -> None:
     a, b = queued(store, "a.mov"), queued(store, "b.mov")
-    store.claim(NOW)
-    store.record_reservation(a, "s-a", "g", "http://u", NOW + 60, NOW)
-    store.start_upload(a, NOW)
+    claim = store.claim(NOW).claim
+    store.record_reservation(claim, "s-a", "g", "http://u", NOW + 60, NOW)
+    store.start_upload(claim, NOW)
     store.claim(NOW)
     assert store.recover(NOW + 1) == 2
     assert {store.get(a).state, store.get(b).state} == {JobState.QUEUED}
@@ -114,8 +118,7 @@ def test_recover_requeues_in_flight_jobs_and_abandons_their_windows(store: Store
 
 def test_retry_puts_failed_jobs_back(store: Store) -> None:
     job_id = queued(store, "a.mov")
-    store.claim(NOW)
-    store.fail(job_id, [JobState.RESERVED], NOW, "the server refused it")
+    store.fail(store.claim(NOW).claim, [JobState.RESERVED], NOW, "the server refused it")
     assert store.retry(None, NOW) == [job_id]
     job = store.get(job_id)
     assert job.state == JobState.QUEUED and job.last_error is None and job.attempts == 0
@@ -141,9 +144,9 @@ def test_reads_find_jobs_at_a_path_and_twins_of_a_video(store: Store) -> None:
 
 def test_refusals_are_counted_and_reset_by_a_person(store: Store) -> None:
     job_id = queued(store, "a.mov")
-    store.claim(NOW)
-    assert [store.count_refusal(job_id, NOW) for _ in range(3)] == [1, 2, 3]
-    store.fail(job_id, [JobState.RESERVED], NOW, "refused 3 times")
+    claim = store.claim(NOW).claim
+    assert [store.count_refusal(claim, NOW) for _ in range(3)] == [1, 2, 3]
+    store.fail(claim, [JobState.RESERVED], NOW, "refused 3 times")
     store.retry([job_id], NOW)
     assert store.get(job_id).refusals == 0
 
@@ -209,11 +212,11 @@ def test_done_commits_are_durable_and_the_rest_are_not_slowed(store: Store) -> N
         set_durable(conn, False)
         assert level(conn) == 1
     # finish() runs durable and leaves the pooled connection as it found it.
-    job_id = queued(store, "a.mov")
-    store.claim(NOW)
-    store.record_reservation(job_id, "s", "g", "http://u", NOW + 60, NOW)
-    store.start_upload(job_id, NOW)
-    store.finish(job_id, None, NOW)
+    queued(store, "a.mov")
+    claim = store.claim(NOW).claim
+    store.record_reservation(claim, "s", "g", "http://u", NOW + 60, NOW)
+    store.start_upload(claim, NOW)
+    store.finish(claim, None, NOW)
     with store.engine.connect() as conn:
         assert level(conn) == 1
 
@@ -229,9 +232,9 @@ def test_done_skips_an_earlier_failed_copy_of_the_same_path(store: Store) -> Non
     assert new.new and new.job_id != old.job_id
     store.mark_ready(new.job_id, ready(10, 2), NOW)
     job = store.claim(NOW)
-    store.record_reservation(job.id, "s1", "g", "http://u", NOW + 60, NOW)
-    store.start_upload(job.id, NOW)
-    store.finish(job.id, "etag", NOW + 1)
+    store.record_reservation(job.claim, "s1", "g", "http://u", NOW + 60, NOW)
+    store.start_upload(job.claim, NOW)
+    store.finish(job.claim, "etag", NOW + 1)
     skipped = store.get(old.job_id)
     assert skipped.state == JobState.SKIPPED
     assert f"job {job.id}" in skipped.last_error
