@@ -123,16 +123,21 @@ class Store(Reads):
     def start_upload(self, job_id: int, now: float) -> None:
         self.worker.start_upload(job_id, now)
 
+    def boundary(self, job_id: int, now: float) -> None:
+        self.worker.boundary(job_id, now)
+
     def progress(self, job_id: int, sent: int, now: float) -> None:
         self.worker.progress(job_id, sent, now)
 
-    def finish(self, job_id: int, etag: str | None, now: float, note: str | None = None) -> None:
-        self.worker.finish(job_id, etag, now, note)
+    def finish(self, job_id: int, etag: str | None, now: float, note: str | None = None,
+               landed: str | None = None) -> None:
+        self.worker.finish(job_id, etag, now, note, landed)
 
     def requeue(self, job_id: int, from_states: Iterable[str], now: float, *, due: float,
-                reason: str | None, count_attempt: bool = True) -> None:
+                reason: str | None, count_attempt: bool = True,
+                check_session_id: str | None = None) -> None:
         self.worker.requeue(job_id, from_states, now, due=due, reason=reason,
-                            count_attempt=count_attempt)
+                            count_attempt=count_attempt, check_session_id=check_session_id)
 
     def back_to_pending(self, job_id: int, from_states: Iterable[str], now: float,
                         reason: str) -> None:
