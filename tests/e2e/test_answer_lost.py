@@ -51,8 +51,8 @@ def test_stored_then_dropped_is_done_once(tmp_path: Path, sandbox: Sandbox,
     procs.append(daemon := start_daemon(tmp_path, config))
     drop_movie(tmp_path, captures / "jane")
     job = wait_for(lambda: done(config), 60, what="the job done")
-    assert job["last_error"] == LOST_ANSWER
     assert len(sandbox.uploads_for("swing.mov")) == 1
+    assert job["last_error"] == LOST_ANSWER
     assert len(sandbox.reservations_for("swing.mov")) == 1
     assert [r["answer"] for r in reads(sandbox)] == ["processing"]
     assert daemon.has_event("upload.answer_lost") and daemon.has_event("upload.done")
@@ -88,8 +88,8 @@ def test_sigkill_between_body_and_answer_is_done_once_after_restart(
     assert first.popen is not None and first.popen.wait(10) == -signal.SIGKILL
     procs.append(start_daemon(tmp_path, config, name="again.log"))
     job = wait_for(lambda: done(config), 60, what="the job done after the restart")
-    assert job["last_error"] == LOST_ANSWER
     assert len(sandbox.uploads_for("swing.mov")) == 1
+    assert job["last_error"] == LOST_ANSWER
     assert len(sandbox.reservations_for("swing.mov")) == 1
 
 
