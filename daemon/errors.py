@@ -47,6 +47,9 @@ class TransferError(Exception):
         # Set where the caller already decided with more than `decide` knows (a lapse's count,
         # whether the file fits a window): outcomes apply it as it is, in its own words.
         self.decided: Decision | None = None
+        # The upload's closing boundary was handed to the socket and no status line came back:
+        # the endpoint may have stored the file. Never sent again before Uplift is asked.
+        self.boundary_sent = False
 
 
 # Out of descriptors (a flood of connections, a leak): the station's fault, never the file's.

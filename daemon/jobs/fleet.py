@@ -6,7 +6,8 @@
   node fences itself when its beats fail or land late (Fleet).
 - Takeover: any live node requeues the in-flight jobs of a node silent longer than the lease;
   their claim_no is bumped, so the presumed-dead node's later writes change nothing
-  (ClaimGuard.move raises TakenOver). Upload policies are never stored: a takeover reserves afresh.
+  (ClaimGuard.move raises TakenOver). Upload policies are never stored: a takeover reserves
+  afresh, after asking Uplift about a job found `uploading` (work/landed.py).
 - Wake-ups: one listener thread per node (listen.py).
 The lease protocol lives here; the threads that run it (heartbeat, listener) belong to the
 service (service/fleet.py), and the mapping of shared watch roots to this node's paths is in
@@ -25,7 +26,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, and_, case, update
 from sqlalchemy import select as sql_select
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -259,7 +260,11 @@ class Fleet:
                     Job.state.in_([str(s) for s in IN_FLIGHT])).values(
                     state=str(JobState.QUEUED), node=None, claim_no=Job.claim_no + 1,
                     next_attempt_at=now, attempts=Job.attempts - 1, session_id=None,
-                    bytes_sent=0, updated_at=now, last_error=takeover_reason(row.node)))
+                    bytes_sent=0, updated_at=now, last_error=takeover_reason(row.node),
+                    # One it left `uploading` may have reached the endpoint: ask Uplift first.
+                    check_session_id=case(
+                        (and_(Job.state == str(JobState.UPLOADING), Job.session_id.is_not(None)),
+                         Job.session_id), else_=Job.check_session_id)))
             if rows:
                 conn.execute(update(Reservation).where(
                     Reservation.job_id.in_([r.id for r in rows]),

@@ -176,6 +176,12 @@ class Job(Base):
     next_attempt_at: Col[float] = Col(Float, nullable=False, default=0.0)
     bytes_sent: Col[int] = Col(BigInteger, nullable=False, default=0)
     upload_started_at: Col[float | None] = Col(Float)  # for rate and ETA
+    # When the current upload's closing boundary went out (written durably just before it):
+    # from then on the endpoint may have stored the file whether or not we hear its answer.
+    boundary_sent_at: Col[float | None] = Col(Float)
+    # The capture whose upload's answer was lost: Uplift is asked about it (work/landed.py)
+    # before anything of this job is sent again.
+    check_session_id: Col[str | None] = Col(String(64))
     etag: Col[str | None] = Col(String(80))
     # size + sha256 of the first and last MiB: finds a re-copied video without a full read
     fingerprint: Col[str | None] = Col(String(64))

@@ -123,17 +123,21 @@ class Store(Reads):
     def start_upload(self, claim: Claim, now: float) -> None:
         self.worker.start_upload(claim, now)
 
+    def boundary(self, claim: Claim, now: float) -> None:
+        self.worker.boundary(claim, now)
+
     def progress(self, claim: Claim, sent: int, now: float) -> None:
         self.worker.progress(claim, sent, now)
 
-    def finish(self, claim: Claim, etag: str | None, now: float,
-               note: str | None = None) -> None:
-        self.worker.finish(claim, etag, now, note)
+    def finish(self, claim: Claim, etag: str | None, now: float, note: str | None = None,
+               landed: str | None = None) -> None:
+        self.worker.finish(claim, etag, now, note, landed)
 
     def requeue(self, claim: Claim, from_states: Iterable[str], now: float, *, due: float,
-                reason: str | None, count_attempt: bool = True) -> None:
+                reason: str | None, count_attempt: bool = True,
+                check_session_id: str | None = None) -> None:
         self.worker.requeue(claim, from_states, now, due=due, reason=reason,
-                            count_attempt=count_attempt)
+                            count_attempt=count_attempt, check_session_id=check_session_id)
 
     def back_to_pending(self, claim: Claim, from_states: Iterable[str], now: float,
                         reason: str) -> None:

@@ -77,8 +77,10 @@ class WorkerWrites:
             conn.execute(insert(Reservation).values(
                 job_id=job_id, session_id=session_id, session_group_id=session_group_id,
                 upload_url=upload_url, expires_at=expires_at, created_at=now, outcome="active"))
+            # A reservation recorded ends any question about an earlier upload: the check
+            # (work/landed.py) said it may be sent again.
             self.guard.move(conn, claim, [JobState.RESERVED], JobState.RESERVED, now,
-                            session_id=session_id)
+                            session_id=session_id, check_session_id=None)
 
     def reservation_ended(self, session_id: str, outcome: str) -> None:
         """lapsed (window ran out) | refused (the endpoint would not take it) | abandoned."""
@@ -106,23 +108,36 @@ class WorkerWrites:
     def start_upload(self, claim: Claim, now: float) -> None:
         with self.guard.write() as conn:
             self.guard.move(conn, claim, [JobState.RESERVED], JobState.UPLOADING, now,
-                            bytes_sent=0, upload_started_at=now)
+                            bytes_sent=0, upload_started_at=now, boundary_sent_at=None)
+
+    def boundary(self, claim: Claim, now: float) -> None:
+        """Just before the closing boundary: from here the endpoint may store the file even if
+        its answer never reaches us. Durable, and with it `uploading` and the session_id
+        written before: after a power cut the job still reads `uploading` with its capture,
+        so start-up asks Uplift (work/landed.py) instead of uploading it again."""
+        with self.guard.write(durable=True) as conn:
+            self.guard.move(conn, claim, [JobState.UPLOADING], JobState.UPLOADING, now,
+                            boundary_sent_at=now)
 
     def progress(self, claim: Claim, sent: int, now: float) -> None:
         with self.guard.write() as conn:
             self.guard.move(conn, claim, [JobState.UPLOADING], JobState.UPLOADING, now,
                             bytes_sent=sent)
 
-    def finish(self, claim: Claim, etag: str | None, now: float,
-               note: str | None = None) -> None:
+    def finish(self, claim: Claim, etag: str | None, now: float, note: str | None = None,
+               landed: str | None = None) -> None:
         """uploading -> done. An earlier copy of the same path that failed (an unfinished
-        recording, say) is moot now: skipped, in the same transaction."""
+        recording, say) is moot now: skipped, in the same transaction. `landed`: the capture
+        Uplift says it has, for a job claimed to ask about it (reserved -> done)."""
+        froms, extra = [JobState.UPLOADING], {}
+        if landed is not None:
+            froms, extra = [JobState.RESERVED], {"session_id": landed, "check_session_id": None}
         # Durable: after-upload may move or delete the file right after this returns.
         job_id = claim.job_id
         with self.guard.write(durable=True) as conn:
-            self.guard.move(conn, claim, [JobState.UPLOADING], JobState.DONE, now, etag=etag,
+            self.guard.move(conn, claim, froms, JobState.DONE, now, etag=etag,
                             last_error=note, finished_at=now, bytes_sent=Job.size, refusals=0,
-                            lapses=0)
+                            lapses=0, **extra)
             row = conn.execute(select(Job.session_id, Job.path, Job.owner)
                                .where(Job.id == job_id)).one()
             conn.execute(update(Reservation).where(Reservation.session_id == row.session_id)
@@ -136,10 +151,14 @@ class WorkerWrites:
                                                       f"(job {job_id}), which was uploaded")
 
     def requeue(self, claim: Claim, from_states: Iterable[str], now: float, *, due: float,
-                reason: str | None, count_attempt: bool = True) -> None:
+                reason: str | None, count_attempt: bool = True,
+                check_session_id: str | None = None) -> None:
         """Back to queued, due at `due`. A retry that was not the job's fault gives the
-        attempt back (claim counted it)."""
+        attempt back (claim counted it). `check_session_id`: the capture whose upload's answer
+        was lost, to ask Uplift about before anything is sent again (kept once set)."""
         extra: dict[str, Any] = {} if count_attempt else {"attempts": Job.attempts - 1}
+        if check_session_id is not None:
+            extra["check_session_id"] = check_session_id
         with self.guard.write() as conn:
             self.guard.move(conn, claim, from_states, JobState.QUEUED, now, next_attempt_at=due,
                             last_error=reason, **extra)
@@ -167,19 +186,23 @@ class WorkerWrites:
 
     def recover(self, now: float) -> int:
         """At start: jobs a dead process left reserved/uploading go back to the queue. Their
-        upload fields were never stored, so each is reserved afresh. In a fleet, only this
-        node's own (others' wait for their node or its lease)."""
+        upload fields were never stored, so each is reserved afresh; one left `uploading` may
+        have reached the endpoint, so Uplift is asked about its capture first (landed.py).
+        In a fleet, only this node's own (others' wait for their node or its lease)."""
         with self.guard.write() as conn:
-            q = select(Job.id, Job.state, Job.node, Job.claim_no).where(
+            q = select(Job.id, Job.state, Job.node, Job.claim_no, Job.session_id).where(
                 Job.state.in_(IN_FLIGHT))
             if self.guard.fleet:
                 q = q.where(Job.node == self.guard.node)
             stuck = list(conn.execute(q))
             for row in stuck:  # under the claim it was left with, read in this transaction
                 left = Claim(row.id, row.node or "", row.claim_no)
+                unsure = unsure_session(row.state, row.session_id)
+                extra = {} if unsure is None else {"check_session_id": unsure}
                 self.guard.move(conn, left, [row.state], JobState.QUEUED, now,
                                 next_attempt_at=now, attempts=Job.attempts - 1,
-                                last_error="the daemon stopped during this upload; trying again")
+                                last_error=CHECKING if unsure else
+                                "the daemon stopped during this upload; trying again", **extra)
             ended = update(Reservation).where(Reservation.outcome == "active")
             if self.guard.fleet:
                 ended = ended.where(Reservation.job_id.in_([r.id for r in stuck]))
@@ -194,6 +217,15 @@ class WorkerWrites:
             self.guard.move(conn, job_id, [JobState.DONE], JobState.DONE, now,
                             archived_path=None if archived_path is None else
                             paths.to_db(archived_path), last_error=note)
+
+
+CHECKING = "checking with Uplift whether the last upload arrived"
+
+
+def unsure_session(state: str, session_id: str | None) -> str | None:
+    """The capture to ask Uplift about before a job found in flight (a restart, a takeover) is
+    sent again: one left `uploading` may have reached the endpoint, whatever we heard."""
+    return session_id if state == JobState.UPLOADING and session_id else None
 
 
 def _state(conn: Connection, job_id: int) -> str:

@@ -1,4 +1,5 @@
-"""The Uplift capture API client: POST /captures (reserve an upload), and reading answers.
+"""The Uplift capture API client: POST /captures (reserve an upload), GET /captures/{id} (what
+Uplift has of a capture), and reading answers.
 
 Every API request has a total deadline (httpx's read timeout is per read: a body trickling a byte
 every few seconds would never time out) and a size cap (a runaway answer must not take the
@@ -17,6 +18,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -28,6 +30,18 @@ from daemon.net.transport import Swappable, deadline, make_client, redact_url
 MAX_ANSWER = 1 << 20  # bytes: a reservation is a few KiB
 MAX_QUOTED = 4000  # bytes of an error answer we look at
 TOTAL_SECONDS = 60.0  # default total deadline for one API request
+
+
+# A capture's `status` as GET /captures/{id} reports it (uplift-api/captures.md).
+CAPTURE_STATUSES = ("awaiting_upload", "processing", "completed", "error")
+
+
+@dataclass(frozen=True)
+class Capture:
+    """What Uplift has of a capture (GET /captures/{id}); further fields are not needed yet."""
+    session_id: str
+    status: str  # one of CAPTURE_STATUSES
+    error: str | None
 
 
 @dataclass(frozen=True)
@@ -251,11 +265,14 @@ class ApiClient:
     def post(self, path: str, body: Any) -> httpx.Response:
         """POST JSON under the total deadline; the answer read (capped) before returning.
         A 2xx answer over the cap is refused; an error answer is cut at the cap."""
+        return self._request("POST", path, body)
+
+    def _request(self, method: str, path: str, body: Any = None) -> httpx.Response:
         started = time.monotonic()
         proxy = self._clients.proxy
         try:
             with self._clients.lease() as (client, proxy), deadline(self.total_seconds), \
-                    client.stream("POST", f"{self.base_url}{path}", json=body, headers={
+                    client.stream(method, f"{self.base_url}{path}", json=body, headers={
                         **self._headers, "Authorization": f"Bearer {self._token}"}) as r:
                 return read_capped(r, self.max_answer, Where.API, refuse=r.is_success)
         except httpx.HTTPError as exc:
@@ -283,3 +300,24 @@ class ApiClient:
                                 f"the Uplift API sent a reservation we cannot use: {reason}",
                                 status=response.status_code,
                                 server_time=_date(response, None)) from None
+
+    def get_capture(self, session_id: str) -> Capture:
+        """GET /captures/{id}: what Uplift has of a capture. An error answer (404 when it does
+        not exist or was deleted) raises TransferError with its status; so does a 2xx whose
+        `status` we cannot read (Kind.MALFORMED)."""
+        response = self._request("GET", f"/captures/{quote(session_id, safe='')}")
+        if not response.is_success:
+            raise http_error(response, Where.API)
+        try:
+            data = json.loads(response.content)
+        except ValueError:
+            data = None
+        status = data.get("status") if isinstance(data, dict) else None
+        if status not in CAPTURE_STATUSES:
+            raise TransferError(Where.API, Kind.MALFORMED,
+                                f"the Uplift API sent a capture we cannot read (status "
+                                f"{str(status)[:40]!r})", status=response.status_code)
+        assert isinstance(data, dict)
+        error = data.get("error")
+        return Capture(str(data.get("session_id") or session_id), str(status),
+                       error[:300] if isinstance(error, str) else None)

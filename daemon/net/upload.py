@@ -120,6 +120,23 @@ def _next_chunk(chunk: int, took: float, most: int) -> int:
     return chunk
 
 
+def _failure(exc: Exception, proxy: str | None, phase: list[str]) -> Exception:
+    """What an exception of the request means; after the closing boundary went out and before
+    a status line came, whatever it is, the outcome is unknown (boundary_sent)."""
+    if isinstance(exc, httpx.HTTPError):
+        err: Exception = transport_error(exc, Where.STORAGE, proxy)
+    elif isinstance(exc, OSError):
+        err = file_error(exc)
+    else:
+        err = exc
+    if phase == ["boundary"]:
+        if not isinstance(err, TransferError) or err.where is Where.FILE:
+            err = TransferError(Where.STORAGE, Kind.PROTOCOL, f"the upload endpoint's answer was "
+                                f"lost ({type(exc).__name__}: {str(exc)[:200]})")
+        err.boundary_sent = True
+    return err
+
+
 class Uploader:
     """`stall_seconds`: no byte moved (or acknowledged) for this long aborts the upload.
     `proxy`, `ca_file`, `socket_options` as in `transport.make_client` (ignored with `client`).
@@ -256,6 +273,9 @@ class Uploader:
                 if (st.st_size, st.st_mtime_ns) != (size, mtime_ns):
                     raise TransferError(Where.FILE, Kind.CHANGED, CHANGED_WHILE_UPLOADING)
             ready()
+            # Handed over from here (even if this send breaks half-way): what follows without
+            # a status line is an unknown outcome (TransferError.boundary_sent).
+            phase.append("boundary")
             yield tail
             # httpx asks for more only once the tail is written. From here the endpoint may
             # complete the upload: an abort must not cut it off (it would be sent again).
@@ -267,20 +287,18 @@ class Uploader:
                    "Content-Length": str(len(head) + size + len(tail))}
         forget_socket()
         proxy = self._clients.proxy
+        phase: list[str] = []  # "boundary" once it is handed over, "status" once a line came
         answer: httpx.Response | None = None  # its status line and headers, once they are in
         oddity = None
         try:
             with self._clients.lease() as (client, proxy), \
                     client.stream("POST", url, content=body(), headers=headers) as r:
                 answer = r
+                phase.append("status")
                 response = read_capped(r, MAX_ERROR_ANSWER, Where.STORAGE, refuse=False)
         except Exception as exc:
             if answer is None or not stored(answer, fields):
-                if isinstance(exc, httpx.HTTPError):
-                    raise transport_error(exc, Where.STORAGE, proxy) from None
-                if isinstance(exc, OSError):
-                    raise file_error(exc) from None
-                raise
+                raise _failure(exc, proxy, phase) from None
             # The endpoint said the object is stored: whatever broke after that, sending the
             # file again would store a second copy.
             response, oddity = answer, unreadable_answer(answer, exc)

@@ -1,6 +1,7 @@
 """The sandbox's endpoints, one request handler: POST /v1/captures (the Uplift API's reservation),
-POST /s3/<bucket> (S3's browser POST upload), and the /_sandbox admin endpoints tests use to read
-state, inject faults and change the token. Faults are taken from the state as requests arrive.
+GET /v1/captures/{id} (what it has of a capture), POST /s3/<bucket> (S3's browser POST upload),
+and the /_sandbox admin endpoints tests use to read state, inject faults and change the token.
+Faults are taken from the state as requests arrive.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ import tempfile
 import threading
 import time
 import uuid
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from typing import Any, BinaryIO, Protocol, cast
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 from daemon.sandbox import answers, rules
 from daemon.sandbox.rules import ApiRefusal, validate_capture
@@ -112,16 +114,59 @@ class Handler(BaseHTTPRequestHandler):
                            b"<a href=\"http://portal.invalid/login\">Sign in</a></body></html>",
                    "text/html", {"Location": location or "http://portal.invalid/login"})
 
+    def _drop(self) -> None:
+        """End the connection without an answer."""
+        self.connection.shutdown(socket.SHUT_RDWR)
+        self.close_connection = True
+
     def _body(self) -> bytes:
         return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
     def do_GET(self) -> None:
-        if self.path == "/_sandbox/state":
-            st = self.state
-            self._json(200, {"reservations": st.records(st._log_reservations),
-                             "uploads": st.records(st._log_uploads)})
+        try:
+            if self.path == "/_sandbox/state":
+                st = self.state
+                self._json(200, {"reservations": st.records(st._log_reservations),
+                                 "uploads": st.records(st._log_uploads),
+                                 "reads": st.records(st._log_reads)})
+            elif self.path.startswith(f"{API_PREFIX}/captures/"):
+                self._get_capture(unquote(self.path[len(f"{API_PREFIX}/captures/"):]))
+            else:
+                self._json(404, {"detail": "not found"})
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
+            self.close_connection = True
+
+    def _get_capture(self, session_id: str) -> None:
+        """GET /v1/captures/{id} as uplift-api/captures.md documents it: `awaiting_upload`
+        until the upload is stored, then `processing` (the sandbox analyses nothing)."""
+        st = self.state
+        if self.headers.get("Authorization") != f"Bearer {st.token}":
+            self._json(401, {"error": "Unauthorized", "message": "Invalid or missing API key"})
+            return
+        fault = st.take_fault("capture_read") or {}
+        with st.lock:
+            session = st.sessions.get(session_id)
+        if "status" in fault:
+            status = int(fault["status"])
+            headers = {"Retry-After": str(fault["retry_after"])} if "retry_after" in fault else {}
+            self._json(status, {"error": HTTPStatus(status).phrase.replace(" ", ""),
+                                "message": f"injected failure {status}"}, headers)
+            answered: Any = status
+        elif session is None:
+            self._json(404, {"error": "NotFound", "message": "Capture not found."})
+            answered = 404
         else:
-            self._json(404, {"detail": "not found"})
+            answered = fault.get("capture") or \
+                ("processing" if session.get("stored") else "awaiting_upload")
+            rec, request = session["record"], session["record"].get("request") or {}
+            movement = request.get("movement_attributes") or {}
+            self._json(200, {"session_id": session_id, "athlete_id": rec.get("athlete_id"),
+                             "activity": movement.get("activity"),
+                             "movement": movement.get("movement"), "status": answered,
+                             "error": None, "capture_time": request.get("capture_time"),
+                             "fps_detected": None})
+        st.append(st._log_reads, {"session_id": session_id, "answer": answered,
+                                  "at": time.time()})
 
     def do_POST(self) -> None:
         try:
@@ -184,11 +229,13 @@ class Handler(BaseHTTPRequestHandler):
         key = f"captures/{ok['athlete_id']}/{session_id}/{ok['file_name']}"
         upload = make_fields(st.secret, BUCKET, key, expires, now,
                              redirect=st.faults.success_action_redirect)
-        st.sessions[session_id] = {"key": key}
-        st.append(st._log_reservations, {
+        record = {
             "session_id": session_id, "athlete_id": ok["athlete_id"],
             "session_group_id": ok["session_group_id"], "file_name": ok["file_name"],
-            "request": body, "issued_at": iso(now), "upload_expires_at": iso(expires)})
+            "request": body, "issued_at": iso(now), "upload_expires_at": iso(expires)}
+        with st.lock:
+            st.sessions[session_id] = {"record": record}
+        st.append(st._log_reservations, record)
         answer = {
             "session_id": session_id, "session_group_id": ok["session_group_id"],
             "upload_url": st.faults.upload_url or f"{self.server.root_url}/s3/{BUCKET}",
@@ -218,10 +265,11 @@ class Handler(BaseHTTPRequestHandler):
             time.sleep(float(delay))
         fault = st.take_fault("upload")
         if fault and fault.get("cut"):
-            # Read part of the body, then drop the connection without an answer.
+            # Read part of the body (or all of it), then drop the connection without an answer.
             self.rfile.read(min(int(length), int(fault.get("after", 65536))))
-            self.connection.shutdown(socket.SHUT_RDWR)
-            self.close_connection = True
+            if fault.get("hold"):
+                time.sleep(float(fault["hold"]))
+            self._drop()
             return
         rate = st.faults.upload_rate
         throttle = rules.throttle(rate) if rate else (lambda n: None)
@@ -243,7 +291,8 @@ class Handler(BaseHTTPRequestHandler):
             if st.faults.expiry_at_end and "policy" in checked:
                 # An endpoint that checks the expiry when the body ends, not when it starts.
                 check_policy(st.secret, BUCKET, form.fields, time.time())
-            if fault:  # read whole, then refused (or redirected): nothing is stored
+            if fault and not fault.get("stored_then_drop"):
+                # read whole, then refused (or redirected): nothing is stored
                 self._fault(fault)
                 return
             if "policy" not in checked:
@@ -263,7 +312,12 @@ class Handler(BaseHTTPRequestHandler):
         st.append(st._log_uploads, {
             "key": key, "session_id": session_id, "size": form.file.size,
             "md5": form.file.md5, "sha256": form.file.sha256, "path": str(dest),
-            "received_at": iso(time.time())})
+            "received_at": iso(time.time()), "at": time.time()})
+        with st.lock:
+            st.sessions.setdefault(session_id, {})["stored"] = True
+        if fault and fault.get("stored_then_drop"):  # stored; the answer is lost
+            self._drop()
+            return
         if (late := st.take_fault("answer_delay")) is not None:
             time.sleep(float(late))
         etag = f'"{form.file.md5}"'

@@ -1,7 +1,8 @@
 """A local stand-in for the Uplift capture API and its S3 upload endpoint.
 
 Faithful to uplift-api/create-capture.txt: POST /v1/captures checks the Bearer token and the
-body, and answers with a session, an upload URL and signed upload fields; POST /s3/<bucket>
+body, and answers with a session, an upload URL and signed upload fields; GET /v1/captures/{id}
+reads a capture back as uplift-api/captures.md documents it; POST /s3/<bucket>
 behaves like S3's browser POST. What arrives is stored under the data folder:
 
     <data>/endpoint.json               base_url and token of the running sandbox
@@ -30,10 +31,17 @@ Faults, each list entry used once:
     success_action_redirect: "https://..."            new reservations' fields ask for it:
                                                       a stored upload is answered 303 to that
                                                       URL with bucket, key and etag appended
-             [{"cut": true, "after": 65536}]          the connection dropped mid-body
+             [{"cut": true, "after": 65536}]          the connection dropped mid-body (or,
+                                                      "after" past the body, once it is in;
+                                                      "hold": seconds before): nothing stored
+             [{"stored_then_drop": true}]             stored, then dropped without an answer
     raw_location: true                                a stored upload's 204 carries its key's
                                                       raw UTF-8 bytes in Location (S3, and the
                                                       sandbox otherwise, percent-encode it)
+    capture_read: [{"status": 503, "retry_after": 2}] GET /v1/captures/{id} answers that error
+             [{"capture": "awaiting_upload"}]         ... or a 200 with that capture status
+                                                      (else awaiting_upload until stored, then
+                                                      processing; every read in reads.jsonl)
     latency: 0.05                                     every POST /v1/captures waits this long
 
 TLS: start(..., tls_cert=PEM, tls_key=PEM) (CLI: --tls-cert/--tls-key) serves the API and the

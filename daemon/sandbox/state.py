@@ -19,7 +19,13 @@ class Faults:
     """Failures to inject, each used up as it fires. Set through POST /_sandbox/faults."""
 
     reserve: list[dict[str, Any]] = field(default_factory=list)  # {"status", "retry_after", "html"}
-    upload: list[dict[str, Any]] = field(default_factory=list)  # same, or {"cut": true}
+    # Same, or {"cut": true, "after": bytes, "hold": seconds}: read that much of the body
+    # (all of it if "after" is larger), wait, drop the connection; nothing stored. Or
+    # {"stored_then_drop": true}: the object is stored, then the connection dropped unanswered.
+    upload: list[dict[str, Any]] = field(default_factory=list)
+    # GET /v1/captures/{id}: {"status": 503, "retry_after": 2} an error answer instead, or
+    # {"capture": "awaiting_upload"} a 200 saying that status whatever was stored.
+    capture_read: list[dict[str, Any]] = field(default_factory=list)
     # New reservations' upload fields ask S3 to answer a stored upload with a 303 to this URL.
     success_action_redirect: str | None = None
     upload_delay: list[float] = field(default_factory=list)  # seconds before reading a body
@@ -53,10 +59,12 @@ class SandboxState:
         (data_dir / "received").mkdir(parents=True, exist_ok=True)
         self._log_reservations = data_dir / "reservations.jsonl"
         self._log_uploads = data_dir / "uploads.jsonl"
-        if self._log_reservations.exists():
-            for line in self._log_reservations.read_text().splitlines():
-                rec = json.loads(line)
-                self.groups[rec["session_group_id"]] = rec["athlete_id"]
+        self._log_reads = data_dir / "reads.jsonl"  # every GET /v1/captures/{id} answered
+        for rec in self.records(self._log_reservations):
+            self.groups[rec["session_group_id"]] = rec["athlete_id"]
+            self.sessions[rec["session_id"]] = {"record": rec}
+        for rec in self.records(self._log_uploads):
+            self.sessions.setdefault(rec["session_id"], {})["stored"] = True
 
     def take_fault(self, name: str) -> Any:
         with self.lock:

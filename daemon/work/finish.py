@@ -17,6 +17,7 @@ from daemon.net.api import Reserved
 from daemon.net.upload import Sent
 from daemon.work import archive
 from daemon.work.events import Events
+from daemon.work.landed import LOST_ANSWER
 from daemon.work.recorder import Recorder
 from daemon.work.reservations import Reservations
 
@@ -80,6 +81,19 @@ def accepted(p: Finishing, job: Job, res: Reserved, sent: Sent, note: str | None
         bound.warning("upload.odd_answer", session_id=res.session_id, reason=sent.oddity)
     p.recorder.hand(p.recorder.finishes, "done", _finish, p, job, res, sent, note, bound,
                     job_id=job.id, path=job.path)
+
+
+def landed(p: Finishing, job: Job, session_id: str, bound: Any) -> None:
+    """Uplift has the capture of an upload whose answer was lost: `done` (durable) without a
+    second upload, then the after-upload action as for any upload."""
+    p.store.finish(job.claim, None, p.wall(), LOST_ANSWER, landed=session_id)
+    p.res.drop(job.id)
+    p.events.upload_finished("done", job.size, 0.0, p.wall())
+    bound.info("upload.done", session_id=session_id, note=LOST_ANSWER)
+    if p.cfg.upload.after_upload != "keep":
+        p.accepted.to_archive(job.id)
+        p.recorder.hand(p.recorder.afters, "after_upload", _after_upload, p, job, bound,
+                        job_id=job.id, path=job.path)
 
 
 def _finish(p: Finishing, job: Job, res: Reserved, sent: Sent, note: str | None,

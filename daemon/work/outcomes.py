@@ -7,11 +7,14 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from daemon import logs
-from daemon.errors import Decision, Outcome, TransferError, Where, after_refusal, decide
+from daemon.errors import Decision, Kind, Outcome, TransferError, Where, after_refusal, decide
 from daemon.jobs import left
 from daemon.jobs.models import IN_FLIGHT, Job
 from daemon.jobs.store import Store
+from daemon.jobs.worker_writes import CHECKING
+from daemon.net.api import ApiClient
 from daemon.timeutil import local_clock
+from daemon.work import finish, landed
 from daemon.work.events import Events
 from daemon.work.reservations import Reservations
 
@@ -170,3 +173,52 @@ def internal_error(p: Deciding, job: Job, exc: Exception) -> None:
     p.store.requeue(job.claim, IN_FLIGHT, now, due=now + INTERNAL_RETRY,
                     reason=f"internal error ({type(exc).__name__}); retrying")
     p.schedule(INTERNAL_RETRY)
+
+
+def unsure(p: Deciding, job: Job, err: TransferError, bound: Any) -> None:
+    """The closing boundary went out and no answer came: the endpoint may have the file. Back
+    to the queue, to ask Uplift about the capture (`check`) before anything is sent again; the
+    reservation is kept, to be used again if the upload did not land."""
+    now = p.wall()
+    p.store.requeue(job.claim, IN_FLIGHT, now, due=now, count_attempt=False, reason=CHECKING,
+                    check_session_id=err.session_id)
+    bound.warning("upload.answer_lost", session_id=err.session_id, reason=err.message)
+    p.events.upload_finished("retry", 0, 0.0, now)
+    p.schedule(0.0)
+
+
+class Checking(Deciding, finish.Finishing, Protocol):
+    """What asking Uplift about a lost answer needs (pipeline.py passes itself)."""
+    api: ApiClient
+
+
+def check(p: Checking, job: Job, bound: Any) -> bool:
+    """A claimed job whose last upload's outcome is unknown: ask Uplift, then do what
+    landed.decide_unknown says. True: the job may be sent (again) now; False: it ended here
+    (done) or waits, queued, to ask again."""
+    session_id = job.check_session_id
+    if session_id is None:
+        return True
+    try:
+        read = landed.Read(capture=p.api.get_capture(session_id).status)
+    except TransferError as err:
+        read = landed.Read(http=err.status if err.kind is Kind.HTTP else None,
+                           retry_after=err.retry_after)
+        bound.warning("upload.check_failed", session_id=session_id, reason=err.message)
+    now = p.wall()
+    since = None if job.boundary_sent_at is None else now - job.boundary_sent_at
+    settled = landed.decide_unknown(read, since, p.rand())
+    bound.info("upload.checked", session_id=session_id, capture=read.capture, http=read.http,
+               verdict=str(settled.verdict))
+    if settled.verdict is landed.Verdict.DONE:
+        finish.landed(p, job, session_id, bound)
+        return False
+    if settled.verdict is landed.Verdict.WAIT:
+        p.store.requeue(job.claim, IN_FLIGHT, now, due=now + settled.delay, count_attempt=False,
+                        reason=CHECKING)
+        p.schedule(settled.delay)
+        return False
+    if settled.verdict is landed.Verdict.RESERVE:  # gone at Uplift: its window is no use
+        p.res.drop(job.id)
+        p.store.reservation_ended(session_id, "abandoned")
+    return True  # the reservation recorded next clears the question (record_reservation)

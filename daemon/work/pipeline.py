@@ -75,6 +75,9 @@ class Pipeline:
         got: list[Reserved] = []
 
         def step() -> None:
+            # An earlier upload's answer was lost: Uplift says whether it landed, first.
+            if not outcomes.check(self, job, bound):
+                return
             self._check_file(job)
             got.append(self._reservation(job, bound))
 
@@ -116,7 +119,9 @@ class Pipeline:
         except Aborted:
             outcomes.interrupted(self, job, bound)
         except TransferError as err:
-            if self.abort.is_set():  # shutting down: whatever broke, the job just resumes later
+            if err.boundary_sent and err.session_id:  # it may have landed: ask before anything
+                outcomes.unsure(self, job, err, bound)
+            elif self.abort.is_set():  # shutting down: whatever broke, the job resumes later
                 outcomes.interrupted(self, job, bound)
             else:
                 outcomes.apply(self, job, err, bound)
@@ -147,10 +152,12 @@ class Pipeline:
                     job.path, job.size, res.upload_url, res.upload_fields,
                     job.file_name or "capture.mov",
                     meter.wrap(self._progress(job.claim, started)), self.abort, job.mtime_ns,
-                    ready=partial(_ready, started, turn), all_sent=turn.give)
+                    ready=partial(self._ready, job.claim, started, turn), all_sent=turn.give)
             except TransferError as err:
                 started.result()  # the job table's own failure (taken over, locked) first
                 err.session_id, err.lapsed = res.session_id, self.res.lapsed(res)
+                if err.boundary_sent:  # it may have landed: never re-reserved or sent here
+                    raise
                 d = decide(err, 1, self.rand, lapsed=err.lapsed)
                 if d.outcome is Outcome.RERESERVE:  # the window ran out
                     in_claim += 1
@@ -169,6 +176,15 @@ class Pipeline:
             # The rest is bookkeeping: the slot goes on to its next upload meanwhile.
             finish.accepted(self, job, res, sent, note, bound)
             return
+
+    def _ready(self, claim: Claim, started: Future[None], turn: Turn) -> None:
+        """Just before the closing boundary: the table shows the upload (else its failure
+        raises), this node may still complete it (fleet's fence), and the boundary's time is
+        on disk with the job's `uploading` and session_id: from here a lost answer is asked
+        about (landed.py), never just sent again."""
+        started.result()
+        turn.check()
+        self.store.boundary(claim, self.wall())
 
     def lapsed(self, job: Job, res: Reserved, bound: Any, why: str) -> int:
         """Record a window that ran out; returns how many did in a row for this job."""
@@ -301,8 +317,4 @@ class Held:
 __all__ = ["IN_FLIGHT", "Held", "Pipeline"]
 
 
-def _ready(started: Future[None], turn: Turn) -> None:
-    """Just before the closing boundary: the table shows the upload (else its failure raises),
-    and this node may still complete it (fleet's fence)."""
-    started.result()
-    turn.check()
+
