@@ -46,9 +46,12 @@ class Settled:
     delay: float = 0.0
 
 
-def decide_unknown(read: Read, since_boundary: float | None, jitter: float) -> Settled:
+def decide_unknown(read: Read, since_boundary: float | None, jitter: float,
+                   since_start: float | None = None) -> Settled:
     """`since_boundary`: seconds since the closing boundary went out (None: it never did);
-    `jitter` in [0, 1) spreads the asks of many jobs. Never RESEND or RESERVE on a failed read."""
+    `since_start`: since the upload started, which spaces failed reads when the boundary
+    never went out (a restart or takeover mid-body); `jitter` in [0, 1) spreads the asks of
+    many jobs. Never RESEND or RESERVE on a failed read."""
     since = None if since_boundary is None else max(0.0, since_boundary)
     if read.capture in LANDED:
         return Settled(Verdict.DONE)
@@ -60,7 +63,9 @@ def decide_unknown(read: Read, since_boundary: float | None, jitter: float) -> S
         return Settled(Verdict.RESERVE)
     # No usable answer (5xx, a timeout, 401/403, 429, a capture we cannot read): ask again,
     # less often the longer it has been, as the server says when it says.
-    base = min(MAX_DELAY, max(FIRST_ASK, ASK_SHARE * (since or 0.0)))
+    # Without a boundary, from the upload's start: else every FIRST_ASK for the whole outage.
+    elapsed = since if since is not None else max(0.0, since_start or 0.0)
+    base = min(MAX_DELAY, max(FIRST_ASK, ASK_SHARE * elapsed))
     delay = base * (0.75 + 0.5 * jitter)
     if read.retry_after is not None:
         delay = max(delay, read.retry_after)

@@ -207,7 +207,8 @@ def check(p: Checking, job: Job, bound: Any) -> bool:
         bound.warning("upload.check_failed", session_id=session_id, reason=err.message)
     now = p.wall()
     since = None if job.boundary_sent_at is None else now - job.boundary_sent_at
-    settled = landed.decide_unknown(read, since, p.rand())
+    started = None if job.upload_started_at is None else now - job.upload_started_at
+    settled = landed.decide_unknown(read, since, p.rand(), started)
     bound.info("upload.checked", session_id=session_id, capture=read.capture, http=read.http,
                verdict=str(settled.verdict))
     if settled.verdict is landed.Verdict.DONE:

@@ -62,3 +62,14 @@ def test_only_a_read_saying_so_sends_again(read: Read, s: float | None, j: float
         assert read.capture is None and read.http == 404
     if d.verdict is Verdict.DONE:
         assert read.capture in LANDED
+
+
+@given(failed, st.floats(0.0, 1e7, allow_nan=False), jitter, jitter)
+def test_failed_reads_space_out_from_the_start_when_no_boundary_went_out(
+        read: Read, start: float, j: float, k: float) -> None:
+    """A job left mid-body (no boundary) asks like one whose boundary went out when the upload
+    started: not every FIRST_ASK for an outage's whole length."""
+    without = decide_unknown(read, None, j, since_start=start)
+    assert without == decide_unknown(read, start, j)
+    later = decide_unknown(read, None, k, since_start=start * 2)
+    assert later.delay >= without.delay * 0.75 / 1.25 - 1e-9

@@ -1,0 +1,57 @@
+"""Attack on issue 31: a job the daemon left `uploading` before its closing boundary went out
+(SIGKILL mid-body) is asked about after the restart like one whose answer was lost. When every
+read of the capture fails (the API down for a while), it must ask less and less often, as a job
+whose boundary went out does, not every two seconds with a warning each time for as long as
+the outage lasts."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import time
+from pathlib import Path
+
+import sqlalchemy as sa
+from support import Proc, Sandbox, captures_config, jobs_by_name, make_movie, start_daemon, wait_for
+
+from daemon.jobs.engine import make_engine
+from daemon.jobs.worker_writes import CHECKING
+
+DOWN_FOR = 600.0  # how long ago the killed upload started: the daemon was down that long
+
+
+def test_a_job_killed_before_its_boundary_backs_off_while_reads_fail(
+        tmp_path: Path, sandbox: Sandbox, procs: list[Proc]) -> None:
+    captures, config = captures_config(tmp_path, sandbox.base_url, settle=0.3)
+    # The body's first 64 KiB are read, then nothing for a minute: the daemon is mid-body.
+    sandbox.faults(upload=[{"cut": True, "after": 65536, "hold": 60}])
+    procs.append(first := start_daemon(tmp_path, config))
+    shutil.copy(make_movie(tmp_path / "src.mov", frames=60), captures / "jane" / "swing.mov")
+    engine = make_engine(f"sqlite:///{tmp_path / 'jobs.db'}", create=False)
+
+    def row() -> sa.Row[tuple[str, float | None, float | None]] | None:
+        with engine.connect() as conn:
+            return conn.execute(sa.text(
+                "SELECT state, boundary_sent_at, upload_started_at FROM jobs")).first()
+
+    wait_for(lambda: (r := row()) is not None and r.state == "uploading", 60,
+             what="the upload under way")
+    first.signal(signal.SIGKILL)
+    assert first.popen is not None and first.popen.wait(10) == -signal.SIGKILL
+    left = row()
+    assert left is not None and left.state == "uploading" and left.boundary_sent_at is None
+    with engine.begin() as conn:  # it was killed DOWN_FOR ago; the daemon was down since
+        conn.execute(sa.text("UPDATE jobs SET upload_started_at = :t"),
+                     {"t": time.time() - DOWN_FOR})
+    engine.dispose()
+    sandbox.faults(capture_read=[{"status": 503}] * 50)
+    procs.append(start_daemon(tmp_path, config, name="again.log"))
+    wait_for(lambda: sandbox.state()["reads"], 30, what="the first read of the capture")
+    job = wait_for(lambda: (j := jobs_by_name(config).get("swing.mov")) and
+                   j["state"] == "queued" and j.get("reason") == CHECKING and j, 30,
+                   what="the job waiting for Uplift's answer")
+    time.sleep(8.0)  # a window in which no second read is due (none must come)
+    reads = sandbox.state()["reads"]
+    assert len(reads) == 1, (f"{len(reads)} reads of the capture in 8 s after an outage of "
+                             f"{DOWN_FOR:.0f} s: {[r['at'] for r in reads]}", job)
+    assert not sandbox.uploads_for("swing.mov")
