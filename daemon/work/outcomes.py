@@ -202,6 +202,12 @@ def check(p: Checking, job: Job, bound: Any) -> bool:
     try:
         read = landed.Read(capture=p.api.get_capture(session_id).status)
     except TransferError as err:
+        if decide(err, job.attempts, p.rand).outcome is Outcome.PAUSE:
+            # Our credentials or a certificate refused: the service-wide pause and its
+            # ATTENTION, as for a reservation (with no other job to reserve, nothing else
+            # hears it). The question stays; it is asked again when uploads resume.
+            apply(p, job, err, bound)
+            return False
         read = landed.Read(http=err.status if err.kind is Kind.HTTP else None,
                            retry_after=err.retry_after)
         bound.warning("upload.check_failed", session_id=session_id, reason=err.message)

@@ -12,7 +12,16 @@ import time
 from pathlib import Path
 
 import sqlalchemy as sa
-from support import Proc, Sandbox, captures_config, jobs_by_name, make_movie, start_daemon, wait_for
+from support import (
+    Proc,
+    Sandbox,
+    captures_config,
+    jobs_by_name,
+    make_movie,
+    start_daemon,
+    status,
+    wait_for,
+)
 
 from daemon.jobs.engine import make_engine
 from daemon.jobs.worker_writes import CHECKING
@@ -55,3 +64,24 @@ def test_a_job_killed_before_its_boundary_backs_off_while_reads_fail(
     assert len(reads) == 1, (f"{len(reads)} reads of the capture in 8 s after an outage of "
                              f"{DOWN_FOR:.0f} s: {[r['at'] for r in reads]}", job)
     assert not sandbox.uploads_for("swing.mov")
+
+
+def test_a_rejected_token_on_the_capture_read_is_attention_not_a_silent_wait(
+        tmp_path: Path, sandbox: Sandbox, procs: list[Proc]) -> None:
+    """The upload's answer is lost and every read of the capture is refused 401 (the token was
+    revoked meanwhile): with no other job to reserve, nothing else ever hears the 401, so the
+    check itself must pause uploads with the credentials ATTENTION, as a reservation's 401
+    does, not wait 'checking with Uplift' for ever."""
+    captures, config = captures_config(tmp_path, sandbox.base_url, settle=0.3)
+    sandbox.faults(upload=[{"stored_then_drop": True}],
+                   capture_read=[{"status": 401}] * 30)
+    procs.append(daemon := start_daemon(tmp_path, config))
+    shutil.copy(make_movie(tmp_path / "src.mov", frames=2), captures / "jane" / "swing.mov")
+    wait_for(lambda: sandbox.state()["reads"], 30, what="the first read of the capture")
+    notices = wait_for(lambda: status(config)["notices"], 20,
+                       what="the credentials ATTENTION (only 'checking' was shown)")
+    assert "credentials" in notices, notices
+    assert daemon.has_event("api.credentials_rejected")
+    job = jobs_by_name(config)["swing.mov"]
+    assert job["state"] == "queued", job
+    assert len(sandbox.uploads_for("swing.mov")) == 1
