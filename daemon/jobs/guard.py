@@ -79,8 +79,10 @@ class ClaimGuard:
             raise TransitionError(f"job {job_id}: a write of an in-flight job needs the claim "
                                   f"of the upload that writes it")
         q = update(Job).where(Job.id == job_id, Job.state.in_(froms))
-        if claim is not None:
-            q = q.where(Job.node == claim.node, Job.claim_no == claim.no)
+        if claim is not None:  # (NULLs: a row an older version left in flight, at recovery)
+            q = q.where(Job.node.is_(None) if claim.node is None else Job.node == claim.node,
+                        Job.claim_no.is_(None) if claim.no is None else
+                        Job.claim_no == claim.no)
         res = conn.execute(q.values(state=str(to), updated_at=now, **values))
         if res.rowcount != 1:
             row = conn.execute(select(Job.state, Job.node, Job.claim_no)

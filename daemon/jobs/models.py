@@ -119,8 +119,8 @@ class Claim(NamedTuple):
     (this node may have claimed the job again after a takeover)."""
 
     job_id: int
-    node: str
-    no: int
+    node: str | None  # None, as the claim number: a row an older version left in flight
+    no: int | None
 
 
 class Job(Base):

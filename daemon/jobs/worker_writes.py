@@ -196,7 +196,7 @@ class WorkerWrites:
                 q = q.where(Job.node == self.guard.node)
             stuck = list(conn.execute(q))
             for row in stuck:  # under the claim it was left with, read in this transaction
-                left = Claim(row.id, row.node or "", row.claim_no)
+                left = Claim(row.id, row.node, row.claim_no)
                 unsure = unsure_session(row.state, row.session_id)
                 extra = {} if unsure is None else {"check_session_id": unsure}
                 self.guard.move(conn, left, [row.state], JobState.QUEUED, now,

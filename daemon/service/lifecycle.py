@@ -41,6 +41,7 @@ from daemon.service.clients import Connections
 from daemon.service.fleet import FleetPart
 from daemon.service.parts import Ctx, Part, Stoppable, WorkEvents
 from daemon.service.runtime import StateFile, state_path
+from daemon.station import priority
 from daemon.station import space as space_mod
 from daemon.watch.intake import Watcher
 from daemon.work.gate import Gate
@@ -138,9 +139,10 @@ class Service:
 
     def run(self) -> int:
         self._install_signals()
-        process.settle_in(self.cfg.station.priority)  # before any thread: all inherit it
+        applied = process.settle_in(self.cfg.station.priority)  # before any thread: inherited
         try:
             self.startup()
+            priority.report(applied)
             self.main_loop()
         finally:
             self.shutdown()

@@ -35,7 +35,7 @@ def raise_open_file_limit() -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def settle_in(priority_setting: str) -> None:
+def settle_in(priority_setting: str) -> priority.Applied | None:
     limit_malloc_arenas()
     raise_open_file_limit()
-    priority.apply(priority_setting)
+    return priority.apply(priority_setting)

@@ -94,11 +94,15 @@ def apply(priority: str) -> Applied | None:
         nice = os.getpriority(os.PRIO_PROCESS, 0)
     with contextlib.suppress(OSError):
         io_now = _ioprio(1, IOPRIO_WHO_PROCESS, 0)
-    applied = Applied(nice, io_now, tuple(sorted(set(refused))))
-    (log.warning if applied.refused else log.info)(
-        "station.priority", nice=applied.nice, io=describe_io(io_now),
-        refused=list(applied.refused) or None)
-    return applied
+    return Applied(nice, io_now, tuple(sorted(set(refused))))
+
+
+def report(applied: Applied | None) -> None:
+    """Logged once the daemon is ready (a refusal to start stays one plain line)."""
+    if applied is not None:
+        (log.warning if applied.refused else log.info)(
+            "station.priority", nice=applied.nice, io=describe_io(applied.io),
+            refused=list(applied.refused) or None)
 
 
 def describe_io(value: int | None) -> str | None:
