@@ -241,7 +241,9 @@ def test_full_database_disk_is_shown_and_recovered_without_restart(tmp_path: Pat
                     w in n["message"].lower() for n in json.loads(out.stdout)["notices"].values()
                     for w in ("disk full", "cannot write"))
             wait_for(told, 20, interval=0.5, what="'disk full' in status or the log")
-            wait_for(lambda: sandbox.uploads_for("a.mov"), 20, what="a.mov received while full")
+            # a.mov's closing boundary waits for its durable record (issue 31: a lost answer
+            # is asked about, never just sent again), which a full disk cannot take: it is
+            # sent once space is back, not before.
             assert daemon.popen.poll() is None
             # The notice holds while the disk is full: no set/clear flapping in log or status.
             events = [e for e in daemon.events() if e.get("name") == "database"]
