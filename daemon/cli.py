@@ -146,13 +146,15 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _sandbox(args)
     if args.command == "setup":  # writes the config: it cannot load one first
         return setup.run(args)
+    from daemon import logs
+
     cfg = config_mod.load(args.config)
     if args.command == "run":
-        from daemon import logs
         from daemon.service.lifecycle import Service
 
         logs.setup(cfg.log_level)
         return Service(cfg, sandbox=args.sandbox).run()
+    logs.for_commands()
     if args.command == "check":
         return _check(cfg, offline=args.offline)
     if args.command == "notify-test":
