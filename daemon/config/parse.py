@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -132,6 +133,9 @@ def watches(raw_watches: list[Any], capture: CaptureSettings, upload: UploadSett
         path = resolve_path(w.get("path", str, required=True), source)
         if fsprobe.kind(str(path)) is fsprobe.Kind.OTHER:
             raise ConfigError(f"{w.where('path')}: {str(path)!r} is not a folder")
+        problem = watch_overlap(path, [o.path for o in watches])
+        if problem:
+            raise ConfigError(f"{w.where('path')}: {problem}")
         # A folder that does not exist (yet: an unmounted share) is not a config error: the
         # daemon shows it as ATTENTION and watches it as soon as it is there; `check` fails.
         # Nor is one that does not answer (a hung share): reading the config must not hang.
@@ -302,6 +306,22 @@ def _hostname() -> str:
     import socket
 
     return (socket.gethostname() or "node")[:NODE_NAME_MAX]
+
+
+def watch_overlap(path: Path, others: list[Path]) -> str | None:
+    """Why `path` cannot be watched beside `others`: the root folder (every file on the
+    machine), or a folder inside another watch folder or holding one (its files would be
+    found twice, as two jobs with two athletes)."""
+    here = Path(os.path.normpath(path))
+    if here.parent == here:
+        return (f"{str(path)!r} is the whole file system; watch the folder the cameras write "
+                f"to")
+    for other in others:
+        there = Path(os.path.normpath(other))
+        if here.is_relative_to(there) or there.is_relative_to(here):
+            return (f"{str(path)!r} overlaps the watch folder {str(other)!r} (one is inside "
+                    f"the other, so their files would be found twice); watch only one of them")
+    return None
 
 
 def _web_listen_problem(web: WebSettings) -> str | None:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from daemon import config as config_mod
 from daemon.config import ConfigError
+from daemon.config.parse import watch_overlap
 from daemon.setup import answers as ans
 from daemon.setup.host import (
     SERVICE,
@@ -185,6 +186,10 @@ def _answers(args: argparse.Namespace, watches: list[str],
     """Raises ValueError naming the first answer that does not hold."""
     cwd = Path.cwd()
     paths = tuple(dict.fromkeys(ans.parse_watch(w, cwd) for w in watches))
+    for i, path in enumerate(paths):  # as the config will refuse them, but as a usage error
+        problem = watch_overlap(path, list(paths[:i]))
+        if problem:
+            raise ValueError(problem)
     linked: dict[str, str] = {}
     for text in athletes:
         folder, athlete = ans.parse_athlete(text)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from daemon.config import ORIENTATIONS
+from daemon.watch.layout import NIL_PROBLEM
 
 DEFAULT_API_URL = "https://api.uplift.ai/v1"
 
@@ -32,16 +33,19 @@ def parse_athlete(text: str) -> tuple[str, str]:
     no "=", so the last one separates (a folder name may contain "=")."""
     folder, sep, value = text.rpartition("=")
     if not sep:
-        raise ValueError(f"{text!r}: write it as FOLDER=UUID, e.g. jane-doe={uuid.UUID(int=0)}")
+        raise ValueError(f"{text!r}: write it as FOLDER=UUID, e.g. "
+                         f"jane-doe=123e4567-e89b-12d3-a456-426614174000")
     folder = unicodedata.normalize("NFC", folder.strip())
     problem = folder_problem(folder)
     if problem:
         raise ValueError(f"{text!r}: {problem}")
     try:
-        athlete = str(uuid.UUID(value.strip()))
+        athlete = uuid.UUID(value.strip())
     except ValueError:
         raise ValueError(f"{text!r}: {value.strip()!r} is not an athlete UUID") from None
-    return folder, athlete
+    if not athlete.int:
+        raise ValueError(f"{text!r}: {NIL_PROBLEM}")
+    return folder, str(athlete)
 
 
 def folder_problem(folder: str) -> str | None:

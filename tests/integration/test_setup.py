@@ -121,6 +121,12 @@ def test_refuses_to_replace_a_config_without_force(tmp_path: Path, sandbox: Sand
     (["--non-interactive", "--watch", "/srv/x", "--token-file", "TOKEN", "--athlete",
       f"jane={ATHLETE}", "--athlete", "jane=11111111-2222-3333-4444-555555555555"],
      "two different athletes", 2),
+    # Issue 30: the whole machine, a watch folder inside another, the all-zero UUID.
+    (["--non-interactive", "--watch", "/", "--token-file", "TOKEN"], "whole file system", 2),
+    (["--non-interactive", "--watch", "/srv/x", "--watch", "/srv/x/y", "--token-file", "TOKEN"],
+     "inside the other", 2),
+    (["--non-interactive", "--watch", "/srv/x", "--token-file", "TOKEN", "--athlete",
+      "jane=00000000-0000-0000-0000-000000000000"], "all-zero UUID", 2),
 ])
 def test_refusals_write_nothing(tmp_path: Path, argv: list[str], reason: str, code: int,
                                 capsys: pytest.CaptureFixture) -> None:
