@@ -19,10 +19,12 @@ import pytest
 from debroot import REPO, Chroot, fresh_root
 from support import ATHLETE, Sandbox, make_movie, wait_for
 
-pytestmark = pytest.mark.skipif(
+pytestmark = [pytest.mark.skipif(
     os.environ.get("UPLIFT_DEB_TEST") != "1" or os.geteuid() != 0
     or shutil.which("dpkg-deb") is None,
-    reason="`make deb-test` runs this (as root, on Debian): UPLIFT_DEB_TEST=1")
+    reason="`make deb-test` runs this (as root, on Debian): UPLIFT_DEB_TEST=1"),
+    # Two package builds and a first debootstrap take minutes more than the suite's limit.
+    pytest.mark.timeout(1800)]
 
 UNIT = "/usr/lib/systemd/system/uplift-capture.service"
 CONFIG = "/etc/uplift-capture/config.toml"
