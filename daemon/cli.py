@@ -20,6 +20,7 @@ from daemon.commands import roots as rootscmd
 from daemon.commands.terminal import echo
 from daemon.config import ConfigError
 from daemon.jobs import schema
+from daemon.jobs.engine import SCHEMA_HEAD
 from daemon.jobs.models import MAX_ID, parse_job_id
 from daemon.jobs.store import DatabaseUnavailable
 
@@ -172,9 +173,11 @@ def _dispatch(args: argparse.Namespace) -> int:
                 lock.close()
         print("database is up to date")
         return 0
-    # `roots` records watch-folder identities (the 0004 table), `athletes` links (0007); the
-    # others read what is there.
-    store = open_store(cfg, need={"roots": "0004", "athletes": "0007"}.get(args.command))
+    # `roots` records watch-folder identities (the 0004 table), `athletes` links (0007);
+    # `retry` writes jobs as this code knows them: not while the service is still upgrading
+    # the table (or has not yet), as `status` says. The others read what is there.
+    store = open_store(cfg, need={"roots": "0004", "athletes": "0007",
+                                  "retry": SCHEMA_HEAD}.get(args.command))
     try:
         if args.command == "status":
             from daemon import status
