@@ -138,6 +138,13 @@ def _main(argv: list[str] | None) -> int:
     except OperationalError as exc:  # e.g. a read-only or full disk under the job table
         echo(f"uplift-capture: the job database cannot be used: {exc.orig}", sys.stderr)
         return 1
+    except OSError as exc:
+        if exc.filename is None:  # not a path's (e.g. a socket's): not ours to word
+            raise
+        # A folder or file that cannot be made, read or written (e.g. [sandbox] data_dir
+        # under /etc): the path and why, in one line.
+        print(f"uplift-capture: cannot use {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

@@ -56,7 +56,7 @@ def parse(data: Mapping[str, Any], source: Path) -> Config:
     watches_s = watches(top.get("watch", list, []), capture, upload_s,
                         up_t.where("archive_dir"), source)
     athletes_s = athletes(top.table("athletes"))
-    sandbox_s = sandbox(top.table("sandbox"), source)
+    sandbox_s = sandbox(top.table("sandbox"), source, db_url)
     web_s = web(top.table("web"), source)
     notify_s = notify(top.table("notify"))
     node_s = node(top.table("node"))
@@ -165,9 +165,13 @@ def athletes(ath_t: Table) -> dict[str, str]:
     return athletes
 
 
-def sandbox(sb_t: Table, source: Path) -> SandboxSettings:
+def sandbox(sb_t: Table, source: Path, db_url: str) -> SandboxSettings:
+    # By default beside the SQLite job table, in the state folder the service can write (the
+    # config's folder, e.g. /etc/uplift-capture, it cannot); a server database: the config's.
+    db = db_url.removeprefix("sqlite:///") if db_url.startswith("sqlite:////") else None
+    default = str(Path(db).parent / "sandbox-data") if db else "sandbox-data"
     sandbox = SandboxSettings(
-        data_dir=resolve_path(sb_t.get("data_dir", str, "sandbox-data"), source),
+        data_dir=resolve_path(sb_t.get("data_dir", str, default), source),
         upload_window=sb_t.number("upload_window", 1800.0, 1.0),
     )
     sb_t.finish()
