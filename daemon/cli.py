@@ -346,7 +346,9 @@ def _check(cfg: config_mod.Config, offline: bool = False) -> int:
     db = engine_mod.sqlite_path(cfg.database_url)
     try:
         if db is not None and not db.exists() and not _used_before(cfg):
-            say(True, f"database {db} does not exist yet; the daemon creates it when it starts")
+            problem = engine_mod.check_writable(cfg.database_url)  # as this user: run it so
+            say(problem is None, problem or f"database {db} does not exist yet; the daemon "
+                                            f"creates it when it starts")
             raise _Skip
         store = Store.open(cfg.database_url, migrate=False, create=False)
         try:

@@ -291,6 +291,11 @@ def check_writable(url: str) -> str | None:
         if target.exists() and not _writable(target):
             return f"the job database {what} {target} is read-only; the daemon cannot record " \
                    f"what it uploads"
+    if not db.parent.exists():  # the daemon makes the missing folders: can this user?
+        existing = next(p for p in db.parents if p.exists())
+        if not existing.is_dir() or not _writable(existing):
+            return f"the job database {db} cannot be created: its folder {db.parent} does " \
+                   f"not exist and {existing} is not writable by this user"
     return None
 
 
