@@ -21,7 +21,7 @@ from support import ATHLETE, Proc, Sandbox, wait_for
 from daemon import cli
 from daemon import config as config_mod
 from daemon.setup import Host, run
-from daemon.setup.host import readers, store_token
+from daemon.setup.host import store_token
 
 
 def _host(tmp: Path, creds: str | None = None) -> Host:
@@ -274,6 +274,8 @@ def test_who_can_read_a_file_is_what_its_owner_and_mode_say(tmp_path: Path) -> N
     """Issue 30: run as another user, setup said "readable by root only" of a file that user
     owned."""
     import pwd
+
+    from daemon.setup.host import readers
 
     path = tmp_path / "token"
     path.write_text("t\n")
