@@ -285,17 +285,12 @@ def db_identity(url: str) -> tuple[int, int] | None:
 def check_writable(url: str) -> str | None:
     """A plain reason when the SQLite file or its folder cannot be written, else None."""
     db = sqlite_path(url)
-    if db is None:
-        return None
-    for target, what in ((db, "file"), (db.parent, "folder")):
-        if target.exists() and not _writable(target):
+    # Its folder, or the nearest one there when the daemon has folders to make: can this user?
+    folder = next((p for p in db.parents if p.exists()), None) if db else None
+    for target, what in ((db, "file"), (folder, "folder")):
+        if target is not None and target.exists() and not _writable(target):
             return f"the job database {what} {target} is read-only; the daemon cannot record " \
                    f"what it uploads"
-    if not db.parent.exists():  # the daemon makes the missing folders: can this user?
-        existing = next(p for p in db.parents if p.exists())
-        if not existing.is_dir() or not _writable(existing):
-            return f"the job database {db} cannot be created: its folder {db.parent} does " \
-                   f"not exist and {existing} is not writable by this user"
     return None
 
 
