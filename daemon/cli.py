@@ -8,7 +8,6 @@ import json
 import os
 import sys
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -17,9 +16,11 @@ from daemon import __version__, setup, timeutil
 from daemon import config as config_mod
 from daemon.commands import athletes as athletescmd
 from daemon.commands import roots as rootscmd
+from daemon.commands import sandbox as sandboxcmd
 from daemon.commands.terminal import echo
 from daemon.config import ConfigError
 from daemon.jobs import schema
+from daemon.jobs.engine import SCHEMA_HEAD
 from daemon.jobs.models import MAX_ID, parse_job_id
 from daemon.jobs.store import DatabaseUnavailable
 
@@ -87,27 +88,7 @@ def _parser() -> argparse.ArgumentParser:
     athletescmd.add_parser(sub)
     setup.add_parser(sub)
 
-    sb = sub.add_parser("sandbox", help="run a local stand-in for the Uplift API")
-    sb.add_argument("--host", default="127.0.0.1")
-    sb.add_argument("--port", type=int, default=8765)
-    sb.add_argument("--data", default="sandbox-data")
-    sb.add_argument("--token", default=None, help="Bearer token to accept (default: random)")
-    sb.add_argument("--upload-window", type=float, default=1800.0,
-                    help="seconds an upload reservation stays valid (default 1800)")
-    sb.add_argument("--fail-reservations", type=int, default=0, metavar="N",
-                    help="answer the next N reservations with 503")
-    sb.add_argument("--fail-uploads", type=int, default=0, metavar="N",
-                    help="answer the next N uploads with 503 SlowDown")
-    sb.add_argument("--upload-rate", type=float, default=None, metavar="BYTES_PER_S",
-                    help="accept upload bytes no faster than this")
-    sb.add_argument("--upload-url", default=None,
-                    help="hand out this upload URL instead of the sandbox's own (benchmarks)")
-    sb.add_argument("--latency", type=float, default=None, metavar="SECONDS",
-                    help="delay every API answer by this long (a distant API)")
-    sb.add_argument("--tls-cert", default=None, metavar="FILE",
-                    help="serve HTTPS with this PEM certificate chain (needs --tls-key)")
-    sb.add_argument("--tls-key", default=None, metavar="FILE",
-                    help="the PEM private key for --tls-cert")
+    sandboxcmd.add_parser(sub)
     return p
 
 
@@ -137,22 +118,31 @@ def _main(argv: list[str] | None) -> int:
     except OperationalError as exc:  # e.g. a read-only or full disk under the job table
         echo(f"uplift-capture: the job database cannot be used: {exc.orig}", sys.stderr)
         return 1
+    except OSError as exc:
+        if exc.filename is None:  # not a path's (e.g. a socket's): not ours to word
+            raise
+        # A folder or file that cannot be made, read or written (e.g. [sandbox] data_dir
+        # under /etc): the path and why, in one line.
+        print(f"uplift-capture: cannot use {exc.filename}: {exc.strerror}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 
 
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "sandbox":
-        return _sandbox(args)
+        return sandboxcmd.run(args)
     if args.command == "setup":  # writes the config: it cannot load one first
         return setup.run(args)
+    from daemon import logs
+
     cfg = config_mod.load(args.config)
     if args.command == "run":
-        from daemon import logs
         from daemon.service.lifecycle import Service
 
         logs.setup(cfg.log_level)
         return Service(cfg, sandbox=args.sandbox).run()
+    logs.for_commands()
     if args.command == "check":
         return _check(cfg, offline=args.offline)
     if args.command == "notify-test":
@@ -170,9 +160,11 @@ def _dispatch(args: argparse.Namespace) -> int:
                 lock.close()
         print("database is up to date")
         return 0
-    # `roots` records watch-folder identities (the 0004 table), `athletes` links (0007); the
-    # others read what is there.
-    store = open_store(cfg, need={"roots": "0004", "athletes": "0007"}.get(args.command))
+    # `roots` records watch-folder identities (the 0004 table), `athletes` links (0007);
+    # `retry` writes jobs as this code knows them: not while the service is still upgrading
+    # the table (or has not yet), as `status` says. The others read what is there.
+    store = open_store(cfg, need={"roots": "0004", "athletes": "0007",
+                                  "retry": SCHEMA_HEAD}.get(args.command))
     try:
         if args.command == "status":
             from daemon import status
@@ -334,7 +326,9 @@ def _check(cfg: config_mod.Config, offline: bool = False) -> int:
     db = engine_mod.sqlite_path(cfg.database_url)
     try:
         if db is not None and not db.exists() and not _used_before(cfg):
-            say(True, f"database {db} does not exist yet; the daemon creates it when it starts")
+            problem = engine_mod.check_writable(cfg.database_url)  # as this user: run it so
+            say(problem is None, problem or f"database {db} does not exist yet; the daemon "
+                                            f"creates it when it starts")
             raise _Skip
         store = Store.open(cfg.database_url, migrate=False, create=False)
         try:
@@ -371,30 +365,3 @@ def _check(cfg: config_mod.Config, offline: bool = False) -> int:
                        "its token; it re-reads the token within seconds (or run "
                        "`systemctl reload uplift-capture`)")
     return 0 if ok else 1
-
-
-def _sandbox(args: argparse.Namespace) -> int:
-    import signal
-    import threading
-
-    from daemon.sandbox import server
-
-    if (args.tls_cert is None) != (args.tls_key is None):
-        print("sandbox: --tls-cert and --tls-key go together", file=sys.stderr)
-        return 2
-    srv = server.start(Path(args.data), args.host, args.port, args.token, args.upload_window,
-                       tls_cert=args.tls_cert, tls_key=args.tls_key, latency=args.latency)
-    faults = srv.state.faults
-    faults.reserve = [{"status": 503, "retry_after": 1}] * args.fail_reservations
-    faults.upload = [{"status": 503}] * args.fail_uploads
-    faults.upload_rate = args.upload_rate
-    faults.upload_url = args.upload_url
-    print(f"sandbox listening on {srv.base_url} (data in {Path(args.data).resolve()})",
-          flush=True)
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    while not stop.is_set():
-        stop.wait(1.0)
-    srv.shutdown()
-    return 0

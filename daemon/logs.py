@@ -106,9 +106,10 @@ def _note_dropped(record: logging.LogRecord, dropped: int) -> None:
 
 def setup(level: str = "info", json_lines: bool | None = None,
           quiet_libraries: Iterable[str] = ("apscheduler", "httpx", "httpcore", "watchdog",
-                                            "alembic")) -> None:
+                                            "alembic"), stream: Any = None) -> None:
+    stream = sys.stdout if stream is None else stream
     if json_lines is None:
-        json_lines = not sys.stdout.isatty()
+        json_lines = not stream.isatty()
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
@@ -127,7 +128,7 @@ def setup(level: str = "info", json_lines: bool | None = None,
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared,
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer])
-    handler = logging.StreamHandler(sys.stdout)
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(formatter)
     handler.addFilter(RateLimit())
     root = logging.getLogger()
@@ -135,6 +136,13 @@ def setup(level: str = "info", json_lines: bool | None = None,
     root.setLevel(level.upper())
     for name in quiet_libraries:
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def for_commands() -> None:
+    """A command (`status`, `athletes add`, ...) prints its own summary on stdout: the events
+    its code logs for the daemon's journal are not repeated beside it; a warning or worse goes
+    to stderr as one readable line."""
+    setup("warning", json_lines=False, stream=sys.stderr)
 
 
 def get(name: str = "uplift") -> structlog.stdlib.BoundLogger:

@@ -121,8 +121,11 @@ def _add(cfg: Config, store: Any, table: AthleteTable, link: Link,
     waiting = sum(f["files"] for f in unknown_folders(store) if f["folder"] == link.folder)
     poke()
     name = f" ({link.name})" if link.name else ""
+    missing = [str(w.path) for w in cfg.watches if not w.path.is_dir()]
+    go = ("go now" if not missing else  # they are read from a folder that is not there
+          f"go once they can be read (the watch folder {', '.join(missing)} is missing)")
     echo(f"linked '{link.folder}' to athlete {link.athlete_id}{name}"
-          + (f"; its {waiting} waiting file(s) go now" if waiting else ""))
+         + (f"; its {waiting} waiting file(s) {go}" if waiting else ""))
     _report(changed)
     return 0
 
@@ -137,7 +140,7 @@ def _remove(cfg: Config, table: AthleteTable, folder: str, poke: Callable[[], No
     poke()
     echo(f"unlinked '{folder}'; files already uploaded are not touched, new ones wait for an "
           f"athlete")
-    _report(changed)
+    _report(changed, "go back to waiting for an athlete")
     return 0
 
 
@@ -161,9 +164,9 @@ def _import(cfg: Config, table: AthleteTable, file: str, poke: Callable[[], None
     return 0
 
 
-def _report(changed: Changed) -> None:
+def _report(changed: Changed, requeued: str = "take the new link") -> None:
     if changed.requeued:
-        print(f"{len(changed.requeued)} queued file(s) take the new link")
+        print(f"{len(changed.requeued)} queued file(s) {requeued}")
     for job_id, athlete in changed.kept:
         echo(f"job {job_id} is already being uploaded; it keeps athlete {athlete}")
 

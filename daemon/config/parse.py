@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -55,7 +56,7 @@ def parse(data: Mapping[str, Any], source: Path) -> Config:
     watches_s = watches(top.get("watch", list, []), capture, upload_s,
                         up_t.where("archive_dir"), source)
     athletes_s = athletes(top.table("athletes"))
-    sandbox_s = sandbox(top.table("sandbox"), source)
+    sandbox_s = sandbox(top.table("sandbox"), source, db_url)
     web_s = web(top.table("web"), source)
     notify_s = notify(top.table("notify"))
     node_s = node(top.table("node"))
@@ -132,6 +133,9 @@ def watches(raw_watches: list[Any], capture: CaptureSettings, upload: UploadSett
         path = resolve_path(w.get("path", str, required=True), source)
         if fsprobe.kind(str(path)) is fsprobe.Kind.OTHER:
             raise ConfigError(f"{w.where('path')}: {str(path)!r} is not a folder")
+        problem = watch_overlap(path, [o.path for o in watches])
+        if problem:
+            raise ConfigError(f"{w.where('path')}: {problem}")
         # A folder that does not exist (yet: an unmounted share) is not a config error: the
         # daemon shows it as ATTENTION and watches it as soon as it is there; `check` fails.
         # Nor is one that does not answer (a hung share): reading the config must not hang.
@@ -161,9 +165,13 @@ def athletes(ath_t: Table) -> dict[str, str]:
     return athletes
 
 
-def sandbox(sb_t: Table, source: Path) -> SandboxSettings:
+def sandbox(sb_t: Table, source: Path, db_url: str) -> SandboxSettings:
+    # By default beside the SQLite job table, in the state folder the service can write (the
+    # config's folder, e.g. /etc/uplift-capture, it cannot); a server database: the config's.
+    db = db_url.removeprefix("sqlite:///") if db_url.startswith("sqlite:////") else None
+    default = str(Path(db).parent / "sandbox-data") if db else "sandbox-data"
     sandbox = SandboxSettings(
-        data_dir=resolve_path(sb_t.get("data_dir", str, "sandbox-data"), source),
+        data_dir=resolve_path(sb_t.get("data_dir", str, default), source),
         upload_window=sb_t.number("upload_window", 1800.0, 1.0),
     )
     sb_t.finish()
@@ -302,6 +310,22 @@ def _hostname() -> str:
     import socket
 
     return (socket.gethostname() or "node")[:NODE_NAME_MAX]
+
+
+def watch_overlap(path: Path, others: list[Path]) -> str | None:
+    """Why `path` cannot be watched beside `others`: the root folder (every file on the
+    machine), or a folder inside another watch folder or holding one (its files would be
+    found twice, as two jobs with two athletes)."""
+    here = Path(os.path.normpath(path))
+    if here.parent == here:
+        return (f"{str(path)!r} is the whole file system; watch the folder the cameras write "
+                f"to")
+    for other in others:
+        there = Path(os.path.normpath(other))
+        if here.is_relative_to(there) or there.is_relative_to(here):
+            return (f"{str(path)!r} overlaps the watch folder {str(other)!r} (one is inside "
+                    f"the other, so their files would be found twice); watch only one of them")
+    return None
 
 
 def _web_listen_problem(web: WebSettings) -> str | None:

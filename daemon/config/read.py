@@ -69,9 +69,14 @@ def type_word(kind: type) -> str:
 
 def parse_uuid(text: str, where: str) -> str:
     try:
-        return str(uuid.UUID(text))
+        value = uuid.UUID(text)
     except (ValueError, AttributeError, TypeError):
         raise ConfigError(f"{where}: {text!r} is not a UUID") from None
+    if not value.int:
+        from daemon.watch.layout import NIL_PROBLEM
+
+        raise ConfigError(f"{where}: {NIL_PROBLEM}")
+    return str(value)
 
 
 def resolve_path(path: str, source: Path) -> Path:

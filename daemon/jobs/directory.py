@@ -17,7 +17,7 @@ from pathlib import PurePath
 
 from daemon.jobs import paths
 from daemon.watch import layout
-from daemon.watch.layout import as_uuid
+from daemon.watch.layout import NIL_PROBLEM, NIL_UUID, as_uuid
 
 CSV_HEADER = ("folder", "athlete_id", "name")
 MAX_FOLDER = 255  # a file name's limit on every file system we watch
@@ -76,6 +76,8 @@ def folder_name(text: str) -> str:
 def athlete_uuid(text: str) -> str:
     """The canonical UUID, or Invalid in one plain line."""
     value = text.strip().lower()
+    if value == NIL_UUID:
+        raise Invalid(NIL_PROBLEM)
     found = as_uuid(value)
     if found is None:
         shown = text.strip()[:60]
@@ -151,6 +153,9 @@ def parse_csv(text: str) -> list[tuple[int, Link]]:
             line = rows.line_num
             if not any(cell.strip() for cell in row):
                 continue
+            if row[0] != row[0].strip():  # a folder on disk rarely has them: a typo, said
+                raise Invalid(f"line {line}: the folder name {row[0]!r} starts or ends with "
+                              f"a space; remove it (folder names are matched exactly)")
             if len(row) > len(cols) or len(row) < 2:
                 raise Invalid(f"line {line}: expected {len(cols)} values "
                               f"({','.join(cols)}), found {len(row)}")

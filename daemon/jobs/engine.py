@@ -285,10 +285,10 @@ def db_identity(url: str) -> tuple[int, int] | None:
 def check_writable(url: str) -> str | None:
     """A plain reason when the SQLite file or its folder cannot be written, else None."""
     db = sqlite_path(url)
-    if db is None:
-        return None
-    for target, what in ((db, "file"), (db.parent, "folder")):
-        if target.exists() and not _writable(target):
+    # Its folder, or the nearest one there when the daemon has folders to make: can this user?
+    folder = next((p for p in db.parents if p.exists()), None) if db else None
+    for target, what in ((db, "file"), (folder, "folder")):
+        if target is not None and target.exists() and not _writable(target):
             return f"the job database {what} {target} is read-only; the daemon cannot record " \
                    f"what it uploads"
     return None

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from daemon import config as config_mod
 from daemon.config import ConfigError
+from daemon.config.parse import watch_overlap
 from daemon.setup import answers as ans
 from daemon.setup.host import (
     SERVICE,
@@ -25,6 +26,9 @@ from daemon.setup.host import (
     SetupError,
     UsageError,
     keep_old,
+    make_state_dir,
+    readers,
+    store_token,
     write_file,
 )
 
@@ -88,7 +92,13 @@ def _run(args: argparse.Namespace, host: Host, ask: Ask, ask_secret: Ask) -> int
         config_mod.parse(tomllib.loads(ans.render(answers, "")), host.config.resolve())
     except ConfigError as exc:
         raise SetupError(f"these answers make an invalid config: {exc}") from None
-    answers = replace(answers, console_password_file=host.console_password_file)
+    # Where systemd runs, it loads the token as the unit's credential and makes its state
+    # folder; elsewhere (a container, a chroot) `run` as the printed command says must work
+    # with this config alone: the token file named in it, the state folder made here.
+    standalone = not host.systemd_running and not args.no_start
+    answers = replace(answers, console_password_file=host.console_password_file,
+                      token_file=host.token_file if standalone else None,
+                      database_url=f"sqlite:///{host.state_dir / 'jobs.db'}")
     text = ans.render(answers, time.strftime("%Y-%m-%d"))
     if host.config.exists():
         kept = keep_old(host.config, time.strftime("%Y%m%d-%H%M%S"))
@@ -98,9 +108,12 @@ def _run(args: argparse.Namespace, host: Host, ask: Ask, ask_secret: Ask) -> int
     write_file(host.config, text, 0o640, gid)
     print(f"wrote {host.config}")
     print(f"the console's password {'was made up and ' if made_up else ''}is in "
-          f"{host.console_password_file} (readable by root and the service's group)")
+          f"{host.console_password_file} ({readers(host.console_password_file)})")
     cfg = config_mod.parse(tomllib.loads(text), host.config.resolve())
-    print(_store_token(host, token))
+    print(store_token(host, token, standalone, gid))
+    made = make_state_dir(host) if standalone else None
+    if made:
+        print(made)
     from daemon.setup.host import run_check
 
     print(f"checking (`uplift-capture check --config {host.config}`):", flush=True)
@@ -145,12 +158,6 @@ def _console_password(args: argparse.Namespace, ask_secret: Ask) -> tuple[str, b
     return secrets.token_urlsafe(15), True
 
 
-def _store_token(host: Host, token: str) -> str:
-    from daemon.setup.host import store_token
-
-    return store_token(host, token)
-
-
 def _from_flags(args: argparse.Namespace) -> tuple[ans.Answers, str]:
     if not args.watch:
         raise UsageError("--non-interactive needs at least one --watch PATH")
@@ -185,6 +192,10 @@ def _answers(args: argparse.Namespace, watches: list[str],
     """Raises ValueError naming the first answer that does not hold."""
     cwd = Path.cwd()
     paths = tuple(dict.fromkeys(ans.parse_watch(w, cwd) for w in watches))
+    for i, path in enumerate(paths):  # as the config will refuse them, but as a usage error
+        problem = watch_overlap(path, list(paths[:i]))
+        if problem:
+            raise ValueError(problem)
     linked: dict[str, str] = {}
     for text in athletes:
         folder, athlete = ans.parse_athlete(text)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from daemon.config import ORIENTATIONS
+from daemon.watch.layout import NIL_PROBLEM
 
 DEFAULT_API_URL = "https://api.uplift.ai/v1"
 
@@ -25,6 +26,8 @@ class Answers:
         default=(("activity", "golf"), ("movement", "full_swing")))
     api_url: str = DEFAULT_API_URL
     console_password_file: Path | None = None  # [web] password_file
+    token_file: Path | None = None  # [api] token_file: where no systemd loads the credential
+    database_url: str | None = None  # [database] url
 
 
 def parse_athlete(text: str) -> tuple[str, str]:
@@ -32,16 +35,19 @@ def parse_athlete(text: str) -> tuple[str, str]:
     no "=", so the last one separates (a folder name may contain "=")."""
     folder, sep, value = text.rpartition("=")
     if not sep:
-        raise ValueError(f"{text!r}: write it as FOLDER=UUID, e.g. jane-doe={uuid.UUID(int=0)}")
+        raise ValueError(f"{text!r}: write it as FOLDER=UUID, e.g. "
+                         f"jane-doe=123e4567-e89b-12d3-a456-426614174000")
     folder = unicodedata.normalize("NFC", folder.strip())
     problem = folder_problem(folder)
     if problem:
         raise ValueError(f"{text!r}: {problem}")
     try:
-        athlete = str(uuid.UUID(value.strip()))
+        athlete = uuid.UUID(value.strip())
     except ValueError:
         raise ValueError(f"{text!r}: {value.strip()!r} is not an athlete UUID") from None
-    return folder, athlete
+    if not athlete.int:
+        raise ValueError(f"{text!r}: {NIL_PROBLEM}")
+    return folder, str(athlete)
 
 
 def folder_problem(folder: str) -> str | None:
@@ -137,15 +143,20 @@ def render(answers: Answers, written_on: str) -> str:
     """The config file `setup` writes: only what was asked; every other key keeps its default
     (config.example.toml beside it lists them all)."""
     s = toml_string
+    where = ("in the file [api] token_file names" if answers.token_file is not None else
+             "the systemd credential uplift-api-token")
     lines = [
         f"# Written by `uplift-capture setup` on {written_on}. Every other setting, with its",
         "# default: config.example.toml in this folder. The API token is not in here: it is",
-        "# the systemd credential uplift-api-token (run `uplift-capture setup --force` to change",
+        f"# {where} (run `uplift-capture setup --force` to change",
         "# it, or see the README).",
         "",
         "[api]",
         f"base_url = {s(answers.api_url)}",
+        *([f"token_file = {s(str(answers.token_file))}"] if answers.token_file else []),
         "",
+        *(["[database]", f"url = {s(answers.database_url)}", ""] if answers.database_url
+          else []),
         "[capture]",
         f"camera_setup_selection = {s(answers.camera_setup_selection)}",
         f"camera_orientation = {s(answers.camera_orientation)}",

@@ -12,8 +12,10 @@ import pwd
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from daemon.config import TOKEN_CREDENTIAL
 
@@ -36,6 +38,7 @@ class Host:
     dropin_dir: Path  # the unit's drop-in folder
     systemd_creds: str | None  # the systemd-creds program, or None: keep a root-only file
     systemd_running: bool  # PID 1 is systemd (sd_booted): enable and start the unit
+    state_dir: Path = Path("/var/lib/uplift-capture")  # the unit's StateDirectory=
 
     @staticmethod
     def default(config: Path) -> Host:
@@ -112,8 +115,34 @@ def write_file(path: Path, text: str | bytes, mode: int, gid: int | None = None)
         raise
 
 
-def store_token(host: Host, token: str) -> str:
-    """The token as the credential the unit loads; returns a line saying how it is kept."""
+def readers(path: Path) -> str:
+    """Who can read `path`, as its owner, group and mode say (not as setup meant them)."""
+    st = path.stat()
+
+    def name(get: Callable[[int], Any], num: int) -> str:
+        try:
+            return str(get(num)[0])
+        except KeyError:
+            return str(num)
+
+    owner, group = name(pwd.getpwuid, st.st_uid), name(grp.getgrgid, st.st_gid)
+    if st.st_mode & 0o004:
+        return "readable by every user"
+    if st.st_mode & 0o040 and group != owner:
+        return f"readable by {owner} and the group {group}"
+    return f"readable by {owner} only"
+
+
+def store_token(host: Host, token: str, standalone: bool = False, gid: int | None = None) -> str:
+    """The token as the credential the unit loads; returns a line saying how it is kept.
+    `standalone` (no systemd to load a credential): a file the service's group reads, which
+    the config names as [api] token_file."""
+    if standalone:
+        write_file(host.token_file, token + "\n", 0o640, gid)
+        _remove(host.encrypted_token_file)
+        _remove(host.dropin)
+        return (f"token stored in {host.token_file}, {readers(host.token_file)} ([api] "
+                f"token_file: without systemd no credential is loaded for the daemon)")
     if host.systemd_creds:
         try:
             sealed = subprocess.run(
@@ -135,7 +164,22 @@ def store_token(host: Host, token: str) -> str:
     write_file(host.token_file, token + "\n", 0o600)
     _remove(host.encrypted_token_file)
     _remove(host.dropin)
-    return f"token stored in {host.token_file}, readable by root only{fallback}"
+    return f"token stored in {host.token_file}, {readers(host.token_file)}{fallback}"
+
+
+def make_state_dir(host: Host) -> str | None:
+    """Without systemd nothing makes the unit's StateDirectory=: the job table's folder, made
+    here (0700, the service user's). None when it is there already."""
+    if host.state_dir.is_dir():
+        return None
+    host.state_dir.mkdir(mode=0o700, parents=True)
+    owner = ""
+    with contextlib.suppress(KeyError):
+        user = pwd.getpwnam(host.group)  # the service user has the service group's name
+        if os.geteuid() == 0:
+            os.chown(host.state_dir, user.pw_uid, user.pw_gid)
+            owner = f", owned by {user.pw_name}"
+    return f"made the state folder {host.state_dir} (mode 0700{owner})"
 
 
 def _remove(path: Path) -> None:

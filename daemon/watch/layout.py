@@ -36,13 +36,19 @@ def is_ignored_dir(rel: PurePath) -> bool:
     return any(p.startswith(".") for p in rel.parts)
 
 
+NIL_UUID = str(uuid.UUID(int=0))
+NIL_PROBLEM = "the all-zero UUID is a placeholder, not an athlete; copy the athlete's UUID " \
+              "from Uplift"
+
+
 def as_uuid(text: str) -> str | None:
     try:
         value = uuid.UUID(text)
     except ValueError:
         return None
-    # Only the canonical 8-4-4-4-12 spelling counts as a UUID folder name.
-    return str(value) if str(value) == text.lower() else None
+    # Only the canonical 8-4-4-4-12 spelling counts as a UUID folder name; the all-zero one
+    # (an example's placeholder) names nobody.
+    return str(value) if str(value) == text.lower() and value.int else None
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import socket
 import threading
 from typing import Any
@@ -86,21 +87,31 @@ class WebServer:
         self._error: BaseException | None = None
         self.log = logs.get("uplift.web")
 
-    def _bind(self) -> socket.socket:
-        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self.port))
-        sock.listen(BACKLOG)
-        sock.setblocking(False)
-        return sock
+    def _bind(self) -> list[socket.socket]:
+        """One listening socket per address: `localhost` means ::1 as well as 127.0.0.1
+        (browsers try ::1 first), on the same port; a host without IPv6 gets 127.0.0.1 only."""
+        hosts = ["127.0.0.1", "::1"] if self.host == "localhost" else [self.host]
+        socks: list[socket.socket] = []
+        try:
+            for host in hosts:
+                port = socks[0].getsockname()[1] if socks else self.port
+                try:
+                    socks.append(_listen(host, port))
+                except OSError as exc:
+                    if not socks or exc.errno not in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
+                        raise
+        except OSError:
+            for sock in socks:
+                sock.close()
+            raise
+        return socks
 
     def start(self, timeout: float = 10.0) -> None:
         """Returns once the server is listening (`.port` is then the real port). Raises
         OSError when the address cannot be bound (in use, not ours)."""
-        sock = self._bind()  # in the caller's thread: a bind error reaches the caller
-        self.port = sock.getsockname()[1]
-        self._thread = threading.Thread(target=self._run, args=(sock,), name="web",
+        socks = self._bind()  # in the caller's thread: a bind error reaches the caller
+        self.port = socks[0].getsockname()[1]
+        self._thread = threading.Thread(target=self._run, args=(socks,), name="web",
                                         daemon=True)
         self._thread.start()
         if not self._ready.wait(timeout):
@@ -108,11 +119,11 @@ class WebServer:
         if self._error is not None:
             raise self._error
 
-    def _run(self, sock: socket.socket) -> None:
+    def _run(self, socks: list[socket.socket]) -> None:
         loop = asyncio.new_event_loop()
         self._loop = loop
         try:
-            loop.run_until_complete(self._serve(sock))
+            loop.run_until_complete(self._serve(socks))
         except BaseException as exc:  # reported to start() or logged; the daemon goes on
             if not self._ready.is_set():
                 self._error = exc
@@ -120,10 +131,11 @@ class WebServer:
             else:
                 self.log.error("web.crashed", error=f"{type(exc).__name__}: {exc}")
         finally:
-            sock.close()
+            for sock in socks:
+                sock.close()
             loop.close()
 
-    async def _serve(self, sock: socket.socket) -> None:
+    async def _serve(self, socks: list[socket.socket]) -> None:
         # backlog is also how many connections asyncio accepts in one go before any of them
         # meets the cap (uvicorn's 2,048 would take 2,048 descriptors at once).
         config = uvicorn.Config(self.app, lifespan="off", http=GuardedH11, backlog=BACKLOG,
@@ -142,11 +154,11 @@ class WebServer:
         # What on_tick would have set (we never tick): no Date, no Server header.
         server.server_state.default_headers = list(config.encoded_headers)
         self._stop = asyncio.Event()
-        await server.startup(sockets=[sock])
+        await server.startup(sockets=socks)
         self._ready.set()
         await self._stop.wait()
         server.should_exit = True
-        await server.shutdown(sockets=[sock])
+        await server.shutdown(sockets=socks)
 
     def stop(self, timeout: float = 5.0) -> None:
         if self._thread is None:
@@ -164,3 +176,19 @@ class WebServer:
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:  # ::1 only, never the IPv4 side as well
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind((host, port))
+        sock.listen(BACKLOG)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock

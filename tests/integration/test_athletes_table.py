@@ -48,3 +48,32 @@ def test_commands_refuse_a_table_older_than_0007_in_one_line(tmp_path: Path) -> 
     assert out.returncode == 1
     assert out.stderr.count("\n") == 1 and "restart it" in out.stderr
     assert "0007" in out.stderr
+
+
+def test_the_commands_say_what_happens_to_the_files_and_only_that(tmp_path: Path) -> None:
+    """Issue 30: `remove` does not say queued files "take the new link"; `add` does not say
+    waiting files "go now" while their watch folder is missing; no daemon log line (e.g.
+    athletes.kept) beside the command's own summary."""
+    store = Store.open(f"sqlite:///{tmp_path / 'jobs.db'}", migrate=True)
+    try:
+        AthleteTable(store).put([directory.link("Tom", TOM)], "me", "here", 1.0)
+        add_job(store, JobState.UPLOADING, "moving.mov", folder="Tom")
+        add_job(store, JobState.QUEUED, "queued.mov", folder="Tom")
+        held = add_job(store, JobState.PENDING, "held.mov", folder="Ana")
+        store.hold(held, "folder 'Ana' is not an athlete UUID or an alias in [athletes]", 2.0)
+    finally:
+        store.close()
+    gone = tmp_path / "unmounted"
+    config = write_config(tmp_path / "config.toml", watch=gone, db=tmp_path / "jobs.db")
+    out = cli("athletes", "remove", "Tom", "--config", str(config))
+    assert out.returncode == 0, out.stderr
+    assert "1 queued file(s) go back to waiting for an athlete" in out.stdout
+    assert "new link" not in out.stdout
+    assert "already being uploaded" in out.stdout
+    assert "athletes.kept" not in out.stdout + out.stderr, out.stdout
+    assert out.stderr == ""
+    out = cli("athletes", "add", "Ana", TOM, "--config", str(config))
+    assert out.returncode == 0, out.stderr
+    assert "go now" not in out.stdout
+    assert f"its 1 waiting file(s) go once they can be read (the watch folder {gone} is " \
+           f"missing)" in out.stdout

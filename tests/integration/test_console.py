@@ -287,3 +287,21 @@ def test_a_busy_port_is_an_error_at_start(tmp_path: Path) -> None:
         other = WebServer(server.app, "127.0.0.1", server.port)
         with pytest.raises(OSError):
             other.start()
+
+
+def test_localhost_listens_on_both_loopbacks(tmp_path: Path) -> None:
+    """Issue 30: `listen = "localhost:PORT"` means ::1 as well as 127.0.0.1 (a browser tries
+    ::1 first), on one port."""
+    import socket
+
+    try:
+        socket.socket(socket.AF_INET6).close()
+    except OSError:
+        pytest.skip("no IPv6 on this host")
+    with console(tmp_path, listen="localhost:0") as (server, _store, _):
+        for host in ("127.0.0.1", "[::1]"):
+            got = httpx.get(f"http://{host}:{server.port}/healthz", timeout=5,
+                            headers={"Host": f"localhost:{server.port}"})
+            assert got.status_code == 200, (host, got.text)
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"http://[::1]:{server.port}/healthz", timeout=2)

@@ -79,16 +79,22 @@ def test_no_command_but_run_migrates_an_older_table(db_url: str, tmp_path: Path,
     assert (code == 0 and "Jobs: 1 pending" in out) or (code == 1 and RESTART in err), (out, err)
     code, out, _ = run_cli(capsys, "check", "--offline", "--config", str(config))
     assert code == 1 and f"FAIL {RESTART}" in out
-    # What it can do on the older table, it does: the pause is stored.
+    # What it can do on the older table, it does: the pause is stored. Not a retry (issue
+    # 30): while the service upgrades the table, `status` says "restart it" and a retry
+    # written to the old layout is refused the same way.
     code, _, _ = run_cli(capsys, "pause", "--config", str(config))
     assert code == 0
+    code, _, err = run_cli(capsys, "retry", "--failed", "--config", str(config))
+    assert code == 1 and RESTART in err and err.count("\n") == 1
     # The service's own start (and `db upgrade`) migrates, keeping the job.
     code, out, _ = run_cli(capsys, "db", "upgrade", "--config", str(config))
     assert code == 0 and revision_of(db_url) == SCHEMA_HEAD
     code, out, _ = run_cli(capsys, "status", "--json", "--all", "--config", str(config))
     data = json.loads(out)
-    # `retry --failed` above worked on the older table: the failed job went back to pending.
-    assert code == 0 and [j["state"] for j in data["jobs"]] == ["pending"]
+    # `retry --failed` above was refused on the older table: the failed job is still failed.
+    assert code == 0 and [j["state"] for j in data["jobs"]] == ["failed"]
+    code, out, _ = run_cli(capsys, "retry", "--failed", "--config", str(config))
+    assert code == 0 and "requeued 1 job(s)" in out
 
 
 def test_a_command_that_needs_a_newer_table_refuses_it(db_url: str, tmp_path: Path) -> None:

@@ -10,12 +10,13 @@ import grp
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from support import ATHLETE, Sandbox
+from support import ATHLETE, Proc, Sandbox, wait_for
 
 from daemon import cli
 from daemon import config as config_mod
@@ -121,6 +122,12 @@ def test_refuses_to_replace_a_config_without_force(tmp_path: Path, sandbox: Sand
     (["--non-interactive", "--watch", "/srv/x", "--token-file", "TOKEN", "--athlete",
       f"jane={ATHLETE}", "--athlete", "jane=11111111-2222-3333-4444-555555555555"],
      "two different athletes", 2),
+    # Issue 30: the whole machine, a watch folder inside another, the all-zero UUID.
+    (["--non-interactive", "--watch", "/", "--token-file", "TOKEN"], "whole file system", 2),
+    (["--non-interactive", "--watch", "/srv/x", "--watch", "/srv/x/y", "--token-file", "TOKEN"],
+     "inside the other", 2),
+    (["--non-interactive", "--watch", "/srv/x", "--token-file", "TOKEN", "--athlete",
+      "jane=00000000-0000-0000-0000-000000000000"], "all-zero UUID", 2),
 ])
 def test_refusals_write_nothing(tmp_path: Path, argv: list[str], reason: str, code: int,
                                 capsys: pytest.CaptureFixture) -> None:
@@ -230,3 +237,51 @@ def test_setup_is_a_command_that_needs_no_config(tmp_path: Path, capsys) -> None
     code = cli.main(["setup", "--config", str(tmp_path / "c.toml"), "--non-interactive"])
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("uplift-capture setup:") and "config error" not in err
+
+
+def test_without_systemd_the_printed_command_runs_with_the_config_alone(
+        tmp_path: Path, sandbox: Sandbox, capfd: pytest.CaptureFixture) -> None:
+    """Issue 30: where systemd does not run, nothing loads the unit's credential or makes its
+    StateDirectory=: the config names the token file (the service's group reads it) and setup
+    makes the state folder, so `uplift-capture run --config X` works as printed."""
+    host = Host(**{**_host(tmp_path).__dict__, "state_dir": tmp_path / "state"})
+    assert run(_flags(tmp_path, sandbox), host) == 0
+    out = capfd.readouterr().out
+    assert "systemd is not running here: start the daemon with `uplift-capture run " \
+           f"--config {host.config}`" in out
+    cfg = config_mod.load(str(host.config))
+    assert cfg.api.token_file == host.token_file
+    st = host.token_file.stat()
+    assert (st.st_mode & 0o777, st.st_gid) == (0o640, os.getgid())
+    assert f"token stored in {host.token_file}, readable by " in out and "[api] token_file" in out
+    state = (tmp_path / "state").stat()
+    assert state.st_mode & 0o777 == 0o700 and f"made the state folder {tmp_path / 'state'}" in out
+    assert cfg.database_url == f"sqlite:///{tmp_path / 'state' / 'jobs.db'}"
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("UPLIFT_API_TOKEN", "CREDENTIALS_DIRECTORY")}
+    daemon = Proc(["run", "--config", str(host.config)], tmp_path / "daemon.log")
+    daemon.env = env
+    daemon.start()
+    try:
+        wait_for(lambda: daemon.has_event("daemon.ready"), 30, what="daemon.ready")
+        daemon.signal(signal.SIGTERM)
+        assert daemon.popen is not None and daemon.popen.wait(30) == 0
+    finally:
+        daemon.kill()
+
+
+def test_who_can_read_a_file_is_what_its_owner_and_mode_say(tmp_path: Path) -> None:
+    """Issue 30: run as another user, setup said "readable by root only" of a file that user
+    owned."""
+    import pwd
+
+    from daemon.setup.host import readers
+
+    path = tmp_path / "token"
+    path.write_text("t\n")
+    nobody = pwd.getpwnam("nobody")
+    os.chown(path, nobody.pw_uid, nobody.pw_gid)
+    path.chmod(0o600)
+    assert readers(path) == "readable by nobody only"
+    path.chmod(0o640)
+    assert readers(path) == f"readable by nobody and the group {grp.getgrgid(nobody.pw_gid)[0]}"

@@ -181,3 +181,17 @@ def test_a_folder_named_by_a_uuid_is_that_athlete_whatever_is_linked(
     got = directory.at_reservation(rel, athletes, DAY, "the config", queued)
     assert isinstance(got, directory.Athlete) and got.athlete_id == folder
     assert directory.folder_link(rel, athletes) == folder
+
+def test_the_all_zero_uuid_and_spaced_csv_folders_are_refused() -> None:
+    """Issue 30: the all-zero UUID (an example's placeholder) names nobody, as a link or as a
+    folder; a CSV folder name with spaces around it is refused by its line, not trimmed."""
+    nil = "00000000-0000-0000-0000-000000000000"
+    with pytest.raises(Invalid, match="all-zero UUID"):
+        directory.athlete_uuid(nil)
+    assert layout.place(PurePath(nil, "a.mov"), {}, date(2024, 5, 1), "/x.toml").athlete_id \
+        is None
+    u = str(uuid.uuid4())
+    for folder in (" Tom", "Tom ", "\u00a0Tom"):
+        with pytest.raises(Invalid) as refused:
+            directory.parse_csv(f"folder,athlete_id\nAna,{u}\n{folder},{u}\n")
+        assert str(refused.value).startswith("line 3: ") and repr(folder) in str(refused.value)

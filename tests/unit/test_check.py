@@ -44,3 +44,27 @@ def test_values_json_cannot_carry_name_the_key(tmp_path: Path, value: str) -> No
     path.write_text(text)
     with pytest.raises(config_mod.ConfigError, match=r"movement\.day.*string, number"):
         config_mod.load(str(path))
+
+
+@pytest.mark.parametrize("db", ["jobs.db", "sub/jobs.db"])
+def test_a_database_the_daemon_cannot_create_fails(tmp_path: Path, db: str) -> None:
+    """Issue 30: `check` passed a job table that does not exist yet ("the daemon creates it")
+    in a folder this user cannot write, or whose missing folder it cannot make; `run` then
+    failed. (The folder made immutable: read-only even for root.)"""
+    from support import cli as run_cli
+    from support import immutable
+
+    (tmp_path / "w").mkdir()
+    state = tmp_path / "state"
+    state.mkdir()
+    config = write_config(tmp_path / "c.toml", watch=tmp_path / "w", db=state / db)
+    with immutable(state):
+        done = run_cli("check", "--offline", "--config", str(config))
+        run = run_cli("run", "--config", str(config), env={"UPLIFT_API_TOKEN": "t"})
+    assert run.returncode != 0  # what check must foresee
+    assert done.returncode == 1, done.stdout
+    fail = [x for x in done.stdout.splitlines() if x.startswith("FAIL")]
+    assert len(fail) == 1 and str(state) in fail[0], fail
+    assert "creates it" not in done.stdout
+    ok = run_cli("check", "--offline", "--config", str(config))
+    assert ok.returncode == 0 and "the daemon creates it when it starts" in ok.stdout

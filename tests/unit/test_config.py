@@ -103,13 +103,35 @@ def test_bad_athlete_uuid_is_named(tmp_path: Path) -> None:
 
 
 def test_watch_entries_override_capture_defaults(tmp_path: Path) -> None:
-    text = GOOD + '[[watch]]\npath = "{watch}"\ncamera_setup_selection = "single.down_the_line"\n' \
-        '[watch.movement]\nmovement = "putt"\n'
+    (tmp_path / "w2").mkdir()
+    text = GOOD + f'[[watch]]\npath = "{tmp_path / "w2"}"\n' \
+        'camera_setup_selection = "single.down_the_line"\n[watch.movement]\nmovement = "putt"\n'
     cfg = config.load(str(write(tmp_path, text)))
     first, second = cfg.watches
     assert first.capture.camera_setup_selection == "single.front_on"
     assert second.capture.camera_setup_selection == "single.down_the_line"
     assert dict(second.capture.movement) == {"activity": "golf", "movement": "putt"}
+
+
+@pytest.mark.parametrize("second", ["{watch}", "{watch}/jane", "{watch}/../w/", "/"])
+def test_a_watch_folder_inside_another_or_the_root_is_refused(tmp_path: Path,
+                                                               second: str) -> None:
+    """Issue 30: files found twice (two jobs, perhaps two athletes), or the whole machine."""
+    text = GOOD + f'[[watch]]\npath = "{second}"\n'
+    where = "watch #2"
+    if second == "/":  # alone: not refused for holding the other
+        text, where = GOOD.replace('path = "{watch}"', 'path = "/"'), "watch #1"
+    with pytest.raises(ConfigError, match=rf"\[{where}\] path: .*(inside|whole file system)"):
+        config.load(str(write(tmp_path, text)))
+    with pytest.raises(ConfigError, match=r"inside"):  # the outer one second
+        config.load(str(write(tmp_path, GOOD.replace('path = "{watch}"', 'path = "{watch}/a"')
+                              + '[[watch]]\npath = "{watch}"\n')))
+
+
+def test_the_all_zero_uuid_is_no_athlete(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD + '"bob" = "00000000-0000-0000-0000-000000000000"\n')
+    with pytest.raises(ConfigError, match=r'\[athletes\] "bob": the all-zero UUID'):
+        config.load(str(path))
 
 
 def test_loopback_http_is_allowed(tmp_path: Path) -> None:

@@ -73,3 +73,15 @@ def test_the_unit_lets_the_daemon_lower_its_own_priority_and_sets_only_weights()
     assert unit("CPUWeight") == ["20"] and unit("IOWeight") == ["20"]
     assert not unit("Nice") and not unit("IOSchedulingClass") and \
         not unit("IOSchedulingPriority")
+
+
+def test_every_package_of_the_code_is_in_the_wheel() -> None:
+    """pyproject.toml lists the packages by name: one added without being listed (daemon.station)
+    was left out of the wheel and the .deb, whose every command then failed on import."""
+    import tomllib
+
+    listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+                 ["packages"])
+    found = {".".join(p.parent.relative_to(REPO).parts)
+             for p in (REPO / "daemon").rglob("__init__.py")}
+    assert found - listed == set()
