@@ -1,4 +1,5 @@
-"""When the worker may reserve: not during an operator's pause, and only inside upload hours.
+"""When the worker may reserve: not during an operator's pause, only inside upload hours, and not
+while a recording is written when `while_recording = "pause"` (station/recording.py).
 
 `hold` is a pure decision (tested on its own); `Gate` reads the pause from the job table and the
 clock, for the dispatcher (seconds to wait) and for `status` (the reason queued jobs wait).
@@ -13,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from daemon.service import control
+from daemon.station import recording
 from daemon.timeutil import local_clock
 from daemon.work.schedule import Hours, parse_hours, waiting_reason
 
@@ -21,6 +23,7 @@ PAUSE_RECHECK = 3600.0  # an open-ended pause: slots sleep until `resume` wakes 
 # thread asks before each claim, and those reads were a fifth of its work on small files.
 # `resume`/`pause` from the CLI or the console reach us as a poke, which calls forget().
 PAUSE_FRESH = 1.0
+Hold = tuple[float, str | None]  # (seconds to wait, why)
 
 
 def hold(paused: tuple[bool, float | None], hours: Hours | None, now: float,
@@ -42,8 +45,12 @@ class Gate:
     def __init__(self, store: Any, hours_text: str,
                  wall: Callable[[], float] = time.time,
                  now_dt: Callable[[], datetime] = datetime.now,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic,
+                 recordings: Callable[[], Hold] | None = None):
+        """`recordings`: the daemon's own hold while a recording is written; without it (the
+        CLI, the console's reads) the notice the daemon keeps of it."""
         self.store, self.wall, self.now_dt, self.clock = store, wall, now_dt, clock
+        self.recordings = recordings or self._recording_notice
         self.hours = parse_hours(hours_text) if hours_text else None
         self._lock = threading.Lock()
         self._pause: tuple[bool, float | None] | None = None  # as last read
@@ -68,9 +75,14 @@ class Gate:
                 self._pause, self._read_at = pause, self.clock()
         return pause
 
-    def check(self) -> tuple[float, str | None]:
+    def check(self) -> Hold:
         now = self.wall()
-        return hold(self._paused(now), self.hours, now, self.now_dt())
+        wait, why = hold(self._paused(now), self.hours, now, self.now_dt())
+        return (wait, why) if wait > 0 else self.recordings()
+
+    def _recording_notice(self) -> Hold:
+        notice = self.store.notices().get(recording.NOTICE)
+        return (0.0, None) if notice is None else (recording.HOLD_MIN, notice["message"])
 
     def seconds(self) -> float:
         return self.check()[0]
