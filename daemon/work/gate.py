@@ -54,6 +54,7 @@ class Gate:
         self.hours = parse_hours(hours_text) if hours_text else None
         self._lock = threading.Lock()
         self._pause: tuple[bool, float | None] | None = None  # as last read
+        self._recording: str | None = None  # the daemon's recording notice, as last read
         self._read_at = 0.0
         self._gen = 0  # bumped by forget(): a read that began before it is not kept
 
@@ -69,10 +70,12 @@ class Gate:
             if self._pause is not None and self.clock() - self._read_at < PAUSE_FRESH:
                 _, until = self._pause
                 return (False, None) if until is not None and until <= now else self._pause
-        pause = control.paused(self.store, now)
+        notices = self.store.notices()
+        pause = control.paused_in(notices, now)
         with self._lock:
             if gen == self._gen:
                 self._pause, self._read_at = pause, self.clock()
+                self._recording = notices.get(recording.NOTICE, {}).get("message")
         return pause
 
     def check(self) -> Hold:
@@ -81,8 +84,10 @@ class Gate:
         return (wait, why) if wait > 0 else self.recordings()
 
     def _recording_notice(self) -> Hold:
-        notice = self.store.notices().get(recording.NOTICE)
-        return (0.0, None) if notice is None else (recording.HOLD_MIN, notice["message"])
+        """Read with the pause (no read of its own)."""
+        with self._lock:
+            why = self._recording
+        return (0.0, None) if why is None else (recording.HOLD_MIN, why)
 
     def seconds(self) -> float:
         return self.check()[0]
