@@ -73,3 +73,15 @@ def test_the_unit_lets_the_daemon_lower_its_own_priority_and_sets_only_weights()
     assert unit("CPUWeight") == ["20"] and unit("IOWeight") == ["20"]
     assert not unit("Nice") and not unit("IOSchedulingClass") and \
         not unit("IOSchedulingPriority")
+
+
+def test_every_package_of_the_checkout_ships() -> None:
+    # Issue 33, item 6: daemon/station/ was left out of the list, so `pip install .` made a
+    # daemon that could not start (ModuleNotFoundError: daemon.station).
+    import tomllib
+
+    listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())
+                 ["tool"]["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(REPO).parts)
+             for p in (REPO / "daemon").rglob("__init__.py") if "__pycache__" not in p.parts}
+    assert found - listed == set()
