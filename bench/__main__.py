@@ -47,6 +47,7 @@ from bench.flow import (
     bench_restart,
     bench_smallfiles,
 )
+from bench.installed import bench_installed
 from bench.net import make_pki, sendfile_upload, upload_variants
 from bench.readside import bench_readside
 from bench.soak import bench_soak
@@ -179,7 +180,7 @@ BENCHES: dict[str, Callable[[str, Path], None]] = {
     "smallfiles": bench_smallfiles, "latency": bench_latency, "pickup": bench_pickup,
     "burst": bench_burst,
     "idle": bench_idle, "restart": bench_restart, "readside": bench_readside,
-    "soak": bench_soak,
+    "soak": bench_soak, "installed": bench_installed,
     "fleet": lambda base_url, watch: fleet.bench_fleet(base_url, watch, row, TOKEN),
 }
 

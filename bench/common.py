@@ -83,8 +83,13 @@ def as_installed() -> dict[str, str]:
 
 class Daemon:
     def __init__(self, name: str, watch: Path, base_url: str, settle: float = 0.5,
-                 extra: str = "", env: dict[str, str] | None = None):
+                 extra: str = "", env: dict[str, str] | None = None,
+                 cli: list[str] | None = None):
+        """`cli`: the command that runs the daemon (default: this venv's, as installed:
+        see as_installed); bench/installed.py's is the one a fresh `pip install` made."""
         self.env = env or {}
+        self.cli = cli or [sys.executable, "-m", "daemon"]
+        self.as_installed = as_installed() if cli is None else {}
         self.dir = WORK / name
         self.dir.mkdir(parents=True, exist_ok=True)
         self.watch = watch
@@ -102,8 +107,8 @@ class Daemon:
     def upgrade(self) -> None:
         """Create the schema first, as an install does, so the daemon measured is the one that
         runs for months (it skips Alembic when the schema is current)."""
-        subprocess.run([sys.executable, "-m", "daemon", "db", "upgrade", "--config",
-                        str(self.config)], check=True, capture_output=True)
+        subprocess.run([*self.cli, "db", "upgrade", "--config", str(self.config)], check=True,
+                       capture_output=True)
 
     def start(self) -> float:
         """Start and wait until it watches; returns seconds from exec to watch.started."""
@@ -112,9 +117,9 @@ class Daemon:
         out = open(self.log, "ab")  # noqa: SIM115 - lives as long as the process
         started = time.monotonic()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "daemon", "run", "--config", str(self.config)],
+            [*self.cli, "run", "--config", str(self.config)],
             stdout=out, stderr=subprocess.STDOUT,
-            env={**os.environ, **as_installed(), "UPLIFT_API_TOKEN": TOKEN, **self.env})
+            env={**os.environ, **self.as_installed, "UPLIFT_API_TOKEN": TOKEN, **self.env})
         out.close()
         wait_for(lambda: self.event("watch.started"), 120, "watch.started", 0.01)
         return time.monotonic() - started

@@ -104,6 +104,7 @@ def upload(up_t: Table, source: Path) -> UploadSettings:
         allow_duplicates=up_t.get("allow_duplicates", bool, d.allow_duplicates),
         bandwidth_limit=_rate(up_t, "bandwidth_limit"),
         hours=hours_text(up_t, "hours"),
+        while_recording=_while_recording(up_t, "while_recording"),
     )
     if upload.after_upload not in AFTER_UPLOAD:
         raise ConfigError(f"{up_t.where('after_upload')}: must be one of "
@@ -292,6 +293,18 @@ def _rate(t: Table, key: str) -> str:
     value = str(t.get(key, (str, int), 0)).strip() or "0"
     try:
         bandwidth.parse_limit(value)
+    except ValueError as exc:
+        raise ConfigError(f"{t.where(key)}: {exc}") from None
+    return value
+
+
+def _while_recording(t: Table, key: str) -> str:
+    """"continue", "pause" or a rate (station/recording.py), validated here."""
+    from daemon.station import recording
+
+    value = str(t.get(key, (str, int), recording.CONTINUE)).strip() or recording.CONTINUE
+    try:
+        recording.parse_policy(value)
     except ValueError as exc:
         raise ConfigError(f"{t.where(key)}: {exc}") from None
     return value

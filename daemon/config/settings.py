@@ -54,6 +54,9 @@ class UploadSettings:
     # a rate for all uploads together ("20MB/s"; "0" = unlimited), or rclone's timetable
     bandwidth_limit: str = "0"
     hours: str = ""  # upload only inside these hours ("" = any time)
+    # while a file under a watch folder is written: "continue" | "pause" | a rate (the lower
+    # of it and bandwidth_limit wins); station/recording.py
+    while_recording: str = "continue"
 
 
 @dataclass(frozen=True)

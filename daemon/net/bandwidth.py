@@ -264,9 +264,16 @@ class Limiter:
         self.last = now
 
 
-def apply_timetable(limiter: Limiter, table: Timetable, now_dt: datetime) -> datetime | None:
-    """Set the limiter to the slot in force at `now_dt`; returns when to call again."""
-    rate = table.rate_at(now_dt)
+def lower(a: float, b: float) -> float:
+    """The lower of two limits, where 0 is none."""
+    return min(a, b) if a > 0 and b > 0 else max(a, b)
+
+
+def apply_timetable(limiter: Limiter, table: Timetable, now_dt: datetime,
+                    cap: float = 0.0) -> datetime | None:
+    """Set the limiter to the slot in force at `now_dt`, or to `cap` when lower (while a
+    recording is written: station/recording.py); returns when to call again."""
+    rate = lower(table.rate_at(now_dt), cap)
     if rate != limiter.configured:
         limiter.set_rate(rate)
     return table.next_change(now_dt)

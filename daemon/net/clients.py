@@ -8,9 +8,10 @@ import httpx
 
 from daemon.config import Config, ConfigError
 from daemon.net.api import ApiClient
-from daemon.net.bandwidth import Limiter, Timetable
+from daemon.net.bandwidth import Limiter, Timetable, lower
 from daemon.net.transport import TrustFileError, ssl_context
 from daemon.net.upload import Uploader, chunk_for_rate
+from daemon.station import recording
 
 
 def build(cfg: Config, token: str, limiter: Limiter,
@@ -18,7 +19,9 @@ def build(cfg: Config, token: str, limiter: Limiter,
     """A ca_file that cannot be loaded is a config error."""
     timeout = httpx.Timeout(connect=cfg.api.connect_timeout, read=cfg.api.read_timeout,
                             write=cfg.api.read_timeout, pool=cfg.api.read_timeout)
-    chunk = chunk_for_rate(table.min_rate)  # the lowest rate of the day sets it
+    # The lowest rate of the day (or while a recording is written) sets it.
+    chunk = chunk_for_rate(lower(table.min_rate, recording.cap_of(
+        recording.parse_policy(cfg.upload.while_recording))))
     try:
         trust = ssl_context(cfg.api.ca_file)  # one CA store for both clients
         api = ApiClient(cfg.api.base_url, token, timeout, proxy=cfg.api.proxy,

@@ -24,6 +24,7 @@ class Connections:
         self.token = ""
         self.limiter: Limiter | None = None
         self.table: Timetable | None = None
+        self.cap = 0.0  # while a recording is written (station/recording.py); 0: none
 
     def read_token(self, cfg: Config) -> None:
         self.token = config_mod.read_token(cfg)
@@ -46,11 +47,19 @@ class Connections:
         """The bandwidth slot in force now, and a timer for the next slot."""
         if self.limiter is None or self.table is None:
             return
-        nxt = apply_timetable(self.limiter, self.table, datetime.now())
+        nxt = apply_timetable(self.limiter, self.table, datetime.now(), self.cap)
         if nxt is not None:
             ctx.scheduler.add_job(self.timetable, "date", run_date=nxt.astimezone(),
                                   args=[ctx], id="timetable", replace_existing=True)
             log.info("bandwidth.slot", rate=self.limiter.rate, until=nxt.isoformat())
+
+    def recording_cap(self, rate: float) -> None:
+        """A recording began (`rate`: while_recording's) or ended (0): the lower of it and
+        the timetable's slot, in force now."""
+        self.cap = rate
+        if self.limiter is not None and self.table is not None:
+            apply_timetable(self.limiter, self.table, datetime.now(), rate)
+            log.info("bandwidth.recording", rate=self.limiter.rate)
 
     def retable(self, cfg: Config, ctx: Ctx) -> None:
         """After a reload: the new timetable, in force now."""

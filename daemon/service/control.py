@@ -33,7 +33,12 @@ def resume(store: Any, now: float) -> None:
 
 def paused(store: Any, now: float) -> tuple[bool, float | None]:
     """(paused?, until). A pause whose time has passed is over."""
-    notice = store.notices().get(NOTICE)
+    return paused_in(store.notices(), now)
+
+
+def paused_in(notices: dict[str, Any], now: float) -> tuple[bool, float | None]:
+    """`paused`, from the notices as read."""
+    notice = notices.get(NOTICE)
     if notice is None:
         return False, None
     until = notice.get("until")

@@ -197,12 +197,16 @@ class Service:
         state = StateFile(state_path(engine_mod.sqlite_path(cfg.database_url)))
         state.write({"pid": os.getpid(), "attention": {}})
         self._started(Part("state", lambda: state.close(remove=self.flags.fatal is None)))
-        gate = Gate(store, cfg.upload.hours)
+        attention = Attention(store, state)
+        found = parts_mod.recordings(lambda: self.cfg, store, attention, self.net.recording_cap,
+                                     self._wake_work)
+        self._started(Part("recordings", found.stop))
+        gate = Gate(store, cfg.upload.hours, recordings=found.hold)
         # A queue held on purpose (operator's pause, upload hours) is never reported stuck.
         reporter = Reporter(cfg.notify, store, held=lambda: gate.check()[1])
         self._started(Part("reporter", reporter.close))
         reporter.start()
-        attention = Attention(store, state, on_change=reporter.notice)
+        attention.on_change = reporter.notice
         space = space_mod.SpaceWatch(
             lambda: space_mod.watched_paths((str(w.path) for w in self.cfg.watches),
                                              self.cfg.database_url),
@@ -222,7 +226,8 @@ class Service:
         watcher = Watcher(cfg, store, on_queued=self._wake_work, on_db_error=attention.db_error,
                           on_root=attention.root, on_root_deleted=self._health_now, wall=wall,
                           on_failed=reporter.failed, on_roots=attention.condition,
-                          directory=Directory(store))  # links made at a station
+                          directory=Directory(store),  # links made at a station
+                          on_file=found.seen)
         # Which watch folders are there (an unmounted share is not): before the first claim.
         watcher.check_roots()
         metrics = parts_mod.new_metrics(cfg)

@@ -18,6 +18,7 @@ from daemon.jobs.models import Job
 from daemon.jobs.store import Store
 from daemon.net.api import ApiClient
 from daemon.service.attention import Attention
+from daemon.station import recording
 from daemon.station.space import SpaceWatch
 from daemon.watch.intake import Watcher
 from daemon.work.events import Events
@@ -95,6 +96,23 @@ def healthy(ctx: Ctx, fatal: str | None) -> tuple[bool, str]:
     if fatal:
         problems.append(fatal)
     return (not problems, "; ".join(problems) or "ok")
+
+
+def recordings(cfg: Callable[[], Config], store: Store, attention: Attention,
+               cap: Callable[[float], None], wake: Callable[[], None]) -> recording.Recordings:
+    """The recordings under the watch folders (station/recording.py), started: "pause" kept as
+    a notice (`status`, the console), a rate as the limiter's cap. An earlier run's notice goes."""
+    store.clear_notice(recording.NOTICE)
+
+    def hold(message: str | None) -> None:
+        attention.condition(recording.NOTICE, message)
+        if message is None:
+            wake()  # the claims held by it go now, not at their next look
+
+    found = recording.Recordings(lambda: recording.parse_policy(cfg().upload.while_recording),
+                                 lambda: cfg().upload.settle_seconds, hold, cap)
+    found.start()
+    return found
 
 
 def new_metrics(cfg: Config) -> Metrics | None:

@@ -66,11 +66,12 @@ class Watcher:
                  on_root_deleted: Callable[[], None] = lambda: None,
                  on_failed: Callable[[str, str], None] = lambda path, reason: None,
                  on_roots: Callable[[str, str | None], None] | None = None,
-                 directory: Directory | None = None):
+                 directory: Directory | None = None,
+                 on_file: Callable[[str], None] = lambda path: None):
         """`on_failed`: a file refused for good (notifications). `on_roots`: the watch roots'
         ATTENTION line; given it, the watcher checks that each root is there (roots.py) and
         looks again at a root that came back, else (tests, tools) every root counts as there.
-        `directory`: links made at a station (jobs/athletes.py)."""
+        `directory`: links made at a station (jobs/athletes.py). `on_file`: every file event."""
         self.cfg, self.store, self.on_queued = cfg, store, on_queued
         self.clock, self.wall = clock, wall
         self.on_db_error, self.on_root = on_db_error, on_root
@@ -81,7 +82,7 @@ class Watcher:
         self._load_lock = threading.Lock()
         self._cands: dict[str, _Candidate] = {}
         self._folders: dict[str, WatchRoot] = {}
-        self.on_failed = on_failed
+        self.on_failed, self.on_file = on_failed, on_file
         self.roots = None if on_roots is None else Roots(
             store, cfg.watches, on_attention=on_roots, on_back=self.root_there)
         self.directory = directory
@@ -216,6 +217,7 @@ class Watcher:
         if is_dir:
             self.folder_arrived(root, path)
         else:
+            self.on_file(path)  # any file: a recording? (station/recording.py)
             self.candidate(root, path, closed=closed)
 
     def candidate(self, root: WatchRoot, path: str, delay: float = 0.0,

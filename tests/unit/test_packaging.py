@@ -83,5 +83,5 @@ def test_every_package_of_the_code_is_in_the_wheel() -> None:
     listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
                  ["packages"])
     found = {".".join(p.parent.relative_to(REPO).parts)
-             for p in (REPO / "daemon").rglob("__init__.py")}
+             for p in (REPO / "daemon").rglob("__init__.py") if "__pycache__" not in p.parts}
     assert found - listed == set()
