@@ -178,16 +178,18 @@ def _dispatch(args: argparse.Namespace) -> int:
             from daemon import status
             from daemon.work.gate import Gate
 
-            _, why = Gate(store, cfg.upload.hours).check()
+            _, why = Gate(store, cfg.upload.hours, config=str(cfg.source)).check()
             if args.all:
                 status.stream(store, sys.stdout, args.json, runtime=_runtime(cfg),
                               gate_reason=why, node=args.node,
-                              lease=cfg.node.lease_seconds, athletes=cfg.athletes)
+                              lease=cfg.node.lease_seconds, athletes=cfg.athletes,
+                              config=str(cfg.source))
                 return 0
             data = status.collect(store, runtime=_runtime(cfg), gate_reason=why,
                                   node=args.node, lease=cfg.node.lease_seconds,
                                   athletes=cfg.athletes)
-            print(json.dumps(data, indent=2) if args.json else status.render(data))
+            print(json.dumps(data, indent=2) if args.json
+                  else status.render(data, config=str(cfg.source)))
             return 0
         if args.command == "retry":
             if not args.failed and not args.job_ids:

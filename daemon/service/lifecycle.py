@@ -195,7 +195,7 @@ class Service:
         state = StateFile(state_path(engine_mod.sqlite_path(cfg.database_url)))
         state.write({"pid": os.getpid(), "attention": {}})
         self._started(Part("state", lambda: state.close(remove=self.flags.fatal is None)))
-        gate = Gate(store, cfg.upload.hours)
+        gate = Gate(store, cfg.upload.hours, config=str(cfg.source))
         # A queue held on purpose (operator's pause, upload hours) is never reported stuck.
         reporter = Reporter(cfg.notify, store, held=lambda: gate.check()[1])
         self._started(Part("reporter", reporter.close))

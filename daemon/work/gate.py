@@ -12,6 +12,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from daemon.hints import command
 from daemon.service import control
 from daemon.timeutil import local_clock
 from daemon.work.schedule import Hours, parse_hours, waiting_reason
@@ -24,12 +25,13 @@ PAUSE_FRESH = 1.0
 
 
 def hold(paused: tuple[bool, float | None], hours: Hours | None, now: float,
-         now_dt: datetime) -> tuple[float, str | None]:
-    """(seconds to wait, why) — (0, None) when uploads may go now."""
+         now_dt: datetime, config: str | None = None) -> tuple[float, str | None]:
+    """(seconds to wait, why) — (0, None) when uploads may go now. `config`: the config
+    file's path, for the command the reason suggests."""
     is_paused, until = paused
     if is_paused:
         if until is None:
-            return PAUSE_RECHECK, "uploads are paused; `uplift-capture resume` starts them"
+            return PAUSE_RECHECK, f"uploads are paused; `{command('resume', config)}` starts them"
         return max(0.5, until - now), f"uploads are paused until {local_clock(until, now)}"
     if hours is not None and not hours.always and not hours.allows(now_dt):
         start = hours.next_start(now_dt)
@@ -42,8 +44,9 @@ class Gate:
     def __init__(self, store: Any, hours_text: str,
                  wall: Callable[[], float] = time.time,
                  now_dt: Callable[[], datetime] = datetime.now,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, config: str | None = None):
         self.store, self.wall, self.now_dt, self.clock = store, wall, now_dt, clock
+        self.config = config
         self.hours = parse_hours(hours_text) if hours_text else None
         self._lock = threading.Lock()
         self._pause: tuple[bool, float | None] | None = None  # as last read
@@ -70,7 +73,7 @@ class Gate:
 
     def check(self) -> tuple[float, str | None]:
         now = self.wall()
-        return hold(self._paused(now), self.hours, now, self.now_dt())
+        return hold(self._paused(now), self.hours, now, self.now_dt(), self.config)
 
     def seconds(self) -> float:
         return self.check()[0]
