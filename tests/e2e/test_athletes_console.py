@@ -84,7 +84,7 @@ def test_link_a_waiting_folder_in_the_browser(tmp_path: Path, sandbox: Sandbox) 
                 expect(listed).to_contain_text("Tom Brady (Tom)")
                 expect(listed.get_by_role("button", name="Remove")).to_be_visible()
                 jane = page.locator('#athlete-list .row[data-folder="jane"]')
-                expect(jane).to_contain_text("from the config file")
+                expect(jane).to_contain_text("set up by the station's admin")
                 expect(jane.get_by_role("button")).to_have_count(0)
                 expect(page.locator('[data-group="done"]')).to_contain_text(
                     re.compile(r"Athlete Tom Brady"))
