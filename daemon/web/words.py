@@ -3,8 +3,8 @@ station's admin (config paths, `[sections]`, commands), said as what it means at
 what a coach can do, and whether the Retry button can help. Pure: the admin's words stay in the
 job table and in `status`; the console's backend maps them on the way out.
 
-Nothing from the admin's text is copied into the coach's, except a time of day or a station name
-taken by a strict pattern, so no path, section or command can come through."""
+Nothing from the admin's text is copied into the coach's but a time of day (taken by a strict
+pattern), so no path, section or command can come through."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ class Said:
 
 
 _TIME = re.compile(r"\b(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) )?\d{1,2}:\d{2}(?::\d{2})?\b")
-_STATION = re.compile(r"waits for station ([A-Za-z0-9][A-Za-z0-9._-]{0,62}), which")
+_STATION = re.compile(r"waits for station .*, which is not running")
 
 
 def _at(text: str, lead: str = " at ") -> str:
@@ -95,10 +95,9 @@ _REASONS: tuple[tuple[re.Pattern[str], str, bool], ...] = tuple(
 def reason(admin: str | None, state: str) -> Said:
     """The coach's words for a job's reason in `state` (the admin's words: `status`'s)."""
     text = admin or ""
-    station = _STATION.search(text)
-    if station:
-        return Said(f"Waits for the workstation {station.group(1)}, which is not running: "
-                    "start it, and the file goes.", False)
+    if _STATION.search(text):  # its name is the admin's word: not copied
+        return Said("Waits for the workstation whose folder it is in, which is not running: "
+                    "start that workstation, and the file goes.", False)
     for pattern, words, retry in _REASONS:
         if pattern.search(text):
             return Said(words.format(at=_at(text)), retry)
