@@ -1,7 +1,7 @@
 """Linking a folder from the console (issue 22) inside the real daemon, in real Chromium: the
 folder whose file waits is shown in "Folders waiting for an athlete", a wrong UUID is refused in
 the row, the right one links it and the file uploads with that athlete; the list shows the
-display name; the scripts' API keeps the CSRF rule and refuses a folder of the config."""
+display name; the scripts' API keeps the CSRF rule and refuses a folder of the config (in a coach's words)."""
 
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ def test_link_a_waiting_folder_in_the_browser(tmp_path: Path, sandbox: Sandbox) 
         shutil.copy(make_movie(tmp_path / "src.mov", frames=2), captures / "Tom" / "t.mov")
         wait_for(lambda: httpx.get(url + "/api/athletes", timeout=5).json()["unknown_folders"],
                  20, what="Tom's file to wait")
-        # The scripts' API: CSRF as every POST; a config folder refused naming the file.
+        # The scripts' API: CSRF as every POST; a config folder refused.
         assert httpx.post(url + "/api/athletes", json={"folder": "Tom", "athlete_id": TOM},
                           timeout=5).status_code == 403
         with sync_playwright() as p:
@@ -64,7 +64,9 @@ def test_link_a_waiting_folder_in_the_browser(tmp_path: Path, sandbox: Sandbox) 
                 csrf = page.locator('meta[name="csrf-token"]').get_attribute("content")
                 refused = httpx.post(url + "/api/athletes", headers={"X-CSRF-Token": csrf},
                                      json={"folder": "jane", "athlete_id": TOM}, timeout=5)
-                assert refused.status_code == 409 and str(config) in refused.json()["error"]
+                assert refused.status_code == 409  # in a coach's words: no config path
+                assert "station's settings" in refused.json()["error"]
+                assert str(config) not in refused.json()["error"]
 
                 waiting = page.locator("#unknown-panel")
                 expect(waiting).to_be_visible()
