@@ -1,7 +1,8 @@
 """Linking a folder from the console (issue 22) inside the real daemon, in real Chromium: the
 folder whose file waits is shown in "Folders waiting for an athlete", a wrong UUID is refused in
 the row, the right one links it and the file uploads with that athlete; the list shows the
-display name; the scripts' API keeps the CSRF rule and refuses a folder of the config (in a coach's words)."""
+display name; the scripts' API keeps the CSRF rule and refuses a folder of the config, in a
+coach's words."""
 
 from __future__ import annotations
 

@@ -12,8 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from support import (Sandbox, free_port, make_movie, start_daemon, status, wait_for,
-                     write_config)
+from support import Sandbox, free_port, make_movie, start_daemon, status, wait_for, write_config
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
