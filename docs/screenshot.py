@@ -18,8 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the tests' helpers: real movies, processes, waits
 
-from support import (  # noqa: E402
-    Proc, free_port, make_huge_movie, make_movie, status, wait_for, write_config)
+from support import Proc, free_port, make_huge_movie, make_movie, status, wait_for, write_config  # noqa: E402
 
 OUT = ROOT / "daemon" / "web" / "static" / "screenshot.png"
 CHROMIUM = "/usr/bin/chromium"
