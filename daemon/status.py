@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TextIO
 
 from daemon.commands.terminal import escape_all
-from daemon.hints import command
+from daemon.config.hints import command
 from daemon.jobs import directory, fleet, paths
 from daemon.jobs.athletes import AthleteTable, unknown_folders
 from daemon.jobs.models import Job, JobState

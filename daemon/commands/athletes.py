@@ -24,7 +24,7 @@ from typing import Any
 
 from daemon.commands.terminal import echo
 from daemon.config import Config
-from daemon.hints import command
+from daemon.config.hints import command
 from daemon.jobs import directory
 from daemon.jobs.athletes import AthleteTable, Changed, unknown_folders
 from daemon.jobs.directory import Invalid, Link

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import PurePath
 
-from daemon.hints import command
+from daemon.config.hints import command
 
 # Fixed forever: session group UUIDs derived from it must be the same on every machine.
 NAMESPACE = uuid.UUID("5f1d0a52-3c3e-4f63-9d2e-6b1f7f0c2a11")

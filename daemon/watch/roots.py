@@ -23,7 +23,7 @@ from enum import StrEnum
 
 from daemon import logs
 from daemon.config import WatchRoot
-from daemon.hints import command
+from daemon.config.hints import command
 from daemon.jobs.models import Job
 from daemon.jobs.roots import Identity, RootTable, absent_reason, identity_of
 from daemon.jobs.store import Store

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from daemon.hints import command
+from daemon.config.hints import command
 from daemon.service import control
 from daemon.timeutil import local_clock
 from daemon.work.schedule import Hours, parse_hours, waiting_reason

@@ -8,8 +8,8 @@ from typing import Any, Protocol
 
 from daemon import logs
 from daemon.config import Config
+from daemon.config.hints import command
 from daemon.errors import Decision, Kind, Outcome, TransferError, Where, after_refusal, decide
-from daemon.hints import command
 from daemon.jobs import left
 from daemon.jobs.models import IN_FLIGHT, Job
 from daemon.jobs.store import Store
