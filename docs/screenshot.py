@@ -18,12 +18,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the tests' helpers: real movies, processes, waits
 
-from support import Proc, free_port, make_huge_movie, make_movie, status, wait_for, write_config  # noqa: E402
+from console_support import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+from support import (  # noqa: E402
+    Proc,
+    free_port,
+    make_huge_movie,
+    make_movie,
+    status,
+    wait_for,
+    write_config,
+)
 
 OUT = ROOT / "daemon" / "web" / "static" / "screenshot.png"
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 JANE = "aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee"
 SAM = "3c90c3cc-0d44-4b50-8888-8dd25736052a"
 TOKEN = "screenshot-token"
@@ -74,7 +80,7 @@ def shoot(url: str) -> None:
     from playwright.sync_api import expect, sync_playwright
 
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1200, "height": 900})
             page.set_default_timeout(20_000)

@@ -13,23 +13,15 @@ from pathlib import Path
 
 import httpx
 import pytest
+from console_support import CHROMIUM, CHROMIUM_ARGS, console_answers
 from support import Sandbox, free_port, make_movie, start_daemon, wait_for, write_config
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 TOM = "0b6f0c52-1d0e-4c3a-9a5e-2f1f4b7d9e01"
 
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM),
                                 reason=f"{CHROMIUM} missing (apt-get install chromium)")
 
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url + "/healthz", timeout=2).status_code in (200, 503)
-    except httpx.HTTPError:
-        return False
 
 
 def test_link_a_waiting_folder_in_the_browser(tmp_path: Path, sandbox: Sandbox) -> None:
@@ -46,7 +38,7 @@ def test_link_a_waiting_folder_in_the_browser(tmp_path: Path, sandbox: Sandbox) 
     url = f"http://127.0.0.1:{port}"
     errors: list[str] = []
     try:
-        wait_for(lambda: _answers(url), 20, what="the console to listen")
+        wait_for(lambda: console_answers(url), 20, what="the console to listen")
         shutil.copy(make_movie(tmp_path / "src.mov", frames=2), captures / "Tom" / "t.mov")
         wait_for(lambda: httpx.get(url + "/api/athletes", timeout=5).json()["unknown_folders"],
                  20, what="Tom's file to wait")
@@ -54,7 +46,7 @@ def test_link_a_waiting_folder_in_the_browser(tmp_path: Path, sandbox: Sandbox) 
         assert httpx.post(url + "/api/athletes", json={"folder": "Tom", "athlete_id": TOM},
                           timeout=5).status_code == 403
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             try:
                 page = browser.new_page(viewport={"width": 1200, "height": 900})
                 page.on("console", lambda m: errors.append(m.text) if m.type == "error"

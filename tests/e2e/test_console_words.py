@@ -10,13 +10,9 @@ import re
 import shutil
 from pathlib import Path
 
-import httpx
 import pytest
+from console_support import CHROMIUM, CHROMIUM_ARGS, console_answers
 from support import Sandbox, free_port, make_movie, start_daemon, status, wait_for, write_config
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM),
                                 reason=f"{CHROMIUM} missing (apt-get install chromium)")
@@ -24,12 +20,6 @@ pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM),
 ADMIN = re.compile(r"\[[a-z_.]+\]|uplift-capture (run|status|retry|check|athletes|pause|resume|"
                    r"roots|setup|db)\b|--config|\.toml|systemctl")
 
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url + "/healthz", timeout=2).status_code in (200, 503)
-    except httpx.HTTPError:
-        return False
 
 
 def test_a_coach_reads_no_admin_words(tmp_path: Path, sandbox: Sandbox) -> None:
@@ -45,7 +35,7 @@ def test_a_coach_reads_no_admin_words(tmp_path: Path, sandbox: Sandbox) -> None:
     proc = start_daemon(tmp_path, config)
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_for(lambda: _answers(url), 20, what="the console to listen")
+        wait_for(lambda: console_answers(url), 20, what="the console to listen")
         shutil.copy(make_movie(tmp_path / "src.mov", frames=2), captures / "Tom" / "t.mov")
         whole = make_movie(tmp_path / "cut.mov", frames=4).read_bytes()
         (captures / "jane" / "cut.mov").write_bytes(whole[: len(whole) // 2])  # no moov
@@ -54,7 +44,7 @@ def test_a_coach_reads_no_admin_words(tmp_path: Path, sandbox: Sandbox) -> None:
         admin = status(config)["jobs"]
         assert any(str(config) in (j.get("reason") or "") for j in admin)  # status keeps them
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             try:
                 page = browser.new_page(viewport={"width": 1200, "height": 900})
                 page.set_default_timeout(20_000)
