@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEV := .uplift-dev
 
-.PHONY: run test lint fuzz bench clean lock deb deb-test
+.PHONY: run test lint fuzz bench clean lock deb deb-test screenshot
 
 # Installs use the pinned versions (constraints.txt; constraints-dev.txt for the dev extra).
 $(VENV)/.installed: pyproject.toml constraints.txt
@@ -73,6 +73,11 @@ deb:
 # .deb-test/), set up, uploading, upgraded and purged. Not part of `make test`.
 deb-test: $(VENV)/.installed-dev
 	UPLIFT_DEB_TEST=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/deb
+
+# daemon/web/static/screenshot.png afresh, from a live console (a sandbox and a daemon with files
+# in a few states, photographed in Chromium): the README's picture never goes stale.
+screenshot: $(VENV)/.installed-dev
+	$(BIN)/python docs/screenshot.py
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/python -m bench

@@ -15,8 +15,10 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from daemon import __version__, setup, timeutil
 from daemon import config as config_mod
 from daemon.commands import athletes as athletescmd
+from daemon.commands import check as checkcmd
 from daemon.commands import roots as rootscmd
 from daemon.commands import sandbox as sandboxcmd
+from daemon.commands.check import runtime_of, used_before
 from daemon.commands.terminal import echo
 from daemon.config import ConfigError
 from daemon.jobs import schema
@@ -57,6 +59,9 @@ def _parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="validate config, folders, database and credentials")
     check.add_argument("--config")
+    check.add_argument("--sandbox", action="store_true",
+                       help="check against the built-in sandbox API, as `run --sandbox` uploads "
+                            "(no token needed)")
     check.add_argument("--offline", action="store_true",
                        help="skip the API (for container health checks)")
 
@@ -144,7 +149,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         return Service(cfg, sandbox=args.sandbox).run()
     logs.for_commands()
     if args.command == "check":
-        return _check(cfg, offline=args.offline)
+        return checkcmd.run(cfg, offline=args.offline, sandbox=args.sandbox)
     if args.command == "notify-test":
         return _notify_test(cfg)
     from daemon.jobs.store import Store
@@ -170,16 +175,18 @@ def _dispatch(args: argparse.Namespace) -> int:
             from daemon import status
             from daemon.work.gate import Gate
 
-            _, why = Gate(store, cfg.upload.hours).check()
+            _, why = Gate(store, cfg.upload.hours, config=str(cfg.source)).check()
             if args.all:
-                status.stream(store, sys.stdout, args.json, runtime=_runtime(cfg),
+                status.stream(store, sys.stdout, args.json, runtime=runtime_of(cfg),
                               gate_reason=why, node=args.node,
-                              lease=cfg.node.lease_seconds, athletes=cfg.athletes)
+                              lease=cfg.node.lease_seconds, athletes=cfg.athletes,
+                              config=str(cfg.source))
                 return 0
-            data = status.collect(store, runtime=_runtime(cfg), gate_reason=why,
+            data = status.collect(store, runtime=runtime_of(cfg), gate_reason=why,
                                   node=args.node, lease=cfg.node.lease_seconds,
                                   athletes=cfg.athletes)
-            print(json.dumps(data, indent=2) if args.json else status.render(data))
+            print(json.dumps(data, indent=2) if args.json
+                  else status.render(data, config=str(cfg.source)))
             return 0
         if args.command == "retry":
             if not args.failed and not args.job_ids:
@@ -224,20 +231,8 @@ def open_store(cfg: config_mod.Config, need: str | None = None) -> Store:
 
     # A database that was never made is made (empty) here; one a daemon used and that is gone
     # is an error, so that only a person decides to start afresh.
-    return Store.open(cfg.database_url, migrate=False, create=not _used_before(cfg),
+    return Store.open(cfg.database_url, migrate=False, create=not used_before(cfg),
                       need=need)
-
-
-def _used_before(cfg: config_mod.Config) -> bool:
-    """A daemon ran on this SQLite database (its lock file is there)."""
-    from daemon.jobs.engine import sqlite_path
-
-    db = sqlite_path(cfg.database_url)
-    return db is not None and db.with_name(db.name + ".lock").exists()
-
-
-class _Skip(Exception):
-    """Nothing more to check for this item."""
 
 
 def _pause(cfg: config_mod.Config, store: Any, args: argparse.Namespace) -> int:
@@ -271,97 +266,14 @@ def _notify_test(cfg: config_mod.Config) -> int:
     return 0 if all(good for _, good, _ in results) else 1
 
 
-def _runtime(cfg: config_mod.Config) -> dict[str, Any]:
-    from daemon.jobs.engine import sqlite_path
-    from daemon.service import runtime
-
-    return runtime.read(runtime.state_path(sqlite_path(cfg.database_url)))
-
-
 def _poke_daemon(cfg: config_mod.Config) -> None:
     """Tell the running daemon (SIGUSR1) that the job table changed, so a retried job goes
     now rather than at its next poll. Best effort: the poll picks it up anyway."""
     import signal
 
-    pid = _runtime(cfg).get("pid")
+    pid = runtime_of(cfg).get("pid")
     if isinstance(pid, int):
         with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGUSR1)
 
 
-def _check(cfg: config_mod.Config, offline: bool = False) -> int:
-    """One line per finding; exit 0 only when all hold."""
-    ok = True
-
-    def say(good: bool, text: str) -> None:
-        nonlocal ok
-        ok = ok and good
-        echo(f"{'ok  ' if good else 'FAIL'} {text}")  # paths, server messages
-
-    say(True, f"config {cfg.source} is valid")
-    writes = cfg.upload.after_upload != "keep"
-    for watch in cfg.watches:
-        if not watch.path.is_dir():
-            say(False, f"watch folder {watch.path} does not exist (the daemon waits for it)")
-            continue
-        readable = os.access(watch.path, os.R_OK | os.X_OK)
-        say(readable, f"watch folder {watch.path} is "
-            f"{'readable' if readable else 'not readable by this user'}")
-        if writes:
-            writable = os.access(watch.path, os.W_OK)
-            say(writable, f"watch folder {watch.path} is "
-                f"{'writable' if writable else 'not writable by this user'} (after_upload = "
-                f"{cfg.upload.after_upload!r} needs to remove files)")
-    if cfg.upload.archive_dir is not None and cfg.upload.after_upload == "move":
-        archive = cfg.upload.archive_dir
-        existing = next(p for p in (archive, *archive.parents) if p.exists())
-        can = os.access(existing, os.W_OK | os.X_OK)
-        say(can, f"archive folder {archive} is {'writable' if can else 'not writable'}")
-    from daemon import status as status_mod
-    from daemon.jobs import engine as engine_mod
-    from daemon.jobs.store import Store
-
-    notices: dict[str, Any] = {}
-    storage_url = None
-    db = engine_mod.sqlite_path(cfg.database_url)
-    try:
-        if db is not None and not db.exists() and not _used_before(cfg):
-            problem = engine_mod.check_writable(cfg.database_url)  # as this user: run it so
-            say(problem is None, problem or f"database {db} does not exist yet; the daemon "
-                                            f"creates it when it starts")
-            raise _Skip
-        store = Store.open(cfg.database_url, migrate=False, create=False)
-        try:
-            storage_url = store.last_upload_url()
-            problem = engine_mod.check_writable(cfg.database_url) or schema.lag(store.engine)
-            say(problem is None, problem or "database opens, is writable and is up to date")
-            notices = {**store.notices(), **status_mod.live_attention(_runtime(cfg))}
-        finally:
-            store.close()
-    except _Skip:
-        pass
-    except BrokenPipeError:  # the reader of our output left: main() ends quietly
-        raise
-    except Exception as exc:
-        say(False, f"database cannot be opened: {exc}")
-    for name in ("watch_folder", "database"):
-        if name in notices:
-            say(False, f"the running daemon reports: {notices[name]['message']}")
-    if offline:
-        return 0 if ok else 1
-    try:
-        token = config_mod.read_token(cfg)
-    except ConfigError as exc:
-        say(False, str(exc))
-    else:
-        from daemon.net import diagnose
-
-        findings = diagnose.walk(cfg.api.base_url, token, cfg.api.proxy, cfg.api.ca_file,
-                                 storage_url, timeout=cfg.api.connect_timeout)
-        for good, text in findings:
-            say(good, text)
-        if all(good for good, _ in findings) and "credentials" in notices:
-            say(False, "the running daemon has its uploads paused because the API rejected "
-                       "its token; it re-reads the token within seconds (or run "
-                       "`systemctl reload uplift-capture`)")
-    return 0 if ok else 1

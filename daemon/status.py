@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TextIO
 
 from daemon.commands.terminal import escape_all
+from daemon.config.hints import command
 from daemon.jobs import directory, fleet, paths
 from daemon.jobs.athletes import AthleteTable, unknown_folders
 from daemon.jobs.models import Job, JobState
@@ -109,9 +110,10 @@ def _with_earlier(store: Store, jobs: Iterator[Job], batch: int = 500
 def stream(store: Store, out: TextIO, as_json: bool, now: float | None = None,
            runtime: dict[str, Any] | None = None, gate_reason: str | None = None,
            node: str | None = None, lease: float = 30.0,
-           athletes: Mapping[str, str] | None = None) -> None:
+           athletes: Mapping[str, str] | None = None, config: str | None = None) -> None:
     """`status --all`: every job, written as it is read (a table of any size, little
-    memory); the same document or text as `collect` + `render` would give."""
+    memory); the same document or text as `collect` + `render` would give. `config`: the
+    config file's path, named in the commands it suggests (hints.command)."""
     now = now_of(store) if now is None else now
     doc = _head(store, now, runtime, gate_reason, lease, athletes)
     linked = _linked(doc)
@@ -119,7 +121,7 @@ def stream(store: Store, out: TextIO, as_json: bool, now: float | None = None,
         def section(states: tuple[JobState, ...]) -> Iterator[dict[str, Any]]:
             return (escape_all(_record(j, now, doc, e, linked)) for j, e in
                     _with_earlier(store, store.each_job(states, node=node)))
-        for line in _lines(escape_all(doc), section, now):
+        for line in _lines(escape_all(doc), section, now, config):
             out.write(line + "\n")
         return
     out.write(json.dumps(doc, indent=2)[:-2] + ',\n  "jobs": [')
@@ -211,19 +213,19 @@ SECTIONS: tuple[tuple[str, tuple[JobState, ...]], ...] = (
 )
 
 
-def render(data: dict[str, Any], now: float | None = None) -> str:
+def render(data: dict[str, Any], now: float | None = None, config: str | None = None) -> str:
     now = time.time() if now is None else now
     data = escape_all(data)  # names and messages reach a terminal: no control characters
     jobs = data["jobs"]
 
     def section(states: tuple[JobState, ...]) -> Iterator[dict[str, Any]]:
         return (j for j in jobs if j["state"] in states)
-    return "\n".join(_lines(data, section, now))
+    return "\n".join(_lines(data, section, now, config))
 
 
 def _lines(data: dict[str, Any], section: Callable[[tuple[JobState, ...]],
                                                     Iterator[dict[str, Any]]],
-           now: float) -> Iterator[str]:
+           now: float, config: str | None = None) -> Iterator[str]:
     """The text of `status`, section by section; `section(states)` gives that section's
     jobs in id order (from the document, or read from the table as they are written)."""
     counts, more = data["counts"], data.get("more", {})
@@ -247,17 +249,18 @@ def _lines(data: dict[str, Any], section: Callable[[tuple[JobState, ...]],
             ids += [str(j["id"])] if len(ids) < 5 else []
             yield _line(j, now)
         if states == (JobState.FAILED,):
-            yield (f"  Fix the cause, then: uplift-capture retry {' '.join(ids)}  "
-                   f"(or: uplift-capture retry --failed)")
+            yield (f"  Fix the cause, then: {command('retry ' + ' '.join(ids), config)}  "
+                   f"(or: {command('retry --failed', config)})")
         left = sum(more.get(s.value, 0) for s in states)
         if left and states != (JobState.DONE,):
-            yield f"  ... and {left} more (uplift-capture status --all lists every job)"
-    yield from _unknown_lines(data.get("unknown_folders") or [], now)
+            yield f"  ... and {left} more ({command('status --all', config)} lists every job)"
+    yield from _unknown_lines(data.get("unknown_folders") or [], now, config)
     if not shown:
         yield from ("", "No files seen yet.")
 
 
-def _unknown_lines(folders: list[dict[str, Any]], now: float) -> Iterator[str]:
+def _unknown_lines(folders: list[dict[str, Any]], now: float,
+                   config: str | None = None) -> Iterator[str]:
     """Folders whose files wait for an athlete, and the command that links each."""
     if not folders:
         return
@@ -265,8 +268,8 @@ def _unknown_lines(folders: list[dict[str, Any]], now: float) -> Iterator[str]:
     for f in folders:
         yield (f"  {f['folder']}: {f['files']} file(s), waiting for "
                f"{_duration(max(0.0, now - f['oldest']))}")
-    yield ("  Link each to its athlete: uplift-capture athletes add FOLDER ATHLETE_UUID "
-           "[--name NAME] (or in the console)")
+    link = command("athletes add FOLDER ATHLETE_UUID [--name NAME]", config)
+    yield f"  Link each to its athlete: {link} (or in the console)"
 
 
 def _line(j: dict[str, Any], now: float) -> str:

@@ -21,8 +21,21 @@ from daemon.jobs.store import Ready, Store
 from daemon.web import Metrics, StoreBackend, WebServer, start_console
 
 ROOT = "/captures"
+# Debian's Chromium, as every browser test (and docs/screenshot.py) launches it.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
 ALIASES = {"jane": ATHLETE}
 SECRET = "upload-policy-SECRET-signature-0123"  # must never reach a page, JSON or metrics
+
+
+def console_answers(url: str) -> bool:
+    """A daemon's console at `url` answers (its health, good or bad)."""
+    try:
+        return httpx.get(url + "/healthz", timeout=2).status_code in (200, 503)
+    except httpx.HTTPError:
+        return False
 
 
 def ready(athlete_id: str = ATHLETE, name: str = "clip.mov") -> Ready:

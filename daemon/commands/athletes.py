@@ -24,6 +24,7 @@ from typing import Any
 
 from daemon.commands.terminal import echo
 from daemon.config import Config
+from daemon.config.hints import command
 from daemon.jobs import directory
 from daemon.jobs.athletes import AthleteTable, Changed, unknown_folders
 from daemon.jobs.directory import Invalid, Link
@@ -100,7 +101,8 @@ def _list(cfg: Config, table: AthleteTable, as_json: bool) -> int:
         print(json.dumps({"athletes": [x.public() for x in links]}, indent=2))
         return 0
     if not links:
-        print("no athletes linked yet: uplift-capture athletes add FOLDER ATHLETE_UUID")
+        print("no athletes linked yet: "
+              + command("athletes add FOLDER ATHLETE_UUID", cfg.source))
     for x in links:
         where = (f"from the config file {cfg.source}" if x.source == "config" else
                  f"set by {x.set_by} ({x.set_where}) {_when(x.set_at)}")
@@ -135,8 +137,8 @@ def _remove(cfg: Config, table: AthleteTable, folder: str, poke: Callable[[], No
         return _refuse(_config_refusal(cfg, folder))
     changed = table.remove(folder, time.time())
     if changed is None:
-        return _refuse(f"the folder '{folder}' is not linked (uplift-capture athletes list "
-                       f"shows the links)", 1)
+        return _refuse(f"the folder '{folder}' is not linked "
+                       f"({command('athletes list', cfg.source)} shows the links)", 1)
     poke()
     echo(f"unlinked '{folder}'; files already uploaded are not touched, new ones wait for an "
           f"athlete")

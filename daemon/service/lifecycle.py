@@ -201,7 +201,7 @@ class Service:
         found = parts_mod.recordings(lambda: self.cfg, store, attention, self.net.recording_cap,
                                      self._wake_work)
         self._started(Part("recordings", found.stop))
-        gate = Gate(store, cfg.upload.hours, recordings=found.hold)
+        gate = Gate(store, cfg.upload.hours, recordings=found.hold, config=str(cfg.source))
         # A queue held on purpose (operator's pause, upload hours) is never reported stuck.
         reporter = Reporter(cfg.notify, store, held=lambda: gate.check()[1])
         self._started(Part("reporter", reporter.close))

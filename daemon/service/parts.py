@@ -135,7 +135,7 @@ def start_web(cfg: Config, ctx: Ctx, metrics: Metrics | None,
     backend = StoreBackend(
         ctx.store, cfg.athletes, health=health, gate_reason=lambda: ctx.gate.check()[1],
         runtime=lambda: {"pid": os.getpid(), "attention": ctx.attention.conditions()},
-        on_change=on_change, lease=cfg.node.lease_seconds, config_source=str(cfg.source))
+        on_change=on_change, lease=cfg.node.lease_seconds)
     # While the job table is away (a PostgreSQL outage), /metrics serves what was last known.
     metrics.bind(counts=last_known(ctx.store.counts), paused=last_known(backend.paused))
     try:

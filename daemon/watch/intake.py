@@ -84,7 +84,8 @@ class Watcher:
         self._folders: dict[str, WatchRoot] = {}
         self.on_failed, self.on_file = on_failed, on_file
         self.roots = None if on_roots is None else Roots(
-            store, cfg.watches, on_attention=on_roots, on_back=self.root_there)
+            store, cfg.watches, on_attention=on_roots, on_back=self.root_there,
+            config=str(cfg.source))
         self.directory = directory
         self.queue = SettleQueue(self._due, clock)
         self.verdicts = Verdicts(store, wall, on_queued, on_failed, self.queue.schedule,

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import PurePath
 
+from daemon.config.hints import command
+
 # Fixed forever: session group UUIDs derived from it must be the same on every machine.
 NAMESPACE = uuid.UUID("5f1d0a52-3c3e-4f63-9d2e-6b1f7f0c2a11")
 TEMP_SUFFIXES = (".tmp", ".part", ".partial", ".crdownload", ".download", "~", ".swp")
@@ -72,8 +74,9 @@ def place(rel: PurePath, athletes: Mapping[str, str], local_day: date,
         return Placement(None, None,
                          f"folder '{shown(folder)}' is not an athlete UUID or an alias in "
                          f"[athletes] of {config_source}; link it to the athlete in the console "
-                         f"or with: uplift-capture athletes add {_quoted(shown(folder))} "
-                         f"<athlete UUID>")
+                         f"or with: "
+                         + command(f"athletes add {_quoted(shown(folder))} ATHLETE_UUID",
+                                   config_source))
     if len(parts) == 2:
         group = _uuid5(f"{athlete}/day/{local_day.isoformat()}")
     else:

@@ -15,6 +15,7 @@ claim (store.absent), the attention and the intake (a root back: look again at i
 from __future__ import annotations
 
 import os
+import shlex
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -22,6 +23,7 @@ from enum import StrEnum
 
 from daemon import logs
 from daemon.config import WatchRoot
+from daemon.config.hints import command
 from daemon.jobs.models import Job
 from daemon.jobs.roots import Identity, RootTable, absent_reason, identity_of
 from daemon.jobs.store import Store
@@ -64,14 +66,15 @@ def watch_key(root: WatchRoot) -> str:
     return root.name if root.shared and root.name else str(root.path)
 
 
-def message(root: WatchRoot, node: str, fleet: bool) -> str:
-    """ATTENTION while a root is not there."""
+def message(root: WatchRoot, node: str, fleet: bool, config: str | None = None) -> str:
+    """ATTENTION while a root is not there (`config`: named in the command it suggests)."""
+    accept = command(f"roots accept {shlex.quote(str(root.path))}", config)
     if root.shared and fleet:
         return (f"share {root.name} not mounted here ({root.path} on station {node}): its files "
                 f"are left to the other stations; if it really moved to new storage, run "
-                f"`uplift-capture roots accept {root.path}`")
+                f"`{accept}`")
     return (f"{absent_reason(str(root.path))}: its files wait until it is back; if it really "
-            f"moved to new storage, run `uplift-capture roots accept {root.path}`")
+            f"moved to new storage, run `{accept}`")
 
 
 def hung_message(root: WatchRoot, seconds: float) -> str:
@@ -109,8 +112,9 @@ class Roots:
     def __init__(self, store: Store, watches: Iterable[WatchRoot],
                  on_attention: Callable[[str, str | None], None] = lambda name, msg: None,
                  on_back: Callable[[WatchRoot], None] = lambda root: None,
-                 wall: Callable[[], float] = time.time):
+                 wall: Callable[[], float] = time.time, config: str | None = None):
         self.store, self.table = store, RootTable(store)
+        self.config = config  # the config file, named in the command a message suggests
         self.on_attention, self.on_back, self.wall = on_attention, on_back, wall
         self._lock = threading.Lock()
         self._watches = list(watches)
@@ -264,7 +268,8 @@ class Roots:
         with self._lock:
             was = key in self._absent
             if verdict in NOT_THERE:
-                self._absent[key] = message(root, self.store.node, self.store.fleet)
+                self._absent[key] = message(root, self.store.node, self.store.fleet,
+                                            self.config)
             else:
                 self._absent.pop(key, None)
             if was == (verdict in NOT_THERE):

@@ -16,6 +16,7 @@ from daemon.jobs.athletes import AthleteTable, unknown_folders
 from daemon.jobs.directory import Invalid, Link
 from daemon.jobs.models import JobState
 from daemon.service import control
+from daemon.web import words
 from daemon.web.history import History
 
 if TYPE_CHECKING:
@@ -64,10 +65,8 @@ class StoreBackend:
                  health: Callable[[], tuple[bool, str]] | None = None,
                  gate_reason: Callable[[], str | None] | None = None,
                  runtime: Callable[[], dict[str, Any]] | None = None,
-                 on_change: Callable[[], None] | None = None, lease: float = 30.0,
-                 config_source: str = "the config file"):
+                 on_change: Callable[[], None] | None = None, lease: float = 30.0):
         self.store = store
-        self.config_source = config_source  # named when a config entry is refused
         self.directory = AthleteTable(store)
         self.lease = lease  # [node] lease_seconds: a node silent longer is shown not alive
         self.aliases = dict(cfg_aliases)  # folder alias -> athlete UUID
@@ -116,11 +115,14 @@ class StoreBackend:
         if athlete or node:
             doc["filtered_counts"] = console_reads.counts(self.store.engine, athlete=athlete,
                                                           athlete_ids=ids, node=node)
+        _for_coach(doc)
         doc.update(page=page, pages=max(1, math.ceil(found.total / per_page)),
                    per_page=per_page, total=found.total, athletes=self._athlete_choices(links))
         return doc
 
     def _annotate(self, record: dict[str, Any], job: Any) -> dict[str, Any]:
+        said = words.reason(record.get("reason"), record["state"])
+        record["coach"] = {"reason": said.text, "retry": said.retry}
         record["athlete"] = self._athlete_name(job)
         record["file"] = PurePath(record["path"]).name
         if job.finished_at is not None:
@@ -191,8 +193,9 @@ class StoreBackend:
         if not self.directory.available():
             raise Invalid(schema.lag(self.store.engine) or "the job table has no athletes yet")
         if directory.from_config(folder, self.aliases):
-            raise FromConfig(f"the folder '{folder}' is linked in the config file "
-                             f"{self.config_source} ([athletes]); change it there")
+            # The coach's words: the admin changes it in the file `athletes list` names.
+            raise FromConfig(f"the folder '{folder}' is linked in this station's settings; "
+                             f"{words.ASK} to change it")
 
     @staticmethod
     def _states(state: str | None) -> list[str] | None:
@@ -250,6 +253,14 @@ class StoreBackend:
         except Exception as exc:  # any database fault: say so, do not crash the probe
             return False, f"the job database cannot be read: {type(exc).__name__}"
         return True, "ok"
+
+
+def _for_coach(doc: dict[str, Any]) -> None:
+    """The page's banners and summary in a coach's words (web/words.py): `status`'s messages
+    name config files and commands, which the page never shows."""
+    doc["notices"] = {name: {**n, "message": words.notice(name, str(n.get("message", "")))}
+                      for name, n in doc["notices"].items()}
+    doc["hold"] = words.hold(doc["hold"])
 
 
 class _PageView:

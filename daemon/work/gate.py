@@ -13,6 +13,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from daemon.config.hints import command
 from daemon.service import control
 from daemon.station import recording
 from daemon.timeutil import local_clock
@@ -27,12 +28,13 @@ Hold = tuple[float, str | None]  # (seconds to wait, why)
 
 
 def hold(paused: tuple[bool, float | None], hours: Hours | None, now: float,
-         now_dt: datetime) -> tuple[float, str | None]:
-    """(seconds to wait, why) — (0, None) when uploads may go now."""
+         now_dt: datetime, config: str | None = None) -> tuple[float, str | None]:
+    """(seconds to wait, why) — (0, None) when uploads may go now. `config`: the config
+    file's path, for the command the reason suggests."""
     is_paused, until = paused
     if is_paused:
         if until is None:
-            return PAUSE_RECHECK, "uploads are paused; `uplift-capture resume` starts them"
+            return PAUSE_RECHECK, f"uploads are paused; `{command('resume', config)}` starts them"
         return max(0.5, until - now), f"uploads are paused until {local_clock(until, now)}"
     if hours is not None and not hours.always and not hours.allows(now_dt):
         start = hours.next_start(now_dt)
@@ -46,11 +48,13 @@ class Gate:
                  wall: Callable[[], float] = time.time,
                  now_dt: Callable[[], datetime] = datetime.now,
                  clock: Callable[[], float] = time.monotonic,
-                 recordings: Callable[[], Hold] | None = None):
+                 recordings: Callable[[], Hold] | None = None, config: str | None = None):
         """`recordings`: the daemon's own hold while a recording is written; without it (the
-        CLI, the console's reads) the notice the daemon keeps of it."""
+        CLI, the console's reads) the notice the daemon keeps of it. `config`: for the hints
+        a reason prints (hints.command)."""
         self.store, self.wall, self.now_dt, self.clock = store, wall, now_dt, clock
         self.recordings = recordings or self._recording_notice
+        self.config = config
         self.hours = parse_hours(hours_text) if hours_text else None
         self._lock = threading.Lock()
         self._pause: tuple[bool, float | None] | None = None  # as last read
@@ -80,7 +84,7 @@ class Gate:
 
     def check(self) -> Hold:
         now = self.wall()
-        wait, why = hold(self._paused(now), self.hours, now, self.now_dt())
+        wait, why = hold(self._paused(now), self.hours, now, self.now_dt(), self.config)
         return (wait, why) if wait > 0 else self.recordings()
 
     def _recording_notice(self) -> Hold:

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from daemon import logs
+from daemon.config import Config
+from daemon.config.hints import command
 from daemon.errors import Decision, Kind, Outcome, TransferError, Where, after_refusal, decide
 from daemon.jobs import left
 from daemon.jobs.models import IN_FLIGHT, Job
@@ -22,7 +24,7 @@ INTERNAL_RETRY = 60.0
 # The notice a service-wide pause sets, by what caused it; `status` shows it as ATTENTION.
 PAUSE_NOTICE = {"credentials": "the API rejected our credentials ({reason}); all uploads "
                                "paused, checking again at {at}. Check the API token (see "
-                               "`uplift-capture check`), then `systemctl reload uplift-capture`.",
+                               "`{check}`), then `systemctl reload uplift-capture`.",
                 "certificate": "a server's certificate is not trusted ({reason}); all uploads "
                                "paused, checking again at {at}. If this network inspects TLS, "
                                "set [api] ca_file to its CA bundle and reload."}
@@ -36,6 +38,7 @@ METRIC_OUTCOME = {Outcome.FAIL: "failed", Outcome.RETRY: "retry", Outcome.RERESE
 
 class Deciding(Protocol):
     """What carrying out a decision needs of the pipeline (pipeline.py passes itself)."""
+    cfg: Config
     store: Store
     res: Reservations
     events: Events
@@ -88,7 +91,8 @@ def _pause(p: Deciding, job: Job, d: Decision, err: TransferError, bound: Any) -
     now = p.wall()
     name = "certificate" if err.kind == "certificate" else "credentials"
     p.res.drop(job.id)
-    message = PAUSE_NOTICE[name].format(reason=d.reason, at=local_clock(now + d.delay, now))
+    message = PAUSE_NOTICE[name].format(reason=d.reason, at=local_clock(now + d.delay, now),
+                                        check=command("check", p.cfg.source))
     p.res.pause(d.delay, message, notice=name)
     p.store.requeue(job.claim, IN_FLIGHT, now, due=now, count_attempt=False, reason=message)
     p.store.set_notice(name, message, now + d.delay, now)

@@ -1,7 +1,8 @@
 """Linking a folder from the console (issue 22) inside the real daemon, in real Chromium: the
 folder whose file waits is shown in "Folders waiting for an athlete", a wrong UUID is refused in
 the row, the right one links it and the file uploads with that athlete; the list shows the
-display name; the scripts' API keeps the CSRF rule and refuses a folder of the config."""
+display name; the scripts' API keeps the CSRF rule and refuses a folder of the config, in a
+coach's words."""
 
 from __future__ import annotations
 
@@ -12,23 +13,15 @@ from pathlib import Path
 
 import httpx
 import pytest
+from console_support import CHROMIUM, CHROMIUM_ARGS, console_answers
 from support import Sandbox, free_port, make_movie, start_daemon, wait_for, write_config
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 TOM = "0b6f0c52-1d0e-4c3a-9a5e-2f1f4b7d9e01"
 
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM),
                                 reason=f"{CHROMIUM} missing (apt-get install chromium)")
 
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url + "/healthz", timeout=2).status_code in (200, 503)
-    except httpx.HTTPError:
-        return False
 
 
 def test_link_a_waiting_folder_in_the_browser(tmp_path: Path, sandbox: Sandbox) -> None:
@@ -45,15 +38,15 @@ def test_link_a_waiting_folder_in_the_browser(tmp_path: Path, sandbox: Sandbox) 
     url = f"http://127.0.0.1:{port}"
     errors: list[str] = []
     try:
-        wait_for(lambda: _answers(url), 20, what="the console to listen")
+        wait_for(lambda: console_answers(url), 20, what="the console to listen")
         shutil.copy(make_movie(tmp_path / "src.mov", frames=2), captures / "Tom" / "t.mov")
         wait_for(lambda: httpx.get(url + "/api/athletes", timeout=5).json()["unknown_folders"],
                  20, what="Tom's file to wait")
-        # The scripts' API: CSRF as every POST; a config folder refused naming the file.
+        # The scripts' API: CSRF as every POST; a config folder refused.
         assert httpx.post(url + "/api/athletes", json={"folder": "Tom", "athlete_id": TOM},
                           timeout=5).status_code == 403
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             try:
                 page = browser.new_page(viewport={"width": 1200, "height": 900})
                 page.on("console", lambda m: errors.append(m.text) if m.type == "error"
@@ -64,7 +57,9 @@ def test_link_a_waiting_folder_in_the_browser(tmp_path: Path, sandbox: Sandbox) 
                 csrf = page.locator('meta[name="csrf-token"]').get_attribute("content")
                 refused = httpx.post(url + "/api/athletes", headers={"X-CSRF-Token": csrf},
                                      json={"folder": "jane", "athlete_id": TOM}, timeout=5)
-                assert refused.status_code == 409 and str(config) in refused.json()["error"]
+                assert refused.status_code == 409  # in a coach's words: no config path
+                assert "station's settings" in refused.json()["error"]
+                assert str(config) not in refused.json()["error"]
 
                 waiting = page.locator("#unknown-panel")
                 expect(waiting).to_be_visible()
@@ -84,7 +79,7 @@ def test_link_a_waiting_folder_in_the_browser(tmp_path: Path, sandbox: Sandbox) 
                 expect(listed).to_contain_text("Tom Brady (Tom)")
                 expect(listed.get_by_role("button", name="Remove")).to_be_visible()
                 jane = page.locator('#athlete-list .row[data-folder="jane"]')
-                expect(jane).to_contain_text("from the config file")
+                expect(jane).to_contain_text("set up by the station's admin")
                 expect(jane.get_by_role("button")).to_have_count(0)
                 expect(page.locator('[data-group="done"]')).to_contain_text(
                     re.compile(r"Athlete Tom Brady"))

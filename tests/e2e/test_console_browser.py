@@ -61,6 +61,8 @@ def test_page_renders_counts_failed_row_and_chart(tmp_path: Path, page: Any) -> 
         add_job(store, JobState.UPLOADING, "swing-03.mov", sent=3_100_000)
         add_job(store, JobState.FAILED, "broken.mov",
                 reason="not a QuickTime movie (the file is damaged or not a .mov)")
+        add_job(store, JobState.FAILED, "refused.mov",
+                reason="the server refused it: HTTP 422: unknown athlete")
         add_job(store, JobState.QUEUED, "swing-04.mov")
         add_job(store, JobState.PENDING, "mystery.mov", folder="tom")
         store.hold(add_job(store, JobState.PENDING, "held.mov", folder="tom"),
@@ -69,8 +71,10 @@ def test_page_renders_counts_failed_row_and_chart(tmp_path: Path, page: Any) -> 
         page.goto(server.url + "/")
         failed = page.locator('[data-group="failed"]')
         expect(failed).to_contain_text("broken.mov")
-        expect(failed).to_contain_text("not a QuickTime movie")
-        expect(page.locator("#counts .card.failed .n")).to_have_text("1")
+        # In a coach's words (web/words.py); `status` keeps the admin's.
+        expect(failed).to_contain_text("not a video the camera recorded")
+        expect(failed).to_contain_text("Uplift refused it")
+        expect(page.locator("#counts .card.failed .n")).to_have_text("2")
         expect(page.locator("#counts .card.done .n")).to_have_text("2")
         expect(page.locator("#counts .card.moving .n")).to_have_text("1")
         moving = page.locator('[data-group="moving"]')
@@ -80,8 +84,11 @@ def test_page_renders_counts_failed_row_and_chart(tmp_path: Path, page: Any) -> 
         done = page.locator('[data-group="done"]')
         expect(done).to_contain_text("Athlete jane")
         expect(done).to_contain_text("Session sess-")
-        expect(page.locator('[data-group="waiting"]')).to_contain_text("no alias names it")
-        expect(page.get_by_role("button", name=re.compile("Retry broken.mov"))).to_be_visible()
+        expect(page.locator('[data-group="waiting"]')).to_contain_text(
+            "Waiting for an athlete: link this folder above")
+        # Retry only where it can help: a damaged file stays damaged.
+        expect(page.get_by_role("button", name=re.compile("Retry refused.mov"))).to_be_visible()
+        expect(page.get_by_role("button", name=re.compile("Retry broken.mov"))).to_have_count(0)
         expect(page.locator("#chart svg rect.bar").first).to_be_attached()
         shot(page, "overview")
 
@@ -127,7 +134,7 @@ def test_page_updates_itself_when_the_table_changes(tmp_path: Path, page: Any) -
         expect(page.locator("#counts .card.done .n")).to_have_text("1")
         store.set_notice("credentials", "the Uplift API rejected the token: uploads wait "
                          "until it is fixed", None, time.time())
-        expect(page.locator("#banners")).to_contain_text("rejected the token")
+        expect(page.locator("#banners")).to_contain_text("does not accept this station's API key")
 
 
 def test_pause_shows_the_banner_and_resume_clears_it(tmp_path: Path, page: Any) -> None:

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from support import write_config
 
-from daemon import cli
 from daemon import config as config_mod
+from daemon.commands import check
 
 
 def test_a_fail_line_before_good_ones_still_fails(tmp_path: Path, monkeypatch, capsys) -> None:
@@ -28,8 +28,8 @@ def test_a_fail_line_before_good_ones_still_fails(tmp_path: Path, monkeypatch, c
             return False
         return real(path, mode)
 
-    monkeypatch.setattr(cli.os, "access", access)
-    code = cli._check(cfg, offline=True)
+    monkeypatch.setattr(check.os, "access", access)
+    code = check.run(cfg, offline=True)
     out = capsys.readouterr().out
     assert "FAIL watch folder" in out and "ok   archive folder" in out
     assert code == 1

@@ -97,9 +97,10 @@ function renderAthletes(links) {
   }
   box.replaceChildren(el("ul", { class: "athletes" }, ...links.map((a) => {
     const li = el("li", { class: "row", "data-folder": a.folder },
-      el("div", {}, el("div", { class: "file", text: a.name ? `${a.name} (${a.folder})` : a.folder }),
+      el("div", {}, el("div", { class: "file",
+        text: a.name && a.name !== a.folder ? `${a.name} (${a.folder})` : a.folder }),
         el("div", { class: "meta", text: a.athlete_id + " · " + (a.source === "config"
-          ? "from the config file" : `set by ${a.set_by} (${a.set_where}) ${clock(a.set_at)}`) })));
+          ? "set up by the station's admin" : `set by ${a.set_by} (${a.set_where}) ${clock(a.set_at)}`) })));
     if (a.source === "table") {
       const edit = el("button", { type: "button", class: "btn small", text: "Edit" });
       const remove = el("button", { type: "button", class: "btn small quiet", text: "Remove" });

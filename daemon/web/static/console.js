@@ -87,7 +87,11 @@ async function refresh() {
     render(await res.json());
     document.getElementById("offline").hidden = true;
   } catch (e) {
-    document.getElementById("offline").hidden = false;
+    const offline = document.getElementById("offline");
+    // The words only once a poll failed: before the script runs, the page says "Loading…".
+    offline.textContent = "The console cannot reach the upload service. It may be restarting; "
+      + "this page keeps trying.";
+    offline.hidden = false;
   } finally {
     busy = false;
     if (!document.hidden) timer = setTimeout(refresh, POLL_MS);
@@ -267,16 +271,16 @@ function row(group, j) {
     }
     meta.push(`${bytes(j.bytes_sent || 0)} of ${bytes(j.size)}`);
   } else if (group === "done") {
-    if (j.session_group_id) meta.push(`Session group ${j.session_group_id}`);
-    if (j.session_id) meta.push(`Session ${j.session_id}`);
     side.textContent = j.finished_at ? clock(j.finished_at) : "";
-  } else if (group === "failed") {
+  } else if (group === "failed" && (!j.coach || j.coach.retry)) {
+    // Only where pressing it can help (web/words.py): a cut-off recording stays cut off.
     side.append(el("button", { type: "button", class: "btn small", text: "Retry",
       "aria-label": `Retry ${name}`, onclick: (e) => act(`/api/jobs/${j.id}/retry`, e.target) }));
   } else if (group === "waiting" && j.next_attempt_at) {
     side.textContent = `next try ${clock(j.next_attempt_at)}`;
   }
   if (meta.length) main.append(el("div", { class: "meta", text: meta.join(" · ") }));
+  if (group === "done" && (j.session_id || j.session_group_id)) main.append(ids(j));
   li.append(main, side);
   if (group === "moving") {
     const bar = el("span");
@@ -285,9 +289,21 @@ function row(group, j) {
       "aria-valuemax": "100", "aria-valuenow": String(Math.round(j.percent || 0)),
       "aria-label": `${name} upload progress` }, bar));
   }
-  const reason = j.reason || (group === "failed" || group === "skipped" ? j.last_error : null);
-  if (reason && group !== "done") li.append(el("div", { class: "reason", text: reason }));
+  // The coach's words (the backend's mapping); `status` keeps the admin's.
+  const reason = j.coach ? j.coach.reason : null;
+  if (reason && group !== "done" && group !== "moving") {
+    li.append(el("div", { class: "reason", text: reason }));
+  }
   return li;
+}
+
+function ids(j) {
+  // Uplift's ids, for whoever looks the upload up there: a click away, not in every row.
+  const lines = [];
+  if (j.session_id) lines.push(`Session ${j.session_id}`);
+  if (j.session_group_id) lines.push(`Session group ${j.session_group_id}`);
+  return el("details", { class: "ids" }, el("summary", { text: "Uplift ids" }),
+    ...lines.map((t) => el("div", { class: "meta", text: t })));
 }
 
 function renderPager(doc) {
