@@ -1,0 +1,158 @@
+"""Issue 32: every uploaded capture is followed through Uplift's processing until final
+(GET /v1/captures/{id}, or a page of GET /v1/captures), against the built-in sandbox: its
+captures read `processing` for a few seconds, then `completed` with the movie's frame rate, or
+`error` when the file name contains "qa-fail" (daemon/sandbox/captures.py)."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+from pathlib import Path
+from typing import Any
+
+from support import (
+    Proc,
+    Sandbox,
+    captures_config,
+    cli,
+    jobs_by_name,
+    make_movie,
+    start_daemon,
+    status,
+    wait_for,
+)
+from webhooks import Receiver
+
+from daemon.sandbox.captures import QA_SUMMARY
+
+ATHLETE = "8d0c6f3e-2c0e-4a7e-9d7b-3f1c2b5a6e01"
+FIRST_LOOK = 15  # the schedule's first look comes this long after the upload
+
+
+def drop(tmp_path: Path, folder: Path, name: str) -> Path:
+    shutil.copy(make_movie(tmp_path / f"src-{name}", frames=2), folder / name)
+    return folder / name
+
+
+def analysis(config: Path, name: str) -> dict[str, Any] | None:
+    job = jobs_by_name(config).get(name)
+    return None if job is None else job.get("analysis")
+
+
+def final(config: Path, name: str) -> dict[str, Any] | None:
+    a = analysis(config, name)
+    return a if a is not None and a["status"] != "processing" else None
+
+
+def station(tmp_path: Path, sandbox: Sandbox, extra: str = "", **options: Any
+            ) -> tuple[Path, Path]:
+    return captures_config(tmp_path, sandbox.base_url, athlete=ATHLETE, settle=0.3,
+                           extra=extra, **options)
+
+
+def test_completed_with_the_movies_frame_rate(tmp_path: Path, sandbox: Sandbox,
+                                              procs: list[Proc]) -> None:
+    captures, config = station(tmp_path, sandbox)
+    procs.append(daemon := start_daemon(tmp_path, config))
+    drop(tmp_path, captures / ATHLETE, "swing.mov")
+    seen = wait_for(lambda: analysis(config, "swing.mov"), 60, what="the upload confirmed")
+    assert seen["status"] == "processing" and seen["fps_detected"] is None
+    done = wait_for(lambda: final(config, "swing.mov"), FIRST_LOOK + 30, what="analysed")
+    assert done["status"] == "completed" and done["error"] is None
+    assert done["fps_detected"] == 25.0  # the test movie's rate
+    assert done["checked_at"].endswith("Z")
+    doc = status(config)
+    assert doc["analysis_counts"] == {"processing": 0, "completed": 1, "error": 0, "gone": 0,
+                                      "unknown": 0}
+    text = cli("status", "--config", str(config)).stdout
+    assert "analysed · 25 fps" in text
+    assert daemon.has_event("analysis.final", status="completed")
+
+
+def test_qa_failure_in_status_and_a_notification(tmp_path: Path, sandbox: Sandbox,
+                                                 procs: list[Proc]) -> None:
+    hook = Receiver()
+    try:
+        captures, config = station(tmp_path, sandbox, extra=(
+            f'[notify]\nurls = ["{hook.url()}"]\nbatch_seconds = 0.5\n'))
+        procs.append(start_daemon(tmp_path, config))
+        drop(tmp_path, captures / ATHLETE, "swing-qa-fail.mov")
+        done = wait_for(lambda: final(config, "swing-qa-fail.mov"), 60 + FIRST_LOOK,
+                        what="analysed")
+        assert done == {**done, "status": "error", "error": QA_SUMMARY, "fps_detected": None}
+        assert status(config)["analysis_counts"]["error"] == 1
+        text = cli("status", "--config", str(config)).stdout
+        failure = text.split("not analysed by Uplift", 1)[1]
+        assert "swing-qa-fail.mov" in failure and ATHLETE in failure and QA_SUMMARY in failure
+        message = wait_for(lambda: hook.titled("not analysed"), 30, what="a notification")[0]
+        assert "swing-qa-fail.mov" in message["message"]
+        assert ATHLETE in message["message"] and QA_SUMMARY in message["message"]
+    finally:
+        hook.close()
+
+
+def test_429_and_5xx_while_following(tmp_path: Path, sandbox: Sandbox,
+                                     procs: list[Proc]) -> None:
+    captures, config = station(tmp_path, sandbox)
+    sandbox.faults(capture_read=[{"status": 429, "retry_after": 2}, {"status": 503}])
+    procs.append(daemon := start_daemon(tmp_path, config))
+    drop(tmp_path, captures / ATHLETE, "swing.mov")
+    done = wait_for(lambda: final(config, "swing.mov"), 60 + FIRST_LOOK + 15 + 30 + 10,
+                    what="analysed after the refusals")
+    assert done["status"] == "completed" and done["fps_detected"] == 25.0
+    answers = [r["answer"] for r in sandbox.state()["reads"] if "session_id" in r]
+    assert answers[:3] == [429, 503, "completed"]
+    assert daemon.has_event("analysis.read_failed", http=429)
+    assert daemon.has_event("analysis.read_failed", http=503)
+
+
+def test_deleted_at_uplift_is_gone(tmp_path: Path, sandbox: Sandbox,
+                                   procs: list[Proc]) -> None:
+    import httpx
+
+    captures, config = station(tmp_path, sandbox)
+    sandbox.faults(analysis_seconds=3600)
+    procs.append(start_daemon(tmp_path, config))
+    drop(tmp_path, captures / ATHLETE, "swing.mov")
+    wait_for(lambda: analysis(config, "swing.mov"), 60, what="the upload confirmed")
+    session = jobs_by_name(config)["swing.mov"]["session_id"]
+    root = sandbox.base_url.rsplit("/v1", 1)[0]
+    assert httpx.post(f"{root}/_sandbox/delete", json={"session_id": session}).status_code == 200
+    done = wait_for(lambda: final(config, "swing.mov"), FIRST_LOOK + 30, what="gone")
+    assert done["status"] == "gone" and done["error"]
+
+
+def test_following_resumes_after_a_restart(tmp_path: Path, sandbox: Sandbox,
+                                           procs: list[Proc]) -> None:
+    captures, config = station(tmp_path, sandbox)
+    procs.append(daemon := start_daemon(tmp_path, config))
+    drop(tmp_path, captures / ATHLETE, "swing.mov")
+    wait_for(lambda: analysis(config, "swing.mov"), 60, what="the upload confirmed")
+    daemon.signal(signal.SIGTERM)
+    assert daemon.stop() == 0
+    assert analysis(config, "swing.mov")["status"] == "processing"  # stopped before a look
+    procs.append(start_daemon(tmp_path, config, name="again.log"))
+    done = wait_for(lambda: final(config, "swing.mov"), FIRST_LOOK + 30, what="analysed")
+    assert done["status"] == "completed"
+
+
+def test_follow_for_reached_ends_unknown(tmp_path: Path, sandbox: Sandbox,
+                                         procs: list[Proc]) -> None:
+    captures, config = station(tmp_path, sandbox, extra='[analysis]\nfollow_for = "20s"\n')
+    sandbox.faults(analysis_seconds=3600)
+    procs.append(start_daemon(tmp_path, config))
+    drop(tmp_path, captures / ATHLETE, "swing.mov")
+    done = wait_for(lambda: final(config, "swing.mov"), 90, what="unknown")
+    assert done["status"] == "unknown"
+    assert "still processing" in done["error"] and "not followed any more" in done["error"]
+
+
+def test_follow_off_leaves_analysis_null(tmp_path: Path, sandbox: Sandbox,
+                                         procs: list[Proc]) -> None:
+    captures, config = station(tmp_path, sandbox, extra="[analysis]\nfollow = false\n")
+    procs.append(start_daemon(tmp_path, config))
+    drop(tmp_path, captures / ATHLETE, "swing.mov")
+    wait_for(lambda: jobs_by_name(config).get("swing.mov", {}).get("state") == "done", 60,
+             what="uploaded")
+    assert analysis(config, "swing.mov") is None
+    assert status(config)["analysis_counts"]["processing"] == 0
