@@ -156,3 +156,43 @@ def test_follow_off_leaves_analysis_null(tmp_path: Path, sandbox: Sandbox,
              what="uploaded")
     assert analysis(config, "swing.mov") is None
     assert status(config)["analysis_counts"]["processing"] == 0
+
+
+def test_two_postgres_nodes_follow_each_capture_once(tmp_path: Path, sandbox: Sandbox,
+                                                     procs: list[Proc]) -> None:
+    import pgserver
+    import pytest
+    from fleet_support import fleet_status, node_config
+
+    if pgserver.unavailable():
+        pytest.skip(pgserver.unavailable())
+    pg = pgserver.start_postgres(tmp_path)
+    try:
+        db_url = pg.create_db("fleet")
+        configs = []
+        for name in ("station-1", "station-2"):
+            local = tmp_path / f"local-{name}"
+            (local / ATHLETE).mkdir(parents=True)
+            configs.append(node_config(tmp_path, name, None, db_url, sandbox.base_url,
+                                       upload="concurrency = 2", local=local))
+            procs.append(start_daemon(tmp_path, configs[-1], name=f"{name}.log"))
+        for name in ("station-1", "station-2"):
+            for k in range(3):
+                drop(tmp_path, tmp_path / f"local-{name}" / ATHLETE, f"{name}-{k}.mov")
+
+        def analysed() -> list[dict[str, Any]] | None:
+            jobs = [j for j in fleet_status(configs[0])["jobs"] if j["state"] == "done"]
+            ok = len(jobs) == 6 and all((j["analysis"] or {}).get("status") == "completed"
+                                        for j in jobs)
+            return jobs if ok else None
+
+        jobs = wait_for(analysed, 90 + FIRST_LOOK, interval=1.0, what="6 captures analysed")
+        finals = [r["session_id"] for r in sandbox.state()["reads"]
+                  if r.get("answer") == "completed"]
+        assert sorted(finals) == sorted(j["session_id"] for j in jobs)  # each asked once
+        followers = {p.log_path.name for p in procs if p.has_event("analysis.final")}
+        assert followers  # the work was done by the fleet's followers
+    finally:
+        for p in procs:
+            p.kill()
+        pg.stop()
