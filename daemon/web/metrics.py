@@ -81,7 +81,7 @@ class Metrics:
                                   "took.", buckets=DURATION_BUCKETS, registry=r)
         self.last_upload = Gauge(f"{PREFIX}_last_upload_timestamp_seconds", "When the last "
                                  "upload was accepted (Unix time); 0 if none yet.", registry=r)
-        self.analysis = Counter(f"{PREFIX}_capture_analysis_results", "Followed captures "
+        self.analysis = Counter(f"{PREFIX}_analysis_results", "Followed captures "
                                 "that reached a final analysis status, per status.",
                                 ["status"], registry=r)
         for status in ANALYSIS:

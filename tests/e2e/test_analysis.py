@@ -196,3 +196,48 @@ def test_two_postgres_nodes_follow_each_capture_once(tmp_path: Path, sandbox: Sa
         for p in procs:
             p.kill()
         pg.stop()
+
+
+def test_console_and_metrics_show_the_analysis(tmp_path: Path, sandbox: Sandbox,
+                                               procs: list[Proc]) -> None:
+    """Chromium: the analysed upload reads "analysed · 25 fps", the QA failure stands out in
+    words; /api/status carries the fields; /metrics counts both."""
+    import os
+
+    import httpx
+    import pytest
+    from support import free_port
+    from test_console_browser import ARGS, CHROMIUM
+
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} missing")
+    from playwright.sync_api import expect, sync_playwright
+
+    port = free_port()
+    captures, config = station(tmp_path, sandbox, extra=f'[web]\nlisten = "127.0.0.1:{port}"\n')
+    procs.append(start_daemon(tmp_path, config))
+    drop(tmp_path, captures / ATHLETE, "good.mov")
+    drop(tmp_path, captures / ATHLETE, "bad-qa-fail.mov")
+    wait_for(lambda: final(config, "good.mov") and final(config, "bad-qa-fail.mov"),
+             60 + FIRST_LOOK, what="both analysed")
+    base = f"http://127.0.0.1:{port}"
+    api = httpx.get(f"{base}/api/status", params={"page": 1, "per_page": 50}).json()
+    bad = next(j for j in api["jobs"] if j["file"] == "bad-qa-fail.mov")
+    assert bad["analysis"]["status"] == "error" and bad["analysis"]["error"] == QA_SUMMARY
+    assert bad["analysis_failed"] is True
+    metrics = httpx.get(f"{base}/metrics").text
+    assert 'uplift_capture_analysis_results_total{status="completed"} 1.0' in metrics
+    assert 'uplift_capture_analysis_results_total{status="error"} 1.0' in metrics
+    assert "uplift_capture_analysis_following 0.0" in metrics
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(base)
+            good_row = page.locator("li.row", has_text="good.mov")
+            expect(good_row.locator(".analysis")).to_have_text("analysed · 25 fps")
+            failed = page.locator("li.row", has_text="bad-qa-fail.mov").locator(".analysis")
+            expect(failed).to_contain_text(QA_SUMMARY)
+            expect(failed).to_have_class("analysis bad")
+        finally:
+            browser.close()

@@ -287,7 +287,17 @@ function row(group, j) {
   }
   const reason = j.reason || (group === "failed" || group === "skipped" ? j.last_error : null);
   if (reason && group !== "done") li.append(el("div", { class: "reason", text: reason }));
+  if (group === "done" && j.analysis_words) li.append(analysisLine(j));
   return li;
+}
+
+// Uplift's processing of an uploaded capture (issue 32): "analysing…", "analysed · 240 fps",
+// or the failure in words, which stands out like a failed upload.
+function analysisLine(j) {
+  const failed = Boolean(j.analysis_failed);
+  if (failed) j.analysis_words = `Uploaded, not analysed: ${j.analysis_words}`;
+  return el("div", { class: failed ? "analysis bad" : "analysis", "data-analysis":
+    (j.analysis && j.analysis.status) || "", text: j.analysis_words });
 }
 
 function renderPager(doc) {
