@@ -10,14 +10,16 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TextIO
 
+from daemon.analysis.results import describe
+from daemon.analysis.schedule import STATUSES
 from daemon.commands.terminal import escape_all
 from daemon.config.hints import command
-from daemon.jobs import directory, fleet, paths
+from daemon.jobs import directory, fleet, paths, schema
 from daemon.jobs.athletes import AthleteTable, unknown_folders
 from daemon.jobs.models import Job, JobState
 from daemon.jobs.store import Store
 from daemon.service import control
-from daemon.timeutil import local_clock
+from daemon.timeutil import iso_utc, local_clock
 
 LISTED = 100  # the newest jobs of each state that `status` lists (`more` counts the rest)
 SKIPPED_LISTED_FOR = 7 * 86400.0  # skipped jobs leave the default listing after a week
@@ -41,6 +43,7 @@ def job_record(job: Job, now: float) -> dict[str, Any]:
         "bytes_sent": job.bytes_sent,
         "node": job.node or job.owner or None,  # holder / uploader; a node-local job's node
     }
+    record["analysis"] = analysis_record(job)
     if job.state == JobState.QUEUED and job.next_attempt_at > now:
         record["next_attempt_at"] = job.next_attempt_at
     if job.state == JobState.UPLOADING and job.size:
@@ -51,6 +54,17 @@ def job_record(job: Job, now: float) -> dict[str, Any]:
             record["rate_bytes_per_s"] = round(rate)
             record["eta_seconds"] = round((job.size - job.bytes_sent) / rate, 1)
     return record
+
+
+def analysis_record(job: Job) -> dict[str, Any] | None:
+    """Uplift's processing of the job's capture: None until the upload is confirmed (and for
+    uploads done before it was followed, or with following off)."""
+    if job.state != JobState.DONE or job.analysis_status is None:
+        return None
+    checked = job.analysis_checked_at
+    return {"status": job.analysis_status, "error": job.analysis_error,
+            "fps_detected": job.analysis_fps,
+            "checked_at": iso_utc(checked) if checked is not None else None}
 
 
 def live_attention(runtime: dict[str, Any]) -> dict[str, Any]:
@@ -147,8 +161,10 @@ def _head(store: Store, now: float, runtime: dict[str, Any] | None,
     nodes = store.nodes(now, lease) if getattr(store, "fleet", False) else []
     table = AthleteTable(store)
     links = directory.merged(athletes or {}, table.links() if table.available() else [])
-    return {"counts": store.counts(), "notices": notices, "hold": gate_reason,
-            "nodes": nodes, "athletes": [x.public() for x in links],
+    analysis = store.analysis.counts() if schema.has(store.engine, "0009") else \
+        dict.fromkeys(STATUSES, 0)
+    return {"counts": store.counts(), "analysis_counts": analysis, "notices": notices,
+            "hold": gate_reason, "nodes": nodes, "athletes": [x.public() for x in links],
             "unknown_folders": unknown_folders(store)}
 
 
@@ -235,6 +251,7 @@ def _lines(data: dict[str, Any], section: Callable[[tuple[JobState, ...]],
         yield "Stations: " + ", ".join(
             f"{n['name']} ({_station(n)})" for n in data["nodes"])
     shown = 0
+    yield from _analysis_lines(section((JobState.DONE,)))
     for title, states in SECTIONS:
         rows = section(states)
         if states == (JobState.DONE,):  # the newest few, newest first
@@ -257,6 +274,21 @@ def _lines(data: dict[str, Any], section: Callable[[tuple[JobState, ...]],
     yield from _unknown_lines(data.get("unknown_folders") or [], now, config)
     if not shown:
         yield from ("", "No files seen yet.")
+
+
+def _analysis_lines(done: Iterator[dict[str, Any]]) -> Iterator[str]:
+    """Uploaded captures Uplift could not analyse: the file, the athlete, Uplift's summary."""
+    rows = [j for j in done if (j.get("analysis") or {}).get("status") in NOT_ANALYSED]
+    if not rows:
+        return
+    yield from ("", "Uploaded, but not analysed by Uplift (record again, or ask Uplift):")
+    for j in rows:
+        a = j["analysis"]
+        yield (f"  #{j['id']} {j['path']}  (athlete {j['athlete_id'] or 'unknown'})\n"
+               f"      {describe(a['status'], a['error'], a['fps_detected'])}")
+
+
+NOT_ANALYSED = ("error", "gone", "unknown")
 
 
 def _unknown_lines(folders: list[dict[str, Any]], now: float,
@@ -292,5 +324,8 @@ def _line_of(j: dict[str, Any], now: float) -> str:
     if j["state"] in (JobState.PENDING, JobState.QUEUED):
         return f"  #{j['id']} {j['path']}\n      {j.get('reason') or waiting_reason(j, now)}"
     if j["state"] == JobState.DONE:
-        return f"  #{j['id']} {j['path']}  (session {j['session_id']})"
+        a = j.get("analysis") or {}
+        words = describe(a.get("status"), a.get("error"), a.get("fps_detected"))
+        return f"  #{j['id']} {j['path']}  (session {j['session_id']})" + \
+            (f"  {words}" if words else "")
     return f"  #{j['id']} {j['path']}\n      {j['last_error']}"

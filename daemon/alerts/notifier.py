@@ -44,6 +44,7 @@ WATCH_FOLDER_LOST = "watch folder lost"
 DATABASE_UNWRITABLE = "database unwritable"
 LOW_DISK = "low disk space"
 STUCK = "queue stuck"
+ANALYSIS_CREDENTIALS = "analysis not followed: key refused"
 
 
 @dataclass(order=True)
@@ -74,6 +75,7 @@ class Notifier:
         self._cv = threading.Condition()
         self._failures: list[tuple[str, str]] = []
         self._more_failures = 0
+        self._analysed: list[str] = []  # captures that failed Uplift's checks (or gone, unknown)
         self._batch_due: float | None = None
         self._pending: list[_Delivery] = []
         self._incidents: set[str] = set()
@@ -93,6 +95,18 @@ class Notifier:
                 self._failures.append((self.redact(str(file_path)), self.redact(reason)))
             else:  # a flood: count the rest, keep memory bounded
                 self._more_failures += 1
+            if self._batch_due is None:
+                self._batch_due = self.clock() + self.batch_seconds
+                self._cv.notify()
+
+    def capture_analysed(self, line: str) -> None:
+        """A followed capture failed Uplift's checks (or was deleted there, or its analysis
+        stayed unknown): batched with failed files, one message for them all."""
+        if not self.urls:
+            return
+        with self._cv:
+            if len(self._analysed) < 20 * self.max_files:
+                self._analysed.append(self.redact(line))
             if self._batch_due is None:
                 self._batch_due = self.clock() + self.batch_seconds
                 self._cv.notify()
@@ -196,6 +210,18 @@ class Notifier:
             log.error("notify.dropped", target=old.target.shown, title=old.message.title,
                       reason="too many messages waiting")
 
+    def _analysis_message(self) -> Message | None:
+        lines, self._analysed = self._analysed, []
+        if not lines:
+            return None
+        n = len(lines)
+        shown = [f"- {line}" for line in lines[:self.max_files]]
+        if n > self.max_files:
+            shown.append(f"… and {n - self.max_files} more (`uplift-capture status` lists them)")
+        title = "1 capture was not analysed" if n == 1 else f"{n} captures were not analysed"
+        body = "\n".join(shown) + "\n\nThese files were uploaded; Uplift could not analyse them."
+        return Message(self._title(title), self.redact(body), FAILURE)
+
     def _failure_message(self) -> Message | None:
         failures, self._failures, self._batch_due = self._failures, [], None
         n, self._more_failures = len(failures) + self._more_failures, 0
@@ -214,9 +240,9 @@ class Notifier:
         The thread calls it; tests may call it directly with a fake clock."""
         with self._cv:
             if self._batch_due is not None and (final or self._batch_due <= now):
-                message = self._failure_message()
-                if message is not None:
-                    for target in self._targets_locked():
+                for message in (self._analysis_message(), self._failure_message()):
+                    for target in self._targets_locked() if message is not None else ():
+                        assert message is not None
                         self._push(_Delivery(now, 0, message, target))
             due = [d for d in self._pending if final or d.due <= now]
             self._pending = [d for d in self._pending if not (final or d.due <= now)]

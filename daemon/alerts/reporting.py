@@ -22,7 +22,8 @@ INCIDENTS = {"credentials": alerts.CREDENTIALS_REJECTED,
              "certificate": alerts.CERTIFICATE_UNTRUSTED,
              "watch_folder": alerts.WATCH_FOLDER_LOST,
              "database": alerts.DATABASE_UNWRITABLE,
-             "low_disk": alerts.LOW_DISK}
+             "low_disk": alerts.LOW_DISK,
+             "analysis_credentials": alerts.ANALYSIS_CREDENTIALS}
 STUCK_EVERY = 60.0  # seconds between stuck checks (only with notification targets)
 
 
@@ -53,6 +54,11 @@ class Reporter:
     def failed(self, path: str, reason: str) -> None:
         if self.notifier is not None:
             self.notifier.job_failed(paths.readable(path), reason)
+
+    def analysed(self, line: str) -> None:
+        """A followed capture failed Uplift's checks, was deleted there, or stayed unknown."""
+        if self.notifier is not None:
+            self.notifier.capture_analysed(line)
 
     def notice(self, name: str, message: str | None) -> None:
         """A service-wide condition began (message) or ended (None): once per incident."""

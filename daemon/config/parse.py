@@ -15,6 +15,7 @@ from daemon.config.read import (
     Table,
     check_base_url,
     database_url,
+    duration,
     existing_file,
     hhmm,
     hours_text,
@@ -28,6 +29,7 @@ from daemon.config.settings import (
     AFTER_UPLOAD,
     NODE_NAME_MAX,
     ORIENTATIONS,
+    AnalysisSettings,
     ApiSettings,
     CaptureSettings,
     Config,
@@ -62,9 +64,10 @@ def parse(data: Mapping[str, Any], source: Path) -> Config:
     node_s = node(top.table("node"))
     level = logging(top.table("logging"))
     station_s = station(top.table("station"))
+    analysis_s = analysis(top.table("analysis"))
     top.finish()
     return Config(source, api_s, db_url, upload_s, capture, watches_s, athletes_s,
-                  sandbox_s, watching_s, level, web_s, notify_s, node_s, station_s)
+                  sandbox_s, watching_s, level, web_s, notify_s, node_s, station_s, analysis_s)
 
 
 def api(api_t: Table, source: Path) -> ApiSettings:
@@ -245,6 +248,16 @@ def station(st_t: Table) -> StationSettings:
     except ValueError as exc:
         raise ConfigError(f"{st_t.where('low_disk')}: {exc}") from None
     st_t.finish()
+    return settings
+
+
+def analysis(an_t: Table) -> AnalysisSettings:
+    d = AnalysisSettings()
+    settings = AnalysisSettings(
+        follow=an_t.get("follow", bool, d.follow),
+        follow_for=duration(an_t.get("follow_for", str, "24h"), an_t.where("follow_for")),
+        max_rate=an_t.number("max_rate", d.max_rate, 0.01))
+    an_t.finish()
     return settings
 
 

@@ -5,6 +5,7 @@ settings.py, the parsers per section in parse.py."""
 from __future__ import annotations
 
 import ipaddress
+import math
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
@@ -111,6 +112,24 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+DURATION_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def duration(text: str, where: str) -> float:
+    """"90s", "30m", "24h", "7d" (or plain seconds) -> seconds, at least one."""
+    value = text.strip().lower()
+    unit = DURATION_UNITS.get(value[-1:]) if value else None
+    number = value[:-1] if unit is not None else value
+    try:
+        seconds = float(number) * (unit or 1.0)
+    except ValueError:
+        seconds = -1.0
+    if not math.isfinite(seconds) or seconds < 1:
+        raise ConfigError(f"{where}: must be a duration such as \"24h\", \"90m\" or "
+                          f"\"3600s\" (at least 1 s), got {text!r}")
+    return seconds
 
 
 def hhmm(text: str, where: str) -> tuple[int, int]:

@@ -97,6 +97,13 @@ class StationSettings:
 
 
 @dataclass(frozen=True)
+class AnalysisSettings:
+    follow: bool = True  # follow each uploaded capture until Uplift has analysed it
+    follow_for: float = 86400.0  # seconds ("24h" in the file); then `unknown`
+    max_rate: float = 2.0  # GET /captures requests per second, for the whole station
+
+
+@dataclass(frozen=True)
 class SandboxSettings:
     data_dir: Path
     upload_window: float = 1800.0
@@ -118,3 +125,4 @@ class Config:
     notify: NotifySettings = NotifySettings()
     node: NodeSettings = NodeSettings()
     station: StationSettings = StationSettings()
+    analysis: AnalysisSettings = AnalysisSettings()

@@ -138,6 +138,8 @@ class Job(Base):
         # uploads finished since a time (the console's chart, /metrics).
         Index("ix_jobs_state_id", "state", "id"),
         Index("ix_jobs_state_finished", "state", "finished_at"),
+        # The follower's next due capture, without a scan (analysis/follower.py).
+        Index("ix_jobs_analysis_due", "analysis_status", "analysis_next_at"),
     )
 
     id: Col[int] = Col(Integer, primary_key=True, autoincrement=True)
@@ -183,6 +185,18 @@ class Job(Base):
     # before anything of this job is sent again.
     check_session_id: Col[str | None] = Col(String(64))
     etag: Col[str | None] = Col(String(80))
+    # Following the capture through Uplift's processing (daemon/analysis/): NULL until the
+    # upload is confirmed (and for jobs done before 0009), then processing | completed | error |
+    # gone | unknown. The follower's claim: node + lease (epoch seconds it holds until).
+    analysis_status: Col[str | None] = Col(String(16))
+    analysis_error: Col[str | None] = Col(Text)  # Uplift's summary, as given; or our reason
+    analysis_fps: Col[float | None] = Col(Float)
+    analysis_checked_at: Col[float | None] = Col(Float)
+    analysis_next_at: Col[float | None] = Col(Float)
+    analysis_deadline: Col[float | None] = Col(Float)
+    analysis_looks: Col[int | None] = Col(Integer)
+    analysis_node: Col[str | None] = Col(String(64))
+    analysis_lease: Col[float | None] = Col(Float)
     # size + sha256 of the first and last MiB: finds a re-copied video without a full read
     fingerprint: Col[str | None] = Col(String(64))
     archived_path: Col[str | None] = Col(Text)  # where after_upload=move put it

@@ -23,6 +23,7 @@ from sqlalchemy import Engine, delete, select
 
 from daemon.jobs import engine as engine_mod
 from daemon.jobs import schema
+from daemon.jobs.analysis import AnalysisTable
 from daemon.jobs.engine import DatabaseUnavailable
 from daemon.jobs.guard import ClaimGuard, TakenOver, TransitionError
 from daemon.jobs.models import ACTIVE, TERMINAL, Claim, Job, JobState, Notice
@@ -40,6 +41,7 @@ class Store(Reads):
         self.guard = ClaimGuard(engine, node)
         self.watcher = WatcherWrites(self.guard)
         self.worker = WorkerWrites(self.guard)
+        self.analysis = AnalysisTable(self.guard)  # following captures (daemon/analysis/)
 
     # ---- who this node is (the guard's) -------------------------------------------------------
 
@@ -130,8 +132,8 @@ class Store(Reads):
         self.worker.progress(claim, sent, now)
 
     def finish(self, claim: Claim, etag: str | None, now: float, note: str | None = None,
-               landed: str | None = None) -> None:
-        self.worker.finish(claim, etag, now, note, landed)
+               landed: str | None = None, follow_for: float | None = None) -> None:
+        self.worker.finish(claim, etag, now, note, landed, follow_for)
 
     def requeue(self, claim: Claim, from_states: Iterable[str], now: float, *, due: float,
                 reason: str | None, count_attempt: bool = True,

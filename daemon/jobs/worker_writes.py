@@ -14,8 +14,8 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
+from daemon.jobs import analysis, paths
 from daemon.jobs import engine as engine_mod
-from daemon.jobs import paths
 from daemon.jobs.guard import ClaimGuard
 from daemon.jobs.models import IN_FLIGHT, Claim, Job, JobState, Reservation
 from daemon.jobs.reads import _load, load_job
@@ -125,13 +125,15 @@ class WorkerWrites:
                             bytes_sent=sent)
 
     def finish(self, claim: Claim, etag: str | None, now: float, note: str | None = None,
-               landed: str | None = None) -> None:
+               landed: str | None = None, follow_for: float | None = None) -> None:
         """uploading -> done. An earlier copy of the same path that failed (an unfinished
         recording, say) is moot now: skipped, in the same transaction. `landed`: the capture
-        Uplift says it has, for a job claimed to ask about it (reserved -> done)."""
-        froms, extra = [JobState.UPLOADING], {}
+        Uplift says it has, for a job claimed to ask about it (reserved -> done).
+        `follow_for`: follow the capture through Uplift's processing that long (None: not)."""
+        froms, extra = [JobState.UPLOADING], analysis.start_values(now, follow_for)
         if landed is not None:
-            froms, extra = [JobState.RESERVED], {"session_id": landed, "check_session_id": None}
+            froms = [JobState.RESERVED]
+            extra |= {"session_id": landed, "check_session_id": None}
         # Durable: after-upload may move or delete the file right after this returns.
         job_id = claim.job_id
         with self.guard.write(durable=True) as conn:

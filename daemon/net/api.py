@@ -25,6 +25,7 @@ import httpx
 from daemon import __version__
 from daemon.errors import Kind, TransferError, Where
 from daemon.net import tls
+from daemon.net.pace import Pace
 from daemon.net.transport import Swappable, deadline, make_client, redact_url
 
 MAX_ANSWER = 1 << 20  # bytes: a reservation is a few KiB
@@ -42,6 +43,7 @@ class Capture:
     session_id: str
     status: str  # one of CAPTURE_STATUSES
     error: str | None
+    fps_detected: float | None = None
 
 
 @dataclass(frozen=True)
@@ -248,6 +250,7 @@ class ApiClient:
         self._clients = Swappable(
             client or make_client("api", timeout, proxy, ca_file, trust=trust), proxy)
         self._headers = {"User-Agent": f"uplift-capture-daemon/{__version__}"}
+        self.pace: Pace | None = None  # the station's reads of captures, at most max_rate
 
     def close(self) -> None:
         self._clients.close()
@@ -301,23 +304,52 @@ class ApiClient:
                                 status=response.status_code,
                                 server_time=_date(response, None)) from None
 
+    def _read(self, path: str) -> Any:
+        """A paced GET of Uplift's captures: the JSON of a 2xx, else TransferError (a 429's
+        Retry-After holds every read of this station)."""
+        if self.pace is not None:
+            self.pace.wait()
+        response = self._request("GET", path)
+        if not response.is_success:
+            err = http_error(response, Where.API)
+            if self.pace is not None and err.retry_after is not None:
+                self.pace.hold(err.retry_after)
+            raise err
+        try:
+            return json.loads(response.content)
+        except ValueError:
+            return None
+
     def get_capture(self, session_id: str) -> Capture:
         """GET /captures/{id}: what Uplift has of a capture. An error answer (404 when it does
         not exist or was deleted) raises TransferError with its status; so does a 2xx whose
         `status` we cannot read (Kind.MALFORMED)."""
-        response = self._request("GET", f"/captures/{quote(session_id, safe='')}")
-        if not response.is_success:
-            raise http_error(response, Where.API)
-        try:
-            data = json.loads(response.content)
-        except ValueError:
-            data = None
-        status = data.get("status") if isinstance(data, dict) else None
-        if status not in CAPTURE_STATUSES:
+        return parse_capture(self._read(f"/captures/{quote(session_id, safe='')}"), session_id)
+
+    def list_captures(self, status: str, limit: int = 500, offset: int = 0
+                      ) -> tuple[list[Capture], int]:
+        """GET /captures?source=api&status=...: one page of this organization's API captures
+        in that status, and how many there are in all."""
+        data = self._read(f"/captures?source=api&status={quote(status)}&limit={limit}"
+                          f"&offset={offset}")
+        rows = data.get("captures") if isinstance(data, dict) else None
+        total = data.get("total_count") if isinstance(data, dict) else None
+        if not isinstance(rows, list) or not isinstance(total, int):
             raise TransferError(Where.API, Kind.MALFORMED,
-                                f"the Uplift API sent a capture we cannot read (status "
-                                f"{str(status)[:40]!r})", status=response.status_code)
-        assert isinstance(data, dict)
-        error = data.get("error")
-        return Capture(str(data.get("session_id") or session_id), str(status),
-                       error[:300] if isinstance(error, str) else None)
+                                "the Uplift API sent a list of captures we cannot read")
+        return [parse_capture(r, "") for r in rows], total
+
+
+def parse_capture(data: Any, session_id: str) -> Capture:
+    status = data.get("status") if isinstance(data, dict) else None
+    if status not in CAPTURE_STATUSES:
+        raise TransferError(Where.API, Kind.MALFORMED,
+                            f"the Uplift API sent a capture we cannot read (status "
+                            f"{str(status)[:40]!r})")
+    assert isinstance(data, dict)
+    error, fps = data.get("error"), data.get("fps_detected")
+    if not isinstance(fps, int | float) or isinstance(fps, bool) or not 0 < fps < 1e6:
+        fps = None
+    return Capture(str(data.get("session_id") or session_id)[:255], str(status),
+                   error[:300] if isinstance(error, str) else None,
+                   None if fps is None else float(fps))

@@ -1,5 +1,5 @@
 """The sandbox's endpoints, one request handler: POST /v1/captures (the Uplift API's reservation),
-GET /v1/captures/{id} (what it has of a capture), POST /s3/<bucket> (S3's browser POST upload),
+GET /v1/captures/{id} and /v1/captures (captures.py), POST /s3/<bucket> (S3's browser POST upload),
 and the /_sandbox admin endpoints tests use to read state, inject faults and change the token.
 Faults are taken from the state as requests arrive.
 """
@@ -15,12 +15,11 @@ import tempfile
 import threading
 import time
 import uuid
-from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from typing import Any, BinaryIO, Protocol, cast
 from urllib.parse import quote, unquote
 
-from daemon.sandbox import answers, rules
+from daemon.sandbox import answers, captures, rules
 from daemon.sandbox.rules import ApiRefusal, validate_capture
 from daemon.sandbox.s3post import (
     S3Error,
@@ -129,44 +128,15 @@ class Handler(BaseHTTPRequestHandler):
                 self._json(200, {"reservations": st.records(st._log_reservations),
                                  "uploads": st.records(st._log_uploads),
                                  "reads": st.records(st._log_reads)})
+            elif self.path.split("?")[0] in (f"{API_PREFIX}/captures",
+                                             f"{API_PREFIX}/captures/"):
+                captures.get_list(self)
             elif self.path.startswith(f"{API_PREFIX}/captures/"):
-                self._get_capture(unquote(self.path[len(f"{API_PREFIX}/captures/"):]))
+                captures.get_one(self, unquote(self.path[len(f"{API_PREFIX}/captures/"):]))
             else:
                 self._json(404, {"detail": "not found"})
         except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
             self.close_connection = True
-
-    def _get_capture(self, session_id: str) -> None:
-        """GET /v1/captures/{id} as uplift-api/captures.md documents it: `awaiting_upload`
-        until the upload is stored, then `processing` (the sandbox analyses nothing)."""
-        st = self.state
-        if self.headers.get("Authorization") != f"Bearer {st.token}":
-            self._json(401, {"error": "Unauthorized", "message": "Invalid or missing API key"})
-            return
-        fault = st.take_fault("capture_read") or {}
-        with st.lock:
-            session = st.sessions.get(session_id)
-        if "status" in fault:
-            status = int(fault["status"])
-            headers = {"Retry-After": str(fault["retry_after"])} if "retry_after" in fault else {}
-            self._json(status, {"error": HTTPStatus(status).phrase.replace(" ", ""),
-                                "message": f"injected failure {status}"}, headers)
-            answered: Any = status
-        elif session is None:
-            self._json(404, {"error": "NotFound", "message": "Capture not found."})
-            answered = 404
-        else:
-            answered = fault.get("capture") or \
-                ("processing" if session.get("stored") else "awaiting_upload")
-            rec, request = session["record"], session["record"].get("request") or {}
-            movement = request.get("movement_attributes") or {}
-            self._json(200, {"session_id": session_id, "athlete_id": rec.get("athlete_id"),
-                             "activity": movement.get("activity"),
-                             "movement": movement.get("movement"), "status": answered,
-                             "error": None, "capture_time": request.get("capture_time"),
-                             "fps_detected": None})
-        st.append(st._log_reads, {"session_id": session_id, "answer": answered,
-                                  "at": time.time()})
 
     def do_POST(self) -> None:
         try:
@@ -184,6 +154,9 @@ class Handler(BaseHTTPRequestHandler):
                     for k, v in data.items():
                         setattr(self.state.faults, k, v)
                 self._json(200, {"ok": True})
+            elif self.path == "/_sandbox/delete":
+                found = captures.delete(self.state, self._body())
+                self._json(200 if found else 404, {"ok": found})
             elif self.path == "/_sandbox/token":
                 token = json.loads(self._body() or b"{}").get("token")
                 if not isinstance(token, str) or not token:
@@ -314,7 +287,8 @@ class Handler(BaseHTTPRequestHandler):
             "md5": form.file.md5, "sha256": form.file.sha256, "path": str(dest),
             "received_at": iso(time.time()), "at": time.time()})
         with st.lock:
-            st.sessions.setdefault(session_id, {})["stored"] = True
+            st.sessions.setdefault(session_id, {}).update(
+                stored=True, stored_at=time.time(), received=str(dest))
         if fault and fault.get("stored_then_drop"):  # stored; the answer is lost
             self._drop()
             return

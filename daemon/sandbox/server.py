@@ -2,8 +2,10 @@
 
 Faithful to uplift-api/create-capture.txt: POST /v1/captures checks the Bearer token and the
 body, and answers with a session, an upload URL and signed upload fields; GET /v1/captures/{id}
-reads a capture back as uplift-api/captures.md documents it; POST /s3/<bucket>
-behaves like S3's browser POST. What arrives is stored under the data folder:
+and GET /v1/captures (the list) read captures back as uplift-api/captures.md documents them: a
+stored capture is `processing` for a few seconds, then `completed` with the movie's frame rate,
+or `error` when its file name contains "qa-fail" (sandbox/captures.py says the rule);
+POST /s3/<bucket> behaves like S3's browser POST. What arrives is stored under the data folder:
 
     <data>/endpoint.json               base_url and token of the running sandbox
     <data>/reservations.jsonl          every reservation (request body, session, expiry)
@@ -12,7 +14,8 @@ behaves like S3's browser POST. What arrives is stored under the data folder:
 
 Admin endpoints for tests: GET /_sandbox/state, POST /_sandbox/faults (see Faults; an
 unknown key is refused with 400), POST /_sandbox/token {"token": "new"} (the old token then
-gets 401; endpoint.json is rewritten).
+gets 401; endpoint.json is rewritten), POST /_sandbox/delete {"session_id": "..."} (the
+capture is deleted at Uplift: 404 from then on).
 
 Faults, each list entry used once:
 
@@ -35,6 +38,10 @@ Faults, each list entry used once:
                                                       "after" past the body, once it is in;
                                                       "hold": seconds before): nothing stored
              [{"stored_then_drop": true}]             stored, then dropped without an answer
+    capture_read / capture_list: [{"status": 429, "retry_after": 2}]
+                                                      an error answer to GET /captures/{id} /
+                                                      GET /captures instead
+    analysis_seconds: 3600                            stored captures stay processing longer
     raw_location: true                                a stored upload's 204 carries its key's
                                                       raw UTF-8 bytes in Location (S3, and the
                                                       sandbox otherwise, percent-encode it)

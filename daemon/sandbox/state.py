@@ -26,6 +26,11 @@ class Faults:
     # GET /v1/captures/{id}: {"status": 503, "retry_after": 2} an error answer instead, or
     # {"capture": "awaiting_upload"} a 200 saying that status whatever was stored.
     capture_read: list[dict[str, Any]] = field(default_factory=list)
+    # GET /v1/captures (the list): {"status": 429, "retry_after": 2} an error answer instead.
+    capture_list: list[dict[str, Any]] = field(default_factory=list)
+    # Seconds a stored capture reads `processing` before its analysis ends (captures.py);
+    # None: captures.ANALYSIS_SECONDS.
+    analysis_seconds: float | None = None
     # New reservations' upload fields ask S3 to answer a stored upload with a 303 to this URL.
     success_action_redirect: str | None = None
     upload_delay: list[float] = field(default_factory=list)  # seconds before reading a body
@@ -59,12 +64,13 @@ class SandboxState:
         (data_dir / "received").mkdir(parents=True, exist_ok=True)
         self._log_reservations = data_dir / "reservations.jsonl"
         self._log_uploads = data_dir / "uploads.jsonl"
-        self._log_reads = data_dir / "reads.jsonl"  # every GET /v1/captures/{id} answered
+        self._log_reads = data_dir / "reads.jsonl"  # every GET /v1/captures(/{id}) answered
         for rec in self.records(self._log_reservations):
             self.groups[rec["session_group_id"]] = rec["athlete_id"]
             self.sessions[rec["session_id"]] = {"record": rec}
         for rec in self.records(self._log_uploads):
-            self.sessions.setdefault(rec["session_id"], {})["stored"] = True
+            self.sessions.setdefault(rec["session_id"], {}).update(
+                stored=True, stored_at=rec.get("at"), received=rec.get("path"))
 
     def take_fault(self, name: str) -> Any:
         with self.lock:

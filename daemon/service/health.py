@@ -62,6 +62,8 @@ def tick(ctx: Ctx, fleet: FleetPart | None, fatal: Callable[[str], None]) -> boo
         fatal(problem)
         return False
     ctx.worker.dispatcher.check()
+    if ctx.follower is not None:
+        ctx.follower.revive()
     if ctx.space is not None:
         ctx.space.revive()
     if fleet is not None:

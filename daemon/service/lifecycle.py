@@ -231,7 +231,8 @@ class Service:
         # Which watch folders are there (an unmounted share is not): before the first claim.
         watcher.check_roots()
         metrics = parts_mod.new_metrics(cfg)
-        events = WorkEvents(reporter, watcher, metrics)
+        follower = parts_mod.new_follower(cfg, store, api, reporter, attention, metrics, wall)
+        events = WorkEvents(reporter, watcher, metrics, follower)
         fence = self.fleet.fence_wait if self.fleet is not None else lambda: 0.0
         # In a fleet, no upload reaches its closing boundary while this node is fenced.
         worker = self.worker = Worker(
@@ -239,9 +240,12 @@ class Service:
             gate=lambda: max(gate.seconds(), fence()), wall=wall,
             fence=self.fleet.fleet if self.fleet is not None else None)
         ctx = self.ctx = Ctx(store, api, worker, watcher, attention, scheduler, gate, reporter,
-                             events, space)
+                             events, space, follower)
         worker.start()
         self._started(Part("worker", self._stop_worker))
+        if follower is not None:  # after the worker: it stops first, no look half-written
+            follower.start()
+            self._started(follower)
         watcher.start(scan=False, look=False)
         self._started(Part("watcher", watcher.stop))
         scheduler.start()
@@ -385,6 +389,8 @@ class Service:
                 "certificate" in ctx.store.notices():
             self.net.swap(new, ctx)
         ctx.worker.reconfigure(new)
+        if ctx.follower is not None:
+            ctx.follower.reconfigure(new.analysis)
         ctx.watcher.reconfigure(new)
         fleet_mod.rejoin(new, ctx.store)  # a shared folder added: claimed from now on
         ctx.gate.hours = Gate(ctx.store, new.upload.hours).hours

@@ -26,6 +26,7 @@ from daemon.work.gate import Gate
 from daemon.work.worker import Worker
 
 if TYPE_CHECKING:  # the console is imported only when it runs
+    from daemon.analysis.follower import Follower
     from daemon.web import Metrics
 
 log = logs.get("service")
@@ -58,14 +59,21 @@ class Ctx:
     reporter: Reporter
     events: WorkEvents
     space: SpaceWatch | None = None  # the low-disk warning's thread
+    follower: Follower | None = None  # following uploaded captures ([analysis] follow)
 
 
 class WorkEvents(Events):
     """The work's events (work/events.py), routed to the parts that hear them; all of them
     exist before the worker is made (the console's metrics only when it runs)."""
 
-    def __init__(self, reporter: Reporter, watcher: Watcher, metrics: Metrics | None):
+    def __init__(self, reporter: Reporter, watcher: Watcher, metrics: Metrics | None,
+                 follower: Follower | None = None):
         self.reporter, self.watcher, self.metrics = reporter, watcher, metrics
+        self.follower = follower
+
+    def uploaded(self) -> None:
+        if self.follower is not None:
+            self.follower.wake()
 
     def failed(self, path: str, reason: str) -> None:
         self.reporter.failed(path, reason)
@@ -87,6 +95,31 @@ class WorkEvents(Events):
     def folder_there(self, job: Job) -> bool:
         roots = self.watcher.roots
         return roots is None or roots.job_there(job)
+
+
+def new_follower(cfg: Config, store: Store, api: ApiClient, reporter: Reporter,
+                 attention: Attention, metrics: Metrics | None,
+                 wall: Callable[[], float]) -> Follower | None:
+    """The follower of uploaded captures (not started), or None with `[analysis] follow =
+    false`. Every read of captures is paced from here on, the lost-answer check's too."""
+    from daemon.analysis.follower import Follower
+    from daemon.analysis.results import Result, notice_line
+    from daemon.net.pace import Pace
+
+    api.pace = Pace(cfg.analysis.max_rate)
+    if not cfg.analysis.follow:
+        return None
+
+    def told(result: Result) -> None:
+        if metrics is not None:
+            metrics.analysed(result.status)
+        if result.status != "completed":
+            reporter.analysed(notice_line(result))
+
+    if metrics is not None:
+        metrics.bind(following=last_known(lambda: store.analysis.counts()["processing"]))
+    return Follower(store.analysis, api, cfg.analysis, wall, told, attention.condition,
+                    fleet=store.fleet)
 
 
 def healthy(ctx: Ctx, fatal: str | None) -> tuple[bool, str]:

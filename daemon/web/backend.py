@@ -11,6 +11,7 @@ from pathlib import PurePath
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from daemon import status
+from daemon.analysis.results import describe
 from daemon.jobs import console_reads, directory, schema
 from daemon.jobs.athletes import AthleteTable, unknown_folders
 from daemon.jobs.directory import Invalid, Link
@@ -127,6 +128,9 @@ class StoreBackend:
         record["file"] = PurePath(record["path"]).name
         if job.finished_at is not None:
             record["finished_at"] = job.finished_at
+        if (a := record.get("analysis")) is not None:  # Uplift's processing, in words
+            record["analysis_words"] = describe(a["status"], a["error"], a["fps_detected"])
+            record["analysis_failed"] = a["status"] in status.NOT_ANALYSED
         return record
 
     def _athlete_name(self, job: Any) -> str:

@@ -21,6 +21,7 @@ import daemon
 
 PREFIX = "uplift_capture"
 OUTCOMES = ("done", "failed", "retry", "lapsed", "interrupted")
+ANALYSIS = ("completed", "error", "gone", "unknown")  # a followed capture's final statuses
 # Upload times of capture clips: seconds for a short swing, an hour for a long session on a
 # slow link.
 DURATION_BUCKETS = (1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
@@ -36,6 +37,7 @@ class _TableCollector(Collector):
     def __init__(self, counts: Callable[[], Mapping[str, int]] | None,
                  paused: Callable[[], bool] | None):
         self.counts, self.paused = counts, paused
+        self.following: Callable[[], int] | None = None
 
     def collect(self) -> Iterator[Metric]:
         if self.counts is not None:
@@ -48,6 +50,10 @@ class _TableCollector(Collector):
             yield GaugeMetricFamily(f"{PREFIX}_paused",
                                     "1 while an operator has paused uploads, else 0.",
                                     value=1.0 if self.paused() else 0.0)
+        if self.following is not None:
+            yield GaugeMetricFamily(f"{PREFIX}_analysis_following", "Uploaded captures "
+                                    "followed until Uplift has analysed them.",
+                                    value=float(self.following()))
 
     def describe(self) -> Iterator[Metric]:
         return iter(())  # read lazily: registering must not query the database
@@ -75,13 +81,21 @@ class Metrics:
                                   "took.", buckets=DURATION_BUCKETS, registry=r)
         self.last_upload = Gauge(f"{PREFIX}_last_upload_timestamp_seconds", "When the last "
                                  "upload was accepted (Unix time); 0 if none yet.", registry=r)
+        self.analysis = Counter(f"{PREFIX}_analysis_results", "Followed captures "
+                                "that reached a final analysis status, per status.",
+                                ["status"], registry=r)
+        for status in ANALYSIS:
+            self.analysis.labels(status)
         self.build = Gauge(f"{PREFIX}_build_info", "The running version.", ["version"],
                            registry=r)
         self.build.labels(version).set(1)
 
     def bind(self, counts: Callable[[], Mapping[str, int]] | None = None,
-             paused: Callable[[], bool] | None = None) -> None:
+             paused: Callable[[], bool] | None = None,
+             following: Callable[[], int] | None = None) -> None:
         """Set the scrape-time sources once the store exists."""
+        if following is not None:
+            self._table.following = following
         if counts is not None:
             self._table.counts = counts
         if paused is not None:
@@ -102,6 +116,11 @@ class Metrics:
         if outcome == "done":
             self.bytes.inc(max(nbytes, 0))
             self.last_upload.set(at)
+
+    def analysed(self, status: str) -> None:
+        """A followed capture reached a final status."""
+        if status in ANALYSIS:
+            self.analysis.labels(status).inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -23,6 +23,9 @@ class Events:
     def upload_finished(self, outcome: str, size: int, seconds: float, wall: float) -> None:
         """An upload attempt ended: done, retry, failed... (the console's metrics)."""
 
+    def uploaded(self) -> None:
+        """An upload was confirmed (`done`): its capture's following has begun."""
+
     def folder_there(self, job: Job) -> bool:
         """Is the job's watch folder there (an unmounted share is not)? Asked only when its
         file is missing, to tell 'gone' from 'not mounted'."""

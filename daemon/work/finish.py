@@ -86,7 +86,9 @@ def accepted(p: Finishing, job: Job, res: Reserved, sent: Sent, note: str | None
 def landed(p: Finishing, job: Job, session_id: str, bound: Any) -> None:
     """Uplift has the capture of an upload whose answer was lost: `done` (durable) without a
     second upload, then the after-upload action as for any upload."""
-    p.store.finish(job.claim, None, p.wall(), LOST_ANSWER, landed=session_id)
+    p.store.finish(job.claim, None, p.wall(), LOST_ANSWER, landed=session_id,
+                   follow_for=follow_for(p))
+    p.events.uploaded()
     p.res.drop(job.id)
     p.events.upload_finished("done", job.size, 0.0, p.wall())
     bound.info("upload.done", session_id=session_id, note=LOST_ANSWER)
@@ -94,6 +96,11 @@ def landed(p: Finishing, job: Job, session_id: str, bound: Any) -> None:
         p.accepted.to_archive(job.id)
         p.recorder.hand(p.recorder.afters, "after_upload", _after_upload, p, job, bound,
                         job_id=job.id, path=job.path)
+
+
+def follow_for(p: Finishing) -> float | None:
+    """How long the capture is followed through Uplift's processing (None: not at all)."""
+    return p.cfg.analysis.follow_for if p.cfg.analysis.follow else None
 
 
 def _finish(p: Finishing, job: Job, res: Reserved, sent: Sent, note: str | None,
@@ -111,6 +118,7 @@ def _finish(p: Finishing, job: Job, res: Reserved, sent: Sent, note: str | None,
     if outcome != "written":
         return
     p.events.upload_finished("done", sent.size, sent.seconds, p.wall())
+    p.events.uploaded()
     p.res.learn_rate(sent.size, sent.seconds)
     bound.info("upload.done", session_id=res.session_id, etag=sent.etag,
                seconds=round(sent.seconds, 3), **({"note": note} if note else {}))
@@ -132,7 +140,7 @@ def _write_done(p: Finishing, job: Job, sent: Sent, note: str | None, bound: Any
     delay = DONE_RETRY[0]
     while True:
         try:
-            p.store.finish(job.claim, sent.etag, p.wall(), note)
+            p.store.finish(job.claim, sent.etag, p.wall(), note, follow_for=follow_for(p))
             p.on_db_error(None)
             return True
         except (OperationalError, InterfaceError) as exc:  # the table, not the job: again

@@ -294,7 +294,17 @@ function row(group, j) {
   if (reason && group !== "done" && group !== "moving") {
     li.append(el("div", { class: "reason", text: reason }));
   }
+  if (group === "done" && j.analysis_words) li.append(analysisLine(j));
   return li;
+}
+
+// Uplift's processing of an uploaded capture (issue 32): "analysing…", "analysed · 240 fps",
+// or the failure in words, which stands out like a failed upload.
+function analysisLine(j) {
+  const failed = Boolean(j.analysis_failed);
+  const words = failed ? `Uploaded, not analysed: ${j.analysis_words}` : j.analysis_words;
+  return el("div", { class: failed ? "analysis bad" : "analysis", "data-analysis":
+    (j.analysis && j.analysis.status) || "", text: words });
 }
 
 function ids(j) {
