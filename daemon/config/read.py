@@ -68,14 +68,16 @@ def type_word(kind: type) -> str:
             dict: "a table", list: "a list"}.get(kind, kind.__name__)
 
 
+NIL_PROBLEM = "the all-zero UUID is a placeholder, not an athlete; copy the athlete's UUID " \
+              "from Uplift"
+
+
 def parse_uuid(text: str, where: str) -> str:
     try:
         value = uuid.UUID(text)
     except (ValueError, AttributeError, TypeError):
         raise ConfigError(f"{where}: {text!r} is not a UUID") from None
     if not value.int:
-        from daemon.watch.layout import NIL_PROBLEM
-
         raise ConfigError(f"{where}: {NIL_PROBLEM}")
     return str(value)
 

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import PurePath
 
+from daemon.config.read import NIL_PROBLEM
 from daemon.jobs import paths
 from daemon.watch import layout
-from daemon.watch.layout import NIL_PROBLEM, NIL_UUID, as_uuid
+from daemon.watch.layout import NIL_UUID, as_uuid
 
 CSV_HEADER = ("folder", "athlete_id", "name")
 MAX_FOLDER = 255  # a file name's limit on every file system we watch

@@ -48,8 +48,7 @@ from daemon.work.gate import Gate
 from daemon.work.worker import Worker
 
 log = logs.get("service")
-# Imported only when the config uses them: the console, [notify] urls, PostgreSQL, Alembic
-# (a schema to upgrade), the in-process sandbox.
+# Imported only when the config uses them (console, notify, PostgreSQL, Alembic, sandbox).
 OPTIONAL_IMPORTS = ("starlette", "uvicorn", "jinja2", "prometheus_client", "apprise",
                     "psycopg", "psycopg2", "alembic", "daemon.sandbox.server")
 # Seconds between supervision ticks, run by the main thread between signals.

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from daemon.config import ORIENTATIONS
-from daemon.watch.layout import NIL_PROBLEM
+from daemon.config.read import NIL_PROBLEM
 
 DEFAULT_API_URL = "https://api.uplift.ai/v1"
 

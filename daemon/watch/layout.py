@@ -39,8 +39,6 @@ def is_ignored_dir(rel: PurePath) -> bool:
 
 
 NIL_UUID = str(uuid.UUID(int=0))
-NIL_PROBLEM = "the all-zero UUID is a placeholder, not an athlete; copy the athlete's UUID " \
-              "from Uplift"
 
 
 def as_uuid(text: str) -> str | None:

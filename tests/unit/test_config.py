@@ -86,9 +86,9 @@ def test_missing_watch_folder_waits_and_check_names_it(tmp_path: Path, capsys) -
     # Not a config error: an unmounted share must not make the service fail to start.
     path = write(tmp_path, GOOD.replace("{watch}", str(tmp_path / "nope")))
     cfg = config.load(str(path))
-    from daemon import cli
+    from daemon.commands import check as checkcmd
 
-    assert cli._check(cfg, offline=True) == 1
+    assert checkcmd.run(cfg, offline=True) == 1
     assert "FAIL watch folder " + str(tmp_path / "nope") + " does not exist" in \
         capsys.readouterr().out
     (tmp_path / "file").write_text("x")
