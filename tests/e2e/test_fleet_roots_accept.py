@@ -30,9 +30,11 @@ def test_roots_accept_reaches_a_running_node(tmp_path: Path, pg_db: str) -> None
     cfg = node_config(tmp_path, "station-1", None, pg_db, box.base_url,
                       upload="poll_seconds = 1.0\nallow_duplicates = true", local=local,
                       extra="[watching]\nrescan_seconds = 1.0")
+    # Paused before the node starts: a running node reads the pause within seconds, and a
+    # file claimed meanwhile would never count as queued.
+    assert cli("pause", "--config", str(cfg)).returncode == 0
     daemon = start_daemon(tmp_path, cfg)
     try:
-        assert cli("pause", "--config", str(cfg)).returncode == 0
         movie = make_movie(tmp_path / "src.mov", frames=1)
         # The first SAMPLE waiting files (by job id) are the ones the new storage lacks.
         lost = [f"lost-{i:02d}.mov" for i in range(SAMPLE)]
