@@ -3,14 +3,16 @@ at most `rate` requests in any second, together, whoever asks (the follower, the
 lost answer). Reservations and uploads are not paced here.
 
 Requests are spaced 1/rate apart (no bursts), so any window of one second holds at most `rate`
-of them; a Retry-After holds them all until it has passed. `slot` is the pure decision, `wait`
-sleeps until it (monotonic time)."""
+of them; a Retry-After holds them all until it has passed (MAX_HOLD at most). `slot` is the
+pure decision, `wait` sleeps until it (monotonic time)."""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections.abc import Callable
+
+MAX_HOLD = 60.0  # seconds a Retry-After holds every read at most
 
 
 class Pace:
@@ -33,9 +35,11 @@ class Pace:
             return at
 
     def hold(self, seconds: float) -> None:
-        """The server asked for a pause (Retry-After): nothing goes before it has passed."""
+        """The server asked for a pause (Retry-After): nothing goes before it has passed, or
+        MAX_HOLD (a day's Retry-After would hang a worker asking about a lost answer; each
+        caller's own schedule honours the whole of it)."""
         with self._lock:
-            self._next = max(self._next, self.clock() + max(0.0, seconds))
+            self._next = max(self._next, self.clock() + min(MAX_HOLD, max(0.0, seconds)))
 
     def wait(self) -> None:
         now = self.clock()
