@@ -135,13 +135,18 @@ class Follower:
 
     def _pages(self, wanted: set[str]) -> dict[str, Answer]:
         """The captures still processing, read a page at a time, of those wanted; a failed
-        page is the answer for every one still unfound."""
+        page is the answer for every one still unfound, unless the page came but could not
+        be read (a row we cannot parse, a page too large): those are asked one by one, else
+        one odd row would leave every capture unanswered until follow_for ran out."""
         found: dict[str, Answer] = {}
         offset = 0
         for _ in range(MAX_PAGES):
             try:
                 page, total = self.api.list_captures("processing", PAGE, offset)
             except TransferError as err:
+                if err.kind in (Kind.MALFORMED, Kind.TOO_LARGE):
+                    log.warning("analysis.list_unreadable", reason=err.message[:200])
+                    return found
                 failed = _failed(err)
                 return found | {s: failed for s in wanted - set(found)}
             found |= {c.session_id: Answer(capture=c.status) for c in page

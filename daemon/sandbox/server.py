@@ -41,6 +41,7 @@ Faults, each list entry used once:
     capture_read / capture_list: [{"status": 429, "retry_after": 2}]
                                                       an error answer to GET /captures/{id} /
                                                       GET /captures instead
+    capture_list: [{"body": {"captures": [...]}}]     a 200 with that body, as given
     analysis_seconds: 3600                            stored captures stay processing longer
     raw_location: true                                a stored upload's 204 carries its key's
                                                       raw UTF-8 bytes in Location (S3, and the

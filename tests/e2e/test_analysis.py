@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shutil
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -241,3 +242,29 @@ def test_console_and_metrics_show_the_analysis(tmp_path: Path, sandbox: Sandbox,
             expect(failed).to_have_class("analysis bad")
         finally:
             browser.close()
+
+
+def test_a_list_page_we_cannot_read_leaves_each_capture_asked_one_by_one(
+        tmp_path: Path, sandbox: Sandbox, procs: list[Proc]) -> None:
+    """A page of GET /captures with a row in a status we do not know (Uplift adding one, say)
+    is unreadable as a whole; the captures it should have answered are asked one by one rather
+    than left unanswered round after round until follow_for ends them `unknown`."""
+    captures, config = station(tmp_path, sandbox, extra='[analysis]\nfollow_for = "90s"\n')
+    procs.append(daemon := start_daemon(tmp_path, config))
+    for name in ("a.mov", "b.mov"):
+        drop(tmp_path, captures / ATHLETE, name)
+    for name in ("a.mov", "b.mov"):
+        wait_for(lambda n=name: analysis(config, n), 60, what=f"{name} confirmed")
+    daemon.signal(signal.SIGTERM)
+    assert daemon.stop() == 0
+    stopped = time.time()
+    # Both due when it starts again: one round asks about both, with a page first.
+    wait_for(lambda: time.time() > stopped + FIRST_LOOK + 1, FIRST_LOOK + 5, what="both due")
+    odd = {"captures": [{"session_id": "someone-else", "status": "queued"}], "total_count": 1}
+    sandbox.faults(capture_list=[{"body": odd}] * 20)
+    procs.append(again := start_daemon(tmp_path, config, name="again.log"))
+    for name in ("a.mov", "b.mov"):
+        done = wait_for(lambda n=name: final(config, n), 60, what=f"{name} analysed")
+        assert done["status"] == "completed", done
+    assert [r for r in sandbox.state()["reads"] if r.get("answer") == "body"]
+    assert again.has_event("analysis.list_unreadable")
