@@ -11,7 +11,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from daemon.station import recording
+
 ASK = "ask whoever looks after this station"
+# `while_recording = "pause"`: a normal hold that ends by itself. Its admin text ends in the
+# recording's path, whose folder names ("disk2", "paused") must not pick other words.
+RECORDING = recording.reason("")
+RECORDING_WORDS = "A recording is being written at the station; uploads wait until it is done"
 
 
 @dataclass(frozen=True)
@@ -95,6 +101,8 @@ _REASONS: tuple[tuple[re.Pattern[str], str, bool], ...] = tuple(
 def reason(admin: str | None, state: str) -> Said:
     """The coach's words for a job's reason in `state` (the admin's words: `status`'s)."""
     text = admin or ""
+    if text.startswith(RECORDING):
+        return Said(f"{RECORDING_WORDS}, then it goes by itself.", False)
     if _STATION.search(text):  # its name is the admin's word: not copied
         return Said("Waits for the workstation whose folder it is in, which is not running: "
                     "start that workstation, and the file goes.", False)
@@ -113,6 +121,8 @@ def hold(admin: str | None) -> str | None:
     """Why no upload starts now (an operator's pause, upload hours), for the summary line."""
     if not admin:
         return None
+    if admin.startswith(RECORDING):
+        return RECORDING_WORDS
     if "paused" in admin:
         return f"Uploads are paused{_at(admin, ' until ')}"
     if "upload hours" in admin:
@@ -122,6 +132,8 @@ def hold(admin: str | None) -> str | None:
 
 def notice(name: str, admin: str) -> str:
     """An ATTENTION banner's words (`name`: the notice, `admin`: `status`'s message)."""
+    if name == recording.NOTICE:
+        return f"{RECORDING_WORDS}; they go by themselves."
     if name == "paused":
         return (f"Uploads were paused{_at(admin, ' until ')} from this page or the station; "
                 "files keep being taken in and go once uploads resume.")

@@ -108,3 +108,26 @@ def test_an_unlinked_folder_points_at_the_link_panel() -> None:
                          "/etc/uplift-capture/config.toml").problem
     assert words.reason(admin, "pending").text.startswith(
         "Waiting for an athlete: link this folder above")
+
+
+words_in_paths = st.lists(st.sampled_from(["disk2", "space", "paused", "database", "srv", "jo",
+                                           "upload hours", "HTTP 503"]),
+                          min_size=1, max_size=4).map(lambda p: "/" + "/".join(p) + "/a.mov")
+
+
+@given(words_in_paths)
+def test_a_recording_being_written_reads_as_that_whatever_the_files_path(path: str) -> None:
+    """`while_recording = "pause"`: the hold is normal and ends by itself. The coach reads that,
+    not "needs attention; ask whoever…", nor a full disk or an operator's pause because the
+    recording's folder is called so."""
+    from daemon.station import recording
+
+    admin = recording.reason(path)
+    banner = words.notice(recording.NOTICE, admin)
+    job = words.reason(admin, "pending")
+    held = words.hold(admin)
+    for text in (banner, job.text, held or ""):
+        assert "recording is being written" in text, (path, text)
+        assert "attention" not in text and "full" not in text and "paused" not in text
+        assert path not in text
+    assert not job.retry
