@@ -143,12 +143,13 @@ def notice(name: str, admin: str) -> str:
         return f"Uplift does not accept this station's API key, so nothing uploads; {ASK}."
     if name == "certificate" or "certificate" in admin:
         return f"The network here blocks the connection to Uplift, so nothing uploads; {ASK}."
-    if re.search(r"disk|space", name + " " + admin, re.IGNORECASE):
+    # By the notice's name: the messages name folders ("/mnt/disk2", "/srv/database").
+    if name == "low_disk" or (name == "database" and "disk full" in admin):
         return f"This station's disk is (nearly) full; {ASK}."
-    if "database" in name + " " + admin:
+    if name == "database":
         return f"The upload service cannot save its records; {ASK}."
-    if re.search(r"not there|not mounted|unmounted|not answering|cannot be watched|folder",
-                 admin):
+    if name in ("watch_folder", "settle") or re.search(
+            r"not there|not mounted|unmounted|not answering|cannot be watched|folder", admin):
         return ("A capture folder's storage is not connected or not answering; its files wait "
                 "and go once it is back.")
     return f"The upload service needs attention; {ASK}."

@@ -131,3 +131,19 @@ def test_a_recording_being_written_reads_as_that_whatever_the_files_path(path: s
         assert "attention" not in text and "full" not in text and "paused" not in text
         assert path not in text
     assert not job.retry
+
+
+@given(words_in_paths)
+def test_a_lost_or_hung_folder_is_not_a_full_disk_whatever_its_path(path: str) -> None:
+    """A watch folder on /mnt/disk2 that is gone, or a hung read on it, is storage not connected
+    or not answering: not "disk full", not "cannot save its records"."""
+    for name, admin in (
+            ("watch_folder", f"the watch folder {path} cannot be watched: gone; files in it "
+                             f"wait until it is back"),
+            ("settle", f"reading {path} has not finished in over 120 s (a hung network share "
+                       f"or device?); other files go on")):
+        text = words.notice(name, admin)
+        assert "storage" in text and "full" not in text and "records" not in text, text
+    assert "full" in words.notice("low_disk", f"low disk space: less than 1 GiB free on the "
+                                              f"file system of {path}")
+    assert "full" in words.notice("database", "cannot write the job database: disk full")
