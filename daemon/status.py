@@ -19,6 +19,7 @@ from daemon.jobs.athletes import AthleteTable, unknown_folders
 from daemon.jobs.models import Job, JobState
 from daemon.jobs.store import Store
 from daemon.service import control
+from daemon.station.space import human
 from daemon.timeutil import iso_utc, local_clock
 
 LISTED = 100  # the newest jobs of each state that `status` lists (`more` counts the rest)
@@ -165,7 +166,23 @@ def _head(store: Store, now: float, runtime: dict[str, Any] | None,
         dict.fromkeys(STATUSES, 0)
     return {"counts": store.counts(), "analysis_counts": analysis, "notices": notices,
             "hold": gate_reason, "nodes": nodes, "athletes": [x.public() for x in links],
-            "unknown_folders": unknown_folders(store)}
+            "unknown_folders": unknown_folders(store), "retention": retention_record(store)}
+
+
+def retention_record(store: Store) -> dict[str, Any]:
+    """What [retention] freed, since its first deletion (zero and None before any)."""
+    if not schema.has(store.engine, "0010"):
+        return {"freed_bytes": 0, "freed_files": 0, "since": None}
+    freed = store.retention.freed()
+    return {**freed, "since": None if freed["since"] is None else iso_utc(freed["since"])}
+
+
+def freed_words(retention: Mapping[str, Any]) -> str | None:
+    """"freed 14.2 GiB: 31 files" (None before the first deletion)."""
+    n = retention.get("freed_files") or 0
+    if not n:
+        return None
+    return f"freed {human(retention['freed_bytes'])}: {n} file{'' if n == 1 else 's'}"
 
 
 def _linked(doc: dict[str, Any]) -> dict[str, str]:
@@ -247,6 +264,9 @@ def _lines(data: dict[str, Any], section: Callable[[tuple[JobState, ...]],
     counts, more = data["counts"], data.get("more", {})
     yield from (f"ATTENTION: {n['message']}" for n in data.get("notices", {}).values())
     yield "Jobs: " + ", ".join(f"{n} {state}" for state, n in counts.items())
+    if (freed := freed_words(data.get("retention") or {})) is not None:
+        yield (f"Retention: {freed} (uploaded originals Uplift has analysed, since "
+               f"{data['retention']['since']})")
     if data.get("nodes"):
         yield "Stations: " + ", ".join(
             f"{n['name']} ({_station(n)})" for n in data["nodes"])

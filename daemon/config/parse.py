@@ -35,6 +35,7 @@ from daemon.config.settings import (
     Config,
     NodeSettings,
     NotifySettings,
+    RetentionSettings,
     SandboxSettings,
     StationSettings,
     UploadSettings,
@@ -65,9 +66,11 @@ def parse(data: Mapping[str, Any], source: Path) -> Config:
     level = logging(top.table("logging"))
     station_s = station(top.table("station"))
     analysis_s = analysis(top.table("analysis"))
+    retention_s = retention(top.table("retention"), analysis_s)
     top.finish()
     return Config(source, api_s, db_url, upload_s, capture, watches_s, athletes_s,
-                  sandbox_s, watching_s, level, web_s, notify_s, node_s, station_s, analysis_s)
+                  sandbox_s, watching_s, level, web_s, notify_s, node_s, station_s, analysis_s,
+                  retention_s)
 
 
 def api(api_t: Table, source: Path) -> ApiSettings:
@@ -258,6 +261,34 @@ def analysis(an_t: Table) -> AnalysisSettings:
         follow_for=duration(an_t.get("follow_for", str, "24h"), an_t.where("follow_for")),
         max_rate=an_t.number("max_rate", d.max_rate, 0.01))
     an_t.finish()
+    return settings
+
+
+def retention(re_t: Table, analysis_s: AnalysisSettings) -> RetentionSettings:
+    """Off unless min_free or keep_days is set; only with following on, since only a capture
+    Uplift reports `completed` may lose its original."""
+    from daemon.station import space
+
+    min_free = re_t.get("min_free", str, "").strip()
+    if min_free:
+        try:
+            floor = space.parse_threshold(min_free)
+        except ValueError as exc:
+            raise ConfigError(f"{re_t.where('min_free')}: {exc}") from None
+        if floor.size is None and floor.share is None:
+            raise ConfigError(f"{re_t.where('min_free')}: \"off\" is not a floor; leave "
+                              f"min_free out to free space only by keep_days")
+    keep_days = re_t.get("keep_days", (int, float))
+    if keep_days is not None and (not math.isfinite(keep_days) or keep_days < 0):
+        raise ConfigError(f"{re_t.where('keep_days')}: must be a number of days, at least 0, "
+                          f"got {keep_days!r}")
+    settings = RetentionSettings(min_free, None if keep_days is None else float(keep_days))
+    re_t.finish()
+    if settings.on and not analysis_s.follow:
+        key = "min_free" if min_free else "keep_days"
+        raise ConfigError(f"{re_t.where(key)}: needs [analysis] follow = true (it is false): "
+                          f"retention deletes only originals Uplift reports analysed, and "
+                          f"only following finds that out")
     return settings
 
 

@@ -104,6 +104,17 @@ class AnalysisSettings:
 
 
 @dataclass(frozen=True)
+class RetentionSettings:
+    """Off unless configured: delete uploaded originals Uplift has analysed (station/retention)."""
+    min_free: str = ""  # "24MiB", "2GiB", "10%": free below this on a watch folder's disk
+    keep_days: float | None = None  # or done more than this many days ago
+
+    @property
+    def on(self) -> bool:
+        return bool(self.min_free) or self.keep_days is not None
+
+
+@dataclass(frozen=True)
 class SandboxSettings:
     data_dir: Path
     upload_window: float = 1800.0
@@ -126,3 +137,4 @@ class Config:
     node: NodeSettings = NodeSettings()
     station: StationSettings = StationSettings()
     analysis: AnalysisSettings = AnalysisSettings()
+    retention: RetentionSettings = RetentionSettings()

@@ -197,6 +197,10 @@ class Job(Base):
     analysis_looks: Col[int | None] = Col(Integer)
     analysis_node: Col[str | None] = Col(String(64))
     analysis_lease: Col[float | None] = Col(Float)
+    # What [retention] did with the done job's file (station/retention.py): deleted (freeing
+    # `size` bytes at retained_at), or found it changed | missing; NULL: not touched (0010).
+    retention: Col[str | None] = Col(String(16))
+    retained_at: Col[float | None] = Col(Float)
     # size + sha256 of the first and last MiB: finds a re-copied video without a full read
     fingerprint: Col[str | None] = Col(String(64))
     archived_path: Col[str | None] = Col(Text)  # where after_upload=move put it

@@ -28,6 +28,7 @@ from daemon.jobs.engine import DatabaseUnavailable
 from daemon.jobs.guard import ClaimGuard, TakenOver, TransitionError
 from daemon.jobs.models import ACTIVE, TERMINAL, Claim, Job, JobState, Notice
 from daemon.jobs.reads import Reads
+from daemon.jobs.retention import RetentionTable
 from daemon.jobs.watcher_writes import Ready, Seen, WatcherWrites, coarse
 from daemon.jobs.worker_writes import WorkerWrites
 
@@ -42,6 +43,7 @@ class Store(Reads):
         self.watcher = WatcherWrites(self.guard)
         self.worker = WorkerWrites(self.guard)
         self.analysis = AnalysisTable(self.guard)  # following captures (daemon/analysis/)
+        self.retention = RetentionTable(self.guard)  # [retention] (station/retention.py)
 
     # ---- who this node is (the guard's) -------------------------------------------------------
 

@@ -42,7 +42,6 @@ from daemon.service.fleet import FleetPart
 from daemon.service.parts import Ctx, Part, Stoppable, WorkEvents
 from daemon.service.runtime import StateFile, state_path
 from daemon.station import priority
-from daemon.station import space as space_mod
 from daemon.watch.intake import Watcher
 from daemon.work.gate import Gate
 from daemon.work.worker import Worker
@@ -206,10 +205,7 @@ class Service:
         self._started(Part("reporter", reporter.close))
         reporter.start()
         attention.on_change = reporter.notice
-        space = space_mod.SpaceWatch(
-            lambda: space_mod.watched_paths((str(w.path) for w in self.cfg.watches),
-                                             self.cfg.database_url),
-            lambda: space_mod.parse_threshold(self.cfg.station.low_disk), attention.condition)
+        space = parts_mod.space_watch(lambda: self.cfg, store, attention, wall)
         space.start()
         self._started(Part("space", space.stop))
         recovered = store.recover(wall())

@@ -122,6 +122,21 @@ def new_follower(cfg: Config, store: Store, api: ApiClient, reporter: Reporter,
                     fleet=store.fleet)
 
 
+def space_watch(cfg: Callable[[], Config], store: Store, attention: Attention,
+                wall: Callable[[], float]) -> SpaceWatch:
+    """The low-disk warning's thread (not started), which also runs [retention]'s looks."""
+    from daemon.station import space
+    from daemon.station.retention import NOTICE, Retention
+
+    store.clear_notice(NOTICE)  # an earlier run's: said again at the first look if still so
+    kept = Retention(store.retention, lambda: cfg().retention, lambda: cfg().watches,
+                     attention.condition, wall)
+    return space.SpaceWatch(
+        lambda: space.watched_paths((str(w.path) for w in cfg().watches), cfg().database_url),
+        lambda: space.parse_threshold(cfg().station.low_disk), attention.condition,
+        then=kept.look)
+
+
 def healthy(ctx: Ctx, fatal: str | None) -> tuple[bool, str]:
     """/healthz: watching every folder, the job table writable, nothing fatal."""
     problems = [m for n, m in ctx.attention.conditions().items()

@@ -100,12 +100,14 @@ def message(low: dict[str, int]) -> str | None:
 class SpaceWatch:
     """The thread that looks at the paths' free space every `every` seconds and tells
     `on_notice(NOTICE, message | None)` when the low set changes. `paths()` is asked each
-    time (a reload may change the watch folders)."""
+    time (a reload may change the watch folders). `then()` runs after each look, on this
+    thread and at its rate (retention: station/retention.py)."""
 
     def __init__(self, paths: Callable[[], Iterable[str]], threshold: Callable[[], Threshold],
                  on_notice: Callable[[str, str | None], None], every: float = CHECK_EVERY,
-                 wait: float = fsprobe.WAIT):
+                 wait: float = fsprobe.WAIT, then: Callable[[], None] | None = None):
         self.paths, self.threshold, self.on_notice = paths, threshold, on_notice
+        self.then = then
         self.every, self.wait = every, wait
         self._stop = threading.Event()
         self._low: dict[str, int] = {}
@@ -161,6 +163,11 @@ class SpaceWatch:
                 self.check()
             except Exception:  # one failed look must not end the warnings
                 log.exception("station.space_check_failed")
+            try:
+                if self.then is not None:
+                    self.then()
+            except Exception:  # nor one failed retention look
+                log.exception("station.retention_failed")
             if self._stop.wait(max(0.0, self.every - (time.monotonic() - started))):
                 return
 

@@ -265,6 +265,7 @@ def _for_coach(doc: dict[str, Any]) -> None:
     doc["notices"] = {name: {**n, "message": words.notice(name, str(n.get("message", "")))}
                       for name, n in doc["notices"].items()}
     doc["hold"] = words.hold(doc["hold"])
+    doc["freed"] = words.freed(status.freed_words(doc.get("retention") or {}))
 
 
 class _PageView:

@@ -130,6 +130,11 @@ def hold(admin: str | None) -> str | None:
     return "Uploads wait for now"
 
 
+def freed(admin: str | None) -> str | None:
+    """What retention freed, for the summary line ("Disk space freed 14.2 GiB: 31 files")."""
+    return None if not admin else f"Disk space {admin} (uploaded and analysed)"
+
+
 def notice(name: str, admin: str) -> str:
     """An ATTENTION banner's words (`name`: the notice, `admin`: `status`'s message)."""
     if name == recording.NOTICE:

@@ -10,6 +10,7 @@ import pytest
 
 from daemon import config
 from daemon.config import ConfigError
+from daemon.config import settings as config_settings
 
 REPO = Path(__file__).resolve().parents[2]
 GOOD = """
@@ -43,7 +44,8 @@ def test_example_config_loads_and_documents_every_key(tmp_path: Path) -> None:
     assert cfg.api.base_url == "https://api.uplift.ai/v1"
     # Every setting of every section appears in the example (commented or not).
     for section in (config.ApiSettings, config.UploadSettings, config.WebSettings,
-                    config.NotifySettings, config.NodeSettings):
+                    config.NotifySettings, config.NodeSettings,
+                    config_settings.RetentionSettings):
         for f in dataclasses.fields(section):
             assert f"{f.name} =" in text, f"{f.name} is not documented"
     for key in ("camera_setup_selection", "camera_orientation", "data_dir", "upload_window",

@@ -143,6 +143,7 @@ function renderSummary(sum, paused, doc) {
   else parts.push("All caught up");
   if (failed) parts.push(`${failed} need${failed === 1 ? "s" : ""} attention`);
   if (doc.hold && !paused) parts.push(doc.hold);
+  if (doc.freed) parts.push(doc.freed);
   document.getElementById("summary").textContent = parts.join(" · ");
 }
 
