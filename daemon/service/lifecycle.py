@@ -231,7 +231,7 @@ class Service:
         watcher.check_roots()
         metrics = parts_mod.new_metrics(cfg)
         follower = parts_mod.new_follower(cfg, store, api, reporter, attention, metrics, wall)
-        events = WorkEvents(reporter, watcher, metrics, follower)
+        events = WorkEvents(reporter, watcher, metrics, follower, attention.condition)
         fence = self.fleet.fence_wait if self.fleet is not None else lambda: 0.0
         # In a fleet, no upload reaches its closing boundary while this node is fenced.
         worker = self.worker = Worker(

@@ -23,6 +23,7 @@ from daemon.station.space import SpaceWatch
 from daemon.watch.intake import Watcher
 from daemon.work.events import Events
 from daemon.work.gate import Gate
+from daemon.work.unanswered import Unanswered
 from daemon.work.worker import Worker
 
 if TYPE_CHECKING:  # the console is imported only when it runs
@@ -67,9 +68,12 @@ class WorkEvents(Events):
     exist before the worker is made (the console's metrics only when it runs)."""
 
     def __init__(self, reporter: Reporter, watcher: Watcher, metrics: Metrics | None,
-                 follower: Follower | None = None):
+                 follower: Follower | None = None,
+                 condition: Callable[[str, str | None], None] = lambda n, m: None):
         self.reporter, self.watcher, self.metrics = reporter, watcher, metrics
         self.follower = follower
+        # Lost answers whose capture reads keep failing: an ATTENTION (service/attention.py).
+        self.unanswered = Unanswered(condition)
 
     def uploaded(self) -> None:
         if self.follower is not None:
@@ -80,6 +84,9 @@ class WorkEvents(Events):
 
     def notice(self, name: str, message: str | None) -> None:
         self.reporter.notice(name, message)
+
+    def capture_read(self, job_id: int, since: float | None) -> None:
+        self.unanswered.read(job_id, since)
 
     def resettle(self, path: str) -> None:
         self.watcher.resettle(path)
