@@ -23,6 +23,7 @@ from daemon.station.space import SpaceWatch
 from daemon.watch.intake import Watcher
 from daemon.work.events import Events
 from daemon.work.gate import Gate
+from daemon.work.landed import UNANSWERED
 from daemon.work.unanswered import Unanswered
 from daemon.work.worker import Worker
 
@@ -102,6 +103,14 @@ class WorkEvents(Events):
     def folder_there(self, job: Job) -> bool:
         roots = self.watcher.roots
         return roots is None or roots.job_there(job)
+
+
+def new_events(reporter: Reporter, watcher: Watcher, metrics: Metrics | None,
+               follower: Follower | None, attention: Attention) -> WorkEvents:
+    """The work's events; an earlier run's unanswered-reads notice goes (this run's first
+    failed read puts back what still holds: the list is in memory)."""
+    attention.store.clear_notice(UNANSWERED)
+    return WorkEvents(reporter, watcher, metrics, follower, attention.condition)
 
 
 def new_follower(cfg: Config, store: Store, api: ApiClient, reporter: Reporter,
