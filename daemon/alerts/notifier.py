@@ -45,6 +45,7 @@ DATABASE_UNWRITABLE = "database unwritable"
 LOW_DISK = "low disk space"
 STUCK = "queue stuck"
 ANALYSIS_CREDENTIALS = "analysis not followed: key refused"
+CAPTURE_UNANSWERED = "uploads not confirmed"
 
 
 @dataclass(order=True)

@@ -23,7 +23,8 @@ INCIDENTS = {"credentials": alerts.CREDENTIALS_REJECTED,
              "watch_folder": alerts.WATCH_FOLDER_LOST,
              "database": alerts.DATABASE_UNWRITABLE,
              "low_disk": alerts.LOW_DISK,
-             "analysis_credentials": alerts.ANALYSIS_CREDENTIALS}
+             "analysis_credentials": alerts.ANALYSIS_CREDENTIALS,
+             "capture_unanswered": alerts.CAPTURE_UNANSWERED}
 STUCK_EVERY = 60.0  # seconds between stuck checks (only with notification targets)
 
 

@@ -130,6 +130,9 @@ class Store(Reads):
     def boundary(self, claim: Claim, now: float) -> None:
         self.worker.boundary(claim, now)
 
+    def boundary_from_now(self, claim: Claim, now: float) -> None:
+        self.worker.boundary_from_now(claim, now)
+
     def progress(self, claim: Claim, sent: int, now: float) -> None:
         self.worker.progress(claim, sent, now)
 

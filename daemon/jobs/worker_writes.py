@@ -119,6 +119,13 @@ class WorkerWrites:
             self.guard.move(conn, claim, [JobState.UPLOADING], JobState.UPLOADING, now,
                             boundary_sent_at=now)
 
+    def boundary_from_now(self, claim: Claim, now: float) -> None:
+        """A claimed job asking about its lost answer found its boundary stored ahead of the
+        clock (set back since): from now, so the settle time after it is real time."""
+        with self.guard.write() as conn:
+            self.guard.move(conn, claim, [JobState.RESERVED], JobState.RESERVED, now,
+                            boundary_sent_at=now)
+
     def progress(self, claim: Claim, sent: int, now: float) -> None:
         with self.guard.write() as conn:
             self.guard.move(conn, claim, [JobState.UPLOADING], JobState.UPLOADING, now,

@@ -68,6 +68,7 @@ def tick(ctx: Ctx, fleet: FleetPart | None, fatal: Callable[[str], None]) -> boo
         ctx.space.revive()
     if fleet is not None:
         fleet.check()
+    ctx.events.unanswered.refresh()
     if "database" in ctx.attention.conditions():
         try:  # a real write (a deletion of nothing may pass on a full disk)
             ctx.store.set_notice("_probe", "", None, time.time())

@@ -39,7 +39,7 @@ from daemon.service import parts as parts_mod
 from daemon.service.attention import Attention
 from daemon.service.clients import Connections
 from daemon.service.fleet import FleetPart
-from daemon.service.parts import Ctx, Part, Stoppable, WorkEvents
+from daemon.service.parts import Ctx, Part, Stoppable
 from daemon.service.runtime import StateFile, state_path
 from daemon.station import priority
 from daemon.watch.intake import Watcher
@@ -227,7 +227,7 @@ class Service:
         watcher.check_roots()
         metrics = parts_mod.new_metrics(cfg)
         follower = parts_mod.new_follower(cfg, store, api, reporter, attention, metrics, wall)
-        events = WorkEvents(reporter, watcher, metrics, follower)
+        events = parts_mod.new_events(reporter, watcher, metrics, follower, attention)
         fence = self.fleet.fence_wait if self.fleet is not None else lambda: 0.0
         # In a fleet, no upload reaches its closing boundary while this node is fenced.
         worker = self.worker = Worker(

@@ -23,6 +23,8 @@ from daemon.station.space import SpaceWatch
 from daemon.watch.intake import Watcher
 from daemon.work.events import Events
 from daemon.work.gate import Gate
+from daemon.work.landed import UNANSWERED
+from daemon.work.unanswered import Unanswered
 from daemon.work.worker import Worker
 
 if TYPE_CHECKING:  # the console is imported only when it runs
@@ -67,9 +69,12 @@ class WorkEvents(Events):
     exist before the worker is made (the console's metrics only when it runs)."""
 
     def __init__(self, reporter: Reporter, watcher: Watcher, metrics: Metrics | None,
-                 follower: Follower | None = None):
+                 follower: Follower | None = None,
+                 condition: Callable[[str, str | None], None] = lambda n, m: None):
         self.reporter, self.watcher, self.metrics = reporter, watcher, metrics
         self.follower = follower
+        # Lost answers whose capture reads keep failing: an ATTENTION (service/attention.py).
+        self.unanswered = Unanswered(condition)
 
     def uploaded(self) -> None:
         if self.follower is not None:
@@ -80,6 +85,9 @@ class WorkEvents(Events):
 
     def notice(self, name: str, message: str | None) -> None:
         self.reporter.notice(name, message)
+
+    def capture_read(self, job_id: int, since: float | None) -> None:
+        self.unanswered.read(job_id, since)
 
     def resettle(self, path: str) -> None:
         self.watcher.resettle(path)
@@ -95,6 +103,14 @@ class WorkEvents(Events):
     def folder_there(self, job: Job) -> bool:
         roots = self.watcher.roots
         return roots is None or roots.job_there(job)
+
+
+def new_events(reporter: Reporter, watcher: Watcher, metrics: Metrics | None,
+               follower: Follower | None, attention: Attention) -> WorkEvents:
+    """The work's events; an earlier run's unanswered-reads notice goes (this run's first
+    failed read puts back what still holds: the list is in memory)."""
+    attention.store.clear_notice(UNANSWERED)
+    return WorkEvents(reporter, watcher, metrics, follower, attention.condition)
 
 
 def new_follower(cfg: Config, store: Store, api: ApiClient, reporter: Reporter,

@@ -14,6 +14,10 @@ class Events:
     def notice(self, name: str, message: str | None) -> None:
         """A service-wide notice (credentials, certificate) began, or ended (None)."""
 
+    def capture_read(self, job_id: int, since: float | None) -> None:
+        """A lost answer's capture read failed (`since`: when the job's question began), or
+        was answered (None): for the ATTENTION when reads keep failing (work/unanswered.py)."""
+
     def resettle(self, path: str) -> None:
         """A file changed under its job, or left its path: look at the path afresh."""
 

@@ -8,20 +8,28 @@ line came back, or when a restart or a fleet takeover finds its job `uploading`.
 never sent again before Uplift has answered: `processing`, `completed` or `error` say the object
 is stored (done, without a second upload); `awaiting_upload` says it is not, but is believed only
 SETTLE_SECONDS after the boundary (an object stored a moment ago may not show yet); 404 says the
-capture itself is gone (reserve afresh). A read that fails says nothing: the job waits.
+capture itself is gone (reserve afresh). A read that fails says nothing: the job waits; once
+reads have failed ATTENTION_AFTER since the question began, a person is told (`unanswered`).
+A status Uplift's reference does not list is such a failed read: the reference defines no
+status beyond the four, so a new one is not proof the object is stored, and marking a capture
+done that Uplift lacks loses it, where waiting (and saying so) loses nothing.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
 from daemon.errors import MAX_DELAY
+from daemon.timeutil import local_clock
 
 SETTLE_SECONDS = 30.0  # `awaiting_upload` is believed this long after the boundary
 FIRST_ASK, ASK_SHARE = 2.0, 0.25  # a failed read: ask again after a share of the time since
 LANDED = frozenset({"processing", "completed", "error"})
 LOST_ANSWER = "the answer was lost; Uplift has the capture"
+ATTENTION_AFTER = 15 * 60.0  # reads failing this long after the boundary: tell a person
+UNANSWERED = "capture_unanswered"  # the notice's name (status, console, alerts)
 
 
 class Verdict(StrEnum):
@@ -70,3 +78,26 @@ def decide_unknown(read: Read, since_boundary: float | None, jitter: float,
     if read.retry_after is not None:
         delay = max(delay, read.retry_after)
     return Settled(Verdict.WAIT, min(delay, MAX_DELAY))
+
+
+def boundary_at(stored: float | None, now: float) -> float | None:
+    """When the boundary went out, as far as this clock can tell: a stored time ahead of `now`
+    (the clock was ahead when it was written, then set back) is taken as now, so the settle
+    time runs from now instead of for as long as the jump."""
+    return None if stored is None else min(stored, now)
+
+
+def unanswered(waiting: Mapping[int, float], now: float) -> str | None:
+    """The ATTENTION for jobs whose last capture read failed: `waiting` holds, per job, when
+    its question began (the boundary, else the upload's start). Said once any has waited
+    ATTENTION_AFTER, of those that have; None when none has. Worded to stay the same while
+    nothing changes (no new notice, log line or alert as the minutes pass)."""
+    overdue = [t for t in waiting.values() if now - t >= ATTENTION_AFTER]
+    if not overdue:
+        return None
+    first, n = min(overdue), len(overdue)
+    uploads = "1 upload" if n == 1 else f"{n} uploads"
+    them = "it is" if n == 1 else "they are"
+    return (f"Uplift has not said for over {ATTENTION_AFTER / 60:g} min (since "
+            f"{local_clock(first, now)}) whether {uploads} arrived; {them} not sent again "
+            f"until it does")

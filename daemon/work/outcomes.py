@@ -216,11 +216,21 @@ def check(p: Checking, job: Job, bound: Any) -> bool:
                            retry_after=err.retry_after)
         bound.warning("upload.check_failed", session_id=session_id, reason=err.message)
     now = p.wall()
-    since = None if job.boundary_sent_at is None else now - job.boundary_sent_at
+    boundary = landed.boundary_at(job.boundary_sent_at, now)
+    if boundary != job.boundary_sent_at:  # the clock went back since it was written
+        assert boundary is not None
+        p.store.boundary_from_now(job.claim, boundary)
+        bound.warning("upload.boundary_ahead", boundary_sent_at=job.boundary_sent_at, now=now)
+    since = None if boundary is None else now - boundary
     started = None if job.upload_started_at is None else now - job.upload_started_at
     settled = landed.decide_unknown(read, since, p.rand(), started)
     bound.info("upload.checked", session_id=session_id, capture=read.capture, http=read.http,
                verdict=str(settled.verdict))
+    # A read that said nothing keeps the question open; the ATTENTION counts it from when
+    # the question began (landed.unanswered).
+    unanswered = settled.verdict is landed.Verdict.WAIT and read.capture != "awaiting_upload"
+    began = boundary if boundary is not None else job.upload_started_at
+    p.events.capture_read(job.id, (now if began is None else began) if unanswered else None)
     if settled.verdict is landed.Verdict.DONE:
         finish.landed(p, job, session_id, bound)
         return False
