@@ -87,3 +87,54 @@ def test_rotated_key_pauses_following_until_the_new_key(tmp_path: Path, sandbox:
     assert got["status"] == "completed"
     wait_for(lambda: "analysis_credentials" not in status(config)["notices"], 30,
              what="the notice to clear")
+
+
+def test_a_dead_nodes_followed_captures_are_taken_over(tmp_path: Path, sandbox: Sandbox,
+                                                       own_pg: Any, procs: list[Proc]) -> None:
+    """Two nodes on PostgreSQL; the one holding the follow leases (its reads held up by a slow
+    API) is SIGKILLed. Its lease is aged in the database (it stands for the 300 s wait; the
+    other node's own timer is set to the lease's real end) and the other node woken by a
+    reload: it claims the captures and follows them to completed."""
+    import psycopg
+    from fleet_support import node_config
+
+    db_url = own_pg.create_db("fleet")
+    nodes = {}
+    for name in ("station-1", "station-2"):
+        local = tmp_path / f"local-{name}"
+        (local / ATHLETE).mkdir(parents=True)
+        config = node_config(tmp_path, name, None, db_url, sandbox.base_url,
+                             upload="concurrency = 1", local=local)
+        procs.append(proc := start_daemon(tmp_path, config, name=f"{name}.log"))
+        nodes[name] = (config, proc)
+    sandbox.faults(analysis_seconds=3600)
+    names = [f"clip-{k}.mov" for k in range(3)]
+    for n in names:
+        drop(tmp_path, tmp_path / "local-station-1" / ATHLETE, n)
+    config = nodes["station-1"][0]
+    wait_for(lambda: all(analysis(config, n) for n in names), 60, what="3 uploads confirmed")
+    sandbox.faults(latency=30.0)  # the first look's reads: a node holds its claim 30 s
+
+    def holder() -> str | None:
+        with psycopg.connect(own_pg.url("fleet"), autocommit=True) as conn:
+            rows = conn.execute("SELECT DISTINCT analysis_node FROM jobs WHERE "
+                                "analysis_lease IS NOT NULL").fetchall()
+        return rows[0][0] if len(rows) == 1 else None
+
+    dead = wait_for(holder, FIRST_LOOK + 30, interval=0.5, what="a node to claim the looks")
+    nodes[dead][1].signal(signal.SIGKILL)
+    nodes[dead][1].popen.wait(10)
+    sandbox.faults(latency=None, analysis_seconds=0)
+    with psycopg.connect(own_pg.url("fleet"), autocommit=True) as conn:
+        aged = conn.execute("UPDATE jobs SET analysis_lease = analysis_lease - 3600 WHERE "
+                            "analysis_node = %s AND analysis_status = 'processing'",
+                            (dead,)).rowcount
+    assert aged >= 1  # the captures due at the kill (their uploads' first looks)
+    alive = next(n for n in nodes if n != dead)
+    nodes[alive][1].signal(signal.SIGHUP)
+    config = nodes[alive][0]
+    for n in names:
+        got = wait_for(lambda n=n: final(config, n), 60, what=f"{n} taken over")
+        assert got["status"] == "completed"
+    assert not nodes[dead][1].has_event("analysis.final")
+    assert len([e for e in nodes[alive][1].events() if e.get("event") == "analysis.final"]) == 3
