@@ -22,6 +22,7 @@ from pathlib import Path
 import httpx
 
 from bench import fleet
+from bench.analysis import bench_follow, bench_follow_idle
 from bench.common import (
     ATHLETE,
     HERE,
@@ -179,7 +180,8 @@ BENCHES: dict[str, Callable[[str, Path], None]] = {
     "upload": bench_upload, "tls": bench_tls, "window": bench_window,
     "smallfiles": bench_smallfiles, "latency": bench_latency, "pickup": bench_pickup,
     "burst": bench_burst,
-    "idle": bench_idle, "restart": bench_restart, "readside": bench_readside,
+    "idle": bench_idle, "follow": bench_follow, "follow_idle": bench_follow_idle,
+    "restart": bench_restart, "readside": bench_readside,
     "soak": bench_soak, "installed": bench_installed,
     "fleet": lambda base_url, watch: fleet.bench_fleet(base_url, watch, row, TOKEN),
 }

@@ -224,6 +224,12 @@ def bench_idle(base_url: str, watch: Path, folders: int = 501, seconds: float = 
         (watch / f"{ATHLETE[:-4]}{i:04d}").mkdir(exist_ok=True)
     d = Daemon("idle", watch, base_url)
     d.start()
+    row(f"idle CPU (schedstat), {folders} athlete folders, {seconds:.0f} s",
+        idle_cpu(d, seconds), "-", "-", "<= 0.02 %")
+
+
+def idle_cpu(d: Daemon, seconds: float) -> str:
+    """The started daemon's CPU over `seconds` once settled (then stopped), as a row's words."""
     time.sleep(3)
     cpu0, t0 = d.cpu(), time.monotonic()
     time.sleep(seconds)
@@ -232,9 +238,8 @@ def bench_idle(base_url: str, watch: Path, folders: int = 501, seconds: float = 
     assert d.proc is not None
     threads = len(os.listdir(f"/proc/{d.proc.pid}/task"))
     d.stop()
-    row(f"idle CPU (schedstat), {folders} athlete folders, {seconds:.0f} s",
-        f"{100 * used / span:.4f} % of a core ({1000 * used / span * 60:.0f} ms/min), "
-        f"{threads} threads", "-", "-", "<= 0.02 %")
+    return (f"{100 * used / span:.4f} % of a core ({1000 * used / span * 60:.0f} ms/min), "
+            f"{threads} threads")
 
 
 def bench_restart(base_url: str, watch: Path, count: int = 50_000) -> None:

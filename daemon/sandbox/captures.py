@@ -115,16 +115,19 @@ def _refused(h: Answering, fault: dict[str, Any]) -> int:
     return status
 
 
-def _authorized(h: Answering) -> bool:
+def _authorized(h: Answering, read: dict[str, Any]) -> bool:
+    """The key is the one accepted; a refused read is logged too (`read` names it), so a
+    test can count a client's reads with a refused key."""
     if h.headers.get("Authorization") == f"Bearer {h.state.token}":
         return True
     h._json(401, {"error": "Unauthorized", "message": "Invalid or missing API key"})
+    h.state.append(h.state._log_reads, {**read, "answer": 401, "at": time.time()})
     return False
 
 
 def get_one(h: Answering, session_id: str) -> None:
     st = h.state
-    if not _authorized(h):
+    if not _authorized(h, {"session_id": session_id}):
         return
     fault = st.take_fault("capture_read") or {}
     with st.lock:
@@ -143,9 +146,9 @@ def get_one(h: Answering, session_id: str) -> None:
 
 def get_list(h: Answering) -> None:
     st = h.state
-    if not _authorized(h):
-        return
     query = {k: v[-1] for k, v in parse_qs(urlsplit(h.path).query).items()}
+    if not _authorized(h, {"list": query}):
+        return
     fault = st.take_fault("capture_list") or {}
     try:
         limit, offset = int(query.get("limit", 100)), int(query.get("offset", 0))
