@@ -4,7 +4,8 @@ the figures. It does not parse the form (the sandbox does that, far slower).
 
 `receiver.py CERT KEY` serves HTTPS with that certificate chain (the TLS figures);
 `receiver.py --rate BYTES_PER_S` reads all connections together at that rate, a shared uplink
-(the many-small-files figure on a 1 Gbit/s link)."""
+(the many-small-files figure on a 1 Gbit/s link); both together are a TLS receiver slower than
+the sender, whose socket buffer fills (the slow TLS figure)."""
 
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ class Link:
 
 
 def handle(conn: socket.socket, tls: ssl.SSLContext | None = None,
-           link: Link | None = None) -> None:
+           link: Link | None = None, most: int = BUF) -> None:
     if tls is not None:
         try:
             conn = tls.wrap_socket(conn, server_side=True)  # the handshake in this thread
@@ -64,7 +65,7 @@ def handle(conn: socket.socket, tls: ssl.SSLContext | None = None,
             if link is not None and rest:  # body bytes that came with the head crossed it too
                 link.took(min(length, len(rest)))
             while left > 0:
-                n = conn.recv_into(view, min(BUF if link is None else PACED_READ, left))
+                n = conn.recv_into(view, min(most if link is None else PACED_READ, left))
                 if not n:
                     return
                 left -= n
@@ -75,16 +76,24 @@ def handle(conn: socket.socket, tls: ssl.SSLContext | None = None,
 
 def main() -> None:
     tls, link = None, None
-    if len(sys.argv) == 3 and sys.argv[1] == "--rate":
-        link = Link(float(sys.argv[2]))
-    elif len(sys.argv) == 3:
+    args = sys.argv[1:]
+    if "--rate" in args:
+        at = args.index("--rate")
+        link = Link(float(args[at + 1]))
+        del args[at:at + 2]
+    most = BUF
+    if "--read" in args:  # at most this many bytes per recv: a receiver slow on the CPU
+        at = args.index("--read")
+        most = int(args[at + 1])
+        del args[at:at + 2]
+    if len(args) == 2:
         tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        tls.load_cert_chain(sys.argv[1], sys.argv[2])
+        tls.load_cert_chain(args[0], args[1])
     srv = socket.create_server(("127.0.0.1", 0))
     print(srv.getsockname()[1], flush=True)
     while True:
         conn, _ = srv.accept()
-        threading.Thread(target=handle, args=(conn, tls, link), daemon=True).start()
+        threading.Thread(target=handle, args=(conn, tls, link, most), daemon=True).start()
 
 
 if __name__ == "__main__":
