@@ -11,28 +11,47 @@ from sqlalchemy import Engine
 from daemon.jobs.engine import sqlite_path, writer_turn
 
 
-def wal_deleted(url: str) -> Path | None:
+class OpenWal:
     """The SQLite file's WAL when this process holds it open under a name that is gone
     (deleted, or another file renamed over it), else None. Our connections go on in the
     unlinked file; every other opener (`status`, `retry`) makes a new one that the shared
     index does not match: "disk I/O error". SQLite removes a WAL itself only after closing
-    it, so an open one without a name is never SQLite's doing. Linux (/proc); elsewhere None."""
-    db = sqlite_path(url)
-    if db is None:
-        return None
-    wal = os.path.realpath(db) + "-wal"
-    try:
-        fds = os.listdir("/proc/self/fd")
-    except OSError:
-        return None
-    for fd in fds:
+    it, so an open one without a name is never SQLite's doing. Linux (/proc); elsewhere None.
+    Asked every health tick: the descriptor found is kept, so a tick costs one fstat, not a
+    walk of /proc/self/fd (idle CPU)."""
+
+    def __init__(self, url: str):
+        db = sqlite_path(url)
+        self.wal = None if db is None else Path(os.path.realpath(db) + "-wal")
+        self._fd: int | None = None
+        self._id: tuple[int, int] | None = None  # (st_dev, st_ino) of the file behind _fd
+
+    def deleted(self) -> Path | None:
+        if self.wal is None:
+            return None
+        if self._fd is not None:
+            try:
+                st = os.fstat(self._fd)
+                if (st.st_dev, st.st_ino) == self._id:
+                    return self.wal if st.st_nlink == 0 else None
+            except OSError:  # closed: SQLite opened it anew, look for it again
+                pass
+        self._fd = self._id = None
         try:
-            if os.readlink(f"/proc/self/fd/{fd}").removesuffix(" (deleted)") == wal and \
-                    os.fstat(int(fd)).st_nlink == 0:
-                return Path(wal)
-        except OSError:  # closed meanwhile
-            continue
-    return None
+            fds = os.listdir("/proc/self/fd")
+        except OSError:
+            return None
+        for fd in fds:
+            try:
+                if os.readlink(f"/proc/self/fd/{fd}").removesuffix(" (deleted)") != \
+                        str(self.wal):
+                    continue
+                st = os.fstat(int(fd))
+            except OSError:  # closed meanwhile
+                continue
+            self._fd, self._id = int(fd), (st.st_dev, st.st_ino)
+            return self.wal if st.st_nlink == 0 else None
+        return None
 
 
 def checkpoint_wal(engine: Engine) -> str | None:

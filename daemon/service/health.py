@@ -29,12 +29,12 @@ class LostWal:
     restarts it, which opens the file afresh): one tick in which a monitor sees why."""
 
     def __init__(self, url: str):
-        self.url = url
+        self.wal = wal_mod.OpenWal(url)
         self.reason: str | None = None
 
     def check(self, ctx: Ctx, fatal: Callable[[str], None]) -> bool:
         """False when the service is to stop (`fatal` was told)."""
-        wal = wal_mod.wal_deleted(self.url)
+        wal = self.wal.deleted()
         if wal is None:
             return True
         failed = wal_mod.checkpoint_wal(ctx.store.engine)
