@@ -134,7 +134,8 @@ class SpaceWatch:
     def check(self) -> None:
         """One look at every path; a path that does not answer keeps what it was."""
         threshold = self.threshold()
-        for path in dict.fromkeys(self.paths()):
+        wanted = list(dict.fromkeys(self.paths()))
+        for path in wanted:
             st = fsprobe.space(path, self.wait)
             if st is None:
                 continue  # not answering: the watch folder's own notice says so
@@ -149,7 +150,6 @@ class SpaceWatch:
                 self._low[path] = limit
             elif self._low.pop(path, None) is not None:
                 log.info("station.disk_space_back", path=path, free=free)
-        wanted = set(dict.fromkeys(self.paths()))
         self._low = {p: v for p, v in self._low.items() if p in wanted}
         said = message(self._low)
         if said != self._said:
