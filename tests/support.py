@@ -178,7 +178,10 @@ class Proc:
             return self.popen.wait(timeout)
         except subprocess.TimeoutExpired:
             self.popen.kill()
-            self.popen.wait()
+            # Bounded too: a process in an uninterruptible wait (a frozen FUSE server) ignores
+            # SIGKILL, and the test should fail with its log, not hang until pytest-timeout.
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.popen.wait(30)
             raise AssertionError(f"process did not stop within {timeout}s") from None
 
     def kill(self) -> None:

@@ -65,6 +65,10 @@ def test_a_hung_share_holds_up_neither_the_other_folder_nor_status_nor_sigterm(
     procs.append(daemon)
     # The share works: its movie is uploaded (read through FUSE) before the server freezes.
     wait_for(lambda: sandbox.uploads_for("before.mov"), 60, what="the share's movie uploaded")
+    # ... and closed by the daemon: the upload holds the file open until the storage answers,
+    # and closing a FUSE file sends a FLUSH the kernel waits out even through SIGKILL. Frozen
+    # before that close (a loaded machine), the process could never end: not what this tests.
+    wait_for(lambda: daemon.has_event("upload.done"), 60, what="the share's upload recorded")
 
     server.send_signal(signal.SIGSTOP)  # every call on the share hangs from now on
     frozen_at = time.monotonic()
