@@ -53,8 +53,9 @@ _WRITERS_GUARD = threading.Lock()
 
 
 @functools.lru_cache(maxsize=16)  # the health tick asks every few seconds; parsing is the cost
+@functools.lru_cache(maxsize=8)
 def sqlite_path(url: str) -> Path | None:
-    u = make_url(url)
+    u = make_url(url)  # (cached: the health tick asks every few seconds)
     if u.get_backend_name() != "sqlite" or not u.database or u.database == ":memory:":
         return None
     return Path(u.database)
@@ -344,6 +345,8 @@ def current_revision(engine: Engine) -> str | None:
 # ---- fleet mode: the dialect specifics jobs/store.py and jobs/fleet.py need ----------------
 
 JOBS_CHANNEL = "uplift_jobs"  # NOTIFY'd when work is queued; every node LISTENs
+ATHLETES_CHANNEL = "uplift_athletes"  # NOTIFY'd when the athlete directory changes
+ROOTS_CHANNEL = "uplift_roots"  # NOTIFY'd when a person accepts a moved watch root
 
 
 def is_server(bind: Engine | Connection) -> bool:
@@ -366,16 +369,10 @@ def notify_jobs(conn: Connection) -> None:
     _notify(conn, JOBS_CHANNEL)
 
 
-ATHLETES_CHANNEL = "uplift_athletes"  # NOTIFY'd when the athlete directory changes
-
-
 def notify_athletes(conn: Connection) -> None:
     """Tell every node the athlete directory changed (at commit; PostgreSQL only: SQLite is
     one node, told by the caller's poke)."""
     _notify(conn, ATHLETES_CHANNEL)
-
-
-ROOTS_CHANNEL = "uplift_roots"  # NOTIFY'd when a person accepts a moved watch root
 
 
 def notify_roots(conn: Connection) -> None:

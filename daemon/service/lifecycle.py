@@ -387,6 +387,8 @@ class Service:
         if ctx.follower is not None:
             ctx.follower.reconfigure(new.analysis)
         ctx.watcher.reconfigure(new)
+        if ctx.space is not None:
+            ctx.space.poke()  # a new limit or folder is looked at now
         fleet_mod.rejoin(new, ctx.store)  # a shared folder added: claimed from now on
         ctx.gate.hours = Gate(ctx.store, new.upload.hours).hours
         self.net.retable(new, ctx)

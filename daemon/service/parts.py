@@ -150,7 +150,7 @@ def space_watch(cfg: Callable[[], Config], store: Store, attention: Attention,
     return space.SpaceWatch(
         lambda: space.watched_paths((str(w.path) for w in cfg().watches), cfg().database_url),
         lambda: space.parse_threshold(cfg().station.low_disk), attention.condition,
-        then=kept.look)
+        then=kept.look, fast=lambda: cfg().retention.on)
 
 
 def healthy(ctx: Ctx, fatal: str | None) -> tuple[bool, str]:

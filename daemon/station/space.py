@@ -22,7 +22,11 @@ from daemon.station import fsprobe
 
 log = logs.get("station")
 NOTICE = "low_disk"
-CHECK_EVERY = 5.0  # seconds between looks (a statvfs each: next to nothing)
+# Seconds between looks: FAST while a disk fills or is near its limit, SLOW otherwise. Every
+# look wakes a thread per path (a hung share must not stall it), which an idle daemon feels.
+CHECK_EVERY, SLOW = 5.0, 60.0
+NEAR = 4  # free under this many times the limit: looked at every CHECK_EVERY seconds
+MOVED = 256 * 1024**2  # free space that moved this much (or 1 % of the disk) since the last look
 DEFAULT_SHARE, DEFAULT_FLOOR = 0.05, 2 * 1024**3  # unset: the larger of 5 % and 2 GiB
 RECOVER = 1.05  # cleared only once free is 5 % above the limit: no flapping at the line
 _SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*")
@@ -79,6 +83,15 @@ def is_low(free: int, total: int, threshold: Threshold, was_low: bool = False) -
     return free < (limit * RECOVER if was_low else limit)
 
 
+def soon(before: int | None, free: int, total: int, limit: int | None, low: bool) -> bool:
+    """Is this file system to be looked at again in CHECK_EVERY seconds (else SLOW)? Yes when
+    it is new, low, within NEAR times its limit, or its free space moved since the last look
+    (something writes: a recording fills a disk at up to 100 MB/s)."""
+    if before is None or low or (limit is not None and free < NEAR * limit):
+        return True
+    return abs(free - before) >= max(1, min(MOVED, total // 100))
+
+
 def human(n: float) -> str:
     for unit in ("bytes", "KiB", "MiB", "GiB"):
         if n < 1024:
@@ -98,18 +111,22 @@ def message(low: dict[str, int]) -> str | None:
 
 
 class SpaceWatch:
-    """The thread that looks at the paths' free space every `every` seconds and tells
-    `on_notice(NOTICE, message | None)` when the low set changes. `paths()` is asked each
-    time (a reload may change the watch folders). `then()` runs after each look, on this
-    thread and at its rate (retention: station/retention.py)."""
+    """The thread that looks at the paths' free space and tells `on_notice(NOTICE, message |
+    None)` when the low set changes: every `every` seconds while `soon` says so for a path
+    (or `fast()`, or after a `poke()`), else every `slow`. `paths()` is asked each time (a
+    reload may change the watch folders). `then()` runs after each look, on this thread and
+    at its rate (retention: station/retention.py, which asks for `fast` while it is on)."""
 
     def __init__(self, paths: Callable[[], Iterable[str]], threshold: Callable[[], Threshold],
                  on_notice: Callable[[str, str | None], None], every: float = CHECK_EVERY,
-                 wait: float = fsprobe.WAIT, then: Callable[[], None] | None = None):
+                 wait: float = fsprobe.WAIT, then: Callable[[], None] | None = None,
+                 slow: float = SLOW, fast: Callable[[], bool] = lambda: False):
         self.paths, self.threshold, self.on_notice = paths, threshold, on_notice
-        self.then = then
-        self.every, self.wait = every, wait
+        self.then, self.fast = then, fast
+        self.every, self.slow, self.wait = every, slow, wait
         self._stop = threading.Event()
+        self._poked = threading.Event()  # a reload: look again now, not in `slow` seconds
+        self._free: dict[str, int] = {}  # path -> free bytes at its last look
         self._low: dict[str, int] = {}
         self._said: str | None = None
         self._thread: threading.Thread | None = None
@@ -126,24 +143,35 @@ class SpaceWatch:
         self.start()
         return True
 
+    def poke(self) -> None:
+        """Look again at the next `every` (a reload may have changed the limit or folders)."""
+        self._poked.set()
+
     def stop(self) -> None:
         self._stop.set()
+        self._poked.set()
         if self._thread is not None:
             self._thread.join(self.wait + 1.0)
 
-    def check(self) -> None:
-        """One look at every path; a path that does not answer keeps what it was."""
+    def check(self) -> bool:
+        """One look at every path; a path that does not answer keeps what it was. True when
+        the next look is to come soon (`soon`)."""
         threshold = self.threshold()
         wanted = list(dict.fromkeys(self.paths()))
+        again = False
         for path in wanted:
             st = fsprobe.space(path, self.wait)
             if st is None:
-                continue  # not answering: the watch folder's own notice says so
+                again = True  # not answering (the watch folder's own notice says so)
+                continue
             if isinstance(st, OSError):
                 self._low.pop(path, None)  # not there: the watch folder's notice says so
+                self._free.pop(path, None)
                 continue
             free, total = st.f_bavail * st.f_frsize, st.f_blocks * st.f_frsize
             limit = threshold.limit(total)
+            again |= soon(self._free.get(path), free, total, limit, path in self._low)
+            self._free[path] = free
             if limit is not None and is_low(free, total, threshold, path in self._low):
                 if path not in self._low:
                     log.warning("station.low_disk", path=path, free=free, limit=limit)
@@ -151,16 +179,20 @@ class SpaceWatch:
             elif self._low.pop(path, None) is not None:
                 log.info("station.disk_space_back", path=path, free=free)
         self._low = {p: v for p, v in self._low.items() if p in wanted}
+        self._free = {p: v for p, v in self._free.items() if p in wanted}
         said = message(self._low)
         if said != self._said:
             self._said = said
             self.on_notice(NOTICE, said)
+        return again
 
     def _loop(self) -> None:
         while True:
             started = time.monotonic()
+            self._poked.clear()
+            again = True
             try:
-                self.check()
+                again = self.check()
             except Exception:  # one failed look must not end the warnings
                 log.exception("station.space_check_failed")
             try:
@@ -170,6 +202,10 @@ class SpaceWatch:
                 log.exception("station.retention_failed")
             if self._stop.wait(max(0.0, self.every - (time.monotonic() - started))):
                 return
+            if not (again or self.fast()):
+                self._poked.wait(max(0.0, self.slow - (time.monotonic() - started)))
+                if self._stop.is_set():
+                    return
 
 
 def watched_paths(watches: Iterable[str], database_url: str) -> list[str]:

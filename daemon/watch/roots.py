@@ -29,6 +29,9 @@ from daemon.jobs.roots import Identity, RootTable, absent_reason, identity_of
 from daemon.jobs.store import Store
 
 log = logs.get("watcher")
+# A root with only ended jobs and no record is asked of the table again this often: a `retry`
+# whose poke was lost makes a job wait there without the intake seeing a file.
+QUIET_FOR = 60.0
 
 
 class Verdict(StrEnum):
@@ -112,8 +115,9 @@ class Roots:
     def __init__(self, store: Store, watches: Iterable[WatchRoot],
                  on_attention: Callable[[str, str | None], None] = lambda name, msg: None,
                  on_back: Callable[[WatchRoot], None] = lambda root: None,
-                 wall: Callable[[], float] = time.time, config: str | None = None):
-        self.store, self.table = store, RootTable(store)
+                 wall: Callable[[], float] = time.time, config: str | None = None,
+                 clock: Callable[[], float] = time.monotonic):
+        self.store, self.table, self.clock = store, RootTable(store), clock
         self.config = config  # the config file, named in the command a message suggests
         self.on_attention, self.on_back, self.wall = on_attention, on_back, wall
         self._lock = threading.Lock()
@@ -126,11 +130,12 @@ class Roots:
         # `roots accept` pokes the daemon (SQLite) or NOTIFYs every node (PostgreSQL), which
         # forget them.
         self._ids: dict[str, Identity | None] = {}
-        # Node-local roots with no record and no job at all at the last look, with the
-        # identity they had: until files are seen under one, no job can come to wait there
-        # (only this node's intake makes its jobs; a `retry` needs a job), so the tick asks the
-        # table no more.
-        self._quiet: dict[str, Identity] = {}
+        # Node-local roots with no record and nothing waiting at the last look: the identity
+        # they had, and until when that holds. With no job at all, until files are seen under
+        # one (only this node's intake makes its jobs; a `retry` needs a job); with ended jobs
+        # only, QUIET_FOR (a retry pokes, but a poke may be lost). The tick asks the table no
+        # more meanwhile: a thousand done rows cost an idle daemon two scans every 5 s.
+        self._quiet: dict[str, tuple[Identity, float]] = {}
 
     def forget(self) -> None:
         """The table may have changed under us (a poke): read the identities afresh."""
@@ -240,12 +245,14 @@ class Roots:
         recorded = self._recorded_id(key)
         local = not (root.shared and self.store.fleet)
         with self._lock:
-            quiet = local and current is not None and self._quiet.get(key) == current
+            was = self._quiet.get(key)
+            quiet = local and current is not None and was is not None and \
+                was[0] == current and self.clock() < was[1]
         waiting = self.table.waiting(key) if current != recorded and not quiet else []
-        if local and recorded is None and current is not None and not waiting and not quiet \
-                and not self.table.any_job(key):
+        if local and recorded is None and current is not None and not waiting and not quiet:
+            until = self.clock() + QUIET_FOR if self.table.any_job(key) else float("inf")
             with self._lock:
-                self._quiet[key] = current
+                self._quiet[key] = (current, until)
 
         def found_again() -> bool:
             for w in waiting:

@@ -158,14 +158,16 @@ def test_an_idle_root_costs_the_tick_no_query_and_is_still_watched(
     store.close()
 
 
-def test_a_root_with_jobs_but_no_record_is_still_asked_each_tick(
+def test_a_root_with_jobs_but_no_record_is_asked_again_within_a_minute(
         db_url: str, tmp_path: Path) -> None:
     """A table from before roots were recorded: an ended job under a root with no record. A
     `retry` whose poke did not reach the daemon makes it wait again without the intake seeing
-    it: the next tick must still find it, record the root, and know a bare mount point."""
-    from sqlalchemy import delete
+    it: a tick within QUIET_FOR must still find it, record the root, and know a bare mount
+    point. The ticks before cost no query (a thousand done rows made every tick scan them)."""
+    from sqlalchemy import delete, event
 
     from daemon.jobs.models import RootIdentity
+    from daemon.watch.roots import QUIET_FOR
 
     store, real, bare, root = _real_and_bare(db_url, tmp_path)
     (real / "a.mov").write_bytes(b"x" * 10)
@@ -173,9 +175,17 @@ def test_a_root_with_jobs_but_no_record_is_still_asked_each_tick(
     store.skip(seen.job_id, [JobState.PENDING], 2.0, "not a movie")
     with store.engine.begin() as conn:
         conn.execute(delete(RootIdentity))
-    roots = Roots(store, [root])
+    now = [100.0]
+    roots = Roots(store, [root], clock=lambda: now[0])
     roots.check()
+    statements: list[str] = []
+    event.listen(store.engine, "before_cursor_execute",
+                 lambda conn, cursor, sql, *rest: statements.append(sql))
+    now[0] += QUIET_FOR / 2
+    roots.check()
+    assert statements == []  # nothing waits, nothing asked
     store.retry([seen.job_id], 3.0)  # from the CLI; its poke lost
+    now[0] += QUIET_FOR / 2
     roots.check()
     assert roots.table.recorded(str(real)) is not None
     real.rename(tmp_path / "away")

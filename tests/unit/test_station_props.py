@@ -103,3 +103,39 @@ def test_io_becomes_best_effort_7_unless_already_as_low(klass: int, level: int) 
     already = klass == priority.IOPRIO_CLASS_IDLE or (klass == priority.IOPRIO_CLASS_BE
                                                       and level == 7)
     assert priority.io_to_set(value) == (None if already else priority.BACKGROUND_IO)
+
+
+# ---- how soon the next look comes (space.soon) ---------------------------------------------
+
+sizes = st.integers(0, 2**50)
+
+
+@given(sizes, sizes, st.one_of(st.none(), sizes))
+def test_a_new_or_low_file_system_is_looked_at_again_soon(free: int, total: int,
+                                                          limit: int | None) -> None:
+    assert space.soon(None, free, total, limit, low=False)
+    assert space.soon(free, free, total, limit, low=True)
+
+
+@given(sizes, sizes, sizes, sizes)
+def test_near_its_limit_a_file_system_is_looked_at_soon_whatever_moved(
+        before: int, free: int, total: int, limit: int) -> None:
+    if free < space.NEAR * limit:
+        assert space.soon(before, free, total, limit, low=False)
+
+
+@given(sizes, st.integers(0, 2**40), sizes, st.one_of(st.none(), sizes), st.booleans())
+def test_free_space_that_moves_by_a_recording_s_worth_brings_the_next_look_soon(
+        before: int, moved: int, total: int, limit: int | None, down: bool) -> None:
+    free = max(0, before - moved) if down else before + moved
+    if abs(free - before) >= space.MOVED:
+        assert space.soon(before, free, total, limit, low=False)
+
+
+@given(st.integers(10 * GiB, 2**50), st.integers(0, 2**50))
+def test_a_quiet_disk_far_from_its_limit_waits_for_the_slow_look(free: int, total: int) -> None:
+    """Nothing written since the last look, free far above the limit: the SLOW pace. Between
+    two such looks a disk that starts filling is caught by the next (its free space moved)."""
+    limit = free // (space.NEAR + 1)
+    assert not space.soon(free, free, total, limit, low=False)
+    assert not space.soon(free, free, total, None, low=False)

@@ -65,3 +65,33 @@ def test_the_thread_warns_and_stops(tmp_path: Path) -> None:
         watch.stop()
     assert not watch.revive()  # stopped on purpose: not started again
     assert fsprobe.space(str(tmp_path)) is not None
+
+
+def test_a_quiet_disk_is_looked_at_slowly_until_poked_and_fast_while_asked(
+        tmp_path: Path) -> None:
+    """Far from its limit and unchanged, the next look waits for `slow`; a poke (a reload)
+    or `fast()` (retention on) brings it at `every`."""
+    looks: list[float] = []
+    fast = [False]
+    watch = space.SpaceWatch(lambda: [str(tmp_path)], lambda: space.OFF, lambda n, m: None,
+                             every=0.02, slow=30.0, then=lambda: looks.append(time.monotonic()),
+                             fast=lambda: fast[0])
+    watch.start()
+    try:
+        deadline = time.monotonic() + 5
+        while len(looks) < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)  # the first look is of a new path: the second comes soon
+        assert len(looks) == 2
+        time.sleep(0.3)  # fifteen `every`s: a quiet disk is not looked at again
+        assert len(looks) == 2
+        watch.poke()
+        while len(looks) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(looks) == 3
+        fast[0] = True
+        watch.poke()  # out of the slow wait it is in now
+        while len(looks) < 8 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(looks) >= 8
+    finally:
+        watch.stop()
