@@ -3,7 +3,8 @@ Uplift reports it final (schedule.py decides when and what an answer means; jobs
 claims and writes). It sleeps on a condition until the soonest capture is due, and is woken
 when an upload is done: nothing followed, no wake-ups.
 
-A round claims the due captures (a batch; in a fleet, nodes skip each other's). With more
+A round claims the due captures (as many as can be read within half the claim's lease at
+`max_rate`; in a fleet, nodes skip each other's). With more
 than one due, the captures still processing are read a page at a time (`GET /captures?
 source=api&status=processing&limit=500`), and only those absent from the pages are asked one
 by one: 1,000 followed captures cost a few requests per round. Every read goes through the
@@ -24,12 +25,11 @@ from daemon.analysis.results import Result
 from daemon.analysis.schedule import Answer, Verdict
 from daemon.config.settings import AnalysisSettings
 from daemon.errors import Kind, TransferError
-from daemon.jobs.analysis import AnalysisTable, AnalysisTakenOver, Followed
+from daemon.jobs.analysis import LEASE, AnalysisTable, AnalysisTakenOver, Followed
 from daemon.net.api import ApiClient
 
 log = logs.get("analysis")
 
-BATCH = 1000  # captures claimed per round
 PAGE = 500  # the list's largest page
 MAX_PAGES = 10  # pages read per round; the rest are asked one by one
 PAUSE = 600.0  # seconds following pauses after the key was refused
@@ -111,7 +111,7 @@ class Follower:
                 return left
             self._paused_until = None
         now = self.wall()
-        due = self.table.claim(now, BATCH)
+        due = self.table.claim(now, schedule.claim_size(self.settings.max_rate, LEASE))
         if due:
             self._look(due)
         soonest = self.table.next_due()

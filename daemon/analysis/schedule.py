@@ -10,12 +10,14 @@ follower pauses (PAUSE), the capture keeps its turn.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from enum import StrEnum
 
 FIRST_LOOK = 15.0  # seconds after the upload
 MAX_GAP = 600.0  # never longer between two looks
 FINAL = ("completed", "error", "gone", "unknown")
+MOST = 1000  # captures claimed in one round at most
 STATUSES = ("processing", *FINAL)
 
 
@@ -82,3 +84,12 @@ def decide(answer: Answer, now: float, looks: int, deadline: float, follow_for: 
         return Step(Verdict.FINAL, "unknown",
                     f"{why} {span} after the upload; not followed any more")
     return Step(Verdict.AGAIN, next_at=next_look(now, looks, deadline, answer.retry_after))
+
+
+def claim_size(max_rate: float, lease: float, most: int = MOST) -> int:
+    """How many captures one round may claim: all of them may be read one by one at
+    `max_rate` within half the `lease`, so a round never outlasts its claim (a fleet's other
+    nodes would take the captures over and read them a second time)."""
+    if not math.isfinite(max_rate):
+        return most
+    return max(1, min(most, int(lease / 2 * max_rate)))

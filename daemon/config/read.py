@@ -48,6 +48,8 @@ class Table:
 
     def number(self, key: str, default: float, minimum: float, integer: bool = False) -> Any:
         value = self.get(key, int if integer else float, default)
+        if not math.isfinite(value):  # TOML has nan and inf: no count, rate or wait is either
+            raise ConfigError(f"{self.where(key)}: must be a finite number, got {value!r}")
         if value < minimum:
             raise ConfigError(f"{self.where(key)}: must be at least {minimum}, got {value!r}")
         return value

@@ -69,3 +69,25 @@ def test_a_final_answer_is_final_at_once(capture: str, now: float, looks: int) -
 @given(st.sampled_from([401, 403]), st.floats(0, 1e6))
 def test_refused_key_pauses_and_is_never_final(http: int, now: float) -> None:
     assert schedule.decide(Answer(http=http), now, 3, now - 1, 86400).verdict is Verdict.PAUSE
+
+
+@given(st.one_of(st.floats(0.01, 10_000), st.just(math.inf)), st.floats(1, 3600),
+       st.integers(1, 5000))
+def test_a_round_claims_no_more_than_it_can_read_within_half_its_lease(
+        rate: float, lease: float, most: int) -> None:
+    """A round whose captures are all absent from the list pages reads each by id at
+    `max_rate`: that must end within half the lease (else a fleet's other node takes them
+    over and reads them again), and a round claims at least one and at most `most`."""
+    n = schedule.claim_size(rate, lease, most)
+    assert 1 <= n <= most
+    if n > 1 and math.isfinite(rate):
+        assert n / rate <= lease / 2
+    if math.isfinite(rate) and lease / 2 * rate >= most:
+        assert n == most  # a fast pace is not held back
+
+
+def test_the_default_pace_claims_three_hundred_a_round() -> None:
+    """2 reads/s for 150 s (half of the 300 s lease): 1,000 captures due take four rounds."""
+    from daemon.jobs.analysis import LEASE
+
+    assert schedule.claim_size(2.0, LEASE) == 300

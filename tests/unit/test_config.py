@@ -159,3 +159,18 @@ def test_token_sources_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.delenv("CREDENTIALS_DIRECTORY")
     with pytest.raises(ConfigError, match="no API token"):
         config.read_token(cfg)
+
+
+@pytest.mark.parametrize("section,key,value", [
+    ("analysis", "max_rate", "inf"), ("analysis", "max_rate", "nan"),
+    ("upload", "settle_seconds", "inf"), ("upload", "shutdown_timeout", "-inf"),
+    ("upload", "poll_seconds", "nan")])
+def test_a_number_that_is_not_finite_is_refused_naming_the_key(
+        tmp_path: Path, section: str, key: str, value: str) -> None:
+    """TOML writes nan and inf as numbers: no rate, wait or timeout is either (an infinite
+    max_rate made the follower claim without bound; nan passes every comparison)."""
+    path = write(tmp_path, GOOD + f"[{section}]\n{key} = {value}\n")
+    with pytest.raises(ConfigError) as err:
+        config.load(str(path))
+    assert f"[{section}] {key}" in str(err.value) and str(path) in str(err.value)
+    assert "finite" in str(err.value)
