@@ -30,6 +30,7 @@ from daemon.alerts.targets import (
     make_target,
     redact_url,
 )
+from daemon.config.hints import command
 from daemon.work.schedule import DailySummary, next_summary_at, parse_clock
 
 log = logs.get("notify")
@@ -66,8 +67,10 @@ class Notifier:
                  redact: Callable[[str], str] = lambda text: text,
                  attempts: int = 5, backoff: float = 5.0, max_backoff: float = 600.0,
                  max_files: int = 50, max_pending: int = 500, source: str | None = None,
-                 sender: Callable[[Target, Message], tuple[bool, str]] = apprise_send):
+                 sender: Callable[[Target, Message], tuple[bool, str]] = apprise_send,
+                 config: str | None = None):
         self.urls = tuple(urls)
+        self.config = config  # the config file: the commands a message suggests name it
         self.batch_seconds = batch_seconds
         self.clock, self.redact, self.sender = clock, redact, sender
         self.attempts, self.backoff, self.max_backoff = attempts, backoff, max_backoff
@@ -218,7 +221,8 @@ class Notifier:
         n = len(lines)
         shown = [f"- {line}" for line in lines[:self.max_files]]
         if n > self.max_files:
-            shown.append(f"… and {n - self.max_files} more (`uplift-capture status` lists them)")
+            shown.append(f"… and {n - self.max_files} more (`{command('status', self.config)}` "
+                         "lists them)")
         title = "1 capture was not analysed" if n == 1 else f"{n} captures were not analysed"
         body = "\n".join(shown) + "\n\nThese files were uploaded; Uplift could not analyse them."
         return Message(self._title(title), self.redact(body), FAILURE)
@@ -230,10 +234,11 @@ class Notifier:
             return None
         lines = [f"- {path}: {reason}" for path, reason in failures[:self.max_files]]
         if n > self.max_files:
-            lines.append(f"… and {n - self.max_files} more (`uplift-capture status` lists "
-                         "them all)")
+            lines.append(f"… and {n - self.max_files} more (`{command('status', self.config)}` "
+                         "lists them all)")
         title = f"{n} file failed to upload" if n == 1 else f"{n} files failed to upload"
-        body = "\n".join(lines) + "\n\nAfter fixing the cause: uplift-capture retry --failed"
+        body = "\n".join(lines) + "\n\nAfter fixing the cause: " + \
+            command("retry --failed", self.config)
         return Message(self._title(title), self.redact(body), FAILURE)
 
     def pump(self, now: float, final: bool = False) -> float | None:

@@ -12,6 +12,7 @@ from typing import Any
 from daemon import logs
 from daemon.alerts import notifier as alerts
 from daemon.config import NotifySettings
+from daemon.config.hints import command
 from daemon.jobs import paths
 from daemon.jobs.models import JobState
 from daemon.work.schedule import DailySummary
@@ -31,10 +32,12 @@ STUCK_EVERY = 60.0  # seconds between stuck checks (only with notification targe
 class Reporter:
     def __init__(self, settings: NotifySettings, store: Any,
                  wall: Callable[[], float] = time.time,
-                 held: Callable[[], str | None] = lambda: None):
+                 held: Callable[[], str | None] = lambda: None, config: str | None = None):
         self.settings, self.store, self.wall = settings, store, wall
+        self.config = config  # the config file, named in the commands a message suggests
         self.notifier = alerts.Notifier(settings.urls, settings.batch_seconds,
-                                        redact=logs.scrub) if settings.urls else None
+                                        redact=logs.scrub, config=config) \
+            if settings.urls else None
         self._waiting_since: float | None = None
         # Why uploads are held on purpose now (operator's pause, upload hours), or None: the
         # service passes its Gate's reason, so a held queue is never reported stuck.
@@ -94,7 +97,7 @@ class Reporter:
         if alerts.stuck_check(since, waiting, now, self.settings.stuck_minutes):
             self.notifier.stuck(f"{waiting} file(s) wait, but nothing was uploaded for "
                                 f"{self.settings.stuck_minutes:g} minutes; see "
-                                f"`uplift-capture status`")
+                                f"`{command('status', self.config)}`")
         elif last > self._waiting_since:
             self.notifier.resolved(alerts.STUCK, "uploads are moving again")
 

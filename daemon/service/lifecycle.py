@@ -201,7 +201,8 @@ class Service:
         self._started(Part("recordings", found.stop))
         gate = Gate(store, cfg.upload.hours, recordings=found.hold, config=str(cfg.source))
         # A queue held on purpose (operator's pause, upload hours) is never reported stuck.
-        reporter = Reporter(cfg.notify, store, held=lambda: gate.check()[1])
+        reporter = Reporter(cfg.notify, store, held=lambda: gate.check()[1],
+                            config=str(cfg.source))
         self._started(Part("reporter", reporter.close))
         reporter.start()
         attention.on_change = reporter.notice

@@ -80,6 +80,22 @@ def test_long_batches_are_capped() -> None:
     assert "/c/2.mov" in body and "/c/3.mov" not in body and "and 7 more" in body
 
 
+def test_the_commands_a_message_suggests_name_the_config_that_is_not_the_default() -> None:
+    """A station started with `--config /srv/uplift/config.toml`: the command in the e-mail
+    must run as printed (a bare `uplift-capture retry --failed` reads the default config)."""
+    for config, suffix in (("/srv/uplift/config.toml", " --config /srv/uplift/config.toml"),
+                           (None, "")):
+        rec = Recorder()
+        n, now = make(rec, max_files=1, config=config)
+        n.job_failed("/c/0.mov", "x")
+        n.job_failed("/c/1.mov", "x")
+        now[0] += 60
+        n.pump(now[0])
+        body = rec.sent[0][1].body
+        assert body.endswith(f"uplift-capture retry --failed{suffix}")
+        assert f"`uplift-capture status{suffix}` lists them all" in body
+
+
 def test_incident_once_and_resolved_once() -> None:
     rec = Recorder()
     n, now = make(rec)
