@@ -119,8 +119,8 @@ def _burst(d: Daemon, root: Path, src: Path, label: str, console: str | None) ->
         time.sleep(3)  # the page is loaded and polling before the burst lands
     t0 = time.monotonic()
     staged.rename(folder)
-    done_before = d.count("upload.done")
-    wait_for(lambda: d.count("upload.done") - done_before >= BURST, 900,
+    done_before = d.done()[0]
+    wait_for(lambda: d.done()[0] - done_before >= BURST, 900,
              f"{BURST} uploads ({label})", 0.2)
     took = time.monotonic() - t0
     stop.set()
