@@ -55,7 +55,8 @@ def redact(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
 
 # No event name writes more than this many lines a second: a fault that repeats in a tight loop
 # (an accept failing for want of descriptors) must not fill the disk. The next line of that
-# name says how many were dropped.
+# name says how many were dropped; so does the next line of any name once that second is over
+# (a burst that ends with a dropped line would otherwise never be told).
 MAX_LINES_PER_SECOND = 10
 
 
@@ -81,11 +82,17 @@ class RateLimit(logging.Filter):
                 return False
             recent.append(now)
             dropped = self._dropped.pop(name, 0)
+            others = {k: n for k, n in self._dropped.items()
+                      if now - self._recent[k][-1] >= 1.0} if self._dropped else {}
+            for k in others:
+                del self._dropped[k]
             if len(self._recent) > 4096:  # names that come and go: keep the recent ones
                 self._recent = {k: v for k, v in self._recent.items()
                                 if now - v[-1] < 1.0 or k in self._dropped}
         if dropped:
             _note_dropped(record, dropped)
+        if others and isinstance(record.msg, dict):
+            record.msg = {**record.msg, "dropped_before": others}
         return True
 
 
