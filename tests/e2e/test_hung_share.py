@@ -1,7 +1,8 @@
 """A watch folder on a share that hangs (issue 29 item 5): a FUSE mount whose server is frozen
 with SIGSTOP hangs every call on it, as a hard-mounted NFS share whose server stopped
 answering does. The daemon goes on with its other folder, `status` answers and names the
-hung one, and SIGTERM ends the daemon within its stop timeout."""
+hung one, `roots accept` of it answers, and SIGTERM ends the daemon within its stop
+timeout."""
 
 from __future__ import annotations
 
@@ -86,6 +87,9 @@ def test_a_hung_share_holds_up_neither_the_other_folder_nor_status_nor_sigterm(
     wait_for(hung_named, 40, what="status to name the hung share")
     assert daemon.has_event("watch.root_not_answering", root=str(share))
     assert time.monotonic() - frozen_at < 120
+    # `roots accept` of it answers too (it resolved and stat'ed the folder directly: hung).
+    out = cli("roots", "accept", str(share), "--config", str(config), timeout=20)
+    assert out.returncode == 1 and "is not answering" in out.stdout, out
 
     # SIGTERM ends the daemon within its stop timeout, as on the normal path.
     started = time.monotonic()
