@@ -174,6 +174,7 @@ class SpaceWatch:
             if isinstance(st, OSError):
                 self._low.pop(path, None)  # not there: the watch folder's notice says so
                 self._free.pop(path, None)
+                again = True  # a disk plugged back in may be nearly full: looked at soon
                 continue
             free, total = st.f_bavail * st.f_frsize, st.f_blocks * st.f_frsize
             limit = threshold.limit(total)

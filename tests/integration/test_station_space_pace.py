@@ -35,3 +35,26 @@ def test_a_small_limit_on_a_quiet_disk_still_warns_within_the_fast_look(
             wait_for(lambda: said[-1] is None, 5, interval=0.01, what="the warning cleared")
         finally:
             watch.stop()
+
+
+def test_a_watch_folder_that_comes_back_is_looked_at_within_the_fast_look(
+        tmp_path: Path) -> None:
+    """A capture disk that is not there (unplugged: its folder missing) comes back almost full
+    and a recording starts: it was left for the slow look, and filled with no warning for
+    that long. A folder that is not there is looked at again every `every`, as one that does
+    not answer is."""
+    folder = tmp_path / "disk"
+    looks: list[float] = []
+    said: list[str | None] = []
+    watch = space.SpaceWatch(lambda: [str(folder)], lambda: space.parse_threshold("24MiB"),
+                             lambda name, message: said.append(message), every=0.05,
+                             slow=30.0, then=lambda: looks.append(time.monotonic()))
+    watch.start()
+    try:
+        wait_for(lambda: looks, 10, interval=0.01, what="a look, the folder missing")
+        with small_tmpfs(folder, "16m") as disk:  # plugged in: less free than the limit
+            fill_disk(disk)
+            wait_for(lambda: said and said[-1] is not None, 5, interval=0.01,
+                     what="the low_disk warning within a few fast looks")
+    finally:
+        watch.stop()
