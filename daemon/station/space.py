@@ -27,6 +27,9 @@ NOTICE = "low_disk"
 CHECK_EVERY, SLOW = 5.0, 60.0
 NEAR = 4  # free under this many times the limit: looked at every CHECK_EVERY seconds
 MOVED = 256 * 1024**2  # free space that moved this much (or 1 % of the disk) since the last look
+# The fastest a recording fills a disk (bytes a second): a disk with less than SLOW seconds of
+# it above its limit is looked at every CHECK_EVERY seconds, as it could cross it before SLOW.
+FILLS = 100 * 1000**2
 DEFAULT_SHARE, DEFAULT_FLOOR = 0.05, 2 * 1024**3  # unset: the larger of 5 % and 2 GiB
 RECOVER = 1.05  # cleared only once free is 5 % above the limit: no flapping at the line
 _SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*")
@@ -83,11 +86,15 @@ def is_low(free: int, total: int, threshold: Threshold, was_low: bool = False) -
     return free < (limit * RECOVER if was_low else limit)
 
 
-def soon(before: int | None, free: int, total: int, limit: int | None, low: bool) -> bool:
-    """Is this file system to be looked at again in CHECK_EVERY seconds (else SLOW)? Yes when
-    it is new, low, within NEAR times its limit, or its free space moved since the last look
-    (something writes: a recording fills a disk at up to 100 MB/s)."""
-    if before is None or low or (limit is not None and free < NEAR * limit):
+def soon(before: int | None, free: int, total: int, limit: int | None, low: bool,
+         slow: float = SLOW) -> bool:
+    """Is this file system to be looked at again in CHECK_EVERY seconds (else `slow`)? Yes when
+    it is new, low, within NEAR times its limit or `slow` seconds of FILLS above it (a small
+    limit: "24MiB" is NEAR at 96 MiB, which a recording fills in a second), or its free space
+    moved since the last look (something writes)."""
+    if before is None or low:
+        return True
+    if limit and free < max(NEAR * limit, limit + slow * FILLS):  # (0: never low)
         return True
     return abs(free - before) >= max(1, min(MOVED, total // 100))
 
@@ -167,10 +174,12 @@ class SpaceWatch:
             if isinstance(st, OSError):
                 self._low.pop(path, None)  # not there: the watch folder's notice says so
                 self._free.pop(path, None)
+                again = True  # a disk plugged back in may be nearly full: looked at soon
                 continue
             free, total = st.f_bavail * st.f_frsize, st.f_blocks * st.f_frsize
             limit = threshold.limit(total)
-            again |= soon(self._free.get(path), free, total, limit, path in self._low)
+            again |= soon(self._free.get(path), free, total, limit, path in self._low,
+                           self.slow)
             self._free[path] = free
             if limit is not None and is_low(free, total, threshold, path in self._low):
                 if path not in self._low:

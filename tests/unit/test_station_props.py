@@ -132,6 +132,16 @@ def test_free_space_that_moves_by_a_recording_s_worth_brings_the_next_look_soon(
         assert space.soon(before, free, total, limit, low=False)
 
 
+@given(st.one_of(st.none(), sizes), sizes, sizes, st.integers(1, 2**50))
+def test_a_disk_left_for_the_slow_look_cannot_reach_its_limit_before_it(
+        before: int | None, free: int, total: int, limit: int) -> None:
+    """Whatever moved before, a recording that starts now at FILLS does not bring a disk left
+    for the slow look under its limit before that look (a small limit: NEAR times it is not
+    enough)."""
+    if not space.soon(before, free, total, limit, low=False):
+        assert free - space.SLOW * space.FILLS >= limit
+
+
 @given(st.integers(10 * GiB, 2**50), st.integers(0, 2**50))
 def test_a_quiet_disk_far_from_its_limit_waits_for_the_slow_look(free: int, total: int) -> None:
     """Nothing written since the last look, free far above the limit: the SLOW pace. Between
