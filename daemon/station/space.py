@@ -9,6 +9,7 @@ folder on a share that hangs is skipped, not waited for. The decision is pure (`
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 import time
@@ -177,7 +178,9 @@ class SpaceWatch:
                 again = True  # a disk plugged back in may be nearly full: looked at soon
                 continue
             free, total = st.f_bavail * st.f_frsize, st.f_blocks * st.f_frsize
-            limit = threshold.limit(total)
+            # Nothing is recorded onto a read-only file system (a card or image mounted so):
+            # it is never low, though it has no space free.
+            limit = None if st.f_flag & os.ST_RDONLY else threshold.limit(total)
             again |= soon(self._free.get(path), free, total, limit, path in self._low,
                            self.slow)
             self._free[path] = free

@@ -95,3 +95,24 @@ def test_a_quiet_disk_is_looked_at_slowly_until_poked_and_fast_while_asked(
         assert len(looks) >= 8
     finally:
         watch.stop()
+
+
+def test_a_read_only_file_system_is_never_low(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """A watch folder on a card or image mounted read-only reports no space free: nothing is
+    ever recorded there, so no `low_disk` for it (it showed one for good)."""
+    real = os.statvfs
+
+    def statvfs(path: str) -> os.statvfs_result:
+        st = real(path)
+        fields = list(st)
+        fields[4] = fields[5] = 0  # f_bfree, f_bavail
+        fields[8] = st.f_flag | os.ST_RDONLY
+        return os.statvfs_result(fields)
+
+    monkeypatch.setattr(os, "statvfs", statvfs)
+    said: list[tuple[str, str | None]] = []
+    watch = space.SpaceWatch(lambda: [str(tmp_path)], lambda: space.DEFAULT,
+                             lambda n, m: said.append((n, m)))
+    watch.check()
+    assert said == [] and watch._low == {}
