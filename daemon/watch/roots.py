@@ -130,6 +130,7 @@ class Roots:
         # `roots accept` pokes the daemon (SQLite) or NOTIFYs every node (PostgreSQL), which
         # forget them.
         self._ids: dict[str, Identity | None] = {}
+        self._gen = 0  # bumped by each record and forget: a read begun before is not cached
         # Node-local roots with no record and nothing waiting at the last look: the identity
         # they had, and until when that holds. With no job at all, until files are seen under
         # one (only this node's intake makes its jobs; a `retry` needs a job); with ended jobs
@@ -142,14 +143,17 @@ class Roots:
         with self._lock:
             self._ids.clear()
             self._quiet.clear()
+            self._gen += 1
 
     def _recorded_id(self, key: str) -> Identity | None:
         with self._lock:
             if key in self._ids:
                 return self._ids[key]
+            gen = self._gen
         found = self.table.recorded(key)
         with self._lock:
-            self._ids[key] = found
+            if self._gen == gen:  # not a read older than a record made meanwhile (seen())
+                self._ids[key] = found
         return found
 
     def _record(self, key: str, path: str, identity: Identity, replace: bool = True,
@@ -157,6 +161,7 @@ class Roots:
         self.table.record(key, path, identity, self.wall(), replace=replace, accepted=accepted)
         with self._lock:
             self._ids.pop(key, None)  # read back: with replace=False another may have won
+            self._gen += 1
 
     @property
     def attention_name(self) -> str:

@@ -192,3 +192,29 @@ def test_a_root_with_jobs_but_no_record_is_asked_again_within_a_minute(
     bare.rename(real)
     assert not roots.there(root)
     store.close()
+
+
+def test_a_record_made_while_the_tick_reads_is_not_hidden_by_that_read(
+        db_url: str, tmp_path: Path) -> None:
+    """The tick reads a root's record (none yet) while the intake, on another thread, records
+    it (files seen). The read that began first must not be cached over the record: the cached
+    None hid it until the next poke, and a bare mount point then passed for the share."""
+    store, real, bare, root = _real_and_bare(db_url, tmp_path)
+    roots = Roots(store, [root])
+    read = roots.table.recorded
+
+    def interleaved(key: str):  # type: ignore[no-untyped-def]
+        before = read(key)  # the tick's read: no record yet
+        roots.table.recorded = read  # type: ignore[method-assign]
+        (real / "a.mov").write_bytes(b"x" * 10)
+        roots.seen(root)  # the intake records the root meanwhile
+        return before
+
+    roots.table.recorded = interleaved  # type: ignore[method-assign]
+    roots.check()
+    seen = store.observe(str(real / "a.mov"), str(real), 10, 1, 1.0)
+    store.mark_ready(seen.job_id, _ready(10, 1), 2.0)
+    real.rename(tmp_path / "away")
+    bare.rename(real)  # unmounted: a bare mount point at the same path, a job waiting
+    assert not roots.there(root)
+    store.close()
