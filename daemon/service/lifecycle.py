@@ -223,7 +223,7 @@ class Service:
                           on_root=attention.root, on_root_deleted=self._health_now, wall=wall,
                           on_failed=reporter.failed, on_roots=attention.condition,
                           directory=Directory(store),  # links made at a station
-                          on_file=found.seen)
+                          on_file=parts_mod.each(found.seen, space.seen))
         # Which watch folders are there (an unmounted share is not): before the first claim.
         watcher.check_roots()
         metrics = parts_mod.new_metrics(cfg)

@@ -153,6 +153,14 @@ def space_watch(cfg: Callable[[], Config], store: Store, attention: Attention,
         then=kept.look, fast=lambda: cfg().retention.on)
 
 
+def each(*hooks: Callable[[str], None]) -> Callable[[str], None]:
+    """One hook for the intake's file events that calls each of `hooks` in turn."""
+    def call(path: str) -> None:
+        for hook in hooks:
+            hook(path)
+    return call
+
+
 def healthy(ctx: Ctx, fatal: str | None) -> tuple[bool, str]:
     """/healthz: watching every folder, the job table writable, nothing fatal."""
     problems = [m for n, m in ctx.attention.conditions().items()

@@ -155,6 +155,12 @@ class SpaceWatch:
         """Look again at the next `every` (a reload may have changed the limit or folders)."""
         self._poked.set()
 
+    def seen(self, _path: str) -> None:
+        """The intake's hook for any file event under a watch folder: something writes there
+        (a recording begins, a card is copied in), so the next look comes at the next `every`
+        rather than at the slow pace."""
+        self._poked.set()
+
     def stop(self) -> None:
         self._stop.set()
         self._poked.set()

@@ -69,8 +69,8 @@ def test_the_thread_warns_and_stops(tmp_path: Path) -> None:
 
 def test_a_quiet_disk_is_looked_at_slowly_until_poked_and_fast_while_asked(
         tmp_path: Path) -> None:
-    """Far from its limit and unchanged, the next look waits for `slow`; a poke (a reload)
-    or `fast()` (retention on) brings it at `every`."""
+    """Far from its limit and unchanged, the next look waits for `slow`; a poke (a reload), a
+    file event (`seen`) or `fast()` (retention on) brings it at `every`."""
     looks: list[float] = []
     fast = [False]
     watch = space.SpaceWatch(lambda: [str(tmp_path)], lambda: space.OFF, lambda n, m: None,
@@ -88,6 +88,12 @@ def test_a_quiet_disk_is_looked_at_slowly_until_poked_and_fast_while_asked(
         while len(looks) < 3 and time.monotonic() < deadline:
             time.sleep(0.01)
         assert len(looks) == 3
+        time.sleep(0.3)
+        assert len(looks) == 3
+        watch.seen("/captures/jane/take1.mov")  # a file event under a watch folder
+        while len(looks) < 4 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(looks) == 4
         fast[0] = True
         watch.poke()  # out of the slow wait it is in now
         while len(looks) < 8 and time.monotonic() < deadline:
