@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-
 # The largest number of any key: every count, rate and wait a person means is far below it,
 # and a wait above ~9.2e9 s (a "1e10" timeout) is an OverflowError in each socket and sleep
 # that gets it, at run time rather than here.
