@@ -4,11 +4,13 @@ claims and writes). It sleeps on a condition until the soonest capture is due, a
 when an upload is done: nothing followed, no wake-ups.
 
 A round claims the due captures (as many as can be read within half the claim's lease at
-`max_rate`; in a fleet, nodes skip each other's). With more
-than one due, the captures still processing are read a page at a time (`GET /captures?
-source=api&status=processing&limit=500`), and only those absent from the pages are asked one
-by one: 1,000 followed captures cost a few requests per round. Every read goes through the
-station's pace (net/pace.py). 401/403 pauses following (one notice, `analysis_credentials`);
+`max_rate`; in a fleet, nodes skip each other's), and releases those it has not read once half
+the lease has gone (slow answers, a Retry-After, a slower pace): the lease, not the count, is
+what keeps another node from taking them over mid-round. With more than one due, the
+captures still processing are read a page at a time (`GET /captures?source=api&status=
+processing&limit=500`), and only those absent from the pages are asked one by one: 1,000
+followed captures cost a few requests per round. Every read goes through the station's pace
+(net/pace.py). 401/403 pauses following (one notice, `analysis_credentials`);
 uploads go on.
 """
 
@@ -123,24 +125,41 @@ class Follower:
         return wait
 
     def _look(self, due: list[Followed]) -> None:
+        """Read and settle the claimed captures. The claim is the guard, not the count: once
+        half its lease has gone (slow answers, a Retry-After's hold, a pace turned down), the
+        captures not read yet are released, due at once, for the next round to claim anew
+        under a fresh lease; read on, a fleet's other node would take them over at the
+        lease's end and read them again. Those the pages answered need no read and are
+        settled first; a round settles at least one capture, so a slow API still brings each
+        to its final state by follow_for."""
+        until = due[0].lease - LEASE / 2  # one claim, one lease end (wall time, as stored)
         answers: dict[str, Answer] = {}
         if len(due) > 1:
-            answers = self._pages({f.session_id for f in due})
+            answers = self._pages({f.session_id for f in due}, until)
+            due = sorted(due, key=lambda f: f.session_id not in answers)  # stable
         for i, f in enumerate(due):
             if self._stopping or self._paused_until is not None:
                 self._release(due[i:])
                 return
-            answer = answers.get(f.session_id) or self._ask(f.session_id)
-            self._settle(f, answer)
+            answer = answers.get(f.session_id)
+            if answer is None and i > 0 and self.wall() >= until:
+                log.info("analysis.round_cut", settled=i, released=len(due) - i,
+                         lease=LEASE)
+                self._release(due[i:])
+                return
+            self._settle(f, answer or self._ask(f.session_id))
 
-    def _pages(self, wanted: set[str]) -> dict[str, Answer]:
-        """The captures still processing, read a page at a time, of those wanted; a failed
-        page is the answer for every one still unfound, unless the page came but could not
-        be read (a row we cannot parse, a page too large): those are asked one by one, else
-        one odd row would leave every capture unanswered until follow_for ran out."""
+    def _pages(self, wanted: set[str], until: float) -> dict[str, Answer]:
+        """The captures still processing, read a page at a time, of those wanted (no page
+        after the first once the wall clock reaches `until`); a failed page is the answer
+        for every one still unfound, unless the page came but could not be read (a row we
+        cannot parse, a page too large): those are asked one by one, else one odd row would
+        leave every capture unanswered until follow_for ran out."""
         found: dict[str, Answer] = {}
         offset = 0
         for _ in range(MAX_PAGES):
+            if offset and self.wall() >= until:
+                break
             try:
                 page, total = self.api.list_captures("processing", PAGE, offset)
             except TransferError as err:

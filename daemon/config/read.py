@@ -12,6 +12,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+# The largest number of any key: every count, rate and wait a person means is far below it,
+# and a wait above ~9.2e9 s (a "1e10" timeout) is an OverflowError in each socket and sleep
+# that gets it, at run time rather than here.
+MOST = 1e9
+
 
 class ConfigError(Exception):
     """A config problem an admin can fix; the message names the file and key."""
@@ -52,6 +57,8 @@ class Table:
             raise ConfigError(f"{self.where(key)}: must be a finite number, got {value!r}")
         if value < minimum:
             raise ConfigError(f"{self.where(key)}: must be at least {minimum}, got {value!r}")
+        if value > MOST:
+            raise ConfigError(f"{self.where(key)}: must be at most {MOST:g}, got {value!r}")
         return value
 
     def table(self, key: str) -> Table:

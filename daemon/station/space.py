@@ -33,6 +33,7 @@ MOVED = 256 * 1024**2  # free space that moved this much (or 1 % of the disk) si
 FILLS = 100 * 1000**2
 DEFAULT_SHARE, DEFAULT_FLOOR = 0.05, 2 * 1024**3  # unset: the larger of 5 % and 2 GiB
 RECOVER = 1.05  # cleared only once free is 5 % above the limit: no flapping at the line
+MAX_SIZE = 2**63  # bytes: statvfs counts in 64 bits, so no free space reaches it
 _SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*")
 _PERCENT = re.compile(r"\s*(\d+(?:\.\d+)?)\s*%\s*")
 
@@ -73,7 +74,10 @@ def parse_threshold(text: str) -> Threshold:
     if m is None or unit not in BYTE_UNITS:
         raise ValueError(f"{text!r} is not a size like \"24MiB\", \"2GiB\", a share like "
                          f"\"10%\", or \"off\"")
-    size = int(float(m.group(1)) * BYTE_UNITS[unit])
+    number = float(m.group(1)) * BYTE_UNITS[unit]
+    if not number <= MAX_SIZE:  # 400 digits are inf, which int() would raise on
+        raise ValueError(f"{text!r} is larger than any file system can report (8 EiB)")
+    size = int(number)
     if size <= 0:
         raise ValueError(f"{text!r} is no space at all; write \"off\" for no warning")
     return Threshold(size=size)

@@ -174,3 +174,18 @@ def test_a_number_that_is_not_finite_is_refused_naming_the_key(
         config.load(str(path))
     assert f"[{section}] {key}" in str(err.value) and str(path) in str(err.value)
     assert "finite" in str(err.value)
+
+
+@pytest.mark.parametrize("section,key", [
+    ("api", "read_timeout"), ("api", "connect_timeout"), ("upload", "stall_seconds"),
+    ("upload", "poll_seconds"), ("notify", "batch_seconds"), ("analysis", "max_rate")])
+def test_a_number_too_large_for_any_wait_is_refused_naming_the_key(
+        tmp_path: Path, section: str, key: str) -> None:
+    """1e10 s (317 years) loaded, then every socket and sleep that got it raised OverflowError
+    (`timestamp out of range for platform time_t`): with `[api] read_timeout = 1e10` every
+    request to Uplift failed with it. Refused here, naming the key and the file."""
+    path = write(tmp_path, GOOD + f"[{section}]\n{key} = 1e10\n")
+    with pytest.raises(ConfigError) as err:
+        config.load(str(path))
+    assert f"[{section}] {key}" in str(err.value) and str(path) in str(err.value)
+    assert "at most" in str(err.value)

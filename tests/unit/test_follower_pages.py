@@ -164,3 +164,77 @@ def test_every_capture_answered_with_pages_plus_the_absent(
     assert len(api.pages) == min(follower_mod.MAX_PAGES, max(1, needed))
     read = set(listed[:len(api.pages) * page])
     assert sorted(api.gets) == sorted(wanted - read)  # by id: only those no page held
+
+
+@dataclass
+class SlowUplift(FakeUplift):
+    """Uplift answering slowly (or a pace holding reads after a 429): each page takes
+    `page_seconds` of the fake wall clock, each read by id the next of `read_seconds`; the
+    wall time every request began at is in `began`."""
+    clock: list[float] = field(default_factory=lambda: [NOW])
+    page_seconds: float = 0.0
+    read_seconds: list[float] = field(default_factory=list)
+    began: list[float] = field(default_factory=list)
+
+    def list_captures(self, status: str, limit: int = 500, offset: int = 0
+                      ) -> tuple[list[Capture], int]:
+        self.began.append(self.clock[0])
+        self.clock[0] += self.page_seconds
+        return super().list_captures(status, limit, offset)
+
+    def get_capture(self, session_id: str) -> Capture:
+        self.began.append(self.clock[0])
+        self.clock[0] += self.read_seconds[len(self.gets) % len(self.read_seconds)]
+        return super().get_capture(session_id)
+
+
+def slow_look(api: SlowUplift, ids: list[str]) -> FakeTable:
+    table = FakeTable()
+    f = Follower(table, api, AnalysisSettings(), lambda: api.clock[0],  # type: ignore[arg-type]
+                 on_result=lambda r: None, on_notice=lambda n, m: None)
+    f._look(followed(ids))
+    return table
+
+
+@given(st.lists(st.floats(0.0, 200.0), min_size=1, max_size=20), st.integers(1, 300),
+       st.sampled_from(["completed", "processing"]))
+def test_no_read_begins_once_half_the_lease_is_gone(
+        seconds: list[float], n: int, status: str) -> None:
+    """Reads that take seconds each (a slow API, a Retry-After holding the pace): the claim's
+    lease (NOW + 300 s, as `followed` claims) is the guard, not the count. No request begins
+    after half of it, so every one ends within the lease (a fleet's other node takes captures
+    over at its end and reads them again); the captures not read are released, due again at
+    once, and a round always settles at least one."""
+    ids = [f"c{i}" for i in range(n)]
+    api = SlowUplift({s: status for s in ids} if status == "completed" else {},
+                     read_seconds=seconds)
+    table = slow_look(api, ids)
+    half = NOW + 300 - 300 / 2
+    assert all(t < half for t in api.began[1:]), api.began  # the first read always goes
+    assert set(table.written) == set(ids)  # each settled or released, none forgotten
+    read = set(api.gets)
+    assert {s for s, w in table.written.items() if w != "released"} == read
+    assert read  # progress, however slow the API
+
+
+def test_a_slow_api_cuts_the_round_at_half_the_lease() -> None:
+    """300 captures claimed at 2/s, but Uplift answers each read in 10 s: 15 are read within
+    the first 150 s of the 300 s lease, the other 285 released for the next round's claim."""
+    ids = [f"c{i}" for i in range(300)]
+    api = SlowUplift({s: "completed" for s in ids}, read_seconds=[10.0])
+    table = slow_look(api, ids)
+    assert len(api.gets) == 15
+    assert list(table.written.values()).count("released") == 285
+
+
+def test_slow_pages_stop_at_half_the_lease_and_those_they_answered_are_settled() -> None:
+    """Pages of 2,000 captures still processing, 100 s each: two are read (the second begins
+    at 100 s), none after 150 s; the capture the pages found is settled without a read and
+    the rest released (the round settled one, so it asks no one by id)."""
+    world = {f"x{i:04d}": "processing" for i in range(2000)}
+    api = SlowUplift(world, page_seconds=100.0, read_seconds=[1.0])
+    table = slow_look(api, ["x0003", "x1999", "x1500"])
+    assert api.pages == [0, 500]
+    assert api.gets == []
+    assert table.written == {"x0003": "processing", "x1999": "released",
+                             "x1500": "released"}

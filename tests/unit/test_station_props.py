@@ -56,6 +56,26 @@ def test_the_config_refuses_a_bad_value_naming_the_key(tmp_path: Path) -> None:
     assert (cfg.station.priority, cfg.station.low_disk) == ("background", "")
 
 
+@given(st.text("0123456789.", min_size=1, max_size=420), st.sampled_from(sorted(UNITS)))
+def test_any_number_is_a_threshold_or_a_plain_reason(digits: str, unit: str) -> None:
+    """A number too large for a float (400 digits is inf): a plain ValueError, never the
+    OverflowError that int(inf) raises, which reached the admin as a traceback."""
+    try:
+        t = parse_threshold(f"{digits}{unit}")
+    except ValueError as exc:
+        assert str(exc)
+    else:
+        assert t.size is not None and 0 < t.size <= space.MAX_SIZE
+
+
+@pytest.mark.parametrize("section,key", [("station", "low_disk"), ("retention", "min_free")])
+def test_a_size_larger_than_any_disk_is_refused_naming_the_key(
+        tmp_path: Path, section: str, key: str) -> None:
+    source, watch = tmp_path / "config.toml", [{"path": str(tmp_path)}]
+    with pytest.raises(ConfigError, match=rf"\[{section}\] {key}: .*larger than"):
+        parse({"watch": watch, section: {key: "9" * 400 + "GiB"}}, source)
+
+
 @given(st.integers(0, 2**50), st.integers(1, 2**50))
 def test_the_default_is_the_larger_of_5_percent_and_2_gib(free: int, total: int) -> None:
     assert is_low(free, total, DEFAULT) == (free < max(2 * GiB, int(total * 0.05)))
