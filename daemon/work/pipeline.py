@@ -293,7 +293,8 @@ class Pipeline:
 
     def _check_file(self, job: Job) -> None:
         try:
-            st = os.stat(job.path)
+            with self.uploader.files.on():  # a hung share blocks here (work/stuck.py)
+                st = os.stat(job.path)
         except OSError as exc:
             if isinstance(exc, FileNotFoundError) and \
                     not self.events.folder_there(job):  # not gone: its folder is not there
