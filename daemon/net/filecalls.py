@@ -13,14 +13,22 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 
+class LetGo(Exception):
+    """This thread was let go while stuck on its file (work/stuck.py): its job is another
+    claim's now; it does nothing more (no request, no write) and ends."""
+
+
 class FileCalls:
     """`with calls.on(): os.read(...)` marks the calling thread as in a call on its file;
-    `since(ident)` says since when (None: it is not)."""
+    `since(ident)` says since when (None: it is not). `let_go(thread)` marks a thread the
+    supervisor let go; `check()`, after a call, raises LetGo in such a thread (the job table's
+    claim guard stops its writes anyway: this spares the requests)."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic):
         self.clock = clock
         self._lock = threading.Lock()
         self._since: dict[int, float] = {}  # thread ident -> when its current call began
+        self._let_go: set[threading.Thread] = set()  # objects, not idents: those are reused
 
     @contextmanager
     def on(self) -> Iterator[None]:
@@ -36,3 +44,13 @@ class FileCalls:
     def since(self, ident: int | None) -> float | None:
         with self._lock:
             return None if ident is None else self._since.get(ident)
+
+    def let_go(self, thread: threading.Thread) -> None:
+        with self._lock:
+            self._let_go = {t for t in self._let_go if t.is_alive()} | {thread}
+
+    def check(self) -> None:
+        with self._lock:
+            gone = threading.current_thread() in self._let_go
+        if gone:
+            raise LetGo()

@@ -269,6 +269,7 @@ class Uploader:
                     self.limiter.take(want)
                 with self.files.on():  # a hung share blocks here, beyond any abort
                     data = os.read(fd, want)
+                self.files.check()  # let go meanwhile: nothing more is sent
                 n = len(data)
                 if n == 0:
                     raise TransferError(Where.FILE, Kind.CHANGED,

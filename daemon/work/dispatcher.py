@@ -58,7 +58,7 @@ class Dispatcher:
         self.slots = Slots(threads, self.wakeups, self.reserved, self.claims, process, upload,
                            gate, reservers > 0, clock, stuck)
         self.reserver = Reserver(reservers, self.wakeups, self.reserved, self.claims,
-                                 reserve or (lambda job: None), gate, clock)
+                                 reserve or (lambda job: None), gate, clock, stuck)
 
     # ---- control (any thread) --------------------------------------------------------------
 

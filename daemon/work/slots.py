@@ -7,7 +7,6 @@ their loop and what each holds."""
 from __future__ import annotations
 
 import threading
-from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -15,7 +14,7 @@ from daemon import logs
 from daemon.jobs.models import Job
 from daemon.work.claims import Backoff, Claims, failed
 from daemon.work.handoff import Item, ReservedJobs
-from daemon.work.stuck import SlotFacts, Stuck, lost
+from daemon.work.stuck import Stale, Stuck
 from daemon.work.wakeups import Wakeups
 
 log = logs.get("worker")
@@ -36,8 +35,7 @@ class Slots:
         self._threads: list[threading.Thread | None] = [None] * count
         self._current: list[Job | None] = [None] * count
         self._busy = 0
-        self.stuck = stuck
-        self._stale: list[tuple[threading.Thread, str]] = []  # let go, still alive; its watch
+        self.stale = Stale(stuck, clock) if stuck is not None else None
 
     def start(self) -> None:
         for slot in range(len(self._threads)):
@@ -56,45 +54,27 @@ class Slots:
                 self.claims.orphan(job)
                 self._release(slot)
             self._spawn(slot)
-        if self.stuck is not None and not self.wakeups.stopping():
-            self._let_go_stuck(self.stuck)
+        if self.stale is not None and not self.wakeups.stopping():
+            with self._cond:
+                held = list(zip(self._threads, self._current, strict=True))
+            for slot in self.stale.look(held):
+                self._let_go(self.stale, slot, *held[slot])
 
-    def _let_go_stuck(self, stuck: Stuck) -> None:
-        for old, watch in self._stale:
-            if not old.is_alive():
-                log.info("worker.stale_thread_ended", thread=old.name, watch=watch)
-        self._stale = [(t, w) for t, w in self._stale if t.is_alive()]
+    def _let_go(self, stale: Stale, slot: int, thread: threading.Thread | None,
+                job: Job | None) -> None:
+        """A new thread in the slot of one stuck on its file (stuck.py), first: from then on
+        the old one, if it returns, finds the slot not its own and ends without touching it.
+        Then its job goes back to the queue and the old thread is cut off."""
         with self._cond:
-            held = list(zip(self._threads, self._current, strict=True))
-        facts = [SlotFacts(slot, job.watch if job is not None else None,
-                           stuck.file_since(thread.ident if thread is not None else None))
-                 for slot, (thread, job) in enumerate(held)]
-        stale = Counter(watch for _, watch in self._stale)
-        for slot in lost(facts, self.clock(), stuck.stall_seconds(), stuck.not_answering(),
-                         stale):
-            thread, job = held[slot]
-            if thread is not None and thread.ident is not None and job is not None:
-                self._let_go(stuck, slot, thread, thread.ident, job)
-
-    def _let_go(self, stuck: Stuck, slot: int, thread: threading.Thread, ident: int,
-                job: Job) -> None:
-        """The job back to the queue under a new claim first (guarded: a thread that moved on
-        meanwhile keeps its slot), then its request cut, its turn given back, and a new thread
-        in the slot; the old one, if it ever returns, finds the slot not its own and ends."""
-        try:
-            stuck.abandon(job)
-        except Exception as exc:  # the job moved on meanwhile, or the table failed: not lost
-            log.warning("worker.abandon_failed", job_id=job.id, reason=str(exc)[:200])
-            return
-        stuck.cut(ident)
-        log.warning("upload.abandoned", job_id=job.id, path=job.path, slot=slot)
-        self._stale.append((thread, job.watch))
-        with self._cond:
+            if thread is None or job is None or self._threads[slot] is not thread or \
+                    self._current[slot] is not job:
+                return  # it moved on meanwhile: not stuck
             fresh = self._new_thread(slot)
             self._release_locked(slot)
+        stale.let_go(thread, job, f"upload-{slot}")
         fresh.start()
         self._after_release(None)
-        log.info("worker.slot_replaced", slot=slot, thread=fresh.name, stale=len(self._stale))
+        log.info("worker.slot_replaced", slot=slot, thread=fresh.name, stale=len(stale))
 
     def busy(self) -> int:
         with self._cond:

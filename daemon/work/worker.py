@@ -166,7 +166,10 @@ class Worker:
             self.dispatcher.wake_in(5.0)
 
 
-def _cut(uploader: Uploader, turns: Turns, ident: int) -> None:
-    """A stuck thread's request ended and its send turn given back."""
-    uploader.cut(ident)
-    turns.forfeit(ident)
+def _cut(uploader: Uploader, turns: Turns, thread: threading.Thread) -> None:
+    """A stuck thread let go: its request ended, its send turn given back, and once its
+    file call returns it ends (net/filecalls.py)."""
+    uploader.files.let_go(thread)
+    if thread.ident is not None:
+        uploader.cut(thread.ident)
+        turns.forfeit(thread.ident)

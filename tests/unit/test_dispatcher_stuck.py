@@ -20,7 +20,7 @@ def test_a_slot_stuck_on_its_file_is_let_go_and_replaced_once_per_folder() -> No
     q, calls, hang = Queue(), FileCalls(), threading.Event()
     done: list[int] = []
     abandoned: list[int] = []
-    cut: list[int] = []
+    cut: list[threading.Thread] = []
     stuck_threads: list[threading.Thread] = []
 
     def process(job: Any) -> None:
@@ -49,7 +49,7 @@ def test_a_slot_stuck_on_its_file_is_let_go_and_replaced_once_per_folder() -> No
             return done == [2]
 
         wait_for(checked, 10, what="the other folder's job done in the freed slot")
-        assert abandoned == [1] and cut == [stuck_threads[0].ident]
+        assert abandoned == [1] and cut == [stuck_threads[0]]
         assert d.busy() == 0
         # A second job of the same hung folder stuck while the first thread still is: kept.
         put(3, "/share")
@@ -63,7 +63,59 @@ def test_a_slot_stuck_on_its_file_is_let_go_and_replaced_once_per_folder() -> No
         wait_for(lambda: not stuck_threads[0].is_alive(), 5, what="the stale thread to end")
         wait_for(lambda: d.busy() == 0 and 3 in done, 5, what="the kept job to finish")
         d.check()  # the stale thread is gone: a later hang may free a slot again
-        assert d.slots._stale == []
+        assert d.slots.stale is not None and len(d.slots.stale) == 0
+    finally:
+        hang.set()
+        d.stop(1)
+
+
+def test_a_reserver_stuck_on_its_file_is_let_go_and_replaced() -> None:
+    """Reserve-ahead looks at a job's file before reserving it: stuck there on a hung share,
+    every reserver held, the slots (which never claim with reserve-ahead) had nothing."""
+    q, calls, hang = Queue(), FileCalls(), threading.Event()
+    uploaded: list[int] = []
+    abandoned: list[int] = []
+    stuck_threads: list[threading.Thread] = []
+
+    def reserve(job: Any) -> Any:
+        if job.watch == "/share":
+            stuck_threads.append(threading.current_thread())
+            with calls.on():  # the file's stat on the hung share
+                hang.wait(30)
+            calls.check()  # let go meanwhile: nothing more
+        return job
+
+    def put(job_id: int, watch: str) -> None:
+        with q.lock:
+            q.items.append(SimpleNamespace(id=job_id, watch=watch, path=f"{watch}/{job_id}.mov"))
+
+    def cut(thread: threading.Thread) -> None:
+        calls.let_go(thread)
+
+    stuck = Stuck(calls.since, lambda: 0.2, lambda: frozenset({"/share"}), cut,
+                  lambda job: abandoned.append(job.id))
+    d = Dispatcher(1, q.claim, lambda job: None, lambda job: None, reserve=reserve,
+                   upload=lambda job: uploaded.append(job.id), release=lambda job: None,
+                   reservers=1, stuck=stuck)
+    put(1, "/share")
+    d.start()
+    try:
+        wait_for(lambda: stuck_threads, 5, what="the reserver stuck on the share's file")
+        put(2, "/local")
+        d.wake()
+
+        def checked() -> bool:
+            d.check()
+            return uploaded == [2]
+
+        wait_for(checked, 10, what="the other folder's job reserved and uploaded")
+        assert abandoned == [1]
+        hang.set()
+        wait_for(lambda: not stuck_threads[0].is_alive(), 5, what="the stale reserver to end")
+        assert uploaded == [2]  # it reserved nothing after it was let go
+        put(3, "/local")
+        d.wake()
+        wait_for(lambda: uploaded == [2, 3], 5, what="the next job, the hand-off whole")
     finally:
         hang.set()
         d.stop(1)
