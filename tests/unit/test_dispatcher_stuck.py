@@ -16,6 +16,28 @@ from tests.support import wait_for
 from tests.unit.test_dispatcher import Queue
 
 
+def put(q: Queue, job_id: int, watch: str) -> None:
+    with q.lock:
+        q.items.append(SimpleNamespace(id=job_id, watch=watch, path=f"{watch}/{job_id}.mov"))
+
+
+def stuck_then_other(d: Dispatcher, q: Queue, stuck_threads: list[threading.Thread],
+                     done: list[int]) -> None:
+    """Job 1 (the hung share's) gets stuck, then job 2 (the other folder's) is done while the
+    health tick's supervision runs."""
+    put(q, 1, "/share")
+    d.start()
+    wait_for(lambda: stuck_threads, 5, what="a thread stuck on the share's file")
+    put(q, 2, "/local")
+    d.wake()
+
+    def checked() -> bool:
+        d.check()
+        return done == [2]
+
+    wait_for(checked, 10, what="the other folder's job done in a freed place")
+
+
 def test_a_slot_stuck_on_its_file_is_let_go_and_replaced_once_per_folder() -> None:
     q, calls, hang = Queue(), FileCalls(), threading.Event()
     done: list[int] = []
@@ -30,29 +52,15 @@ def test_a_slot_stuck_on_its_file_is_let_go_and_replaced_once_per_folder() -> No
                 hang.wait(30)
         done.append(job.id)
 
-    def put(job_id: int, watch: str) -> None:
-        with q.lock:
-            q.items.append(SimpleNamespace(id=job_id, watch=watch, path=f"{watch}/{job_id}.mov"))
-
     stuck = Stuck(calls.since, lambda: 0.2, lambda: frozenset({"/share"}), cut.append,
                   lambda job: abandoned.append(job.id))
     d = Dispatcher(1, q.claim, process, lambda job: None, stuck=stuck)
-    put(1, "/share")
-    d.start()
     try:
-        wait_for(lambda: stuck_threads, 5, what="the share's job stuck")
-        put(2, "/local")
-        d.wake()
-
-        def checked() -> bool:
-            d.check()
-            return done == [2]
-
-        wait_for(checked, 10, what="the other folder's job done in the freed slot")
+        stuck_then_other(d, q, stuck_threads, done)
         assert abandoned == [1] and cut == [stuck_threads[0]]
         assert d.busy() == 0
         # A second job of the same hung folder stuck while the first thread still is: kept.
-        put(3, "/share")
+        put(q, 3, "/share")
         d.wake()
         wait_for(lambda: len(stuck_threads) == 2, 5, what="the second share job stuck")
         for _ in range(5):
@@ -85,10 +93,6 @@ def test_a_reserver_stuck_on_its_file_is_let_go_and_replaced() -> None:
             calls.check()  # let go meanwhile: nothing more
         return job
 
-    def put(job_id: int, watch: str) -> None:
-        with q.lock:
-            q.items.append(SimpleNamespace(id=job_id, watch=watch, path=f"{watch}/{job_id}.mov"))
-
     def cut(thread: threading.Thread) -> None:
         calls.let_go(thread)
 
@@ -97,23 +101,13 @@ def test_a_reserver_stuck_on_its_file_is_let_go_and_replaced() -> None:
     d = Dispatcher(1, q.claim, lambda job: None, lambda job: None, reserve=reserve,
                    upload=lambda job: uploaded.append(job.id), release=lambda job: None,
                    reservers=1, stuck=stuck)
-    put(1, "/share")
-    d.start()
     try:
-        wait_for(lambda: stuck_threads, 5, what="the reserver stuck on the share's file")
-        put(2, "/local")
-        d.wake()
-
-        def checked() -> bool:
-            d.check()
-            return uploaded == [2]
-
-        wait_for(checked, 10, what="the other folder's job reserved and uploaded")
+        stuck_then_other(d, q, stuck_threads, uploaded)
         assert abandoned == [1]
         hang.set()
         wait_for(lambda: not stuck_threads[0].is_alive(), 5, what="the stale reserver to end")
         assert uploaded == [2]  # it reserved nothing after it was let go
-        put(3, "/local")
+        put(q, 3, "/local")
         d.wake()
         wait_for(lambda: uploaded == [2, 3], 5, what="the next job, the hand-off whole")
     finally:
