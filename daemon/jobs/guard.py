@@ -30,7 +30,8 @@ class TransitionError(RuntimeError):
 
 class TakenOver(TransitionError):
     """This node's claim on an in-flight job is gone (another node took it over while we were
-    presumed dead): drop the job, write nothing more about it."""
+    presumed dead, or the supervisor let a stuck upload go: work/stuck.py): drop the job,
+    write nothing more about it."""
 
 
 class ClaimGuard:
@@ -95,8 +96,8 @@ class ClaimGuard:
                 return
             if claim is not None and not ours:
                 raise TakenOver(
-                    f"job {job_id}: claim {claim.no} of {claim.node!r} was taken over (now "
-                    f"{row.state if row else 'gone'}, claim "
+                    f"job {job_id}: claim {claim.no} of {claim.node!r} was taken over or let "
+                    f"go (now {row.state if row else 'gone'}, claim "
                     f"{row.claim_no if row else '-'} of {row.node if row else None!r})")
             raise TransitionError(f"job {job_id}: expected state {'/'.join(froms)} for -> "
                                   f"{to}, found {row.state if row else None}")

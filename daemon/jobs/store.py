@@ -146,6 +146,9 @@ class Store(Reads):
         self.worker.requeue(claim, from_states, now, due=due, reason=reason,
                             count_attempt=count_attempt, check_session_id=check_session_id)
 
+    def abandon(self, claim: Claim, now: float, reason: str) -> None:
+        self.worker.abandon(claim, now, reason)
+
     def back_to_pending(self, claim: Claim, from_states: Iterable[str], now: float,
                         reason: str) -> None:
         self.worker.back_to_pending(claim, from_states, now, reason)

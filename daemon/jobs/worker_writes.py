@@ -174,6 +174,22 @@ class WorkerWrites:
             if due <= now:
                 engine_mod.notify_jobs(conn)
 
+    def abandon(self, claim: Claim, now: float, reason: str) -> None:
+        """A slot's upload declared lost (stuck on its file: work/stuck.py): back to the queue,
+        due now (a claim skips it while its folder is not answering), the attempt given back,
+        under a new claim number, so each later write of the thread left behind is TakenOver
+        (its closing boundary included). One that had sent its boundary may have landed:
+        Uplift is asked about it before anything is sent again (landed.py)."""
+        with self.guard.write() as conn:
+            row = conn.execute(select(Job.session_id, Job.boundary_sent_at)
+                               .where(Job.id == claim.job_id)).first()
+            unsure = row.session_id if row is not None and row.boundary_sent_at else None
+            extra = {} if unsure is None else {"check_session_id": unsure}
+            self.guard.move(conn, claim, IN_FLIGHT, JobState.QUEUED, now, next_attempt_at=now,
+                            attempts=Job.attempts - 1, claim_no=Job.claim_no + 1,
+                            last_error=reason, **extra)
+            engine_mod.notify_jobs(conn)
+
     def back_to_pending(self, claim: Claim, from_states: Iterable[str], now: float,
                         reason: str) -> None:
         with self.guard.write() as conn:

@@ -32,6 +32,7 @@ import httpx
 from daemon.errors import Kind, TransferError, Where, file_error
 from daemon.net.api import http_error, read_capped, transport_error
 from daemon.net.bandwidth import Limiter
+from daemon.net.filecalls import FileCalls
 from daemon.net.redirect import redirect_error, redirect_stored
 from daemon.net.transport import (
     Swappable,
@@ -159,6 +160,7 @@ class Uploader:
         self.drain_seconds = 0.0  # the last upload's wait for the send queue (benchmarks)
         self._lock = threading.Lock()
         self._sockets: dict[int, socket.socket] = {}  # upload thread -> its socket, for abort
+        self.files = FileCalls()  # upload threads in a call on their file (work/stuck.py)
 
     def close(self) -> None:
         """Shutdown: every client, those replaced but still in use included."""
@@ -178,6 +180,15 @@ class Uploader:
                 self._sockets.pop(threading.get_ident(), None)
             else:
                 self._sockets[threading.get_ident()] = sock
+
+    def cut(self, ident: int) -> None:
+        """End one upload thread's request now (a slot declared lost: work/stuck.py), so it
+        can never complete at the endpoint even if the thread returns."""
+        with self._lock:
+            sock = self._sockets.get(ident)
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
     def abort_all(self) -> None:
         """Shutdown: end every upload now. Shutting its socket down wakes a send blocked on a
@@ -232,7 +243,8 @@ class Uploader:
         boundary = secrets.token_hex(16).encode()
         head, tail = multipart_parts(fields, file_name, boundary)
         try:
-            fd = os.open(path, os.O_RDONLY)
+            with self.files.on():
+                fd = os.open(path, os.O_RDONLY)
         except OSError as exc:
             raise file_error(exc) from None
         pages = SentPages(fd)  # sequential read-ahead; what was sent leaves the page cache
@@ -255,7 +267,9 @@ class Uploader:
                 want = min(chunk, size - sent)
                 if self.limiter is not None:
                     self.limiter.take(want)
-                data = os.read(fd, want)
+                with self.files.on():  # a hung share blocks here, beyond any abort
+                    data = os.read(fd, want)
+                self.files.check()  # let go meanwhile: nothing more is sent
                 n = len(data)
                 if n == 0:
                     raise TransferError(Where.FILE, Kind.CHANGED,
@@ -269,7 +283,8 @@ class Uploader:
             if self.drain:
                 self._wait_drained(abort, lambda: on_progress(acked(sent, sock)))
             if mtime_ns is not None:
-                st = os.fstat(fd)
+                with self.files.on():
+                    st = os.fstat(fd)
                 if (st.st_size, st.st_mtime_ns) != (size, mtime_ns):
                     raise TransferError(Where.FILE, Kind.CHANGED, CHANGED_WHILE_UPLOADING)
             ready()
@@ -305,9 +320,10 @@ class Uploader:
         finally:
             self._track(None)
             # The file we read, even if its name was removed meanwhile.
-            st = os.fstat(fd)
-            pages.close()
-            os.close(fd)
+            with self.files.on():
+                st = os.fstat(fd)
+                pages.close()
+                os.close(fd)
         if not stored(response, fields):
             if 300 <= response.status_code < 400:
                 raise redirect_error(response, fields)

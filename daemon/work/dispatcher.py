@@ -23,6 +23,7 @@ from daemon.work.claims import Claims
 from daemon.work.handoff import ReservedJobs
 from daemon.work.reserve_ahead import Reserver
 from daemon.work.slots import Slots
+from daemon.work.stuck import Stuck
 from daemon.work.wakeups import Wakeups
 
 
@@ -43,7 +44,8 @@ class Dispatcher:
                  release: Callable[[Any], None] | None = None,
                  reservers: int = 1, depth: int | None = None, threads: int | None = None,
                  held_ahead: Callable[[], int] = lambda: 0,
-                 wakeups: Wakeups | None = None, abort: threading.Event | None = None):
+                 wakeups: Wakeups | None = None, abort: threading.Event | None = None,
+                 stuck: Stuck | None = None):
         threads = threads or concurrency
         reservers = reservers if reserve is not None and upload is not None else 0
         self.on_abort, self.clock = on_abort, clock
@@ -54,9 +56,9 @@ class Dispatcher:
         self.claims = Claims(self.wakeups, self.reserved, claim, orphan,
                              release or (lambda token: None), on_db_error, self.abort)
         self.slots = Slots(threads, self.wakeups, self.reserved, self.claims, process, upload,
-                           gate, reservers > 0, clock)
+                           gate, reservers > 0, clock, stuck)
         self.reserver = Reserver(reservers, self.wakeups, self.reserved, self.claims,
-                                 reserve or (lambda job: None), gate, clock)
+                                 reserve or (lambda job: None), gate, clock, stuck)
 
     # ---- control (any thread) --------------------------------------------------------------
 
@@ -65,7 +67,8 @@ class Dispatcher:
         self.reserver.start()
 
     def check(self) -> None:
-        """Supervision: a thread that died is logged, its job requeued, and restarted."""
+        """Supervision: a thread that died is logged, its job requeued, and restarted; an
+        upload slot stuck on a file that stopped answering is let go (`stuck`: stuck.py)."""
         self.slots.check()
         self.reserver.check()
 

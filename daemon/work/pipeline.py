@@ -27,6 +27,7 @@ from daemon.jobs.models import IN_FLIGHT, Claim, Job
 from daemon.jobs.roots import absent_reason
 from daemon.jobs.store import Store, TakenOver
 from daemon.net.api import ApiClient, Reserved
+from daemon.net.filecalls import LetGo
 from daemon.net.upload import Aborted, Sent, Uploader
 from daemon.timeutil import iso_utc, parse_iso
 from daemon.work import athlete, finish, lapses, outcomes
@@ -116,6 +117,8 @@ class Pipeline:
     def _process(self, job: Job, bound: Any, step: Callable[[], object]) -> None:
         try:
             step()
+        except LetGo:  # stuck on its file and let go: its job is another claim's now
+            bound.info("upload.let_go_returned")
         except Aborted:
             outcomes.interrupted(self, job, bound)
         except TransferError as err:
@@ -293,7 +296,9 @@ class Pipeline:
 
     def _check_file(self, job: Job) -> None:
         try:
-            st = os.stat(job.path)
+            with self.uploader.files.on():  # a hung share blocks here (work/stuck.py)
+                st = os.stat(job.path)
+            self.uploader.files.check()  # let go meanwhile: no request, no write
         except OSError as exc:
             if isinstance(exc, FileNotFoundError) and \
                     not self.events.folder_there(job):  # not gone: its folder is not there

@@ -14,6 +14,7 @@ from daemon import logs
 from daemon.jobs.models import Job
 from daemon.work.claims import Backoff, Claims, failed
 from daemon.work.handoff import ReservedJobs
+from daemon.work.stuck import Stale, Stuck
 from daemon.work.wakeups import Wakeups
 
 log = logs.get("worker")
@@ -25,19 +26,21 @@ class Reserver:
 
     def __init__(self, count: int, wakeups: Wakeups, reserved: ReservedJobs, claims: Claims,
                  reserve: Callable[[Job], Any], gate: Callable[[], float],
-                 clock: Callable[[], float]):
+                 clock: Callable[[], float], stuck: Stuck | None = None):
         self.wakeups, self.reserved, self.claims = wakeups, reserved, claims
         self.reserve, self.gate, self.clock = reserve, gate, clock
         self._lock = threading.Lock()
         self._threads: list[threading.Thread | None] = [None] * count
         self._ahead: list[Job | None] = [None] * count  # being reserved, per thread
+        self.stale = Stale(stuck, clock) if stuck is not None else None
 
     def start(self) -> None:
         for n in range(len(self._threads)):
             self._spawn(n)
 
     def check(self) -> None:
-        """Supervision: a thread that died is logged, its job requeued, and restarted."""
+        """Supervision: a thread that died is logged, its job requeued, and restarted; one
+        stuck on its job's file (a hung share: stuck.py) is let go and replaced."""
         for n, thread in enumerate(self._threads):
             if thread is None or thread.is_alive() or self.wakeups.stopping():
                 continue
@@ -46,17 +49,40 @@ class Reserver:
             log.error("worker.reserver_died", reserver=n, job_id=job.id if job else None)
             if job is not None:
                 self.claims.orphan(job)
-                self._reserved(n, None, None)
+                self._reserved(n, None, None, by_thread=False)
             self._spawn(n)
+        if self.stale is not None and not self.wakeups.stopping():
+            with self._lock:
+                held = list(zip(self._threads, self._ahead, strict=True))
+            for n in self.stale.look(held):
+                self._let_go(self.stale, n, *held[n])
+
+    def _let_go(self, stale: Stale, n: int, thread: threading.Thread | None,
+                job: Job | None) -> None:
+        """As Slots._let_go: a new thread in its place first, then its job let go."""
+        with self._lock:
+            if thread is None or job is None or self._threads[n] is not thread or \
+                    self._ahead[n] is not job:
+                return  # it moved on meanwhile: not stuck
+            fresh = self._new_thread(n)
+        self._reserved(n, None, None, by_thread=False)  # its room ahead is free again
+        stale.let_go(thread, job, f"reserve-{n}")
+        fresh.start()
+        log.info("worker.reserver_replaced", reserver=n, thread=fresh.name, stale=len(stale))
 
     def wait_idle(self, deadline: float, force: Callable[[], bool]) -> bool:
         return self.reserved.wait_idle(deadline, self.clock, force)
 
     def _spawn(self, n: int) -> None:
+        with self._lock:
+            thread = self._new_thread(n)
+        thread.start()
+
+    def _new_thread(self, n: int) -> threading.Thread:
         thread = threading.Thread(target=self._run, args=(n,), name=f"reserve-{n}",
                                   daemon=True)
         self._threads[n] = thread
-        thread.start()
+        return thread
 
     def _run(self, n: int) -> None:
         backoff = Backoff()
@@ -92,14 +118,21 @@ class Reserver:
                 self.claims.orphan(job)
                 token = None
             # Not in a `finally`: a thread that dies keeps its job for check() to requeue.
-            self._reserved(n, job, token, self.clock() - started)
+            if not self._reserved(n, job, token, self.clock() - started):
+                log.info("worker.stale_thread_returned", job_id=job.id, reserver=n)
+                return  # let go while stuck (stuck.py): its job is another claim's now
 
-    def _reserved(self, n: int, job: Job | None, token: Any, took: float = 0.0) -> None:
-        """Hand a reserved job to the slots, or back to the queue when stopping/aborting."""
+    def _reserved(self, n: int, job: Job | None, token: Any, took: float = 0.0,
+                  by_thread: bool = True) -> bool:
+        """Hand a reserved job to the slots, or back to the queue when stopping/aborting.
+        False (nothing done) when the calling thread is no longer this place's."""
         with self._lock:
+            if by_thread and self._threads[n] is not threading.current_thread():
+                return False
             self._ahead[n] = None
         kept = self.reserved.put(job, token, took)
         # A slot may take it; waiters re-check. No token: its outcome may have requeued it.
         self.wakeups.nudge(work=token is None)
         if token is not None and not kept and job is not None:
             self.claims.give_back(job, token)
+        return True

@@ -39,6 +39,7 @@ class Turns:
         self._lock = threading.Lock()
         self._waiting = 0
         self._fence = fence
+        self._held: dict[int, Turn] = {}  # thread ident -> the turn it holds
 
     def epoch(self) -> int:
         return 0 if self._fence is None else self._fence.epoch
@@ -55,6 +56,21 @@ class Turns:
         """Jobs held by threads waiting for a turn (reserve-ahead counts them as held ahead)."""
         with self._lock:
             return self._waiting
+
+    def forfeit(self, ident: int) -> None:
+        """The turn that thread holds is given back (its slot was declared lost:
+        work/stuck.py); when the thread returns, its own `give` finds nothing to give."""
+        with self._lock:
+            turn = self._held.get(ident)
+        if turn is not None:
+            turn.give()
+
+    def _hold(self, turn: Turn, ident: int | None) -> None:
+        with self._lock:
+            if ident is None:
+                self._held = {k: v for k, v in self._held.items() if v is not turn}
+            else:
+                self._held[ident] = turn
 
     def _acquire(self, abort: threading.Event) -> None:
         with self._lock:
@@ -102,6 +118,7 @@ class Turn:
         with self._lock:
             self._held = True
             self._epoch = self._turns.epoch()
+        self._turns._hold(self, threading.get_ident())
 
     def check(self) -> None:
         """Just before the closing boundary: Aborted (back to the queue; another node may hold
@@ -114,6 +131,7 @@ class Turn:
             if not self._held:
                 return
             self._held = False
+        self._turns._hold(self, None)
         self._turns._release()
 
     def __enter__(self) -> Turn:

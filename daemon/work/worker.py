@@ -7,6 +7,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 
 from sqlalchemy.exc import OperationalError
 
@@ -21,6 +22,7 @@ from daemon.work.events import Events
 from daemon.work.pipeline import Held, Pipeline
 from daemon.work.recorder import Recorder
 from daemon.work.reservations import Reservations
+from daemon.work.stuck import ABANDONED, Stuck
 from daemon.work.turns import Fence, Turns
 from daemon.work.wakeups import Wakeups
 
@@ -64,7 +66,10 @@ class Worker:
                                      release=self._release,
                                      reservers=reserve_ahead(cfg.upload.concurrency),
                                      threads=2 * cfg.upload.concurrency,  # see work/turns.py
-                                     held_ahead=turns.waiting, wakeups=wakeups)
+                                     held_ahead=turns.waiting, wakeups=wakeups,
+                                     stuck=Stuck(uploader.files.since, self._stall_seconds,
+                                                 lambda: store.absent,
+                                                 partial(_cut, uploader, turns), self._abandon))
         self.recorder = Recorder()  # the slots' writes that need not hold up an upload
         self.pipeline = Pipeline(cfg, store, api, uploader, self.reservations, self.recorder,
                                  turns, self.dispatcher.abort, self.dispatcher.wake_in, events,
@@ -139,6 +144,15 @@ class Worker:
     def _release(self, held: Held) -> None:
         self.pipeline.release(held)
 
+    def _stall_seconds(self) -> float:
+        return self.cfg.upload.stall_seconds
+
+    def _abandon(self, job: Job) -> None:
+        """A slot let go while stuck on its file (stuck.py): its job back to the queue."""
+        self.reservations.drop(job.id)
+        self.store.abandon(job.claim, self.wall(), ABANDONED)
+        self.dispatcher.wake()
+
     def _orphan(self, job: Job) -> None:
         """A slot died or the job table failed under a job: put it back in the queue."""
         self.reservations.drop(job.id)
@@ -150,3 +164,12 @@ class Worker:
             self.store.requeue(job.claim, IN_FLIGHT, now, due=now + 5.0, count_attempt=False,
                                reason="interrupted by an internal problem; retrying")
             self.dispatcher.wake_in(5.0)
+
+
+def _cut(uploader: Uploader, turns: Turns, thread: threading.Thread) -> None:
+    """A stuck thread let go: its request ended, its send turn given back, and once its
+    file call returns it ends (net/filecalls.py)."""
+    uploader.files.let_go(thread)
+    if thread.ident is not None:
+        uploader.cut(thread.ident)
+        turns.forfeit(thread.ident)

@@ -6,51 +6,14 @@ timeout."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from support import Proc, Sandbox, cli, make_movie, start_daemon, wait_for, write_config
 
-SERVER = Path(__file__).resolve().parent.parent / "fuse_passthrough.py"
 STOP_WITHIN = 20.0  # shutdown_timeout is 5 s (write_config); systemd's TimeoutStopSec is 45 s
-
-
-def _is_mount(path: Path) -> bool:
-    return f" {path} " in Path("/proc/self/mounts").read_text()
-
-
-@pytest.fixture
-def fuse_share(tmp_path: Path) -> Iterator[tuple[Path, subprocess.Popen[bytes]]]:
-    """A folder served through FUSE by a server of our own (a subprocess the test may freeze);
-    yields (mount point, server). Teardown thaws or kills the server and unmounts lazily
-    before the temporary folders go."""
-    if not os.path.exists("/dev/fuse"):
-        pytest.skip("no /dev/fuse on this machine: no FUSE share to freeze")
-    pytest.importorskip("fuse", reason="fusepy (the dev extra) and libfuse2 are needed")
-    source, mountpoint = tmp_path / "share-source", tmp_path / "share"
-    (source / "jane").mkdir(parents=True)
-    make_movie(source / "jane" / "before.mov")
-    mountpoint.mkdir()
-    log = open(tmp_path / "fuse.log", "wb")  # noqa: SIM115 - lives as long as the server
-    server = subprocess.Popen([sys.executable, str(SERVER), str(source), str(mountpoint)],
-                              stdout=log, stderr=subprocess.STDOUT)
-    log.close()
-    try:
-        wait_for(lambda: _is_mount(mountpoint) or server.poll() is not None, 20,
-                 what="the FUSE share to be mounted")
-        assert server.poll() is None, (tmp_path / "fuse.log").read_text()
-        yield mountpoint, server
-    finally:
-        server.send_signal(signal.SIGCONT)
-        server.kill()
-        server.wait()
-        subprocess.run(["umount", "-l", str(mountpoint)], capture_output=True)
 
 
 def test_a_hung_share_holds_up_neither_the_other_folder_nor_status_nor_sigterm(

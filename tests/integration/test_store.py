@@ -10,8 +10,9 @@ import pytest
 from sqlalchemy import text
 
 from daemon.jobs.left import VANISHED_REASONS, moved_reason
-from daemon.jobs.models import JobState
-from daemon.jobs.store import Ready, Store, TransitionError
+from daemon.jobs.models import IN_FLIGHT, JobState
+from daemon.jobs.store import Ready, Store, TakenOver, TransitionError
+from daemon.work.stuck import ABANDONED
 
 NOW = 1_800_000_000.0
 
@@ -263,3 +264,46 @@ def test_a_version_skipped_for_its_content_or_failed_stays_known(store: Store) -
         set(store.known_versions())
     for name in ("dup.mov", "bad.mov"):
         assert not store.observe(f"/w/jane/{name}", "/w", 10, 1, NOW + 2).new
+
+
+def test_a_slot_let_go_puts_its_job_back_under_a_new_claim(store: Store) -> None:
+    """Issue 29 item 5: an upload stuck on a hung share is let go (work/stuck.py). Its job is
+    queued again, not claimed while its folder does not answer, and every write of the claim
+    left behind, its closing boundary first, matches no row: an error, never a write."""
+    job_id = queued(store, "a.mov")
+    stale = store.claim(NOW).claim
+    store.record_reservation(stale, "s-a", "g", "http://u", NOW + 60, NOW)
+    store.start_upload(stale, NOW)
+    store.abandon(stale, NOW + 1, ABANDONED)
+    job = store.get(job_id)
+    assert (job.state, job.attempts, job.last_error) == (JobState.QUEUED, 0, ABANDONED)
+    assert job.claim_no == stale.no + 1 and job.check_session_id is None  # no boundary sent
+    for write in (lambda: store.boundary(stale, NOW + 2),
+                  lambda: store.progress(stale, 5, NOW + 2),
+                  lambda: store.requeue(stale, IN_FLIGHT, NOW + 2, due=NOW, reason="x"),
+                  lambda: store.abandon(stale, NOW + 2, ABANDONED)):
+        with pytest.raises(TakenOver):
+            write()
+    store.absent = frozenset({"/w"})  # its folder is not answering: not claimed
+    assert store.claim(NOW + 2) is None
+    store.absent = frozenset()
+    again = store.claim(NOW + 3)
+    assert again.id == job_id and again.claim != stale
+    store.record_reservation(again.claim, "s-b", "g", "http://u", NOW + 60, NOW + 3)
+    store.start_upload(again.claim, NOW + 3)
+    with pytest.raises(TakenOver):
+        store.finish(stale, "etag", NOW + 4)
+    store.finish(again.claim, "etag", NOW + 4)
+    assert store.get(job_id).state == JobState.DONE
+
+
+def test_a_slot_let_go_after_its_boundary_went_asks_uplift_first(store: Store) -> None:
+    """Stuck after its closing boundary (closing the file, looking at it again): the upload
+    may have landed, so Uplift is asked about its capture before anything is sent again."""
+    job_id = queued(store, "a.mov")
+    stale = store.claim(NOW).claim
+    store.record_reservation(stale, "s-a", "g", "http://u", NOW + 60, NOW)
+    store.start_upload(stale, NOW)
+    store.boundary(stale, NOW)
+    store.abandon(stale, NOW + 1, ABANDONED)
+    assert store.get(job_id).check_session_id == "s-a"

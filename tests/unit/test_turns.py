@@ -82,3 +82,25 @@ def test_a_fenced_node_does_not_reach_the_closing_boundary() -> None:
         fence.epoch = 4
         with pytest.raises(Aborted):
             turn.check()
+
+
+def test_a_stuck_threads_turn_is_forfeited_once() -> None:
+    """A slot let go while stuck (work/stuck.py): its thread's turn is given back for it, and
+    the thread's own give, when it returns, gives nothing more."""
+    turns, abort = Turns(1), threading.Event()
+    stuck = turns.turn(abort)
+    holder = threading.Thread(target=stuck.take)
+    holder.start()
+    holder.join()
+    assert holder.ident is not None
+    turns.forfeit(holder.ident)
+    turns.forfeit(holder.ident)  # nothing held any more
+    stuck.give()  # the stale thread returns
+    nxt = turns.turn(abort)
+    nxt.take()
+    other = turns.turn(abort)
+    abort_soon = threading.Timer(0.3, abort.set)
+    abort_soon.start()
+    with pytest.raises(Aborted):  # still one turn in all, held by `nxt`
+        other.take()
+    abort_soon.join()
