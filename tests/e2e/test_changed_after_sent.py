@@ -31,9 +31,13 @@ def test_a_file_changed_after_the_endpoint_stored_it_is_done_and_its_change_goes
         shutil.copy(first, clip)
         wait_for(lambda: sandbox.uploads_for("clip.mov"), 20, what="the endpoint to store it")
         shutil.copyfile(second, clip)  # rewritten in place, before the answer
-        jobs = wait_settled(config, 45, what="both versions to settle")
-        wait_for(lambda: len(sandbox.uploads_for("clip.mov")) == 2, 20,
+        wait_for(lambda: len(sandbox.uploads_for("clip.mov")) == 2, 45,
                  what="the changed file uploaded")
+        # Settled with both jobs there: the first may be `done` before the change is a job.
+        wait_for(lambda: len([j for j in wait_settled(config, 45) if
+                              Path(j["path"]).name == "clip.mov"]) == 2, 45,
+                 what="both versions to settle")
+        jobs = wait_settled(config, 45, what="both versions to settle")
     finally:
         daemon.stop()
     stored = [u["sha256"] for u in sandbox.uploads_for("clip.mov")]
