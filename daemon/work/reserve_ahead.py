@@ -51,7 +51,7 @@ class Reserver:
                 self.claims.orphan(job)
                 self._reserved(n, None, None, by_thread=False)
             self._spawn(n)
-        if self.stale is not None and not self.wakeups.stopping():
+        if self.stale is not None and not self.stale.quiet() and not self.wakeups.stopping():
             with self._lock:
                 held = list(zip(self._threads, self._ahead, strict=True))
             for n in self.stale.look(held):

@@ -54,7 +54,7 @@ class Slots:
                 self.claims.orphan(job)
                 self._release(slot)
             self._spawn(slot)
-        if self.stale is not None and not self.wakeups.stopping():
+        if self.stale is not None and not self.stale.quiet() and not self.wakeups.stopping():
             with self._cond:
                 held = list(zip(self._threads, self._current, strict=True))
             for slot in self.stale.look(held):

@@ -81,6 +81,11 @@ class Stale:
         self.stuck, self.clock = stuck, clock
         self._alive: list[tuple[threading.Thread, str]] = []
 
+    def quiet(self) -> bool:
+        """Nothing to look at: no folder shown not answering, no stale thread alive (the
+        health tick asks every 5 s; an idle daemon skips the rest)."""
+        return not self._alive and not self.stuck.not_answering()
+
     def look(self, held: list[tuple[threading.Thread | None, Job | None]]) -> list[int]:
         for old, watch in self._alive:
             if not old.is_alive():
