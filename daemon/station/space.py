@@ -163,7 +163,7 @@ class SpaceWatch:
         """The intake's hook for any file event under a watch folder: something writes there
         (a recording begins, a card is copied in), so the next look comes at the next `every`
         rather than at the slow pace."""
-        self._poked.set()
+        self.poke()
 
     def stop(self) -> None:
         self._stop.set()
